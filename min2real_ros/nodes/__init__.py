@@ -1,0 +1,1 @@
+"""Thin rclpy nodes over min2real_ros.runtime."""

@@ -1,0 +1,1 @@
+"""min2real.training: datasets, augmentation, losses, trainer (DDP), export and evaluation."""
