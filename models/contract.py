@@ -464,3 +464,16 @@ class ArtifactMetadata:
             diffs = contract.differences(self.contract)
             if diffs:
                 raise ContractError("model contract does not match the requested contract: " + "; ".join(diffs))
+
+
+# A small contract for CPU tests, smoke training runs and the bundled demo model: same
+# semantics (frames, waypoint spec, steering rule), smaller images and BEV.
+TINY_CONTRACT = Contract(
+    camera_height=96,
+    camera_width=256,
+    dino_height=56,
+    dino_width=154,
+    bev_size_px=64,
+    bev_pixels_per_meter=2.0,
+    bev_range_m=16.0,
+)
