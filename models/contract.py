@@ -172,7 +172,7 @@ class Contract:
         return json.dumps(self.to_dict(), sort_keys=True)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Contract":
+    def from_dict(cls, data: dict) -> Contract:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
@@ -188,10 +188,10 @@ class Contract:
         return cls(**values)
 
     @classmethod
-    def from_json(cls, text: str) -> "Contract":
+    def from_json(cls, text: str) -> Contract:
         return cls.from_dict(json.loads(text))
 
-    def differences(self, other: "Contract") -> list[str]:
+    def differences(self, other: Contract) -> list[str]:
         """Human-readable list of fields that differ (empty when compatible)."""
         mine, theirs = self.to_dict(), other.to_dict()
         return [
@@ -440,7 +440,7 @@ class ArtifactMetadata:
         return json.dumps(data, sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str) -> "ArtifactMetadata":
+    def from_json(cls, text: str) -> ArtifactMetadata:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as error:
