@@ -313,11 +313,10 @@ def lidar_bev_from_points(points_ego: np.ndarray, contract: Contract = DEFAULT_C
     rows = np.floor((contract.bev_range_m - x) * contract.bev_pixels_per_meter)
     cols = np.floor((contract.bev_range_m - y) * contract.bev_pixels_per_meter)
     valid = (rows >= 0) & (rows < size) & (cols >= 0) & (cols < size) & np.isfinite(z) & (z <= contract.bev_max_height_m)
-    flat = rows.astype(np.int64) * size + cols.astype(np.int64)
-    above = z > contract.bev_split_height_m
+    flat = rows[valid].astype(np.int64) * size + cols[valid].astype(np.int64)
+    above = z[valid] > contract.bev_split_height_m
     for channel, name in enumerate(contract.bev_channels):
-        selected = valid & (above if name == "above" else ~above)
-        counts = np.bincount(flat[selected], minlength=size * size)
+        counts = np.bincount(flat[above if name == "above" else ~above], minlength=size * size)
         bev[channel] = np.minimum(counts, contract.bev_hist_max_per_pixel).reshape(size, size)
     bev *= np.float32(1.0 / contract.bev_hist_max_per_pixel)
     return bev
