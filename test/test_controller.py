@@ -1,0 +1,97 @@
+"""ROS-free PID controller: Garage semantics, constants and the sign conventions."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from min2real.models.contract import DEFAULT_CONTRACT
+from min2real_ros.runtime.controller import (
+    ControllerConfig,
+    PIDController,
+    PIDGains,
+    WaypointController,
+    ackermann_command,
+    carla_control_fields,
+    twist_command,
+)
+
+
+def _arc(turn_rad_per_m: float, speed_mps: float, dt: float = 0.5, count: int = 8) -> np.ndarray:
+    """Waypoints on a circular arc in REP 103 (positive curvature turns LEFT)."""
+    s = speed_mps * dt * np.arange(1, count + 1)
+    if abs(turn_rad_per_m) < 1e-9:
+        return np.stack([s, np.zeros_like(s)], axis=1)
+    radius = 1.0 / turn_rad_per_m
+    return np.stack([radius * np.sin(s / radius), radius * (1 - np.cos(s / radius))], axis=1)
+
+
+def test_garage_defaults():
+    cfg = ControllerConfig()
+    assert (cfg.turn.kp, cfg.turn.ki, cfg.turn.kd, cfg.turn.window) == (1.25, 0.75, 0.3, 20)
+    assert (cfg.speed.kp, cfg.speed.ki, cfg.speed.kd, cfg.speed.window) == (5.0, 0.5, 1.0, 20)
+    assert (cfg.aim_distance_fast_m, cfg.aim_distance_slow_m, cfg.aim_distance_threshold_mps) == (3.0, 2.25, 5.5)
+    assert (cfg.brake_speed_mps, cfg.brake_ratio, cfg.clip_delta_mps, cfg.clip_throttle) == (0.4, 1.1, 0.25, 0.75)
+    assert cfg.waypoint_dt_s == DEFAULT_CONTRACT.waypoint_dt_s
+
+
+def test_pid_window_mean_integral_and_last_difference():
+    pid = PIDController(PIDGains(kp=2.0, ki=1.0, kd=0.5, window=4))
+    assert pid.step(1.0) == pytest.approx(2.0 + 1.0 * (1.0 / 4) + 0.5 * 1.0)
+    assert pid.step(3.0) == pytest.approx(6.0 + (4.0 / 4) + 0.5 * 2.0)
+    pid.reset()
+    assert pid.step(1.0) == pytest.approx(2.0 + 0.25 + 0.5)
+
+
+def test_desired_speed_matches_garage_for_both_spacings():
+    rng = np.random.default_rng(0)
+    garage_wps = np.cumsum(rng.uniform(0.5, 2.0, size=(8, 2)), axis=0)  # every 0.25 s
+    garage = 2.0 * np.linalg.norm(garage_wps[1] - garage_wps[3])
+    quarter = WaypointController(ControllerConfig(waypoint_dt_s=0.25))
+    assert quarter.desired_speed_mps(garage_wps) == pytest.approx(garage)
+    ours = garage_wps[1::2]  # the same trajectory every 0.5 s: 0.5 s, 1.0 s, ...
+    assert WaypointController().desired_speed_mps(ours) == pytest.approx(np.linalg.norm(ours[1] - ours[0]) / 0.5)
+    assert WaypointController().desired_speed_mps(ours) == pytest.approx(garage)
+
+
+def test_left_curving_path_gives_negative_carla_steer_and_positive_rep103_commands():
+    controller = WaypointController()
+    step = None
+    for _ in range(3):
+        step = controller.compute(_arc(0.08, 6.0), speed_mps=5.0)
+    assert step.control.steer < 0  # CARLA: positive = right
+    assert carla_control_fields(step.control)["steer"] < 0
+    angle, speed = ackermann_command(step, math.radians(70))
+    assert angle > 0 and speed == pytest.approx(step.desired_speed_mps)  # REP 103: positive = left
+    linear, angular = twist_command(step, math.radians(70), wheelbase_m=2.9)
+    assert linear > 0 and angular > 0
+    right = WaypointController().compute(_arc(-0.08, 6.0), speed_mps=5.0)
+    assert right.control.steer > 0
+
+
+def test_throttle_when_slow_brake_when_too_fast_or_stopping():
+    controller = WaypointController()
+    go = controller.compute(_arc(0.0, 6.0), speed_mps=2.0)
+    assert go.control.throttle > 0 and go.control.brake == 0.0 and not go.braking
+    assert go.control.throttle <= 0.75
+    too_fast = WaypointController().compute(_arc(0.0, 4.0), speed_mps=4.0 * 1.2)
+    assert too_fast.braking and too_fast.control.brake == 1.0 and too_fast.control.throttle == 0.0
+    stop = WaypointController().compute(np.zeros((8, 2)) + [0.05, 0.0], speed_mps=1.0)
+    assert stop.braking and stop.control.steer == 0.0
+    assert ackermann_command(stop, 1.0)[1] == 0.0
+
+
+def test_aim_distance_depends_on_desired_speed():
+    slow = WaypointController().compute(_arc(0.0, 3.0), speed_mps=3.0)  # wps at 1.5, 3.0, ... m
+    np.testing.assert_allclose(slow.aim_point_ego, [3.0, 0.0])  # first >= 2.25 m
+    fast = WaypointController().compute(_arc(0.0, 8.0), speed_mps=8.0)  # wps at 4, 8 m
+    np.testing.assert_allclose(fast.aim_point_ego, [4.0, 0.0])
+
+
+def test_rejects_bad_input():
+    with pytest.raises(ValueError, match="non-finite"):
+        WaypointController().compute(np.full((8, 2), np.nan), 1.0)
+    with pytest.raises(ValueError, match="expected"):
+        WaypointController().compute(np.zeros((8, 3)), 1.0)
