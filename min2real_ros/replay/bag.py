@@ -130,11 +130,12 @@ def _open_reader(bag_path: str | Path) -> Any:
     return reader
 
 
-def _storage_of(reader: Any) -> str:
-    paths = [Path(p) for p in getattr(reader, "paths", [])]
-    if any(p.suffix == ".mcap" for p in paths):
+def _storage_of(bag_directory: Path) -> str:
+    """The storage plugin named in the bag's metadata.yaml ("mcap", "sqlite3"), from its data files."""
+    suffixes = {p.suffix for p in bag_directory.iterdir()} if bag_directory.is_dir() else set()
+    if ".mcap" in suffixes:
         return "mcap"
-    if any(p.suffix == ".db3" for p in paths):
+    if ".db3" in suffixes:
         return "sqlite3"
     return "unknown"
 
@@ -152,7 +153,8 @@ def inspect_bag(bag_path: str | Path) -> BagInfo:
         }
         start = int(reader.start_time) if reader.message_count else 0
         end = int(reader.end_time) if reader.message_count else 0
-        return BagInfo(_bag_directory(Path(bag_path)), _storage_of(reader), topics, start, end)
+        directory = _bag_directory(Path(bag_path))
+        return BagInfo(directory, _storage_of(directory), topics, start, end)
     finally:
         reader.close()
 
