@@ -25,6 +25,7 @@ setup(
         "min2real_ros",
         "min2real_ros.runtime",
         "min2real_ros.nodes",
+        "min2real_ros.agents",
         "min2real_ros.replay",
     ],
     package_dir={
@@ -36,6 +37,7 @@ setup(
         "min2real_ros": "min2real_ros",
         "min2real_ros.runtime": "min2real_ros/runtime",
         "min2real_ros.nodes": "min2real_ros/nodes",
+        "min2real_ros.agents": "min2real_ros/agents",
         "min2real_ros.replay": "min2real_ros/replay",
     },
     package_data={"min2real.models": ["bundled/*.onnx", "bundled/*.json", "bundled/*.md"]},
