@@ -33,11 +33,15 @@ class ModelConfig:
     dinov2_overrides: dict = field(default_factory=dict)
     resnet_name: str = "resnet34"
     resnet_pretrained: bool = False
+    # timm ResNet constructor overrides for small test models, e.g. {"channels": [16, 32, 64, 128], "stem_width": 16}.
+    resnet_overrides: dict = field(default_factory=dict)
     # V2R adapter (virtual images only).
     use_adapter: bool = True
     adapter_bottleneck: int = 128
     adapter_width: int = 32
-    # Domain discriminator on DINOv2 features through a gradient reversal layer.
+    # Domain discriminator on the image features through a gradient reversal layer. With DINOv2
+    # the reversed gradient reaches the V2R adapter; with the ResNet path (the Fig. 6 ablation
+    # "discriminator only") it reaches the trainable ResNet, as in DANN.
     use_discriminator: bool = True
     discriminator_hidden: int = 256
     grl_schedule: str = "dann"  # "constant" | "dann": 2 / (1 + exp(-10 p)) - 1, p = training progress
@@ -49,6 +53,7 @@ class ModelConfig:
     use_steer_head: bool = True  # the paper's 3-class "trajectory predictor" (linear on image features)
     use_command: bool = True
     feature_dim: int = 256
+    fusion_heads: int = 4  # heads of the cross-attention that pools image (+ BEV) tokens
     gru_hidden: int = 64
 
     def __post_init__(self) -> None:
@@ -60,10 +65,13 @@ class ModelConfig:
         for name, allowed in checks:
             if getattr(self, name) not in allowed:
                 raise ValueError(f"model config {name}={getattr(self, name)!r}; expected one of {allowed}")
-        if self.image_backbone == "resnet" and (self.use_adapter or self.use_discriminator):
+        if self.image_backbone == "resnet" and self.use_adapter:
             raise ValueError(
-                "model config: the V2R adapter and the discriminator need image_backbone='dinov2' "
-                "(they act on DINOv2's input and features)"
+                "model config: the V2R adapter needs image_backbone='dinov2' (it produces DINOv2's input image)"
+            )
+        if self.feature_dim % self.fusion_heads:
+            raise ValueError(
+                f"model config feature_dim={self.feature_dim} must be divisible by fusion_heads={self.fusion_heads}"
             )
         if self.dinov2_weights in ("official", "timm_file") and not self.dinov2_checkpoint:
             raise ValueError(f"model config dinov2_weights={self.dinov2_weights!r} needs dinov2_checkpoint=<path>")
