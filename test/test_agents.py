@@ -1,0 +1,324 @@
+"""Benchmark agents: CARLA leaderboard and NAVSIM pure logic with inputs of the real shapes."""
+
+from __future__ import annotations
+
+import enum
+import importlib.util
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from min2real.models.contract import (
+    COMMAND_LEFT,
+    COMMAND_RIGHT,
+    COMMAND_STRAIGHT,
+    DEFAULT_CONTRACT,
+    TINY_CONTRACT,
+    Contract,
+    ContractError,
+    lidar_bev_from_points,
+)
+from min2real_ros.agents import carla_leaderboard_agent as carla_agent
+from min2real_ros.agents import navsim_agent
+from min2real_ros.runtime.route import RoutePlanner
+
+
+class RoadOption(enum.IntEnum):
+    """Stand-in with CARLA's RoadOption values (agents.navigation.local_planner)."""
+
+    VOID = -1
+    LEFT = 1
+    RIGHT = 2
+    STRAIGHT = 3
+    LANEFOLLOW = 4
+
+
+METRES_PER_DEGREE_EQUATOR = 6378137.0 * math.pi / 180.0  # 111319.49 m
+
+
+# ---- GNSS / compass ------------------------------------------------------------------------------
+def test_gps_to_carla_world_matches_hand_computed_values():
+    # 0.001 degree of longitude on the equator: R * pi / 180 * 0.001 east = +x in CARLA.
+    east = carla_agent.gps_to_carla_world(np.array([0.0, 0.001]))
+    np.testing.assert_allclose(east, [METRES_PER_DEGREE_EQUATOR * 0.001, 0.0], atol=1e-6)
+    # 0.001 degree of latitude north: Mercator northing R ln tan(pi/4 + lat/2) = 111.3195 m, and
+    # north is -y in CARLA's left-handed world.
+    north = carla_agent.gps_to_carla_world(np.array([0.001, 0.0]))
+    expected_northing = 6378137.0 * math.log(math.tan(math.pi / 4 + math.radians(0.001) / 2))
+    np.testing.assert_allclose(north, [0.0, -expected_northing], atol=1e-6)
+    assert abs(expected_northing - 111.3195) < 1e-3
+    # CARLA Garage's linear approximation (scale 111324.6 / 111319.49 m per degree) agrees to < 0.01 %.
+    lat_lon = np.array([[0.0012, -0.0007], [-0.0031, 0.0024]])
+    garage = np.stack([lat_lon[:, 1] * 111319.490945, -lat_lon[:, 0] * 111324.60662786], axis=-1)
+    np.testing.assert_allclose(carla_agent.gps_to_carla_world(lat_lon), garage, rtol=1e-4, atol=0.05)
+
+
+def test_gps_conversion_is_the_inverse_of_the_leaderboard_projection():
+    xy = np.array([[120.5, -340.25], [-15.0, 88.0], [0.0, 0.0]])
+    for lat_ref, lon_ref in ((0.0, 0.0), (49.0, 8.0)):
+        lat_lon = carla_agent.carla_world_to_gps(xy, lat_ref, lon_ref)
+        np.testing.assert_allclose(carla_agent.gps_to_carla_world(lat_lon, lat_ref, lon_ref), xy, atol=1e-5)
+
+
+def test_gps_to_map_is_right_handed_east_north():
+    np.testing.assert_allclose(carla_agent.gps_to_map(np.array([0.001, 0.0])), [0.0, 111.3195], atol=1e-3)
+
+
+@pytest.mark.parametrize(
+    ("compass_rad", "map_yaw_rad"),
+    [(0.0, math.pi / 2), (math.pi / 2, 0.0), (math.pi, -math.pi / 2), (3 * math.pi / 2, -math.pi)],
+)
+def test_compass_to_map_yaw(compass_rad, map_yaw_rad):
+    # Compass 0 = north (map +y), clockwise; map yaw counter-clockwise from east.
+    assert math.isclose(carla_agent.compass_to_map_yaw(compass_rad), map_yaw_rad, abs_tol=1e-9)
+
+
+def test_nan_compass_reuses_the_last_heading_and_fails_on_the_first_frame():
+    config = carla_agent.CarlaAgentConfig(model_path="unused.onnx")
+    data = {"gps": (0, np.array([0.0, 0.0, 0.0])), "imu": (0, np.array([0, 0, 9.8, 0, 0, 0, np.nan])), "speed": (0, {"speed": 3.0})}
+    state = carla_agent.ego_state_from_sensors(data, config, last_yaw_rad=0.25)
+    assert state.yaw_rad == 0.25 and state.speed_mps == 3.0
+    with pytest.raises(ValueError, match="first frame"):
+        carla_agent.ego_state_from_sensors(data, config, last_yaw_rad=None)
+
+
+# ---- global plan -> target point -----------------------------------------------------------------
+def _gps_plan(points_carla_world, options):
+    lat_lon = carla_agent.carla_world_to_gps(np.asarray(points_carla_world, dtype=np.float64))
+    return [({"lat": lat, "lon": lon, "z": 0.0}, option) for (lat, lon), option in zip(lat_lon, options)]
+
+
+def test_global_plan_to_route_converts_positions_and_commands():
+    plan = _gps_plan([[0, 0], [0, -10], [10, -20]], [RoadOption.LANEFOLLOW, RoadOption.LEFT, RoadOption.RIGHT])
+    route_xy_map, commands = carla_agent.global_plan_to_route(plan)
+    np.testing.assert_allclose(route_xy_map, [[0, 0], [0, 10], [10, 20]], atol=1e-4)  # CARLA y flipped
+    assert commands.tolist() == [COMMAND_STRAIGHT, COMMAND_LEFT, COMMAND_RIGHT]
+    with pytest.raises(ValueError, match="empty"):
+        carla_agent.global_plan_to_route([])
+    with pytest.raises(ValueError, match="RoadOption"):
+        carla_agent.road_option_to_command(42)
+
+
+def test_target_selection_from_gnss_compass_and_plan():
+    """Ego at the CARLA origin heading north (compass 0); the route goes north then bends east
+    (to the ego's right): the target point is Garage's next point beyond 7.5 m, with y < 0."""
+    config = carla_agent.CarlaAgentConfig(model_path="unused.onnx")
+    plan = _gps_plan([[0, 0], [0, -5], [0, -10], [5, -15], [10, -15]], [RoadOption.LANEFOLLOW] * 2 + [RoadOption.RIGHT] * 3)
+    route_xy_map, commands = carla_agent.global_plan_to_route(plan)
+    planner = RoutePlanner(config.route_min_distance_m, config.route_max_distance_m)
+    planner.set_route(route_xy_map, commands)
+    gnss = carla_agent.carla_world_to_gps(np.array([0.0, 0.0]))
+    data = {"gps": (0, np.array([gnss[0], gnss[1], 0.0])), "imu": (0, np.array([0, 0, 9.8, 0, 0, 0, 0.0])), "speed": (0, {"speed": 0.0})}
+    state = carla_agent.ego_state_from_sensors(data, config)
+    step = planner.step(state.xy_map, state.yaw_rad)
+    np.testing.assert_allclose(step.target_point_ego, [10.0, 0.0], atol=1e-3)  # (0, -10): 10 m straight ahead
+    # Drive to 2 m before the bend: the target becomes (5, -15), 7 m ahead and 5 m to the RIGHT.
+    gnss = carla_agent.carla_world_to_gps(np.array([0.0, -8.0]))
+    data["gps"] = (1, np.array([gnss[0], gnss[1], 0.0]))
+    state = carla_agent.ego_state_from_sensors(data, config, state.yaw_rad)
+    step = planner.step(state.xy_map, state.yaw_rad)
+    np.testing.assert_allclose(step.target_point_ego, [7.0, -5.0], atol=1e-3)
+
+
+# ---- sensors -> FrameInputs ------------------------------------------------------------------------
+def _carla_input_data(num_points=1000, seed=0):
+    rng = np.random.default_rng(seed)
+    camera_bgra = np.zeros((384, 1024, 4), dtype=np.uint8)
+    camera_bgra[..., 0], camera_bgra[..., 1], camera_bgra[..., 2], camera_bgra[..., 3] = 10, 20, 30, 255
+    lidar = rng.uniform(-20, 20, size=(num_points, 4)).astype(np.float32)
+    lidar[0] = [0.0, 10.0, 0.0, 1.0]  # sensor frame: 10 m along the sensor's y (right) axis
+    lidar[1] = [10.0, 0.0, -2.5, 1.0]  # 10 m along the sensor's x axis, at ground height
+    return {
+        "rgb_front": (7, camera_bgra),
+        "lidar": (7, lidar),
+        "gps": (7, np.array([0.0, 0.0, 0.0])),
+        "imu": (7, np.array([0.0, 0.0, 9.81, 0.0, 0.0, 0.0, 0.0])),
+        "speed": (7, {"speed": 4.5}),
+    }
+
+
+def test_lidar_sensor_frame_to_rep103_with_garage_mounting():
+    points = np.array([[0.0, 10.0, 0.0, 1.0], [10.0, 0.0, -2.5, 1.0]], dtype=np.float32)
+    ego = carla_agent.lidar_sensor_to_ego(points, (0.0, 0.0, 2.5), -90.0)
+    # Mounted yawed -90 degrees: the sensor's +y looks forward, its +x looks LEFT (CARLA y = -10).
+    np.testing.assert_allclose(ego, [[10.0, 0.0, 2.5], [0.0, 10.0, 0.0]], atol=1e-5)
+    assert ego.dtype == np.float32
+
+
+def test_sensor_assembly_into_frame_inputs():
+    config = carla_agent.CarlaAgentConfig(model_path="unused.onnx", jpeg_round_trip=False)
+    data = _carla_input_data()
+    previous = np.array([[5.0, 1.0, 1.0], [6.0, -1.0, 1.0]], dtype=np.float32)
+    frame, lidar_current = carla_agent.frame_inputs_from_sensors(
+        data, config, np.array([12.0, -3.0]), COMMAND_RIGHT, speed_mps=4.5, previous_lidar_ego=previous
+    )
+    assert frame.image_rgb.shape == (384, 1024, 3) and frame.image_rgb.dtype == np.uint8
+    assert frame.image_rgb[0, 0].tolist() == [30, 20, 10]  # BGRA -> RGB
+    assert lidar_current.shape == (1000, 3)
+    assert frame.lidar_points_ego.shape == (1002, 3)  # current half sweep + the previous one
+    np.testing.assert_allclose(frame.lidar_points_ego[0], [10.0, 0.0, 2.5], atol=1e-5)
+    np.testing.assert_allclose(frame.target_point_ego, [12.0, -3.0])
+    assert frame.speed_mps == 4.5 and frame.command == COMMAND_RIGHT
+    # Through the contract's BEV: the point 10 m ahead lands in the front (upper) half, centre column.
+    bev = lidar_bev_from_points(frame.lidar_points_ego[:1], TINY_CONTRACT)
+    rows, cols = np.nonzero(bev[0])
+    assert rows[0] < TINY_CONTRACT.bev_size_px // 2 and cols[0] == TINY_CONTRACT.bev_size_px // 2
+
+
+def test_sensor_assembly_jpeg_round_trip_and_missing_sensor():
+    config = carla_agent.CarlaAgentConfig(model_path="unused.onnx", jpeg_round_trip=True)
+    data = _carla_input_data(num_points=10)
+    frame, _ = carla_agent.frame_inputs_from_sensors(data, config, np.zeros(2), None, 0.0)
+    assert np.abs(frame.image_rgb.astype(int) - [30, 20, 10]).max() <= 3  # JPEG keeps flat colours
+    del data["lidar"]
+    with pytest.raises(ContractError, match="lidar"):
+        carla_agent.frame_inputs_from_sensors(data, config, np.zeros(2), None, 0.0)
+    with pytest.raises(ValueError, match="BGRA"):
+        carla_agent.camera_bgra_to_rgb(np.zeros((384, 1024), np.uint8))
+
+
+def test_previous_sweep_moves_into_the_current_pose():
+    points = np.array([[10.0, 0.0, 1.0]], dtype=np.float32)
+    # Drove 1 m forward heading north (map yaw pi/2): the point is now 9 m ahead.
+    moved = carla_agent.move_points_between_poses(points, np.array([0.0, 0.0]), math.pi / 2, np.array([0.0, 1.0]), math.pi / 2)
+    np.testing.assert_allclose(moved, [[9.0, 0.0, 1.0]], atol=1e-5)
+    # Turned 90 degrees left in place: what was ahead is now on the right.
+    moved = carla_agent.move_points_between_poses(points, np.array([0.0, 0.0]), 0.0, np.array([0.0, 0.0]), math.pi / 2)
+    np.testing.assert_allclose(moved, [[0.0, -10.0, 1.0]], atol=1e-5)
+
+
+def test_sensor_suite_matches_the_contract():
+    config = carla_agent.CarlaAgentConfig(model_path="unused.onnx")
+    sensors = {sensor["id"]: sensor for sensor in carla_agent.sensor_suite(config, DEFAULT_CONTRACT)}
+    assert set(sensors) == {"rgb_front", "lidar", "gps", "imu", "speed"}
+    assert (sensors["rgb_front"]["width"], sensors["rgb_front"]["height"]) == (1024, 384)
+    assert sensors["lidar"]["yaw"] == -90.0 and sensors["lidar"]["type"] == "sensor.lidar.ray_cast"
+    camera_only = carla_agent.sensor_suite(carla_agent.CarlaAgentConfig(model_path="m.onnx", use_lidar=False), TINY_CONTRACT)
+    assert "lidar" not in {sensor["id"] for sensor in camera_only}
+    assert {s["id"]: s for s in camera_only}["rgb_front"]["width"] == TINY_CONTRACT.camera_width
+
+
+def test_agent_config_from_model_file_and_yaml(tmp_path):
+    model = tmp_path / "policy.onnx"
+    model.write_bytes(b"onnx")
+    assert carla_agent.load_agent_config(model).model_path == str(model)
+    yaml_file = tmp_path / "agent.yaml"
+    yaml_file.write_text("model: policy.onnx\nbackend: onnxruntime\ncamera_fov_deg: 100\nlidar_xyz_m: [0, 0, 2.4]\n")
+    config = carla_agent.load_agent_config(yaml_file)
+    assert config.model_path == str(model) and config.backend == "onnxruntime"
+    assert config.camera_fov_deg == 100 and config.lidar_xyz_m == (0.0, 0.0, 2.4)
+    yaml_file.write_text("model: policy.onnx\ncamera_fvo: 100\n")
+    with pytest.raises(ValueError, match="camera_fvo"):
+        carla_agent.load_agent_config(yaml_file)
+    with pytest.raises(FileNotFoundError):
+        carla_agent.load_agent_config(tmp_path / "missing.onnx")
+
+
+def test_leaderboard_results_summary():
+    def record(ds, rc, ip, n_infractions, length_m):
+        return {
+            "scores": {"score_composed": ds, "score_route": rc, "score_penalty": ip},
+            "infractions": {"collisions_vehicle": ["x"] * n_infractions, "red_light": []},
+            "meta": {"route_length": length_m},
+        }
+
+    summary = carla_agent.summarize_leaderboard_results(
+        {"_checkpoint": {"records": [record(30.0, 60.0, 0.5, 2, 2000.0), record(10.0, 20.0, 0.5, 1, 1000.0)]}}
+    )
+    assert summary["routes"] == 2
+    assert summary["driving_score_mean"] == 20.0 and summary["driving_score_std"] == 10.0
+    assert summary["route_completion_mean"] == 40.0
+    assert summary["infractions_per_route"] == 1.5
+    assert math.isclose(summary["infractions_per_km"], 3 / (2.0 * 0.6 + 1.0 * 0.2))
+    with pytest.raises(ValueError, match="records"):
+        carla_agent.summarize_leaderboard_results({"_checkpoint": {}})
+
+
+@pytest.mark.skipif(importlib.util.find_spec("leaderboard") is not None, reason="leaderboard is installed here")
+def test_leaderboard_agent_class_needs_carla_and_leaderboard():
+    assert carla_agent.get_entry_point() == "Min2RealAgent"
+    with pytest.raises(carla_agent.AgentDependencyError, match="PYTHONPATH"):
+        carla_agent.Min2RealAgent  # noqa: B018  (attribute access builds the class)
+
+
+# ---- NAVSIM -------------------------------------------------------------------------------------------
+def _agent_input(driving_command=(0, 1, 0, 0), velocity=(3.0, 4.0), size=(1080, 1920)):
+    rng = np.random.default_rng(1)
+    def camera():
+        return SimpleNamespace(image=rng.integers(0, 255, size=(*size, 3), dtype=np.uint8))
+    cameras = SimpleNamespace(cam_f0=camera(), cam_l0=camera(), cam_r0=camera())
+    status = SimpleNamespace(
+        ego_pose=np.zeros(3, np.float32),
+        ego_velocity=np.asarray(velocity, np.float32),
+        ego_acceleration=np.zeros(2, np.float32),
+        driving_command=np.asarray(driving_command),
+    )
+    return SimpleNamespace(ego_statuses=[status] * 4, cameras=[cameras] * 4, lidars=[SimpleNamespace(lidar_pc=None)] * 4)
+
+
+def test_navsim_agent_input_to_frame_inputs():
+    agent_input = _agent_input(driving_command=(0, 0, 1, 0))
+    frame = navsim_agent.frame_inputs_from_agent_input(agent_input, "front")
+    assert frame.image_rgb.shape == (1080, 1920, 3)
+    assert frame.speed_mps == pytest.approx(5.0)
+    assert frame.command == COMMAND_RIGHT and frame.lidar_points_ego is None
+    np.testing.assert_allclose(frame.target_point_ego, navsim_agent.DEFAULT_TARGET_POINT_EGO)
+    stitched = navsim_agent.frame_inputs_from_agent_input(agent_input, "stitch")
+    assert stitched.image_rgb.shape == (1024, 1088 + 1920 + 1088, 3)  # TransFuser's 4:1 stitch
+    np.testing.assert_array_equal(stitched.image_rgb[:, 1088:3008], agent_input.cameras[-1].cam_f0.image[28:-28])
+    assert navsim_agent.command_from_one_hot([0, 0, 0, 1]) is None
+    assert navsim_agent.command_from_one_hot([1, 0, 0, 0]) == COMMAND_LEFT
+    with pytest.raises(ValueError, match="one-hot"):
+        navsim_agent.command_from_one_hot([1, 0, 0])
+    with pytest.raises(ValueError, match="camera mode"):
+        navsim_agent.frame_inputs_from_agent_input(agent_input, "surround")
+
+
+def test_navsim_sensor_config_loads_only_the_needed_cameras():
+    fields = navsim_agent.sensor_config_fields("front")
+    assert fields["cam_f0"] == [3] and fields["cam_l0"] == [] and fields["lidar_pc"] == []
+    assert set(fields) == {"cam_f0", "cam_l0", "cam_l1", "cam_l2", "cam_r0", "cam_r1", "cam_r2", "cam_b0", "lidar_pc"}
+    stitch = navsim_agent.sensor_config_fields("stitch")
+    assert stitch["cam_l0"] == [3] and stitch["cam_r0"] == [3] and stitch["cam_b0"] == []
+
+
+def test_navsim_poses_shape_and_headings():
+    contract = DEFAULT_CONTRACT  # 8 waypoints every 0.5 s
+    straight = np.stack([np.arange(1, 9) * 2.0, np.zeros(8)], axis=-1)
+    poses = navsim_agent.waypoints_to_poses(straight, contract)
+    assert poses.shape == (8, 3) and poses.dtype == np.float32
+    np.testing.assert_allclose(poses[:, :2], straight, atol=1e-6)
+    np.testing.assert_allclose(poses[:, 2], 0.0, atol=1e-7)
+    # A left arc of radius 10 m: heading of each chord, increasing and positive (left).
+    angles = np.linspace(0.1, 0.8, 8)
+    arc = np.stack([10 * np.sin(angles), 10 * (1 - np.cos(angles))], axis=-1)
+    poses = navsim_agent.waypoints_to_poses(arc, contract)
+    previous = np.vstack([np.zeros((1, 2)), arc[:-1]])
+    expected = np.arctan2(arc[:, 1] - previous[:, 1], arc[:, 0] - previous[:, 0])
+    np.testing.assert_allclose(poses[:, 2], expected, atol=1e-6)
+    assert np.all(np.diff(poses[:, 2]) > 0) and poses[-1, 2] > 0
+    # Stopping after a right turn keeps the last heading; standing from the start keeps 0.
+    stop = np.array([[1, 0], [2, -1], [2, -1], [2, -1], [2, -1], [2, -1], [2, -1], [2, -1]], dtype=np.float64)
+    poses = navsim_agent.waypoints_to_poses(stop, contract)
+    np.testing.assert_allclose(poses[2:, 2], -math.pi / 4, atol=1e-6)
+    np.testing.assert_allclose(navsim_agent.waypoints_to_poses(np.zeros((8, 2)), contract)[:, 2], 0.0)
+
+
+def test_navsim_poses_resample_other_contracts_and_refuse_short_horizons():
+    fine = Contract(num_waypoints=16, waypoint_dt_s=0.25)
+    waypoints = np.stack([np.arange(1, 17) * 0.25 * 4.0, np.zeros(16)], axis=-1)  # 4 m/s
+    poses = navsim_agent.waypoints_to_poses(waypoints, fine)
+    np.testing.assert_allclose(poses[:, 0], np.arange(1, 9) * 2.0, atol=1e-5)
+    short = Contract(num_waypoints=4, waypoint_dt_s=0.5)
+    with pytest.raises(ValueError, match="4.00 s"):
+        navsim_agent.waypoints_to_poses(np.ones((4, 2)), short)
+    with pytest.raises(ValueError, match="expected finite"):
+        navsim_agent.waypoints_to_poses(np.full((8, 2), np.nan), DEFAULT_CONTRACT)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("navsim") is not None, reason="navsim is installed here")
+def test_navsim_agent_class_needs_navsim():
+    with pytest.raises(navsim_agent.AgentDependencyError, match="navsim"):
+        navsim_agent.Min2RealNavsimAgent  # noqa: B018
