@@ -15,6 +15,7 @@ from min2real import __version__
 COMMANDS: dict[str, str] = {
     "env": "env",
     "model": "model",
+    "train": "train",
 }
 
 
