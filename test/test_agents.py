@@ -322,3 +322,9 @@ def test_navsim_poses_resample_other_contracts_and_refuse_short_horizons():
 def test_navsim_agent_class_needs_navsim():
     with pytest.raises(navsim_agent.AgentDependencyError, match="navsim"):
         navsim_agent.Min2RealNavsimAgent  # noqa: B018
+
+
+def test_navsim_target_point_distance_matches_the_training_samples():
+    from min2real.training.data.common import TARGET_POINT_DISTANCE_M
+
+    assert navsim_agent.DEFAULT_TARGET_POINT_EGO == (TARGET_POINT_DISTANCE_M, 0.0)
