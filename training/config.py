@@ -99,7 +99,9 @@ class TrainSection:
     progress_bar: bool = True
     noise_augmentation: bool = False  # Gaussian noise on 0..255 images, both domains (paper)
     noise_max_level: float = 100.0  # noise std ~ U[0, noise_max_level] per sample, in pixel units
-    ddp_find_unused_parameters: bool = True  # batches without sim (adapter) or labels leave parameters unused
+    # DDP's search for parameters a step left unused; always on for models with the V2R adapter (a batch
+    # without sim samples skips it), this switch turns it on for any model.
+    ddp_find_unused_parameters: bool = False
 
     def validate(self) -> None:
         positive = ("epochs", "batch_size", "val_batch_size", "log_interval")
@@ -272,6 +274,36 @@ class TrainConfig:
             except (ContractError, TypeError) as error:
                 raise ConfigError(f"contract section is invalid: {error}") from error
         raise ConfigError(f"contract={self.contract!r}; expected omitted, 'tiny', 'default' or a mapping of Contract fields")
+
+
+# Training-side settings of the paper's Table I variants (the model side lives in
+# min2real.models.variants). config/train/<variant>.yaml spell these out; the tiny config takes
+# them as overrides: `--set model.variant=full` plus `paper_variant_overrides("full")`.
+PAPER_VARIANT_TRAINING: dict[str, tuple[str, ...]] = {
+    "baseline": ("train.noise_augmentation=false", "data.real_driving_labels=false"),
+    "augment": ("train.noise_augmentation=true", "data.real_driving_labels=false"),
+    "min2real": ("train.noise_augmentation=false", "data.real_driving_labels=false"),
+    "mixdata": ("train.noise_augmentation=false", "data.real_driving_labels=true"),
+    "mix_min2real": ("train.noise_augmentation=false", "data.real_driving_labels=true"),
+    "full": ("train.noise_augmentation=true", "data.real_driving_labels=true"),
+}
+# Variants whose network has no domain discriminator and whose data has no real driving labels
+# never look at real images in training (baseline, augment): they train on sim only.
+SIM_ONLY_VARIANTS = ("baseline", "augment")
+
+
+def paper_variant_overrides(variant: str) -> list[str]:
+    """`--set` overrides that turn a config into the paper's `variant` (model + training side).
+
+    baseline/augment also drop the real training roots (they train on sim only); the others keep
+    them (min2real: unlabelled real images for the discriminator; mix*/full: real driving labels).
+    """
+    if variant not in PAPER_VARIANT_TRAINING:
+        raise ConfigError(f"paper variant {variant!r} is unknown; expected one of {list(PAPER_VARIANT_TRAINING)}")
+    overrides = [f"model.variant={variant}", *PAPER_VARIANT_TRAINING[variant]]
+    if variant in SIM_ONLY_VARIANTS:
+        overrides += ["data.real_roots=[]", "data.sim_real_ratio=1.0"]
+    return overrides
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:

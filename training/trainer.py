@@ -436,7 +436,7 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False) -> Tra
         trained_model = torch.nn.parallel.DistributedDataParallel(
             model,
             device_ids=[device.index] if device.type == "cuda" else None,
-            find_unused_parameters=cfg.ddp_find_unused_parameters,
+            find_unused_parameters=cfg.ddp_find_unused_parameters or model_config.use_adapter,
         )
     if cfg.compile:
         trained_model = torch.compile(trained_model)
