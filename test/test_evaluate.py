@@ -1,0 +1,193 @@
+"""Open-loop evaluation and report: tiny model on a small two-domain dataset."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from min2real.models import contract as C
+from min2real.models.contract import TINY_CONTRACT
+from min2real.training import evaluate as E
+
+
+def _arc(curvature_per_m: float, speed_mps: float, contract=TINY_CONTRACT) -> np.ndarray:
+    """Waypoints (T, 2) of a constant-curvature path driven at `speed_mps` (positive = left)."""
+    distance = speed_mps * contract.waypoint_times_s
+    if abs(curvature_per_m) < 1e-9:
+        return np.stack([distance, np.zeros_like(distance)], axis=-1).astype(np.float32)
+    angle = distance * curvature_per_m
+    return np.stack([np.sin(angle) / curvature_per_m, (1 - np.cos(angle)) / curvature_per_m], axis=-1).astype(np.float32)
+
+
+def make_samples(count: int = 12, seed: int = 0, contract=TINY_CONTRACT) -> list:
+    """Samples in the contract's form: both domains, left / straight / right, a broken one."""
+    rng = np.random.default_rng(seed)
+    samples = []
+    for index in range(count):
+        domain = C.DOMAIN_SIM if index % 2 == 0 else C.DOMAIN_REAL
+        curvature = (0.08, 0.0, -0.08)[index % 3]
+        speed = (2.0, 6.0, 11.0)[index % 3]
+        waypoints = _arc(curvature, speed, contract)
+        lidar = np.zeros((contract.bev_num_channels, contract.bev_size_px, contract.bev_size_px), np.float32)
+        if domain == C.DOMAIN_SIM:
+            lidar[:, :8, :8] = 0.4
+        samples.append({
+            C.INPUT_IMAGE: rng.integers(0, 255, (3, contract.camera_height, contract.camera_width), dtype=np.uint8),
+            C.INPUT_LIDAR_BEV: lidar,
+            C.INPUT_TARGET_POINT: waypoints[-1].copy(),
+            C.INPUT_SPEED: np.array([speed], np.float32),
+            C.INPUT_COMMAND: C.command_one_hot((C.COMMAND_LEFT, C.COMMAND_STRAIGHT, C.COMMAND_RIGHT)[index % 3], contract),
+            C.TARGET_WAYPOINTS: waypoints,
+            C.TARGET_STEER_CLASS: np.int64(C.steer_class_from_waypoints(waypoints, contract)),
+            C.SAMPLE_DOMAIN: np.int64(domain),
+            C.SAMPLE_HAS_LABELS: np.bool_(True),
+            E.SAMPLE_JUNCTION: np.bool_(index % 3 != 1),
+        })
+    samples.insert(5, None)  # a loader's broken sample
+    return samples
+
+
+class GroundTruthPredictor(E.Predictor):
+    """Test double: predicts each sample's own ground truth (a perfect model)."""
+
+    kind = "oracle"
+
+    def __init__(self, samples):
+        self.samples, self.name, self.source, self.contract, self.details = samples, "oracle", "ground truth", TINY_CONTRACT, {}
+
+    def domains(self):
+        return {C.DOMAIN_SIM, C.DOMAIN_REAL}
+
+    def predict(self, batch):
+        logits = np.full((len(batch[C.SAMPLE_DOMAIN]), 3), -5.0, np.float32)
+        logits[np.arange(len(logits)), batch[C.TARGET_STEER_CLASS]] = 5.0
+        return {C.OUTPUT_WAYPOINTS: batch[C.TARGET_WAYPOINTS].copy(), C.OUTPUT_STEER_LOGITS: logits}
+
+
+@pytest.fixture(scope="module")
+def samples():
+    return make_samples()
+
+
+@pytest.fixture(scope="module")
+def checkpoint_path(tmp_path_factory):
+    import torch
+
+    from min2real.models.model import build_model
+    from min2real.models.variants import variant_config
+    from min2real.training.checkpoint import save_checkpoint
+
+    torch.manual_seed(0)
+    config = variant_config("min2real", tiny=True)
+    model = build_model(config, TINY_CONTRACT)
+    with torch.no_grad():  # a visibly non-identity adapter for the difference heat map
+        model.adapter.to_rgb.weight.normal_(0.0, 0.05)
+    path = tmp_path_factory.mktemp("ckpt") / "tiny_min2real.pt"
+    save_checkpoint(path, {"model": model.state_dict(), "model_config": config.to_dict(), "contract": TINY_CONTRACT.to_dict()})
+    return path
+
+
+def test_perfect_predictor_scores_zero_error(samples):
+    run = E.run_predictor(GroundTruthPredictor(samples), samples, batch_size=4)
+    metrics = E.compute_metrics(run)
+    for domain_name in C.DOMAINS:
+        assert metrics[domain_name]["ade_m"] == 0.0 and metrics[domain_name]["fde_m"] == 0.0
+        assert metrics[domain_name]["steer_accuracy"] == 1.0
+        assert metrics[domain_name]["num_samples"] == 6
+    assert run.skipped == {"broken sample (see the loader's warnings)": 1}
+    assert set(metrics["sim"]["situations"]) == {"ground-truth steering", "driving command", "speed", "junction"}
+    steering = metrics["sim"]["situations"]["ground-truth steering"]
+    assert {"left", "right", "straight"} <= set(steering)
+    assert sum(group["num_samples"] for group in steering.values()) == 6
+
+
+def test_errors_are_measured_per_domain_and_situation(samples):
+    class Shifted(GroundTruthPredictor):
+        def predict(self, batch):
+            outputs = super().predict(batch)
+            # Sim predictions 1 m to the left; real ones exact.
+            outputs[C.OUTPUT_WAYPOINTS][batch[C.SAMPLE_DOMAIN] == C.DOMAIN_SIM, :, 1] += 1.0
+            return outputs
+
+    run = E.run_predictor(Shifted(samples), samples, batch_size=5)
+    metrics = E.compute_metrics(run)
+    assert metrics["sim"]["ade_m"] == pytest.approx(1.0) and metrics["real"]["ade_m"] == 0.0
+    assert metrics["sim"]["l2_per_step_m"] == pytest.approx([1.0] * TINY_CONTRACT.num_waypoints)
+    assert metrics["sim"]["situations"]["speed"]["fast (>=10 m/s)"]["ade_m"] == pytest.approx(1.0)
+    limited = E.run_predictor(Shifted(samples), samples, max_samples_per_domain=2)
+    assert np.bincount(limited.domain).tolist() == [2, 2]
+
+
+def test_checkpoint_run_and_report_with_comparison(samples, checkpoint_path, tmp_path):
+    from min2real.training.report import write_report
+
+    model_run = E.run_predictor(E.CheckpointPredictor(checkpoint_path), samples, batch_size=6)
+    oracle_run = E.run_predictor(GroundTruthPredictor(samples), samples)
+    metrics = [E.compute_metrics(model_run), E.compute_metrics(oracle_run)]
+    for domain_name in C.DOMAINS:
+        m = metrics[0][domain_name]
+        assert np.isfinite(m["ade_m"]) and m["ade_m"] > 0 and np.isfinite(m["fde_m"])
+        assert len(m["l2_per_step_m"]) == TINY_CONTRACT.num_waypoints
+        assert 0.0 <= m["discriminator_accuracy"] <= 1.0  # the min2real variant has a discriminator
+        assert np.asarray(m["steer_confusion"]).sum() == 6
+    assert model_run.details["variant"] == "min2real"
+
+    markdown = write_report(tmp_path / "report", [model_run, oracle_run], metrics, data_description="unit-test samples")
+    text = markdown.read_text()
+    figures = sorted(p.name for p in (markdown.parent / "figures").glob("*.png"))
+    for name in ("error_vs_horizon.png", "steer_confusion.png", "examples_sim.png", "examples_real.png",
+                 f"adapter_{model_run.name}.png", "ade_by_ground_truth_steering.png", "ade_by_junction.png"):
+        assert name in figures, figures
+        assert f"figures/{name}" in text
+    assert "| tiny_min2real | sim |" in text and "| oracle | real |" in text
+    summary = json.loads((markdown.parent / "metrics.json").read_text())
+    assert [run["name"] for run in summary["runs"]] == ["tiny_min2real", "oracle"]
+    assert summary["runs"][1]["metrics"]["real"]["ade_m"] == 0.0
+    assert summary["adapter"]["tiny_min2real"]["mean_abs_difference"] > 0.0
+
+
+def test_adapter_images_show_the_plain_resize_for_an_identity_adapter(samples, tmp_path):
+    import torch
+
+    from min2real.models.model import build_model
+    from min2real.models.variants import variant_config
+    from min2real.training.checkpoint import save_checkpoint
+
+    config = variant_config("min2real", tiny=True)
+    model = build_model(config, TINY_CONTRACT)  # last decoder conv zero-initialised: identity adapter
+    path = save_checkpoint(tmp_path / "identity.pt", {"model": model.state_dict(), "model_config": config.to_dict(),
+                                                       "contract": TINY_CONTRACT.to_dict()})
+    predictor = E.CheckpointPredictor(path)
+    images = np.stack([samples[0][C.INPUT_IMAGE], samples[2][C.INPUT_IMAGE]])
+    plain, adapted = predictor.adapter_images(images)
+    assert plain.shape == (2, TINY_CONTRACT.dino_height, TINY_CONTRACT.dino_width, 3)
+    assert np.abs(plain.astype(int) - adapted.astype(int)).max() <= 1
+    del torch
+
+
+def test_exported_run_needs_distinct_domains_and_reports_skips(samples, monkeypatch):
+    class FakePolicy:
+        def __init__(self, domain):
+            self.metadata = type("M", (), {"domain": domain, "variant": "min2real"})()
+            self.contract = TINY_CONTRACT
+            self.backend_name = "test"
+
+    import min2real_ros.runtime.policy as policy_module
+
+    monkeypatch.setattr(policy_module, "load_policy", lambda path, backend="auto": FakePolicy("sim"))
+    with pytest.raises(E.EvaluationError, match="two models for domain 'sim'"):
+        E.ExportedPredictor(["a.onnx", "b.onnx"])
+    predictor = E.ExportedPredictor(["a.onnx"])
+    assert predictor.domains() == {C.DOMAIN_SIM}
+
+
+def test_find_layouts_and_empty_data_dir(tmp_path):
+    (tmp_path / "carla" / "Town01_scenario" / "route_000" / "measurements").mkdir(parents=True)
+    (tmp_path / "navsim" / "navsim_logs" / "mini").mkdir(parents=True)
+    garage, navsim = E.find_layouts(tmp_path)
+    assert garage == [tmp_path / "carla"]
+    assert navsim == [(tmp_path / "navsim", ["mini"])]
+    with pytest.raises(E.EvaluationError, match="does not exist"):
+        E.find_layouts(tmp_path / "missing")
