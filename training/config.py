@@ -95,6 +95,7 @@ class TrainSection:
     device: str = "auto"  # "auto" | "cpu" | "cuda"
     log_interval: int = 20  # steps between TensorBoard/progress logs
     val_interval: int = 0  # steps between validations; 0 = at the end of every epoch
+    val_at_start: bool = False  # also validate the untrained model (step 0), the reference for later numbers
     checkpoint_interval: int = 0  # steps between checkpoints; 0 = at the end of every epoch
     progress_bar: bool = True
     noise_augmentation: bool = False  # Gaussian noise on 0..255 images, both domains (paper)

@@ -51,7 +51,7 @@ BEST_CHECKPOINT = "best.pt"
 # Changing these between a run and its resume cannot change the weights it produces.
 RESUME_SAFE_KEYS = {
     "train.num_workers", "train.log_interval", "train.progress_bar", "train.val_interval",
-    "train.checkpoint_interval", "train.val_batch_size", "train.num_threads",
+    "train.checkpoint_interval", "train.val_batch_size", "train.num_threads", "train.val_at_start",
 }
 
 
@@ -488,6 +488,8 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False) -> Tra
     # -- the loop --
     model.train()
     last_report: dict = {}
+    if cfg.val_at_start and state.step == 0:
+        last_report = run_validation()
     samples_since_log, time_of_log = 0, time.perf_counter()
     while state.step < total_steps and state.epoch < cfg.epochs:
         loader = make_train_loader(train_set, config, context, state.epoch, state.batch_in_epoch, device)
