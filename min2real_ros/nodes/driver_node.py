@@ -87,7 +87,7 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
     "output_frame_id": ("base_link", "frame of the published Path and markers"),
     "camera_topic": ("/carla/ego_vehicle/rgb_front/image", "camera topic"),
     "camera_compressed": (False, "subscribe sensor_msgs/CompressedImage (JPEG/PNG) instead of Image"),
-    "lidar_topic": ("/carla/ego_vehicle/lidar", "PointCloud2 topic; empty = no LiDAR (all-zero BEV)"),
+    "lidar_topic": ("/carla/ego_vehicle/lidar", "PointCloud2 topic; empty or none = no LiDAR (all-zero BEV)"),
     "lidar_mount_x": (1.3, "LiDAR position in base_link, metres (CARLA Garage mount)"),
     "lidar_mount_y": (0.0, "metres"),
     "lidar_mount_z": (2.5, "metres"),
@@ -98,7 +98,7 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
     "target_source": ("route", "route (nav_msgs/Path + odometry) | target_point (geometry_msgs/PointStamped)"),
     "route_topic": ("/carla/ego_vehicle/waypoints", "nav_msgs/Path, transient local"),
     "target_point_topic": ("~/target_point", "geometry_msgs/PointStamped in base_link"),
-    "command_topic": ("", "std_msgs/Int8 driving command; empty = unknown command"),
+    "command_topic": ("", "std_msgs/Int8 driving command; empty or none = unknown command"),
     "route_min_distance_m": (7.5, "route planner: pop route points within this distance (Garage)"),
     "route_max_distance_m": (50.0, "route planner: look at most this far along the route (Garage)"),
     "max_image_age_s": (0.25, "camera frames older than this are not processed"),
@@ -166,6 +166,11 @@ class DriverNode(LifecycleNode):
     def _p(self, name: str) -> Any:
         return self.get_parameter(name).value
 
+    def _topic(self, name: str) -> str:
+        """A topic parameter; "" or "none" disables the input (launch files cannot pass empty strings reliably)."""
+        value = str(self._p(name)).strip()
+        return "" if value.lower() in ("", "none") else value
+
     def _now_s(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
 
@@ -217,7 +222,7 @@ class DriverNode(LifecycleNode):
             max_lidar_skew_s=float(self._p("max_lidar_skew_s")),
             max_speed_age_s=float(self._p("max_speed_age_s")),
             max_target_age_s=float(self._p("max_target_age_s")),
-            require_lidar=bool(self._p("require_lidar")) and bool(self._p("lidar_topic")),
+            require_lidar=bool(self._p("require_lidar")) and bool(self._topic("lidar_topic")),
         )
         self.assembler = FrameAssembler(limits)
         self.route_planner = RoutePlanner(float(self._p("route_min_distance_m")), float(self._p("route_max_distance_m")))
@@ -238,8 +243,8 @@ class DriverNode(LifecycleNode):
         subscribe = self._inputs.append
         camera_type = CompressedImage if bool(self._p("camera_compressed")) else Image
         subscribe(self.create_subscription(camera_type, str(self._p("camera_topic")), self._on_camera, sensor_qos))
-        if str(self._p("lidar_topic")):
-            subscribe(self.create_subscription(PointCloud2, str(self._p("lidar_topic")), self._on_lidar, sensor_qos))
+        if self._topic("lidar_topic"):
+            subscribe(self.create_subscription(PointCloud2, self._topic("lidar_topic"), self._on_lidar, sensor_qos))
         speed_source, target_source = str(self._p("speed_source")), str(self._p("target_source"))
         if speed_source not in ("speedometer", "odometry"):
             raise ValueError(f"parameter speed_source={speed_source!r}; expected 'speedometer' or 'odometry'")
@@ -253,10 +258,10 @@ class DriverNode(LifecycleNode):
             subscribe(self.create_subscription(Path, str(self._p("route_topic")), self._on_route, ROUTE_QOS))
         else:
             subscribe(self.create_subscription(PointStamped, str(self._p("target_point_topic")), self._on_target_point, sensor_qos))
-        if str(self._p("command_topic")):
-            subscribe(self.create_subscription(Int8, str(self._p("command_topic")), self._on_command, sensor_qos))
-        if str(self._p("camera_info_topic")):
-            subscribe(self.create_subscription(CameraInfo, str(self._p("camera_info_topic")), self._on_camera_info, sensor_qos))
+        if self._topic("command_topic"):
+            subscribe(self.create_subscription(Int8, self._topic("command_topic"), self._on_command, sensor_qos))
+        if self._topic("camera_info_topic"):
+            subscribe(self.create_subscription(CameraInfo, self._topic("camera_info_topic"), self._on_camera_info, sensor_qos))
         publish = self.create_lifecycle_publisher
         self._outputs = {
             "waypoints": publish(Path, "~/waypoints", OUTPUT_QOS),
