@@ -14,6 +14,7 @@ from min2real import __version__
 # name -> module under min2real.commands (one line per subcommand).
 COMMANDS: dict[str, str] = {
     "env": "env",
+    "data": "data",
     "eval": "eval",
     "build-engine": "build_engine",
     "export": "export",
