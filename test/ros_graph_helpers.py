@@ -223,3 +223,56 @@ def controller_parameters(prefix: str, **extra):
     }
     values.update(extra)
     return [Parameter(name, value=value) for name, value in values.items()]
+
+
+class Graph:
+    """Nodes spun by a MultiThreadedExecutor in a background thread; always torn down."""
+
+    def __init__(self, context, prefix: str) -> None:
+        from rclpy.executors import MultiThreadedExecutor
+
+        self.context = context
+        self.prefix = prefix
+        self.executor = MultiThreadedExecutor(num_threads=3, context=context)
+        self.nodes = []
+        self.harness = Harness(context, prefix)
+        self.add(self.harness.node)
+        self._thread = threading.Thread(target=self._spin, daemon=True)
+        self._running = True
+        self._thread.start()
+
+    def _spin(self) -> None:
+        while self._running and self.context.ok():
+            self.executor.spin_once(timeout_sec=0.05)
+
+    def add(self, node):
+        self.nodes.append(node)
+        self.executor.add_node(node)
+        return node
+
+    def driver(self, policy=None, activate: bool = True, **params):
+        from rclpy.lifecycle import TransitionCallbackReturn
+
+        from min2real_ros.nodes.driver_node import DriverNode
+
+        policy = policy or CurveToTargetPolicy()
+        node = DriverNode(policy_factory=factory_for(policy), node_name="driver", namespace=f"/{self.prefix}",
+                          context=self.context, parameter_overrides=driver_parameters(self.prefix, **params))
+        if activate:
+            assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS, node.configure_error
+            assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        return self.add(node), policy
+
+    def controller(self, **params):
+        from min2real_ros.nodes.controller_node import ControllerNode
+
+        return self.add(ControllerNode(node_name="controller", namespace=f"/{self.prefix}", context=self.context,
+                                       parameter_overrides=controller_parameters(self.prefix, **params)))
+
+    def close(self) -> None:
+        self._running = False
+        self._thread.join(timeout=5)
+        for node in reversed(self.nodes):
+            self.executor.remove_node(node)
+            node.destroy_node()
+        self.executor.shutdown()

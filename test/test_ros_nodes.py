@@ -6,75 +6,13 @@ test_ros_real_model.py runs the same graph with a real exported model.
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 import pytest
-from ros_graph_helpers import (
-    CurveToTargetPolicy,
-    Harness,
-    controller_parameters,
-    driver_parameters,
-    factory_for,
-    wait_for,
-)
+from ros_graph_helpers import CurveToTargetPolicy, Graph, driver_parameters, wait_for
 
 from min2real.models.contract import STEER_LEFT, TINY_CONTRACT
 
 pytestmark = pytest.mark.ros
-
-
-class Graph:
-    """Nodes spun by a MultiThreadedExecutor in a background thread; always torn down."""
-
-    def __init__(self, context, prefix: str) -> None:
-        from rclpy.executors import MultiThreadedExecutor
-
-        self.context = context
-        self.prefix = prefix
-        self.executor = MultiThreadedExecutor(num_threads=3, context=context)
-        self.nodes = []
-        self.harness = Harness(context, prefix)
-        self.add(self.harness.node)
-        self._thread = threading.Thread(target=self._spin, daemon=True)
-        self._running = True
-        self._thread.start()
-
-    def _spin(self) -> None:
-        while self._running and self.context.ok():
-            self.executor.spin_once(timeout_sec=0.05)
-
-    def add(self, node):
-        self.nodes.append(node)
-        self.executor.add_node(node)
-        return node
-
-    def driver(self, policy=None, activate: bool = True, **params):
-        from rclpy.lifecycle import TransitionCallbackReturn
-
-        from min2real_ros.nodes.driver_node import DriverNode
-
-        policy = policy or CurveToTargetPolicy()
-        node = DriverNode(policy_factory=factory_for(policy), node_name="driver", namespace=f"/{self.prefix}",
-                          context=self.context, parameter_overrides=driver_parameters(self.prefix, **params))
-        if activate:
-            assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS, node.configure_error
-            assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
-        return self.add(node), policy
-
-    def controller(self, **params):
-        from min2real_ros.nodes.controller_node import ControllerNode
-
-        return self.add(ControllerNode(node_name="controller", namespace=f"/{self.prefix}", context=self.context,
-                                       parameter_overrides=controller_parameters(self.prefix, **params)))
-
-    def close(self) -> None:
-        self._running = False
-        self._thread.join(timeout=5)
-        for node in reversed(self.nodes):
-            self.executor.remove_node(node)
-            node.destroy_node()
-        self.executor.shutdown()
 
 
 @pytest.fixture
