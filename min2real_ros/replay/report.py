@@ -213,6 +213,11 @@ def plot_trajectories(
                   label="predicted waypoints" if index == 0 else None)
     axes.plot(recorded_xy_map[:, 0], recorded_xy_map[:, 1], "-", color="tab:green", lw=2, label="recorded (odometry)")
     axes.plot(recorded_xy_map[:1, 0], recorded_xy_map[:1, 1], "o", color="tab:green", label="start")
+    # Frame the drive (the route usually extends far beyond the part that was replayed).
+    shown = np.concatenate([recorded_xy_map.reshape(-1, 2)] + [p.reshape(-1, 2) for p in predicted_paths_map])
+    low, high = shown.min(axis=0) - 10.0, shown.max(axis=0) + 10.0
+    axes.set_xlim(low[0], high[0])
+    axes.set_ylim(low[1], high[1])
     axes.set_aspect("equal", adjustable="datalim")
     axes.set_xlabel("x (m, odometry frame)")
     axes.set_ylabel("y (m, odometry frame)")
