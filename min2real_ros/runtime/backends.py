@@ -26,6 +26,7 @@ from min2real.models.contract import (
     INPUT_COMMAND,
     INPUT_IMAGE,
     INPUT_LIDAR_BEV,
+    INPUT_NAMES,
     METADATA_KEY,
     OUTPUT_NAMES,
     ArtifactMetadata,
@@ -506,7 +507,8 @@ class TorchBackend(Backend):
         self.metadata = artifact_metadata(model, checkpoint, model_contract, domain, file_sha256(path))
         self._check_requested(domain, contract)
         self.module = model.deploy(domain).to(self.device).eval()
-        self._input_order = list(self.metadata.input_shapes)
+        # Positional inputs in contract order (metadata dicts may be key-sorted after JSON).
+        self._input_order = [name for name in INPUT_NAMES if name in self.metadata.input_shapes]
         self.name = f"torch-{self.device.type}"
         self._warm_up(warmup)
 
