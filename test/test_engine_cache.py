@@ -148,3 +148,48 @@ def test_engine_cache_module_does_not_import_tensorrt():
     assert "tensorrt" not in sys.modules
     source = open(engine_cache.__file__).read()
     assert "import tensorrt" not in source
+
+
+# ---- engine build helpers (training/engine.py), without TensorRT ------------------------------------
+def _metadata(batch: int):
+    from min2real.models.contract import TINY_CONTRACT, ArtifactMetadata
+
+    return ArtifactMetadata(
+        contract=TINY_CONTRACT, variant="min2real", domain="real", weights={}, checkpoint_sha256="",
+        package_versions={}, input_shapes=TINY_CONTRACT.input_shapes(batch), output_shapes=TINY_CONTRACT.output_shapes(batch),
+    )
+
+
+def test_fp32_layer_selection_for_mixed_precision():
+    from min2real.training.engine import select_fp32_layers
+
+    layers = [("CONVOLUTION", True), ("NORMALIZATION", True), ("MATRIX_MULTIPLY", True), ("SOFTMAX", True),
+              ("REDUCE", True), ("REDUCE", False), ("ACTIVATION", True)]
+    assert select_fp32_layers(layers, "fp16") == [1, 3, 4]  # the integer (shape) reduce stays as it is
+    assert select_fp32_layers(layers, "int8") == [1, 3, 4]
+    assert select_fp32_layers(layers, "fp32") == []
+
+
+def test_engine_input_shapes_and_calibration_inputs(tmp_path):
+    import numpy as np
+
+    from min2real.models.contract import ContractError
+    from min2real.training.engine import calibration_batches, calibration_cache_path, engine_input_shapes, is_dynamic
+
+    fixed, dynamic = _metadata(1), _metadata(-1)
+    assert engine_input_shapes(fixed) == fixed.input_shapes and not is_dynamic(fixed)
+    assert is_dynamic(dynamic) and engine_input_shapes(dynamic, 8)["image"] == (8, 3, 96, 256)
+    with pytest.raises(ContractError, match="--dynamic-batch"):
+        engine_input_shapes(fixed, 4)
+    sample = {
+        "image": np.zeros((3, 96, 256), np.uint8), "lidar_bev": np.zeros((1, 64, 64), np.float32),
+        "target_point": np.zeros(2, np.float32), "speed": np.zeros(1, np.float32), "command": np.eye(4, dtype=np.float32)[3],
+        "waypoints": np.zeros((8, 2), np.float32),
+    }
+    batches = calibration_batches([sample, sample], ["image", "speed"])
+    assert len(batches) == 2 and set(batches[0]) == {"image", "speed"}
+    assert batches[0]["image"].shape == (1, 3, 96, 256) and batches[0]["image"].dtype == np.float32
+    with pytest.raises(ContractError, match=r"lacks inputs \['command'\]"):
+        calibration_batches([{"image": sample["image"]}], ["image", "command"])
+    path = calibration_cache_path(tmp_path, "/models/tiny.onnx", "f" * 64)
+    assert path == tmp_path / ("tiny-" + "f" * 16 + ".int8.calib")
