@@ -20,6 +20,8 @@ COMMANDS: dict[str, str] = {
     "export": "export",
     "model": "model",
     "train": "train",
+    "replay": "replay",
+    "demo": "demo",
 }
 
 
