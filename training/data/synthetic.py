@@ -505,6 +505,7 @@ class SyntheticDrive:
             self.cameras["CAM_L0"] = make_camera(image_size, contract, side_camera_yaw(front))
         if "CAM_R0" in cameras:
             self.cameras["CAM_R0"] = make_camera(image_size, contract, -side_camera_yaw(front))
+        self._effect_cache: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
 
     def frames_with_tail(self, num_labelled: int, rate_hz: float) -> int:
         """Frames to write so that a loader can label the first `num_labelled` from later frames:
@@ -561,23 +562,26 @@ class SyntheticDrive:
         homography = self.ground.homography_to(camera, ego_xy, ego_yaw)
         image = cv2.warpPerspective(self.ground.image, homography, (camera.width, camera.height), flags=cv2.INTER_LINEAR,
                                     borderMode=cv2.BORDER_CONSTANT, borderValue=self.ground.border_colour)
-        # Sky above the horizon, haze towards it (per row: flat ground, no pitch).
-        rows = np.arange(camera.height, dtype=np.float32)
-        below = rows - camera.cy
-        distance = np.where(below > 0.5, camera.focal_px * CAMERA_HEIGHT_M / np.maximum(below, 0.5), np.inf)
-        fog = 1.0 - np.exp(-np.maximum(distance - 25.0, 0.0) / look.fog_distance_m)
-        fog = np.where(distance > RENDER_DISTANCE_M * 2, 1.0, fog)[:, None, None]
-        image = (image.astype(np.float32) * (1 - fog) + colours["haze"] * fog)
+        # Sky above the horizon; haze blends in beyond 25 m, i.e. only in a band of rows under
+        # the horizon (flat ground, no pitch: a row's ground distance is f * h / (v - cy)).
         sky_rows = int(min(max(math.ceil(camera.cy + 0.5), 0), camera.height))
+        band_end = int(min(camera.height, math.ceil(camera.cy + camera.focal_px * CAMERA_HEIGHT_M / 25.0) + 1))
+        if band_end > sky_rows:
+            below = np.arange(sky_rows, band_end, dtype=np.float32) - camera.cy
+            distance = camera.focal_px * CAMERA_HEIGHT_M / np.maximum(below, 0.5)
+            fog = 1.0 - np.exp(-np.maximum(distance - 25.0, 0.0) / look.fog_distance_m)
+            fog = np.where(distance > RENDER_DISTANCE_M * 2, 1.0, fog)[:, None, None]
+            band = image[sky_rows:band_end].astype(np.float32) * (1 - fog) + colours["haze"] * fog
+            image[sky_rows:band_end] = (band + 0.5).astype(np.uint8)
         if look.textured:  # a sky gradient, brighter towards the horizon
             ramp = np.linspace(0.85, 1.05, max(sky_rows, 1), dtype=np.float32)[:sky_rows, None, None]
-            image[:sky_rows] = colours["sky"] * ramp
+            image[:sky_rows] = np.clip(colours["sky"] * ramp + 0.5, 0, 255).astype(np.uint8)
         else:
-            image[:sky_rows] = colours["sky"]
+            image[:sky_rows] = colours["sky"].astype(np.uint8)
         self._draw_objects(image, camera, ego_xy, ego_yaw)
         if look.textured:
-            image = self._real_camera_effects(image, rng)
-        return np.clip(image + 0.5, 0, 255).astype(np.uint8)
+            image = self._real_camera_effects(image, camera, rng)
+        return image
 
     def _draw_objects(self, image: np.ndarray, camera: PinholeCamera, ego_xy: np.ndarray, ego_yaw: float) -> None:
         import cv2
@@ -628,20 +632,28 @@ class SyntheticDrive:
             face = np.concatenate([bottom[near], top[near][::-1]])
             cv2.fillConvexPoly(image, np.round(face * scale).astype(np.int32), colour.tolist(), cv2.LINE_AA, shift)
 
-    def _real_camera_effects(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def _real_camera_effects(self, image: np.ndarray, camera: PinholeCamera, rng: np.random.Generator) -> np.ndarray:
+        """uint8 render -> uint8 camera image: colour cast, lighting gradient and vignetting,
+        exposure jitter, blur and sensor noise (a random window of a per-camera noise field)."""
         import cv2
 
         look = self.appearance
         height, width = image.shape[:2]
-        xs = np.linspace(-1.0, 1.0, width, dtype=np.float32)
-        ys = np.linspace(-1.0, 1.0, height, dtype=np.float32)
-        vignette = 1.0 - 0.28 * (xs[None, :] ** 2 + ys[:, None] ** 2)
-        light = (1.0 + look.light_gradient * xs)[None, :] * vignette
-        exposure = float(rng.uniform(0.93, 1.07))
-        image = image * (light[..., None] * (look.colour_gain * exposure))
-        image = cv2.GaussianBlur(image, (0, 0), look.blur_sigma)
-        image += rng.standard_normal(image.shape, dtype=np.float32) * look.noise_sigma
-        return image
+        key = (width, height)
+        if key not in self._effect_cache:
+            xs = np.linspace(-1.0, 1.0, width, dtype=np.float32)
+            ys = np.linspace(-1.0, 1.0, height, dtype=np.float32)
+            light = (1.0 + look.light_gradient * xs)[None, :] * (1.0 - 0.28 * (xs[None, :] ** 2 + ys[:, None] ** 2))
+            gain = light[..., None] * look.colour_gain
+            noise_rng = np.random.default_rng((*self.seed, 5, width, height))
+            noise = noise_rng.standard_normal((height + 32, width + 32, 3), dtype=np.float32) * look.noise_sigma
+            self._effect_cache[key] = (gain.astype(np.float32), noise)
+        gain, noise = self._effect_cache[key]
+        exposure = np.float32(rng.uniform(0.93, 1.07))
+        shaded = cv2.GaussianBlur(image.astype(np.float32) * (gain * exposure), (0, 0), look.blur_sigma)
+        top, left = rng.integers(0, 33, size=2)
+        shaded += noise[top : top + height, left : left + width]
+        return np.clip(shaded + 0.5, 0, 255, out=shaded).astype(np.uint8)
 
     # LiDAR
     def _lidar(self, ego_xy: np.ndarray, ego_yaw: float, rng: np.random.Generator) -> np.ndarray:
