@@ -46,13 +46,16 @@ def test_color_encodings_round_trip_with_row_padding(rgb, encoding, padding):
     np.testing.assert_array_equal(out, rgb)
 
 
-def test_bgra8_is_a_view_over_the_message_buffer(rgb):
-    fields = rgb_to_image_fields(rgb, "bgra8")
+def test_rgb8_is_a_view_and_bgra8_one_conversion(rgb):
+    fields = rgb_to_image_fields(rgb, "rgb8", row_padding=2)
     buffer = bytearray(fields.data)
-    msg = SimpleNamespace(**{**fields._asdict(), "data": buffer})
-    out = image_to_rgb(msg)
+    out = image_to_rgb(SimpleNamespace(**{**fields._asdict(), "data": buffer}))
     assert not out.flags.owndata and np.shares_memory(out, np.frombuffer(buffer, np.uint8))
-    assert bytes(rgb_to_bgra8_bytes(rgb)) == fields.data
+    bgra = rgb_to_image_fields(rgb, "bgra8")
+    converted = image_to_rgb(SimpleNamespace(**bgra._asdict()))
+    assert converted.flags.c_contiguous
+    np.testing.assert_array_equal(converted, rgb)
+    assert bytes(rgb_to_bgra8_bytes(rgb)) == bgra.data
 
 
 def test_mono8_becomes_three_equal_channels(rgb):
@@ -122,6 +125,19 @@ def test_cloud_with_padding_extra_fields_row_step_and_big_endian():
             data=raw.tobytes(),
         )
         np.testing.assert_array_equal(pointcloud2_to_xyz(msg), xyz.reshape(-1, 3))
+
+
+def test_adjacent_xyz_fast_path_matches_structured_path_big_endian():
+    rng = np.random.default_rng(2)
+    xyz = rng.normal(size=(10, 3)).astype(np.float32)
+    xyz[3, 1] = np.nan
+    record = np.zeros((10, 5), dtype=">f4")
+    record[:, 1:4] = xyz  # x, y, z at offsets 4, 8, 12; 20-byte points
+    msg = SimpleNamespace(height=1, width=10, point_step=20, row_step=200, is_bigendian=True, data=record.tobytes(),
+                          fields=[PointFieldSpec(axis, 4 + 4 * i, POINTFIELD_FLOAT32) for i, axis in enumerate("xyz")])
+    out = pointcloud2_to_xyz(msg)
+    assert out.dtype == np.float32 and out.dtype.byteorder in ("=", "<")
+    np.testing.assert_array_equal(out, np.delete(xyz, 3, axis=0))
 
 
 def test_cloud_errors():

@@ -40,6 +40,7 @@ _IMAGE_ENCODINGS: dict[str, tuple[int, tuple[int, int, int] | None]] = {
     "mono8": (1, None),
 }
 SUPPORTED_IMAGE_ENCODINGS = tuple(_IMAGE_ENCODINGS)
+_CV2_TO_RGB = {"bgr8": "COLOR_BGR2RGB", "rgba8": "COLOR_RGBA2RGB", "bgra8": "COLOR_BGRA2RGB", "mono8": "COLOR_GRAY2RGB"}
 _EXPECTED_IMAGE = "expected one of rgb8, bgr8, bgra8, rgba8, mono8 or a JPEG/PNG CompressedImage"
 
 
@@ -53,10 +54,9 @@ def _buffer(data: Any) -> np.ndarray:
 def image_to_rgb(msg: Any, name: str = "camera image") -> np.ndarray:
     """sensor_msgs/Image -> (H, W, 3) uint8 RGB.
 
-    rgb8/bgr8/rgba8/bgra8 return a strided numpy view over the message buffer (row padding via
-    `step` and the channel order are handled by strides, no copy); mono8 is one vectorised
-    broadcast to three channels. Consumers that need contiguous memory copy once
-    (contract.prepare_camera_rgb does, as part of its crop/resize).
+    rgb8 returns a numpy view over the message buffer (row padding via `step` handled by the
+    row stride, no copy); bgr8, bgra8, rgba8 and mono8 are one cv2.cvtColor over that view
+    (a contiguous (H, W, 3) result).
     """
     encoding = str(msg.encoding).strip().lower()
     if encoding not in _IMAGE_ENCODINGS:
@@ -79,13 +79,14 @@ def image_to_rgb(msg: Any, name: str = "camera image") -> np.ndarray:
             f"need {needed}; the message is truncated"
         )
     rows = np.lib.stride_tricks.as_strided(buffer, shape=(height, row_bytes), strides=(step, 1), writeable=False)
-    pixels = rows.reshape(height, width, channels)
-    if rgb_index is None:
-        return np.broadcast_to(pixels, (height, width, 3))
-    red, green, blue = rgb_index
-    if (red, green, blue) == (0, 1, 2):
-        return pixels[:, :, :3]
-    return pixels[:, :, 2::-1]  # BGR(A) -> RGB by a negative channel stride
+    pixels = rows.reshape(height, width, channels)  # a view; row padding skipped by the row stride
+    if encoding == "rgb8":
+        return pixels
+    import cv2
+
+    # One C conversion (cv2 reads the padded rows through the view's row stride). Much faster than
+    # letting numpy copy a view with a reversed channel stride (measured in benchmarks/bench_nodes.py).
+    return cv2.cvtColor(pixels, getattr(cv2, _CV2_TO_RGB[encoding]))
 
 
 def compressed_image_to_rgb(msg: Any, name: str = "camera image") -> np.ndarray:
@@ -227,11 +228,18 @@ def pointcloud2_to_xyz(msg: Any, name: str = "LiDAR cloud") -> np.ndarray:
             f"({width} points of {point_step} bytes) need {needed}; the message is truncated"
         )
     order = ">" if bool(msg.is_bigendian) else "<"
+    offsets = [int(fields[axis].offset) for axis in ("x", "y", "z")]
+    if (point_step % 4 == 0 and offsets[0] % 4 == 0 and offsets[1] == offsets[0] + 4 and offsets[2] == offsets[0] + 8
+            and (row_step == width * point_step or height == 1)):
+        # Common layout (x, y, z adjacent, 4-byte aligned): view the points as float32 rows.
+        floats = np.frombuffer(buffer, dtype=order + "f4", count=num_points * point_step // 4)
+        start = offsets[0] // 4
+        return _finite_rows(floats.reshape(num_points, point_step // 4)[:, start : start + 3])
     dtype = np.dtype(
         {
             "names": ["x", "y", "z"],
             "formats": [order + "f4"] * 3,
-            "offsets": [int(fields[axis].offset) for axis in ("x", "y", "z")],
+            "offsets": offsets,
             "itemsize": point_step,
         }
     )
@@ -244,7 +252,19 @@ def pointcloud2_to_xyz(msg: Any, name: str = "LiDAR cloud") -> np.ndarray:
     xyz[:, 0] = points["x"]
     xyz[:, 1] = points["y"]
     xyz[:, 2] = points["z"]
-    return xyz[np.isfinite(xyz).all(axis=1)]
+    return _finite_rows(xyz)
+
+
+def _finite_rows(xyz: np.ndarray) -> np.ndarray:
+    """(N, 3) float32 view/array -> contiguous native float32 copy without non-finite rows.
+
+    The check runs on the contiguous copy (numpy is slow on strided views and on `.all(axis=1)`
+    over a 3-wide axis); the common all-finite cloud costs one copy and one flat pass."""
+    out = np.array(xyz, dtype=np.float32, order="C")
+    if np.isfinite(out).all():
+        return out
+    finite = np.isfinite(out[:, 0]) & np.isfinite(out[:, 1]) & np.isfinite(out[:, 2])
+    return out[finite]
 
 
 class PointCloud2Fields(NamedTuple):

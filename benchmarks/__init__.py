@@ -1,0 +1,1 @@
+"""Benchmarks that print timings and ratios measured side by side (never asserted in tests)."""
