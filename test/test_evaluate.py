@@ -167,20 +167,61 @@ def test_adapter_images_show_the_plain_resize_for_an_identity_adapter(samples, t
     del torch
 
 
-def test_exported_run_needs_distinct_domains_and_reports_skips(samples, monkeypatch):
-    class FakePolicy:
+def test_exported_run_routes_samples_to_the_graph_of_their_domain(samples, monkeypatch):
+    class FakeBackend:
+        """Graph double: waypoints = target point repeated, plus 1 m to the left for the 'sim' graph."""
+
         def __init__(self, domain):
+            self.domain = domain
+            self.input_shapes = {name: shape for name, shape in TINY_CONTRACT.input_shapes(1).items()}
+
+        def infer(self, inputs):
+            assert set(inputs) == set(self.input_shapes) and all(v.shape[0] == 1 for v in inputs.values())
+            waypoints = np.repeat(inputs[C.INPUT_TARGET_POINT][:, None, :], TINY_CONTRACT.num_waypoints, axis=1)
+            waypoints[..., 1] += 1.0 if self.domain == "sim" else 0.0
+            return {C.OUTPUT_WAYPOINTS: waypoints, C.OUTPUT_STEER_LOGITS: np.zeros((1, 3), np.float32)}
+
+    class FakePolicy:
+        def __init__(self, path):
+            domain = "sim" if "sim" in str(path) else "real"
             self.metadata = type("M", (), {"domain": domain, "variant": "min2real"})()
-            self.contract = TINY_CONTRACT
-            self.backend_name = "test"
+            self.contract, self.backend_name, self.backend = TINY_CONTRACT, "test", FakeBackend(domain)
 
     import min2real_ros.runtime.policy as policy_module
 
-    monkeypatch.setattr(policy_module, "load_policy", lambda path, backend="auto": FakePolicy("sim"))
+    monkeypatch.setattr(policy_module, "load_policy", lambda path, backend="auto": FakePolicy(path))
     with pytest.raises(E.EvaluationError, match="two models for domain 'sim'"):
-        E.ExportedPredictor(["a.onnx", "b.onnx"])
-    predictor = E.ExportedPredictor(["a.onnx"])
-    assert predictor.domains() == {C.DOMAIN_SIM}
+        E.ExportedPredictor(["a_sim.onnx", "b_sim.onnx"])
+    only_sim = E.run_predictor(E.ExportedPredictor(["a_sim.onnx"]), samples)
+    assert set(only_sim.domain.tolist()) == {C.DOMAIN_SIM} and only_sim.skipped["no model for domain 'real'"] == 6
+    both = E.run_predictor(E.ExportedPredictor(["a_sim.onnx", "a_real.onnx"]), samples, batch_size=4)
+    sim_rows = both.domain == C.DOMAIN_SIM
+    np.testing.assert_allclose(both.waypoints_pred[sim_rows][:, :, 1] - both.target_point[sim_rows][:, None, 1], 1.0)
+    np.testing.assert_allclose(both.waypoints_pred[~sim_rows][:, 0], both.target_point[~sim_rows])
+    assert both.name == "a_sim+a_real" and both.domain_logits is None
+
+
+def test_cli_on_synthetic_data_directory(checkpoint_path, tmp_path):
+    from min2real.cli import main
+    from min2real.training.data.synthetic import write_synthetic_dataset
+
+    data = tmp_path / "data"
+    write_synthetic_dataset(data, seed=3, frames=8, routes=1, sim_image_size=(256, 96), real_image_size=(320, 180),
+                            contract=TINY_CONTRACT)
+    out = tmp_path / "report.md"
+    code = main(["eval", "--checkpoint", str(checkpoint_path), "--checkpoint", str(checkpoint_path),
+                 "--name", "first", "--name", "second", "--data", str(data), "--out", str(out), "--max-samples", "4",
+                 "--camera-fov", "100", "--camera-mount", "1.0,0,1.6", "--camera-horizon", "0.42"])
+    assert code == 0
+    summary = json.loads((tmp_path / "metrics.json").read_text())
+    first, second = (run["metrics"] for run in summary["runs"])
+    for domain_name in C.DOMAINS:
+        assert first[domain_name]["num_samples"] == 4 and np.isfinite(first[domain_name]["ade_m"])
+        assert first[domain_name]["ade_m"] == second[domain_name]["ade_m"]  # same weights, same samples
+    assert (tmp_path / "figures" / "adapter_first.png").is_file() and "| second | real |" in out.read_text()
+    assert main(["eval", "--data", str(data), "--out", str(out)]) == 2  # no run given
+    with pytest.raises(E.EvaluationError, match="no samples"):
+        E.open_data_dir(tmp_path / "figures", TINY_CONTRACT)
 
 
 def test_find_layouts_and_empty_data_dir(tmp_path):

@@ -429,14 +429,15 @@ def open_data_dir(data_dir: str | Path, contract: C.Contract, real_split: str | 
                   navsim_camera: str = "front", require_perfect_score: bool = False) -> ConcatSamples:
     """Every CARLA Garage root and NAVSIM split under `data_dir` as one sample sequence (sim
     first). Routes are taken whatever their driving score unless `require_perfect_score`."""
-    from min2real.training.data.carla_garage import CarlaGarageDataset
-    from min2real.training.data.navsim import NavsimDataset
-
     garage_roots, navsim_roots = find_layouts(data_dir)
     datasets = []
     if garage_roots:
+        from min2real.training.data.carla_garage import CarlaGarageDataset
+
         datasets.append(CarlaGarageDataset(garage_roots, contract, require_perfect_score=require_perfect_score))
     for navsim_root, splits in navsim_roots:
+        from min2real.training.data.navsim import NavsimDataset
+
         wanted = [real_split] if real_split else splits
         for split in wanted:
             if split not in splits:

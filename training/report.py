@@ -120,7 +120,7 @@ def plot_situation_ade(path: Path, runs: list[RunPredictions], metrics: list[dic
     return path
 
 
-def example_tiles(runs: list[RunPredictions], domain_id: int, indices: list[int], camera) -> list:
+def example_tiles(runs: list[RunPredictions], indices: list[int], camera) -> list:
     """One overlay tile per (example, run): camera image with projected waypoints + top-down panel."""
     from min2real_ros.replay.report import draw_overlay
 
@@ -197,9 +197,15 @@ def write_report(
     camera_fov_deg: float = DEFAULT_CAMERA_FOV_DEG,
     camera_mount_m: tuple[float, float, float] = DEFAULT_CAMERA_MOUNT_M,
     examples_per_domain: int = 4,
+    camera_horizon_fraction: float = 0.5,
 ) -> Path:
     """Write `report.md`, `metrics.json` and `figures/*.png` into `out` (a directory, or a
-    `.md` file path whose directory receives the rest). Returns the Markdown path."""
+    `.md` file path whose directory receives the rest). Returns the Markdown path.
+
+    The image overlays assume a level pinhole camera of `camera_fov_deg` horizontal FOV at
+    `camera_mount_m` (base_link) whose horizon (principal point row) lies at
+    `camera_horizon_fraction` of the image height (0.5 for CARLA's cameras; the synthetic
+    generator's is training.data.synthetic.HORIZON_FRACTION)."""
     from min2real_ros.replay.report import CameraModel, contact_sheet, write_png
 
     if not runs or len(runs) != len(metrics):
@@ -274,14 +280,17 @@ def write_report(
 
     lines += ["## Example trajectories", "",
               "Left: camera image with waypoints projected onto the ground (assumed camera: "
-              f"{camera_fov_deg:g} deg horizontal FOV at {tuple(camera_mount_m)} m in base_link, no pitch; "
+              f"{camera_fov_deg:g} deg horizontal FOV at {tuple(camera_mount_m)} m in base_link, level, horizon at "
+              f"{camera_horizon_fraction:g} of the image height; "
               "exact for data recorded with that camera). Right: top-down view, ego at the bottom heading up. "
               "Red: prediction, green: ground truth, blue: target point.", ""]
     examples = select_examples(runs[0], examples_per_domain)
     for domain_id, indices in examples.items():
-        camera = CameraModel.from_horizontal_fov(runs[0].contract.camera_width, runs[0].contract.camera_height,
-                                                 camera_fov_deg, camera_mount_m)
-        tiles = example_tiles(runs, domain_id, indices, camera)
+        width, height = runs[0].contract.camera_width, runs[0].contract.camera_height
+        focal = width / (2.0 * np.tan(np.radians(camera_fov_deg) / 2.0))
+        camera = CameraModel(width, height, focal, focal, width / 2.0, camera_horizon_fraction * height,
+                             tuple(camera_mount_m), 0.0)
+        tiles = example_tiles(runs, indices, camera)
         if tiles:
             sheet = contact_sheet(tiles, columns=len(runs) if len(runs) > 1 else 2)
             figure = write_png(figures / f"examples_{C.DOMAINS[domain_id]}.png", sheet)

@@ -42,6 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", help="torch device for checkpoints (cpu, cuda, cuda:1)")
     parser.add_argument("--camera-fov", type=float, default=110.0, help="camera horizontal FOV for the image overlays (deg)")
     parser.add_argument("--camera-mount", default="-1.5,0,2.0", help="camera x,y,z in base_link for the overlays (m)")
+    parser.add_argument("--camera-horizon", type=float, default=0.5,
+                        help="horizon row of the overlay camera as a fraction of the image height (synthetic data: 0.42)")
     parser.add_argument("--examples", type=int, default=4, help="example frames per domain in the report")
 
 
@@ -90,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"min2real eval: run names {names} are not unique; pass --name per run", file=sys.stderr)
         return 2
     path = write_report(args.out, runs, metrics, data_description=str(args.data),
-                        camera_fov_deg=args.camera_fov, camera_mount_m=mount, examples_per_domain=args.examples)
+                        camera_fov_deg=args.camera_fov, camera_mount_m=mount, examples_per_domain=args.examples,
+                        camera_horizon_fraction=args.camera_horizon)
     print(f"report: {path}")
     return 0

@@ -50,22 +50,16 @@ def sensor_config_fields(camera_mode: str = "front", frame_index: int = CURRENT_
 
 
 def stitch_front_cameras(left_rgb: np.ndarray, front_rgb: np.ndarray, right_rgb: np.ndarray) -> np.ndarray:
-    """NAVSIM TransFuser's stitch of 1920 x 1080 cameras: l0 and r0 cropped to their inner
-    (1920 - 2 * 416) columns, all three cropped by 28 rows top and bottom, concatenated left to
-    right (a 4:1 panorama; the contract then crops / resizes it)."""
+    """NAVSIM TransFuser's left | front | right panorama, exactly as the NAVSIM training samples
+    build it (training.data.navsim.stitch_cameras: rows cropped by 28/1080 of the height, side
+    cameras by 416/1920 of the width on their outer sides)."""
     for name, image in (("cam_l0", left_rgb), ("cam_f0", front_rgb), ("cam_r0", right_rgb)):
         if image is None or np.asarray(image).ndim != 3 or np.asarray(image).shape[2] != 3:
             shape = None if image is None else np.asarray(image).shape
-            raise ValueError(f"NAVSIM {name} image has shape {shape}; expected (H, W, 3) uint8 RGB")
-    left, front, right = (np.asarray(image) for image in (left_rgb, front_rgb, right_rgb))
-    if not (left.shape == front.shape == right.shape):
-        raise ValueError(f"NAVSIM stitch needs equal camera sizes; got {left.shape}, {front.shape}, {right.shape}")
-    height, width = front.shape[:2]
-    crop_rows = round(28 * height / 1080)
-    crop_cols = round(416 * width / 1920)
-    rows = slice(crop_rows, height - crop_rows)
-    side = slice(crop_cols, width - crop_cols)
-    return np.ascontiguousarray(np.concatenate([left[rows, side], front[rows], right[rows, side]], axis=1))
+            raise ValueError(f"NAVSIM {name} image has shape {shape}; expected (H, W, 3) uint8 RGB (is it in the sensor config?)")
+    from min2real.training.data.navsim import stitch_cameras  # numpy-only; the one stitch implementation
+
+    return np.ascontiguousarray(stitch_cameras(np.asarray(left_rgb), np.asarray(front_rgb), np.asarray(right_rgb)))
 
 
 def command_from_one_hot(driving_command) -> int | None:
