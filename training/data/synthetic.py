@@ -134,29 +134,35 @@ class _Intersection:
 class SyntheticRoute:
     """Road geometry, objects and the ego timing of one drive (depends on the seed only)."""
 
-    def __init__(self, seed: int | Sequence[int], min_length_m: float) -> None:
+    def __init__(self, seed: int | Sequence[int], min_length_m: float, first_turn: str | None = None) -> None:
+        if first_turn not in (None, "left", "right"):
+            raise ValueError(f"first_turn {first_turn!r}; expected None, 'left' or 'right'")
         seed = _seed_tuple(seed)
         rng = np.random.default_rng((*seed, 0))
-        self._build_path(rng, min_length_m)
+        self._build_path(rng, min_length_m, first_turn)
         self._build_side_roads()
         self._build_objects(np.random.default_rng((*seed, 1)))
         self._build_timing(rng)
 
     # path: curvature per 0.5 m step, integrated to heading and position
-    def _build_path(self, rng: np.random.Generator, min_length_m: float) -> None:
-        parts: list[tuple[float, float]] = [(rng.uniform(20.0, 30.0), 0.0)]  # (length, curvature)
+    def _build_path(self, rng: np.random.Generator, min_length_m: float, first_turn: str | None) -> None:
+        """Events after a short straight; the first is an intersection (`first_turn` if given)
+        so that even short drives contain a turn."""
+        parts: list[tuple[float, float]] = [(rng.uniform(10.0, 20.0), 0.0)]  # (length, curvature)
         events: list[tuple[int, int, str, float]] = []
         steps = round(parts[0][0] / PATH_STEP_M)
         heading = 0.0
         while steps * PATH_STEP_M < min_length_m:
-            roll = rng.random()
+            roll = 0.0 if not events else rng.random()
             if roll < 0.6:  # intersection: approach, manoeuvre, exit
-                approach = rng.uniform(15.0, 30.0)
+                approach = rng.uniform(10.0, 20.0) if not events else rng.uniform(15.0, 30.0)
                 parts.append((approach, 0.0))
                 steps += round(approach / PATH_STEP_M)
                 # Prefer the turn that brings the route back towards its start heading (no loops).
                 p_left = 0.4 if abs(heading) < 1.0 else (0.15 if heading > 0 else 0.65)
                 kind = rng.choice(["left", "right", "straight"], p=[p_left, 0.8 - p_left, 0.2])
+                if not events and first_turn is not None:
+                    kind = first_turn
                 if kind == "straight":
                     length, curvature = 16.0, 0.0
                 else:
@@ -483,6 +489,7 @@ class SyntheticDrive:
         contract: C.Contract = C.DEFAULT_CONTRACT,
         cameras: Sequence[str] = ("CAM_F0",),
         lidar: bool | None = None,
+        first_turn: str | None = None,
     ) -> None:
         if domain not in C.DOMAINS:
             raise ValueError(f"synthetic domain {domain!r} is not supported; expected one of {C.DOMAINS}")
@@ -494,7 +501,7 @@ class SyntheticDrive:
         self.contract = contract
         self.lidar = (domain == SIM) if lidar is None else bool(lidar)
         min_length = (duration_s + 2 * contract.horizon_s) * V_MAX_MPS + TARGET_POINT_DISTANCE_M + 40.0
-        self.route = SyntheticRoute(self.seed, min_length)
+        self.route = SyntheticRoute(self.seed, min_length, first_turn)
         self.route_world_xy = self.route.route_world()
         domain_index = C.DOMAINS.index(domain)
         self.appearance = _appearance(domain, np.random.default_rng((*self.seed, 2, domain_index)))
@@ -894,11 +901,13 @@ def write_synthetic_dataset(
         written = 0
         for route_index, labelled in enumerate(per_route):
             drive_seed = (seed, C.DOMAINS.index(domain), route_index)
+            first_turn = "left" if route_index % 2 == 0 else "right"  # every class in even a tiny dataset
             if domain == SIM:
-                drive = SyntheticDrive(drive_seed, labelled / rate, SIM, sim_image_size, contract)
+                drive = SyntheticDrive(drive_seed, labelled / rate, SIM, sim_image_size, contract, first_turn=first_turn)
                 written += write_carla_route(out_dir / "carla" / "synthetic" / f"route_{route_index:03d}", drive, labelled)
             else:
-                drive = SyntheticDrive(drive_seed, labelled / rate, REAL, real_image_size, contract, real_cameras, real_lidar)
+                drive = SyntheticDrive(drive_seed, labelled / rate, REAL, real_image_size, contract, real_cameras, real_lidar,
+                                       first_turn)
                 written += write_navsim_log(out_dir / "navsim", split, f"synthetic_{route_index:03d}", drive, labelled, route_index)
         summary["domains"][domain] = {"labelled_frames": frames, "frames_written": written, "rate_hz": rate,
                                       "image_size": list(sim_image_size if domain == SIM else real_image_size)}

@@ -1,0 +1,161 @@
+"""Synthetic two-domain generator: determinism, domain consistency, turn signs, and the
+generator -> CARLA Garage / NAVSIM layout -> loader round trip."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import numpy as np
+import pytest
+
+from min2real.models import contract as C
+from min2real.models.contract import TINY_CONTRACT
+from min2real.training.data import CarlaGarageDataset, NavsimDataset
+from min2real.training.data.synthetic import SyntheticDrive, generate_drive, write_synthetic_dataset
+
+SIM_SIZE, REAL_SIZE = (128, 48), (128, 72)
+SEED = 11
+
+
+@pytest.fixture(scope="module")
+def dataset_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("synthetic")
+    write_synthetic_dataset(out, seed=SEED, frames=48, routes=2, sim_image_size=SIM_SIZE, real_image_size=REAL_SIZE,
+                            contract=TINY_CONTRACT)
+    return out
+
+
+def _labels(frame):
+    return frame.waypoints_ego, frame.target_point_ego, frame.command, frame.steer_class
+
+
+def test_generate_drive_is_deterministic_per_seed():
+    first = list(generate_drive(3, 4, "real", image_size=REAL_SIZE, contract=TINY_CONTRACT))
+    again = list(generate_drive(3, 4, "real", image_size=REAL_SIZE, contract=TINY_CONTRACT))
+    other = list(generate_drive(4, 4, "real", image_size=REAL_SIZE, contract=TINY_CONTRACT))
+    for a, b in zip(first, again):
+        np.testing.assert_array_equal(a.image_rgb, b.image_rgb)
+        np.testing.assert_array_equal(a.waypoints_ego, b.waypoints_ego)
+        assert a.pose_world == b.pose_world
+    assert first[0].pose_world != other[0].pose_world
+    assert first[0].image_rgb.shape == (REAL_SIZE[1], REAL_SIZE[0], 3) and first[0].image_rgb.dtype == np.uint8
+
+
+def test_domains_differ_in_appearance_only():
+    # Same seed and duration: the sim drive at 4 Hz and the real one at 2 Hz share every second frame.
+    sim = list(generate_drive(5, 8, "sim", image_size=SIM_SIZE, contract=TINY_CONTRACT))
+    real = list(generate_drive(5, 4, "real", image_size=SIM_SIZE, contract=TINY_CONTRACT))
+    for k, real_frame in enumerate(real):
+        sim_frame = sim[2 * k]
+        assert sim_frame.timestamp_s == pytest.approx(real_frame.timestamp_s)
+        np.testing.assert_allclose(sim_frame.waypoints_ego, real_frame.waypoints_ego, atol=1e-6)
+        np.testing.assert_allclose(sim_frame.target_point_ego, real_frame.target_point_ego, atol=1e-6)
+        assert (sim_frame.command, sim_frame.steer_class, sim_frame.speed_mps) == (real_frame.command, real_frame.steer_class, real_frame.speed_mps)
+        assert np.abs(sim_frame.image_rgb.astype(int) - real_frame.image_rgb.astype(int)).mean() > 5
+        assert real_frame.lidar_points_ego is None
+        points = sim_frame.lidar_points_ego
+        assert points.dtype == np.float32 and points.shape[1] == 4 and len(points) > 1000
+    np.testing.assert_array_equal(sim[0].route_world, real[0].route_world)
+    spacing = np.linalg.norm(np.diff(sim[0].route_world, axis=0), axis=1)
+    np.testing.assert_allclose(spacing, 1.0, atol=0.05)
+
+
+def test_lidar_sees_roadside_objects_above_the_ground():
+    frame = next(generate_drive(2, 1, "sim", image_size=SIM_SIZE, contract=TINY_CONTRACT))
+    z = frame.lidar_points_ego[:, 2]
+    assert (z < 0.05).mean() > 0.3  # ground returns
+    assert (z > 0.5).sum() > 50  # boxes (buildings, trees, cars)
+    bev = C.lidar_bev_from_points(frame.lidar_points_ego, TINY_CONTRACT)
+    assert 0 < bev.sum() and bev.max() <= 1.0
+
+
+def test_turns_have_the_contract_signs_in_both_domains():
+    drive = SyntheticDrive(SEED, 80 / 2.0, "sim", SIM_SIZE, TINY_CONTRACT, lidar=False)
+    frames = [drive.frame(i, 2.0) for i in range(80)]
+    classes = np.array([f.steer_class for f in frames])
+    assert {C.STEER_LEFT, C.STEER_RIGHT, C.STEER_STRAIGHT} <= set(classes.tolist())
+    for frame in frames:
+        end_y = frame.waypoints_ego[-1, 1]
+        if frame.steer_class == C.STEER_LEFT:
+            assert end_y > 1.0
+        elif frame.steer_class == C.STEER_RIGHT:
+            assert end_y < -1.0
+    left_frames = [f for f in frames if f.steer_class == C.STEER_LEFT and f.road_option == 1]
+    assert left_frames and all(f.command == C.COMMAND_LEFT for f in left_frames)
+
+
+def test_writer_produces_both_layouts(dataset_dir):
+    route = dataset_dir / "carla" / "synthetic" / "route_000"
+    assert (route / "rgb" / "0000.jpg").is_file() and (route / "lidar" / "0000.laz").is_file()
+    with gzip.open(route / "results.json.gz", "rt") as handle:
+        assert json.load(handle)["scores"]["score_composed"] == 100.0
+    with gzip.open(route / "measurements" / "0000.json.gz", "rt") as handle:
+        measurement = json.load(handle)
+    assert np.asarray(measurement["ego_matrix"]).shape == (4, 4)
+    assert measurement["command"] in (1, 2, 3, 4)
+    assert (dataset_dir / "navsim" / "navsim_logs" / "trainval" / "synthetic_000.pkl").is_file()
+    assert any((dataset_dir / "navsim" / "sensor_blobs" / "trainval" / "synthetic_000" / "CAM_F0").glob("*.jpg"))
+    summary = json.loads((dataset_dir / "synthetic.json").read_text())
+    assert summary["domains"]["sim"]["labelled_frames"] == 48
+
+
+def test_carla_round_trip_matches_generator_labels(dataset_dir):
+    dataset = CarlaGarageDataset([dataset_dir / "carla"], TINY_CONTRACT)
+    assert len(dataset) >= 48 and dataset.stats["routes_used"] == 2 and not dataset.index_problems.total
+    drive = SyntheticDrive((SEED, C.DOMAIN_SIM, 0), 24 / 4.0, "sim", SIM_SIZE, TINY_CONTRACT, first_turn="left")
+    for index in (0, 7, 15):
+        route_index, frame_number = dataset.samples[index]
+        assert route_index == 0 and frame_number == index
+        sample, frame = dataset[index], drive.frame(index, 4.0)
+        assert sample["image"].shape == (3, TINY_CONTRACT.camera_height, TINY_CONTRACT.camera_width)
+        assert sample["domain"] == C.DOMAIN_SIM and sample["has_labels"]
+        np.testing.assert_allclose(sample["waypoints"], frame.waypoints_ego, atol=1e-4)
+        np.testing.assert_allclose(sample["target_point"], frame.target_point_ego, atol=1e-4)
+        assert int(np.argmax(sample["command"])) == frame.command
+        assert int(sample["steer_class"]) == frame.steer_class
+        assert sample["speed"][0] == pytest.approx(frame.speed_mps, abs=1e-4)
+        expected_bev = C.lidar_bev_from_points(frame.lidar_points_ego, TINY_CONTRACT)
+        assert np.abs(sample["lidar_bev"] - expected_bev).sum() <= 0.02 * expected_bev.sum() + 1.0  # 1 mm LAZ quantisation
+        expected_image = C.prepare_camera_rgb(frame.image_rgb, TINY_CONTRACT).transpose(2, 0, 1)
+        assert np.abs(sample["image"].astype(int) - expected_image.astype(int)).mean() < 6  # JPEG
+
+
+def test_navsim_round_trip_matches_generator_labels(dataset_dir):
+    dataset = NavsimDataset(dataset_dir / "navsim", "trainval", TINY_CONTRACT)
+    assert len(dataset) >= 48 and dataset.stats["logs_used"] == 2
+    drive = SyntheticDrive((SEED, C.DOMAIN_REAL, 0), 24 / 2.0, "real", REAL_SIZE, TINY_CONTRACT, first_turn="left")
+    for index in (0, 9, 19):
+        sample, frame = dataset[index], drive.frame(index, 2.0)
+        assert sample["domain"] == C.DOMAIN_REAL and not sample["lidar_bev"].any()
+        np.testing.assert_allclose(sample["waypoints"], frame.waypoints_ego, atol=1e-3)
+        # The loader walks the 2 Hz logged path (chords), the generator the exact route.
+        np.testing.assert_allclose(sample["target_point"], frame.target_point_ego, atol=1.5)
+        assert int(np.argmax(sample["command"])) == frame.command
+        assert int(sample["steer_class"]) == frame.steer_class
+
+
+def test_left_turn_loaded_from_both_layouts(dataset_dir):
+    sim = CarlaGarageDataset([dataset_dir / "carla"], TINY_CONTRACT)
+    real = NavsimDataset(dataset_dir / "navsim", "trainval", TINY_CONTRACT)
+    for dataset in (sim, real):
+        samples = [dataset[i] for i in range(len(dataset))]
+        left = [s for s in samples if s["steer_class"] == C.STEER_LEFT]
+        right = [s for s in samples if s["steer_class"] == C.STEER_RIGHT]
+        assert left and right, f"{dataset.domain}: expected left and right turns in the synthetic routes"
+        assert all(s["waypoints"][-1, 1] > 0 for s in left)
+        assert all(s["waypoints"][-1, 1] < 0 for s in right)
+    # CARLA's own sign convention in the written measurements: a left turn steers negative.
+    route = sim.route_dirs[0]
+    steers = []
+    for index in range(len(sim)):
+        route_index, frame_number = sim.samples[index]
+        if sim.route_dirs[route_index] != route:
+            continue
+        sample = sim[index]
+        if sample["steer_class"] == C.STEER_LEFT:
+            with gzip.open(f"{route}/measurements/{frame_number:04d}.json.gz", "rt") as handle:
+                measurement = json.load(handle)
+            assert measurement["target_point"][1] < 0  # CARLA: y right
+            steers.append(measurement["steer"])
+    assert steers and max(steers) <= 0 and min(steers) < -0.05  # CARLA: positive steer = right
