@@ -189,3 +189,19 @@ def test_compressed_camera_and_debug_outputs(graph):
     assert policy.frames[-1].image_rgb.shape == (64, 160, 3)
     assert debug[-1].encoding == "rgb8" and (debug[-1].height, debug[-1].width) == (64, 160)
     assert len(markers[-1].markers) == 2 and markers[-1].markers[0].header.frame_id == "base_link"
+
+
+def test_controller_output_types_need_their_packages():
+    import importlib.util
+
+    from min2real_ros.nodes.controller_node import import_output_type
+
+    assert import_output_type("twist").__name__ == "Twist"
+    for output_type, package in (("carla", "carla_msgs"), ("ackermann", "ackermann_msgs")):
+        if importlib.util.find_spec(package) is None:
+            with pytest.raises(RuntimeError, match=f"output_type '{output_type}' needs the ROS package {package}"):
+                import_output_type(output_type)
+        else:
+            assert import_output_type(output_type) is not None
+    with pytest.raises(ValueError, match="expected one of"):
+        import_output_type("cmd_vel")
