@@ -1,0 +1,176 @@
+"""Loaders on broken data: corrupt files are skipped and counted (also through DataLoader
+workers), malicious pickles are refused, CARLA route scores filter routes, `data check` reports."""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import pickle
+import shutil
+
+import numpy as np
+import pytest
+
+from min2real.commands import data as data_command
+from min2real.models.contract import TINY_CONTRACT
+from min2real.training.data import (
+    CarlaGarageDataset,
+    DataProblem,
+    DataProblems,
+    NavsimDataset,
+    UnsafePickleError,
+    collate_samples,
+    load_navsim_log,
+)
+from min2real.training.data.navsim import read_pcd_xyz
+from min2real.training.data.synthetic import write_pcd, write_synthetic_dataset
+
+
+@pytest.fixture(scope="module")
+def clean_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("clean")
+    write_synthetic_dataset(out, seed=4, frames=24, routes=2, sim_image_size=(128, 48), real_image_size=(128, 72),
+                            contract=TINY_CONTRACT)
+    return out
+
+
+@pytest.fixture
+def broken_dir(clean_dir, tmp_path):
+    out = tmp_path / "broken"
+    shutil.copytree(clean_dir, out)
+    return out
+
+
+def _route(root, index=0):
+    return root / "carla" / "synthetic" / f"route_{index:03d}"
+
+
+class _Malicious:
+    def __reduce__(self):
+        return (os.system, ("touch pwned_by_pickle",))
+
+
+def _run_check(path, *extra):
+    parser = argparse.ArgumentParser()
+    data_command.add_arguments(parser)
+    return data_command.run(parser.parse_args(["check", str(path), "--contract", "tiny", *extra]))
+
+
+def test_corrupt_carla_files_are_skipped_and_counted_through_workers(broken_dir):
+    from torch.utils.data import DataLoader
+
+    route = _route(broken_dir)
+    clean_len = len(CarlaGarageDataset([broken_dir / "carla"], TINY_CONTRACT))
+    jpeg = route / "rgb" / "0001.jpg"
+    jpeg.write_bytes(jpeg.read_bytes()[: len(jpeg.read_bytes()) // 2])  # truncated JPEG
+    (route / "lidar" / "0003.laz").write_bytes(b"LASF" + b"\0" * 300)  # corrupt .laz
+    (route / "measurements" / "0012.json.gz").write_bytes(gzip.compress(b"{not json"))  # bad JSON
+    (route / "rgb" / "0005.jpg").unlink()  # missing frame
+    dataset = CarlaGarageDataset([broken_dir / "carla"], TINY_CONTRACT)
+    assert dataset.index_problems.counts_by_kind() == {"missing_file": 1}
+    assert len(dataset) == clean_len - 1
+    # A bad measurement breaks its own frame and every frame that takes a future pose from it.
+    stride, horizon = dataset.frame_stride, dataset.frame_stride * TINY_CONTRACT.num_waypoints
+    frames = dataset.samples[dataset.samples[:, 0] == 0, 1]
+    expected_bad_json = int(np.sum((frames <= 12) & (frames + horizon >= 12) & ((12 - frames) % stride == 0)))
+    assert expected_bad_json >= 2
+
+    loader = DataLoader(dataset, batch_size=4, collate_fn=collate_samples, num_workers=2)
+    problems, good = DataProblems(), 0
+    for batch in loader:
+        problems.update_from_batch(batch)
+        good += batch["image"].shape[0] if "image" in batch else 0
+    assert problems.counts_by_kind() == {"bad_image": 1, "bad_json": expected_bad_json, "bad_lidar": 1}
+    assert good == len(dataset) - problems.total
+    assert "bad_lidar 1" in problems.summary() and "0003.laz" in problems.summary()
+
+
+def test_broken_samples_are_dropped_from_a_batch(broken_dir):
+    route = _route(broken_dir)
+    (route / "rgb" / "0000.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    dataset = CarlaGarageDataset([broken_dir / "carla"], TINY_CONTRACT)
+    batch = collate_samples([dataset[0], dataset[1], dataset[2]])
+    assert batch["image"].shape[0] == 2
+    assert [p.kind for p in batch["problems"]] == ["bad_image"]
+    assert dataset.problems.total == 1
+
+
+def test_route_score_filter(broken_dir):
+    with gzip.open(_route(broken_dir, 0) / "results.json.gz", "wt") as handle:
+        json.dump({"scores": {"score_composed": 71.5}}, handle)
+    (_route(broken_dir, 1) / "results.json.gz").unlink()  # crashed route
+    perfect_only = CarlaGarageDataset([broken_dir / "carla"], TINY_CONTRACT)
+    assert len(perfect_only) == 0
+    assert perfect_only.stats["routes_imperfect"] == 1 and perfect_only.stats["routes_crashed"] == 1
+    everything = CarlaGarageDataset([broken_dir / "carla"], TINY_CONTRACT, require_perfect_score=False, skip_crashed_routes=False)
+    assert everything.stats["routes_used"] == 2 and len(everything) > 0
+
+
+def test_malicious_pickle_is_refused_and_nothing_runs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "evil.pkl"
+    path.write_bytes(pickle.dumps([{"token": "a", "payload": _Malicious()}]))
+    with pytest.raises(UnsafePickleError, match=r"refused global '(posix|os|nt)\.system'"):
+        load_navsim_log(path)
+    assert not (tmp_path / "pwned_by_pickle").exists()
+
+
+def test_navsim_log_with_numpy_arrays_loads():
+    frames = [{"token": "t", "ego2global_translation": np.arange(3.0), "cams": {"CAM_F0": {"data_path": "x.jpg"}},
+               "driving_command": np.array([0, 1, 0, 0]), "anns": {"gt_names": np.array(["car"])}}]
+    for protocol in (2, 4, 5):
+        from min2real.training.data.safe_pickle import safe_loads
+
+        loaded = safe_loads(pickle.dumps(frames, protocol=protocol))
+        np.testing.assert_array_equal(loaded[0]["ego2global_translation"], np.arange(3.0))
+        assert loaded[0]["anns"]["gt_names"][0] == "car"
+
+
+def test_navsim_skips_refused_logs_and_broken_images(broken_dir):
+    navsim = broken_dir / "navsim"
+    logs = navsim / "navsim_logs" / "trainval"
+    (logs / "synthetic_001.pkl").write_bytes(pickle.dumps([{"token": _Malicious()}]))
+    (logs / "synthetic_002.pkl").write_bytes(b"\x80\x04truncated")
+    dataset = NavsimDataset(navsim, "trainval", TINY_CONTRACT)
+    assert dataset.index_problems.counts_by_kind() == {"bad_log": 1, "unsafe_pickle": 1}
+    assert dataset.stats["logs_used"] == 1 and len(dataset) > 0
+    first_image = navsim / "sensor_blobs" / "trainval" / dataset.image_paths[0, 0].decode()
+    first_image.write_bytes(first_image.read_bytes()[:200])
+    result = dataset[0]
+    assert isinstance(result, DataProblem) and result.kind == "bad_image"
+    assert isinstance(dataset[1], dict)
+
+
+def test_navsim_optional_lidar_and_stitch(tmp_path):
+    write_synthetic_dataset(tmp_path, seed=6, frames=4, routes=1, real_image_size=(192, 108), domains=("real",),
+                            real_cameras=("CAM_F0", "CAM_L0", "CAM_R0"), real_lidar=True, contract=TINY_CONTRACT)
+    zeroed = NavsimDataset(tmp_path / "navsim", "trainval", TINY_CONTRACT)
+    with_lidar = NavsimDataset(tmp_path / "navsim", "trainval", TINY_CONTRACT, camera="stitch", use_lidar=True)
+    assert not zeroed[0]["lidar_bev"].any()
+    assert with_lidar[0]["lidar_bev"].sum() > 1.0
+    assert with_lidar[0]["image"].shape == zeroed[0]["image"].shape == (3, 96, 256)
+    assert np.abs(with_lidar[0]["image"].astype(int) - zeroed[0]["image"].astype(int)).mean() > 3  # a panorama
+
+
+def test_pcd_reader_binary_and_ascii(tmp_path):
+    points = np.array([[1.0, 2.0, 3.0, 0.5], [-4.0, 5.5, 0.25, 1.0]], dtype=np.float32)
+    write_pcd(tmp_path / "a.pcd", points)
+    np.testing.assert_allclose(read_pcd_xyz(tmp_path / "a.pcd"), points[:, :3])
+    (tmp_path / "b.pcd").write_text("VERSION .7\nFIELDS x y z\nSIZE 4 4 4\nTYPE F F F\nCOUNT 1 1 1\nWIDTH 2\nHEIGHT 1\n"
+                                    "POINTS 2\nDATA ascii\n1 2 3\n-4 5.5 0.25\n")
+    np.testing.assert_allclose(read_pcd_xyz(tmp_path / "b.pcd"), points[:, :3])
+
+
+def test_data_check_reports_counts_labels_and_problems(clean_dir, broken_dir, capsys):
+    assert _run_check(clean_dir) == 0
+    report = capsys.readouterr().out
+    assert "sim  (CARLA Garage): 2 routes" in report and "real (NAVSIM trainval" in report
+    assert "steer straight" in report and "left" in report and "data problems: none" in report
+    jpeg = _route(broken_dir) / "rgb" / "0002.jpg"
+    jpeg.write_bytes(jpeg.read_bytes()[:100])
+    assert _run_check(broken_dir) == 1
+    report = capsys.readouterr().out
+    assert "bad_image 1" in report and "0002.jpg" in report
+    assert _run_check(broken_dir / "carla" / "synthetic" / "route_000" / "rgb") == 2
