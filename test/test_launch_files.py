@@ -118,7 +118,7 @@ def test_param_yaml_declares_exactly_the_node_parameters_with_its_defaults(execu
 def test_carla_objects_match_contract_and_driver_defaults():
     objects = json.loads((ROOT / "config" / "carla_objects.json").read_text())["objects"]
     vehicle = next(entry for entry in objects if entry["type"].startswith("vehicle."))
-    sensors = {entry["id"]: entry for entry in vehicle["objects"]}
+    sensors = {entry["id"]: entry for entry in vehicle["sensors"]}
     camera, lidar = sensors["rgb_front"], sensors["lidar"]
     assert (camera["image_size_y"], camera["image_size_x"]) == (DEFAULT_CONTRACT.camera_height, DEFAULT_CONTRACT.camera_width)
     defaults = {name: value for name, (value, _text) in driver_node.PARAMETERS.items()}
@@ -132,7 +132,7 @@ def test_carla_objects_match_contract_and_driver_defaults():
     assert defaults["lidar_topic"] == f"/carla/{role}/lidar"
     assert defaults["speed_topic"] == f"/carla/{role}/speedometer"
     assert defaults["odometry_topic"] == f"/carla/{role}/odometry"
-    assert {"sensor.pseudo.odom", "sensor.pseudo.speedometer", "actor.pseudo.control"} <= {e["type"] for e in vehicle["objects"]}
+    assert {"sensor.pseudo.odom", "sensor.pseudo.speedometer", "actor.pseudo.control"} <= {e["type"] for e in vehicle["sensors"]}
 
 
 @pytest.mark.parametrize("launch_file", LAUNCH_FILES, ids=lambda path: path.name)
