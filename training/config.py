@@ -35,29 +35,36 @@ class ConfigError(ValueError):
 
 @dataclass
 class DataSection:
-    """Where samples come from. Paths are relative to the working directory unless absolute.
+    """Where samples come from (keys as in `min2real.training.data`). Paths are relative to the
+    working directory unless absolute.
 
-    sim_roots: CARLA Garage dataset roots (`<root>/<scenario>/<route>/rgb/...`) or synthetic sim folders.
-    real_roots: NAVSIM/OpenScene roots (`navsim_logs/<split>`, `sensor_blobs/<split>`) or synthetic real folders.
-    real_split: NAVSIM split name under those roots (e.g. "trainval", "mini").
-    sim_real_ratio: fraction of sim samples in each epoch when both domains are present (0..1).
+    sim_roots: CARLA Garage folders (routes, scenarios or whole trees) or synthetic `carla/` folders.
+    real_roots: OpenScene/NAVSIM roots (each with navsim_logs/ and sensor_blobs/) or synthetic `navsim/` folders.
+    real_split: NAVSIM split folder under navsim_logs/ and sensor_blobs/ (e.g. "trainval", "mini").
+    sim_real_ratio: sim:real draws per epoch when both are present (1.0 = equal, .inf = sim only, 0 = real only).
     real_driving_labels: true = real samples also train the driving heads ("mix" variants);
         false = real images only feed the domain discriminator (sim-supervised Min2Real).
     use_real_lidar: false = real samples carry an all-zero BEV, as in the paper.
-    val_sim_roots / val_real_roots: held-out roots, validated per domain.
-    samples_per_epoch: samples drawn per epoch (all ranks together); 0 = the training set's size.
+    real_camera: "front" (CAM_F0) or "stitch" (NAVSIM TransFuser's left/front/right panorama).
+    require_perfect_score / skip_crashed_routes: CARLA Garage route filters (score_composed 100, results file present).
+    samples_per_epoch: draws per epoch (all ranks together); 0 = the training set's size.
+    val_sim_roots / val_real_roots: held-out data, validated per domain, always with driving labels.
+    val_real_split: NAVSIM split of val_real_roots; "" = real_split.
     """
 
     sim_roots: list = field(default_factory=list)
     real_roots: list = field(default_factory=list)
     real_split: str = "trainval"
-    sim_real_ratio: float = 0.5
+    sim_real_ratio: float = 1.0
     real_driving_labels: bool = False
     use_real_lidar: bool = False
+    real_camera: str = "front"
+    require_perfect_score: bool = True
+    skip_crashed_routes: bool = True
+    samples_per_epoch: int = 0
     val_sim_roots: list = field(default_factory=list)
     val_real_roots: list = field(default_factory=list)
-    val_real_split: str = ""  # "" = real_split
-    samples_per_epoch: int = 0
+    val_real_split: str = ""
 
     def validate(self) -> None:
         for name in ("sim_roots", "real_roots", "val_sim_roots", "val_real_roots"):
@@ -66,10 +73,23 @@ class DataSection:
                 setattr(self, name, [value])
             elif not isinstance(value, list) or not all(isinstance(item, str) for item in value):
                 raise ConfigError(f"data.{name}={value!r}; expected a list of directory paths")
-        if not 0.0 <= float(self.sim_real_ratio) <= 1.0:
-            raise ConfigError(f"data.sim_real_ratio={self.sim_real_ratio}; expected a fraction in [0, 1]")
+        if not float(self.sim_real_ratio) >= 0.0:
+            raise ConfigError(f"data.sim_real_ratio={self.sim_real_ratio}; expected a number >= 0 (.inf for sim only)")
+        if self.real_camera not in ("front", "stitch"):
+            raise ConfigError(f"data.real_camera={self.real_camera!r}; expected 'front' or 'stitch'")
         if self.samples_per_epoch < 0:
             raise ConfigError(f"data.samples_per_epoch={self.samples_per_epoch}; expected >= 0 (0 = dataset size)")
+
+    def loader_options(self) -> dict:
+        """The options `min2real.training.data.build_dataset` takes besides the roots."""
+        return {
+            "real_split": self.real_split,
+            "real_driving_labels": self.real_driving_labels,
+            "use_real_lidar": self.use_real_lidar,
+            "real_camera": self.real_camera,
+            "require_perfect_score": self.require_perfect_score,
+            "skip_crashed_routes": self.skip_crashed_routes,
+        }
 
 
 @dataclass
@@ -303,7 +323,7 @@ def paper_variant_overrides(variant: str) -> list[str]:
         raise ConfigError(f"paper variant {variant!r} is unknown; expected one of {list(PAPER_VARIANT_TRAINING)}")
     overrides = [f"model.variant={variant}", *PAPER_VARIANT_TRAINING[variant]]
     if variant in SIM_ONLY_VARIANTS:
-        overrides += ["data.real_roots=[]", "data.sim_real_ratio=1.0"]
+        overrides += ["data.real_roots=[]"]
     return overrides
 
 

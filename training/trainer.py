@@ -43,6 +43,7 @@ from min2real.models.contract import INPUT_NAMES, SAMPLE_DOMAIN
 from min2real.training.augment import add_gaussian_noise
 from min2real.training.checkpoint import load_checkpoint, save_checkpoint
 from min2real.training.config import TrainConfig
+from min2real.training.data.common import DataProblems
 from min2real.training.losses import compute_losses
 from min2real.training.metrics import MetricsAccumulator, flatten_metrics
 
@@ -150,14 +151,6 @@ def gather_rng_states(context: DistributedContext, device: torch.device) -> list
     return gathered
 
 
-def _seed_worker(worker_id: int) -> None:
-    # DataLoader seeds torch per worker from its generator; numpy and random follow it.
-    del worker_id
-    worker_seed = torch.initial_seed() % 2**32
-    np.random.seed(worker_seed)  # noqa: NPY002
-    random.seed(worker_seed)
-
-
 # ---- optimiser and schedule ---------------------------------------------------------------------
 def warmup_cosine(step: int, total_steps: int, warmup_steps: int, min_lr_ratio: float) -> float:
     """LR multiplier: linear warm-up from ~0 to 1 over `warmup_steps`, then cosine to `min_lr_ratio`."""
@@ -196,38 +189,59 @@ class SkipSampler(Sampler):
 
 
 def build_datasets(config: TrainConfig, contract, model_config):
-    """(training dataset, {"sim": val dataset, "real": val dataset}) from the `data:` section."""
+    """(training dataset, validation dataset or None) from the `data:` section.
+
+    Validation data always carries driving labels (real ones included): it measures driving.
+    """
     from min2real.training import data as data_lib
 
-    if not config.data.sim_roots and not config.data.real_roots:
+    data = config.data
+    if not data.sim_roots and not data.real_roots:
         raise TrainingError("data.sim_roots and data.real_roots are both empty; the run has nothing to train on")
-    if model_config.use_discriminator and not config.data.real_roots:
+    if model_config.use_discriminator and not data.real_roots:
         raise TrainingError(
             f"model variant {model_config.variant!r} trains a domain discriminator, which needs real-domain images; "
             "set data.real_roots (with data.real_driving_labels=false they only feed the discriminator)"
         )
-    train_set = data_lib.build_dataset(config.data, contract, split="train")
-    val_sets = {}
-    for domain in ("sim", "real"):
-        roots = config.data.val_sim_roots if domain == "sim" else config.data.val_real_roots
-        if roots:
-            val_sets[domain] = data_lib.build_dataset(config.data, contract, split="val", domain=domain)
-    return train_set, val_sets
+    options = data.loader_options()
+    try:
+        train_set = data_lib.build_dataset(data.sim_roots, data.real_roots, contract, **options)
+        val_set = None
+        if data.val_sim_roots or data.val_real_roots:
+            options.update(real_driving_labels=True, real_split=data.val_real_split or data.real_split)
+            val_set = data_lib.build_dataset(data.val_sim_roots, data.val_real_roots, contract, **options)
+    except (FileNotFoundError, ValueError) as error:
+        raise TrainingError(f"data section: {error}") from error
+    if len(train_set) == 0:
+        raise TrainingError(f"the training data under {data.sim_roots + data.real_roots} holds no usable samples")
+    return train_set, val_set
 
 
-def make_train_loader(train_set, config: TrainConfig, context: DistributedContext, epoch: int, skip_batches: int, device):
-    """The epoch's DataLoader: the domain-ratio sampler (this rank's share), skipping batches done."""
-    from min2real.training.data import DomainRatioSampler, collate_samples
+def build_train_sampler(train_set, config: TrainConfig, context: DistributedContext):
+    """The domain-ratio sampler: every rank computes the same (seed, epoch) draw and takes its share."""
+    from min2real.training.data import build_sampler
 
-    samples_per_epoch = config.data.samples_per_epoch or len(train_set)
-    sampler = DomainRatioSampler(
-        train_set,
-        sim_real_ratio=config.data.sim_real_ratio,
-        num_samples=samples_per_epoch,
-        seed=config.train.seed,
-        rank=context.rank,
-        world_size=context.world_size,
-    )
+    data_options = {"sim_real_ratio": config.data.sim_real_ratio, "samples_per_epoch": config.data.samples_per_epoch or None}
+    try:
+        return build_sampler(train_set, data_options, seed=config.train.seed, rank=context.rank, world_size=context.world_size)
+    except ValueError as error:
+        raise TrainingError(f"data section: {error}") from error
+
+
+def _seed_worker(worker_id: int) -> None:
+    # DataLoader seeds torch per worker from its generator; numpy and random follow it.
+    from min2real.training.data import worker_init_fn
+
+    worker_init_fn(worker_id)
+    worker_seed = torch.initial_seed() % 2**32
+    np.random.seed(worker_seed)  # noqa: NPY002
+    random.seed(worker_seed)
+
+
+def make_train_loader(train_set, sampler, config: TrainConfig, context: DistributedContext, epoch: int, skip_batches: int, device):
+    """The epoch's DataLoader over this rank's share, skipping the batches already done."""
+    from min2real.training.data import collate_samples
+
     sampler.set_epoch(epoch)
     generator = torch.Generator().manual_seed(config.train.seed * 1_000_003 + epoch * 1009 + context.rank)
     return DataLoader(
@@ -240,16 +254,14 @@ def make_train_loader(train_set, config: TrainConfig, context: DistributedContex
         pin_memory=device.type == "cuda",
         worker_init_fn=_seed_worker,
         generator=generator,
-        persistent_workers=False,
     )
 
 
-def steps_per_epoch(train_set, config: TrainConfig, context: DistributedContext) -> int:
-    samples_per_epoch = config.data.samples_per_epoch or len(train_set)
-    steps = (samples_per_epoch // context.world_size) // config.train.batch_size
+def steps_per_epoch(sampler, config: TrainConfig, context: DistributedContext) -> int:
+    steps = len(sampler) // config.train.batch_size
     if steps <= 0:
         raise TrainingError(
-            f"an epoch of {samples_per_epoch} samples over {context.world_size} process(es) gives no full batch of "
+            f"an epoch of {len(sampler)} samples per process ({context.world_size} process(es)) gives no full batch of "
             f"{config.train.batch_size}; lower train.batch_size or raise data.samples_per_epoch"
         )
     return steps
@@ -267,35 +279,31 @@ def model_inputs(batch: dict) -> dict:
 
 # ---- validation ---------------------------------------------------------------------------------
 @torch.no_grad()
-def validate(model, val_sets: dict, config: TrainConfig, contract, device: torch.device, autocast) -> dict:
-    """Per-domain metrics over the validation sets (rank 0, the unwrapped model, eval mode)."""
-    from min2real.training.data import collate_samples
+def validate(model, val_set, config: TrainConfig, contract, device: torch.device, autocast) -> dict:
+    """Per-domain metrics over the validation set (rank 0, the unwrapped model, eval mode)."""
+    from min2real.training.data import batch_size, collate_samples
 
     was_training = model.training
     model.eval()
-    report: dict = {}
-    for domain, dataset in val_sets.items():
-        loader = DataLoader(
-            dataset,
-            batch_size=config.train.val_batch_size,
-            shuffle=False,
-            num_workers=config.train.num_workers,
-            collate_fn=collate_samples,
-            generator=torch.Generator().manual_seed(0),
-        )
-        accumulator = MetricsAccumulator(contract)
-        for batch in loader:
-            if batch is None:
-                continue
-            batch = to_device(batch, device)
-            with autocast():
-                outputs = model(model_inputs(batch), batch[SAMPLE_DOMAIN])
-            accumulator.add(outputs, batch)
-        report.update({name: value for name, value in accumulator.compute().items() if name == domain})
-        if domain not in report:
-            raise TrainingError(f"validation set {domain!r} holds no samples of its domain")
+    loader = DataLoader(
+        val_set,
+        batch_size=config.train.val_batch_size,
+        shuffle=False,
+        num_workers=config.train.num_workers,
+        collate_fn=collate_samples,
+        worker_init_fn=_seed_worker,
+        generator=torch.Generator().manual_seed(0),
+    )
+    accumulator = MetricsAccumulator(contract)
+    for batch in loader:
+        if batch_size(batch) == 0:
+            continue
+        batch = to_device(batch, device)
+        with autocast():
+            outputs = model(model_inputs(batch), batch[SAMPLE_DOMAIN])
+        accumulator.add(outputs, batch)
     model.train(was_training)
-    return report
+    return accumulator.compute()
 
 
 def target_ade(report: dict) -> float | None:
@@ -375,6 +383,31 @@ def _log_scalars(writer, values: dict[str, float], step: int) -> None:
         writer.add_scalar(name, value, step)
 
 
+def _every_rank_has_samples(batch: dict, context: DistributedContext, device: torch.device) -> bool:
+    """False when this batch (or, under DDP, any rank's batch) lost every sample to broken data:
+    all ranks must take the same number of optimiser steps or DDP would wait forever."""
+    from min2real.training.data import batch_size
+
+    has_samples = batch_size(batch) > 0
+    if not context.is_distributed:
+        return has_samples
+    flag = torch.tensor([1 if has_samples else 0], device=device)
+    dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+    return bool(flag.item())
+
+
+def _report_problems(problems, context: DistributedContext, writer, state) -> None:
+    """End of epoch: say what broken data was skipped (every rank reports its own share)."""
+    if problems.total:
+        from tqdm import tqdm
+
+        prefix = f"rank {context.rank}: " if context.is_distributed else ""
+        tqdm.write(f"epoch {state.epoch}: {prefix}{problems.summary()}")
+    if writer is not None:
+        writer.add_scalar("data/skipped_samples", problems.total, state.step)
+    problems.clear()
+
+
 # ---- the training loop --------------------------------------------------------------------------
 def train(config: TrainConfig, run_dir: str | Path, resume: bool = False) -> TrainResult:
     """Train `config` into `run_dir` (optionally resuming from run_dir/checkpoints/last.pt)."""
@@ -394,8 +427,9 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False) -> Tra
     # -- model, data, optimiser --
     contract, model_config = config.build_contract(), config.model_config()
     model = build_model(model_config, contract).to(device)
-    train_set, val_sets = build_datasets(config, contract, model_config)
-    batches_per_epoch = steps_per_epoch(train_set, config, context)
+    train_set, val_set = build_datasets(config, contract, model_config)
+    sampler = build_train_sampler(train_set, config, context)
+    batches_per_epoch = steps_per_epoch(sampler, config, context)
     total_steps = cfg.max_steps or cfg.epochs * batches_per_epoch
     optimizer = build_optimizer(model, cfg.lr, cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -467,8 +501,8 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False) -> Tra
         nonlocal validated_at_step
         validated_at_step = state.step
         report = {}
-        if context.is_main and val_sets:
-            report = validate(model, val_sets, config, contract, device, autocast)
+        if context.is_main and val_set is not None:
+            report = validate(model, val_set, config, contract, device, autocast)
             (run_dir / "metrics").mkdir(exist_ok=True)
             record = {"step": state.step, "epoch": state.epoch, "variant": model_config.variant, "metrics": report}
             (run_dir / "metrics" / f"step_{state.step:08d}.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
@@ -485,15 +519,32 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False) -> Tra
             dist.barrier()
         return report
 
+    def log_step(losses, grad_norm, samples: int, seconds: float) -> None:
+        values = {f"train/{name}": float(value) for name, value in losses.parts.items()}
+        values.update({
+            "train/loss": float(losses.total.detach()),
+            "train/lr": scheduler.get_last_lr()[0],
+            "train/grad_norm": float(grad_norm),
+            "train/samples_per_s": samples / max(seconds, 1e-9),
+            "train/grl_coefficient": model.grl_coefficient,
+        })
+        _log_scalars(writer, values, state.step)
+        progress.set_postfix(loss=f"{values['train/loss']:.3f}", samples_s=f"{values['train/samples_per_s']:.1f}")
+
     # -- the loop --
     model.train()
     last_report: dict = {}
     if cfg.val_at_start and state.step == 0:
         last_report = run_validation()
+    problems = DataProblems()
     samples_since_log, time_of_log = 0, time.perf_counter()
     while state.step < total_steps and state.epoch < cfg.epochs:
-        loader = make_train_loader(train_set, config, context, state.epoch, state.batch_in_epoch, device)
+        loader = make_train_loader(train_set, sampler, config, context, state.epoch, state.batch_in_epoch, device)
         for batch in loader:
+            state.batch_in_epoch += 1
+            problems.update_from_batch(batch)
+            if not _every_rank_has_samples(batch, context, device):
+                continue  # broken samples only (reported at epoch end); all ranks skip together
             batch = to_device(batch, device)
             inputs = model_inputs(batch)
             if cfg.noise_augmentation:  # the paper's Gaussian noise, both domains, level ~ U[0, max]
@@ -513,21 +564,10 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False) -> Tra
             scaler.update()
             scheduler.step()
             state.step += 1
-            state.batch_in_epoch += 1
             samples_since_log += batch[SAMPLE_DOMAIN].shape[0] * context.world_size
 
             if context.is_main and (state.step % cfg.log_interval == 0 or state.step == total_steps):
-                elapsed = time.perf_counter() - time_of_log
-                values = {f"train/{name}": float(value) for name, value in losses.parts.items()}
-                values.update({
-                    "train/loss": float(losses.total.detach()),
-                    "train/lr": scheduler.get_last_lr()[0],
-                    "train/grad_norm": float(grad_norm),
-                    "train/samples_per_s": samples_since_log / max(elapsed, 1e-9),
-                    "train/grl_coefficient": model.grl_coefficient,
-                })
-                _log_scalars(writer, values, state.step)
-                progress.set_postfix(loss=f"{values['train/loss']:.3f}", samples_s=f"{values['train/samples_per_s']:.1f}")
+                log_step(losses, grad_norm, samples_since_log, time.perf_counter() - time_of_log)
                 samples_since_log, time_of_log = 0, time.perf_counter()
             if progress is not None:
                 progress.update(1)
@@ -540,13 +580,14 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False) -> Tra
         if state.batch_in_epoch >= batches_per_epoch:  # the epoch ran to its end
             state.epoch += 1
             state.batch_in_epoch = 0
+            _report_problems(problems, context, writer, state)
             if not cfg.val_interval:
                 last_report = run_validation()
             if not cfg.checkpoint_interval:
                 save(LAST_CHECKPOINT)
 
     # -- the end: a final validation (unless the last step just ran one) and checkpoint --
-    if val_sets and validated_at_step != state.step:
+    if val_set is not None and validated_at_step != state.step:
         last_report = run_validation()
     save(LAST_CHECKPOINT)
     if progress is not None:
