@@ -151,7 +151,7 @@ def example_inputs(metadata: ArtifactMetadata, batch: int = 1, seed: int = 0) ->
             array = np.broadcast_to(np.array([10.0, 0.5]), shape)
         else:  # speed m/s
             array = np.full(shape, 5.0)
-        inputs[name] = np.ascontiguousarray(array, dtype=np.float32)
+        inputs[name] = np.array(array, dtype=np.float32, order="C")  # a writable copy, never a broadcast view
     return inputs
 
 
