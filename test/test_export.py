@@ -118,7 +118,30 @@ def test_metadata_round_trip_and_onnxruntime_sees_it(tmp_path):
     assert [o.name for o in proto.graph.output] == ["waypoints", "steer_logits"]
 
 
-def test_export_from_checkpoint_records_its_hash_and_cli_works(tmp_path):
+@pytest.fixture(scope="module")
+def synthetic_data(tmp_path_factory):
+    """A few frames per domain in the CARLA Garage + NAVSIM layouts, at the tiny contract."""
+    from min2real.training.data.synthetic import write_synthetic_dataset
+
+    directory = tmp_path_factory.mktemp("synthetic")
+    write_synthetic_dataset(directory, frames=4, routes=1, sim_image_size=(256, 96), real_image_size=(320, 180),
+                            contract=TINY_CONTRACT)
+    return directory
+
+
+def test_dataset_samples_for_verification(synthetic_data):
+    for domain, domain_index in (("sim", 0), ("real", 1)):
+        samples = export_lib.load_dataset_samples(synthetic_data, TINY_CONTRACT, domain, limit=3)
+        assert len(samples) == 3
+        assert all(int(sample["domain"]) == domain_index for sample in samples)
+        inputs = export_lib.sample_to_inputs(samples[0])
+        assert {name: array.shape for name, array in inputs.items()} == TINY_CONTRACT.input_shapes(1)
+        assert all(array.dtype == np.float32 for array in inputs.values())
+    with pytest.raises(ExportError, match="does not exist"):
+        export_lib.load_dataset_samples(synthetic_data / "missing", TINY_CONTRACT, "sim", limit=1)
+
+
+def test_export_from_checkpoint_records_its_hash_and_cli_works(tmp_path, synthetic_data, capsys):
     from min2real.cli import main
     from min2real.training.checkpoint import file_sha256, save_checkpoint
 
@@ -128,7 +151,11 @@ def test_export_from_checkpoint_records_its_hash_and_cli_works(tmp_path):
         {"model": model.state_dict(), "model_config": model.config.to_dict(), "contract": TINY_CONTRACT.to_dict(), "step": 7},
     )
     out = tmp_path / "baseline_real.onnx"
-    assert main(["export", "--checkpoint", str(checkpoint), "--domain", "real", "--out", str(out), "--exporter", "legacy"]) == 0
+    command = ["export", "--checkpoint", str(checkpoint), "--domain", "real", "--out", str(out), "--exporter", "legacy",
+               "--verify-data", str(synthetic_data), "--verify-samples", "2"]
+    assert main(command) == 0
+    printed = capsys.readouterr().out
+    assert "waypoints: max abs error" in printed and "2 random + 2 dataset inputs" in printed
     metadata = read_onnx_metadata(out)
     assert metadata.checkpoint_sha256 == file_sha256(checkpoint)
     assert metadata.variant == "baseline" and metadata.domain == "real"

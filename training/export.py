@@ -324,18 +324,40 @@ def read_onnx_metadata(path: str | Path) -> ArtifactMetadata:
     raise ContractError(f"ONNX model {path} carries no {METADATA_KEY!r} metadata; export it with `min2real export`")
 
 
-def load_dataset_samples(data_dir: str | Path, contract: Contract, domain: str, limit: int, seed: int = 0) -> list[dict]:
-    """Up to `limit` evenly spread samples of the dataset under `data_dir` in the shared sample
-    convention, for parity checks and INT8 calibration. See `min2real.training.data.open_dataset_dir`."""
-    from min2real.training.data import open_dataset_dir
+def load_dataset_samples(
+    data_dir: str | Path, contract: Contract, domain: str, limit: int, seed: int = 0, real_split: str | None = None
+) -> list[dict]:
+    """Up to `limit` samples, evenly drawn, of the data the `domain` graph is meant for, in the
+    shared sample convention (parity checks, INT8 calibration).
 
-    dataset = open_dataset_dir(data_dir, contract, domain)
+    "sim": CARLA Garage layout (`data_dir/carla` when present, else `data_dir`), "real":
+    OpenScene/NAVSIM layout (`data_dir/navsim` when present, else `data_dir`; split
+    `real_split`, or the only split there, or "trainval"). `min2real data synth --out DIR`
+    writes both under DIR. Broken samples are skipped; none left is an error.
+    """
+    from min2real.training.data import CarlaGarageDataset, NavsimDataset
+
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise ExportError(f"dataset directory {data_dir} does not exist")
+    if domain == "sim":
+        root = data_dir / "carla" if (data_dir / "carla").is_dir() else data_dir
+        dataset = CarlaGarageDataset([root], contract)
+    else:
+        root = data_dir / "navsim" if (data_dir / "navsim").is_dir() else data_dir
+        if real_split is None:
+            splits = sorted(p.name for p in (root / "navsim_logs").glob("*") if p.is_dir())
+            real_split = splits[0] if len(splits) == 1 else "trainval"
+        dataset = NavsimDataset(root, real_split, contract)
     if len(dataset) == 0:
-        raise ExportError(f"dataset {data_dir} has no samples")
+        raise ExportError(f"dataset {root} has no {domain} samples")
     rng = np.random.default_rng(seed)
     indices = np.sort(rng.choice(len(dataset), size=min(limit, len(dataset)), replace=False))
     samples = [dataset[int(i)] for i in indices]
-    return [s for s in samples if s is not None]
+    samples = [sample for sample in samples if isinstance(sample, dict)]  # broken ones are DataProblems
+    if not samples:
+        raise ExportError(f"dataset {root}: every drawn sample was broken (see the data warnings above)")
+    return samples
 
 
 def export_onnx(
