@@ -193,3 +193,17 @@ def test_engine_input_shapes_and_calibration_inputs(tmp_path):
         calibration_batches([{"image": sample["image"]}], ["image", "command"])
     path = calibration_cache_path(tmp_path, "/models/tiny.onnx", "f" * 64)
     assert path == tmp_path / ("tiny-" + "f" * 16 + ".int8.calib")
+
+
+def test_build_engine_show_prints_the_sidecar_without_tensorrt(tmp_path, capsys):
+    import json
+
+    from min2real.cli import main
+
+    engine = tmp_path / "model.fp16.engine"
+    engine.write_bytes(b"serialized")
+    engine_cache.write_sidecar(engine, _metadata(1).to_json(), _key())
+    assert main(["build-engine", str(tmp_path / "model.onnx"), "--show", "--cache-dir", str(tmp_path)]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["cache_key"]["tensorrt_version"] == "10.3.0" and shown["metadata"]["variant"] == "min2real"
+    assert main(["build-engine", str(tmp_path / "model.onnx"), "--show", "--precision", "int8", "--cache-dir", str(tmp_path)]) == 1

@@ -28,6 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-rebuild", action="store_true", help="refuse (exit 1) instead of rebuilding a stale engine")
     parser.add_argument("--force", action="store_true", help="rebuild even when the cached engine matches")
     parser.add_argument("--device", type=int, default=0, help="CUDA device index (default 0)")
+    parser.add_argument("--show", action="store_true",
+                        help="print the cached engine's sidecar (metadata + cache key) and exit; needs no TensorRT")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -37,6 +39,8 @@ def run(args: argparse.Namespace) -> int:
     from min2real_ros.runtime.engine_cache import EngineCacheError
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if args.show:
+        return _show(args)
     try:
         result = build_engine(
             args.onnx,
@@ -56,4 +60,27 @@ def run(args: argparse.Namespace) -> int:
         print(f"build-engine failed: {error}")
         return 1
     print(result.summary())
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from min2real.training.engine import describe_engine
+    from min2real_ros.runtime import engine_cache
+
+    onnx_path = Path(args.onnx)
+    if args.out:
+        engine_path = Path(args.out)
+    else:
+        dirs = [args.cache_dir, onnx_path.parent, engine_cache.user_cache_dir()]
+        engine_path = engine_cache.find_cached_engine(onnx_path, args.precision, dirs)
+        if engine_path is None:
+            print(f"no cached {args.precision} engine for {onnx_path} in {[str(d) for d in dirs if d]}")
+            return 1
+    try:
+        print(describe_engine(engine_path))
+    except engine_cache.EngineCacheError as error:
+        print(error)
+        return 1
     return 0
