@@ -83,6 +83,21 @@ def test_tiny_config_accepts_every_variant():
         assert config.build_contract() == TINY_CONTRACT
 
 
+def test_paper_variant_overrides_set_the_training_side():
+    from min2real.training.config import paper_variant_overrides
+
+    def load(variant):
+        return TrainConfig.load(CONFIG_DIR / "tiny.yaml", paper_variant_overrides(variant))
+
+    baseline, augment, min2real, full = (load(name) for name in ("baseline", "augment", "min2real", "full"))
+    assert not baseline.data.real_roots and not baseline.train.noise_augmentation  # sim only
+    assert augment.train.noise_augmentation and not augment.data.real_roots
+    assert min2real.data.real_roots and not min2real.data.real_driving_labels  # real images for the discriminator
+    assert full.data.real_roots and full.data.real_driving_labels and full.train.noise_augmentation
+    with pytest.raises(ConfigError, match="unknown"):
+        paper_variant_overrides("ablation_adapter")
+
+
 # ---- losses -------------------------------------------------------------------------------------
 def test_waypoint_l1_masks_unlabelled_and_weights_turns():
     pred = torch.zeros(3, 4, 2, requires_grad=True)
