@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     model = Path(args.model) if args.model else bundled_model_path()
     if not model.is_file():
         print(f"min2real demo: model {model} is missing; the bundled model ships with the package "
-              "(models/bundled/); regenerate it with `make bundle-model` (see models/bundled/README.md)", file=sys.stderr)
+              "(models/bundled/); models/bundled/README.md has the command that regenerates it", file=sys.stderr)
         return 2
     out = Path(args.out)
     _prepare_out(out)

@@ -218,7 +218,7 @@ def plot_trajectories(
     low, high = shown.min(axis=0) - 10.0, shown.max(axis=0) + 10.0
     axes.set_xlim(low[0], high[0])
     axes.set_ylim(low[1], high[1])
-    axes.set_aspect("equal", adjustable="datalim")
+    axes.set_aspect("equal", adjustable="box")
     axes.set_xlabel("x (m, odometry frame)")
     axes.set_ylabel("y (m, odometry frame)")
     axes.set_title(title)

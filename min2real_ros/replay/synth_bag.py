@@ -261,7 +261,7 @@ def write_frames_to_bag(
             stamp_ns = int(round((START_TIME_S + float(frame.timestamp_s)) * 1e9))
             if first_ns is None:
                 first_ns = stamp_ns
-                mounts = {topics.lidar_frame: tuple(float(v) for v in mount)}
+                mounts = {topics.lidar_frame: tuple(float(v) for v in lidar_mount_xyz_m)}
                 if camera is not None:
                     mounts[topics.camera_frame] = tuple(float(v) for v in camera.mount_xyz_m)
                 bag.write_message(topics.tf_static, stamp_ns, build.tf_message(stamp_ns, topics.base_frame, mounts))
