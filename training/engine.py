@@ -185,7 +185,7 @@ def build_serialized_engine(
         config.add_optimization_profile(profile)
 
     if precision in ("fp16", "int8"):
-        if not builder.platform_has_fast_fp16:
+        if not getattr(builder, "platform_has_fast_fp16", True):  # deprecated in TensorRT 10, may go
             LOGGER.warning("this GPU has no fast FP16; the %s engine may be slower than fp32", precision)
         config.set_flag(trt.BuilderFlag.FP16)
         layers = [network.get_layer(i) for i in range(network.num_layers)]
