@@ -122,7 +122,7 @@ def plot_situation_ade(path: Path, runs: list[RunPredictions], metrics: list[dic
 
 def example_tiles(runs: list[RunPredictions], indices: list[int], camera) -> list:
     """One overlay tile per (example, run): camera image with projected waypoints + top-down panel."""
-    from min2real_ros.replay.report import draw_overlay
+    from min2real_ros.runtime.overlay import draw_overlay
 
     tiles = []
     for dataset_index in indices:
@@ -206,7 +206,8 @@ def write_report(
     `camera_mount_m` (base_link) whose horizon (principal point row) lies at
     `camera_horizon_fraction` of the image height (0.5 for CARLA's cameras; the synthetic
     generator's is training.data.synthetic.HORIZON_FRACTION)."""
-    from min2real_ros.replay.report import CameraModel, contact_sheet, write_png
+    from min2real_ros.replay.report import contact_sheet, write_png
+    from min2real_ros.runtime.overlay import CameraModel
 
     if not runs or len(runs) != len(metrics):
         raise ValueError(f"report needs one metrics dict per run; got {len(runs)} runs and {len(metrics)} metrics")

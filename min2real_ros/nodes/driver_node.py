@@ -74,6 +74,7 @@ from min2real_ros.runtime.frame_assembly import (
     RateMeter,
     RunningStats,
 )
+from min2real_ros.runtime.overlay import COLOR_PREDICTED, COLOR_TARGET, CameraModel, draw_ground_points
 from min2real_ros.runtime.route import RoutePlanner
 
 NODE_NAME = "min2real_driver"
@@ -497,8 +498,6 @@ class DriverNode(LifecycleNode):
             self._outputs["markers"].publish(self._markers(path.header, waypoints, target))
 
     def _camera_model(self, width: int, height: int) -> Any:
-        from min2real_ros.replay.report import CameraModel
-
         mount = (float(self._p("camera_mount_x")), float(self._p("camera_mount_y")), float(self._p("camera_mount_z")))
         pitch = math.radians(float(self._p("camera_pitch_deg")))
         info = self._camera_info
@@ -509,18 +508,11 @@ class DriverNode(LifecycleNode):
         return CameraModel.from_horizontal_fov(width, height, float(self._p("camera_fov_deg")), mount, pitch)
 
     def _publish_debug_image(self, camera: CameraFrame, waypoints: np.ndarray, target: np.ndarray) -> None:
-        import cv2
-
         image = np.ascontiguousarray(camera.image_rgb)
         height, width = image.shape[:2]
-        model = self._camera_model(width, height)
-        for points, color in ((waypoints, (230, 40, 40)), (np.asarray(target, dtype=np.float64).reshape(1, 2), (40, 110, 255))):
-            pixels, visible = model.project_ground(points)
-            drawn = np.round(pixels[visible]).astype(np.int32)
-            if len(drawn) > 1:
-                cv2.polylines(image, [drawn.reshape(-1, 1, 2)], False, color, 2, cv2.LINE_AA)
-            for u, v in drawn:
-                cv2.circle(image, (int(u), int(v)), 5, color, -1, cv2.LINE_AA)
+        target_ego = np.asarray(target, dtype=np.float64).reshape(1, 2)
+        draw_ground_points(image, self._camera_model(width, height),
+                           [(waypoints, COLOR_PREDICTED), (target_ego, COLOR_TARGET)], thickness_px=2, radius_px=5)
         msg = Image()
         msg.header.stamp = camera.stamp
         msg.header.frame_id = camera.frame_id

@@ -57,6 +57,7 @@ from min2real_ros.runtime.conversions import (
     path_to_xy,
     stamp_to_seconds,
 )
+from min2real_ros.runtime.overlay import CameraModel, draw_overlay
 
 TIMINGS = ("bag", "fast")
 CONTROL_OUTPUTS = ("twist", "carla", "ackermann")
@@ -473,7 +474,7 @@ def _odometry_track(info: BagInfo, topics: BridgeTopics) -> tuple[np.ndarray, np
     return np.asarray(times)[order], np.asarray(positions)[order], np.asarray(yaws)[order]
 
 
-def _camera_model(info: BagInfo, topics: BridgeTopics, mounts: dict, driver_values: dict) -> report.CameraModel | None:
+def _camera_model(info: BagInfo, topics: BridgeTopics, mounts: dict, driver_values: dict) -> CameraModel | None:
     """The overlay camera: CameraInfo intrinsics from the bag (else the driver's camera_fov_deg) and
     the camera mount from /tf_static (else the driver's camera_mount_* parameters)."""
     from min2real_ros.nodes.driver_node import PARAMETERS
@@ -487,11 +488,11 @@ def _camera_model(info: BagInfo, topics: BridgeTopics, mounts: dict, driver_valu
     info_msg = _decode_first(info, topics.camera_info)
     if info_msg is not None and info_msg.k[0] > 0:
         k = np.asarray(info_msg.k, dtype=np.float64)
-        return report.CameraModel(int(info_msg.width), int(info_msg.height), k[0], k[4], k[2], k[5], tuple(mount_xyz), pitch)
+        return CameraModel(int(info_msg.width), int(info_msg.height), k[0], k[4], k[2], k[5], tuple(mount_xyz), pitch)
     first = _decode_first(info, topics.camera)
     if first is None:
         return None
-    return report.CameraModel.from_horizontal_fov(int(first.width), int(first.height), value("camera_fov_deg"), tuple(mount_xyz), pitch)
+    return CameraModel.from_horizontal_fov(int(first.width), int(first.height), value("camera_fov_deg"), tuple(mount_xyz), pitch)
 
 
 def _pose_at(track: tuple[np.ndarray, np.ndarray, np.ndarray], stamp_s: float, tolerance_s: float = 0.1) -> int | None:
@@ -564,7 +565,7 @@ def _write_outputs(
             "no prediction" if waypoints is None else
             f"{report.STEER_CLASSES[steer] if steer is not None else '?'} "
             f"{(recording.paths[stamp][1] - session_data['published_at'][stamp]) * 1e3:.0f}ms")
-        tile = report.draw_overlay(image_to_rgb(message), waypoints, label, camera_model, recorded_future.get(stamp))
+        tile = draw_overlay(image_to_rgb(message), waypoints, label, camera_model, recorded_future.get(stamp))
         if stamp in chosen:
             tiles.append(tile)
             report.write_png(overlay_dir / f"frame_{frame_index:05d}.png", tile)
