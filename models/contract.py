@@ -15,6 +15,7 @@ y right; `carla_to_rep103` is the only place that flips it.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
 from dataclasses import dataclass, field
@@ -410,6 +411,15 @@ def decode_outputs(outputs: dict[str, np.ndarray], contract: Contract = DEFAULT_
 
 
 # ---- artifact metadata --------------------------------------------------------------------------
+def file_sha256(path) -> str:
+    """sha256 of a file (checkpoints, ONNX graphs), read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 METADATA_KEY = "min2real.metadata"  # ONNX metadata_props key; engines carry a <engine>.json sidecar
 DOMAINS = ("sim", "real")
 

@@ -8,6 +8,7 @@ import logging
 
 import pytest
 
+from min2real.models.contract import file_sha256
 from min2real_ros.runtime import engine_cache
 from min2real_ros.runtime.engine_cache import Decision, EngineCacheError, EngineCacheKey, decide
 
@@ -139,7 +140,7 @@ def test_nothing_writable_is_an_error(tmp_path, monkeypatch):
 def test_onnx_hash(tmp_path):
     path = tmp_path / "m.onnx"
     path.write_bytes(b"abc")
-    assert engine_cache.onnx_file_sha256(path) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    assert file_sha256(path) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
 
 
 def test_engine_cache_module_does_not_import_tensorrt():

@@ -13,6 +13,7 @@ import onnxruntime  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
+from min2real.models import artifact  # noqa: E402
 from min2real.models.contract import DOMAINS, INPUT_NAMES, METADATA_KEY, TINY_CONTRACT, ArtifactMetadata  # noqa: E402
 from min2real.models.model import build_model  # noqa: E402
 from min2real.models.variants import VARIANTS, variant_config  # noqa: E402
@@ -104,7 +105,7 @@ def test_metadata_round_trip_and_onnxruntime_sees_it(tmp_path):
     assert metadata.checkpoint_sha256 == "c" * 64
     assert metadata.weights["provenance"] == {"dinov2": "none"}
     assert metadata.weights["dinov2_name"] == "vit_small_patch14_dinov2"
-    assert set(metadata.package_versions) == set(export_lib.PACKAGES)
+    assert set(metadata.package_versions) == set(artifact.PACKAGES)
     assert metadata.package_versions["torch"].split("+")[0] == torch.__version__.split("+")[0]
     assert metadata.input_shapes == TINY_CONTRACT.input_shapes(1)
     assert metadata.output_shapes == TINY_CONTRACT.output_shapes(1)

@@ -276,6 +276,22 @@ def test_onnxruntime_policy_does_not_import_torch(exported):
     assert "OK onnxruntime-cpu (8, 2)" in result.stdout
 
 
+def test_torch_checkpoint_policy_does_not_import_training(exported):
+    checkpoint, _ = exported
+    script = (
+        "import sys, numpy as np\n"
+        "from min2real_ros.runtime.policy import load_policy\n"
+        "from min2real_ros.runtime.types import FrameInputs\n"
+        f"policy = load_policy({str(checkpoint)!r}, domain='real')\n"
+        "p = policy.predict(FrameInputs(np.zeros((96, 256, 3), np.uint8), None, 1.0, np.array([5.0, 0.0]), 1))\n"
+        "assert not [m for m in sys.modules if m.startswith('min2real.training')], 'min2real.training was imported'\n"
+        "print('OK', policy.backend_name, p.waypoints_ego.shape)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "OK torch-cpu (8, 2)" in result.stdout
+
+
 # ---- TensorRT path without TensorRT ------------------------------------------------------------
 def _fake_engine(tmp_path, metadata: ArtifactMetadata):
     engine = tmp_path / "tiny_sim.fp16.engine"

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from min2real.models.contract import INPUT_NAMES, ArtifactMetadata, ContractError
+from min2real.models.contract import INPUT_NAMES, ArtifactMetadata, ContractError, file_sha256
 from min2real_ros.runtime import engine_cache
 from min2real_ros.runtime.engine_cache import Decision, EngineCacheError, EngineCacheKey
 
@@ -253,7 +253,7 @@ def build_engine(
         raise FileNotFoundError(f"ONNX model {onnx_path} does not exist")
     metadata = read_onnx_metadata(onnx_path)
     shapes = engine_input_shapes(metadata, max_batch)
-    onnx_sha256 = engine_cache.onnx_file_sha256(onnx_path)
+    onnx_sha256 = file_sha256(onnx_path)
     wanted = EngineCacheKey(
         onnx_sha256=onnx_sha256, precision=precision, input_shapes=shapes, **tensorrt_platform(device_id)
     )

@@ -14,7 +14,6 @@ export error, since TensorRT and other runtimes reject them).
 
 from __future__ import annotations
 
-import importlib.metadata
 import logging
 import os
 from collections.abc import Iterable
@@ -26,6 +25,7 @@ os.environ.setdefault("TIMM_FUSED_ATTN", "0")  # before timm is imported anywher
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from min2real.models.artifact import DYNAMIC_DIM, artifact_metadata, package_versions  # noqa: E402,F401
 from min2real.models.contract import (  # noqa: E402
     DOMAINS,
     INPUT_NAMES,
@@ -45,8 +45,6 @@ EXPORTERS = ("dynamo", "legacy")
 DEFAULT_TOLERANCES = {"waypoints": 1e-3, "steer_logits": 1e-3}
 # Ops that TensorRT or other runtimes reject / that mean fused attention slipped into the graph.
 FORBIDDEN_OPS = ("Attention", "MultiHeadAttention", "ScaledDotProductAttention", "GroupQueryAttention")
-DYNAMIC_DIM = -1  # metadata shape entry of the dynamic batch dimension
-PACKAGES = ("min2real", "torch", "timm", "onnx", "onnxruntime", "numpy")
 
 
 class ExportError(RuntimeError):
@@ -81,65 +79,6 @@ class ExportReport:
         else:
             lines.append("  parity not verified (verify=False)")
         return "\n".join(lines)
-
-
-def package_versions() -> dict[str, str]:
-    """Installed versions of the packages an exported graph depends on ("absent" when missing)."""
-    versions = {}
-    for name in PACKAGES:
-        try:
-            versions[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            versions[name] = "absent"
-    return versions
-
-
-def artifact_metadata(
-    model,
-    checkpoint: dict | None,
-    contract: Contract,
-    domain: str,
-    checkpoint_sha256: str,
-    *,
-    dynamic_batch: bool = False,
-    input_names: Iterable[str] = INPUT_NAMES,
-    extra: dict | None = None,
-) -> ArtifactMetadata:
-    """The metadata an exported artifact (or a TorchBackend) carries about itself.
-
-    weights: the model config's weight settings (from the checkpoint when given) plus
-    model.weights_provenance(). Shapes: the contract's at batch 1, or DYNAMIC_DIM for a dynamic batch.
-    """
-    if domain not in DOMAINS:
-        raise ContractError(f"export domain {domain!r} is not supported; expected one of {DOMAINS}")
-    config = (checkpoint or {}).get("model_config") or model.config.to_dict()
-    weights = {
-        "dinov2_name": config.get("dinov2_name"),
-        "dinov2_weights": config.get("dinov2_weights"),
-        "dinov2_checkpoint": config.get("dinov2_checkpoint"),
-        "resnet_name": config.get("resnet_name"),
-        "resnet_pretrained": config.get("resnet_pretrained"),
-        "provenance": model.weights_provenance(),
-    }
-    batch = DYNAMIC_DIM if dynamic_batch else 1
-    names = set(input_names)
-    input_shapes = {name: shape for name, shape in contract.input_shapes(batch).items() if name in names}
-    info = {"model_config": config, "dynamic_batch": dynamic_batch}
-    if checkpoint:
-        info["checkpoint_step"] = checkpoint.get("step")
-        info["checkpoint_epoch"] = checkpoint.get("epoch")
-    info.update(extra or {})
-    return ArtifactMetadata(
-        contract=contract,
-        variant=config.get("variant", "unknown"),
-        domain=domain,
-        weights=weights,
-        checkpoint_sha256=checkpoint_sha256,
-        package_versions=package_versions(),
-        input_shapes=input_shapes,
-        output_shapes=contract.output_shapes(batch),
-        extra=info,
-    )
 
 
 def random_inputs(contract: Contract, batch: int, seed: int) -> dict[str, np.ndarray]:
@@ -374,7 +313,8 @@ def export_onnx(
     tolerances: dict[str, float] | None = None,
 ) -> ExportReport:
     """`min2real export`: checkpoint -> `out` ONNX of the `domain` graph, verified (see module docstring)."""
-    from min2real.training.checkpoint import file_sha256, model_from_checkpoint
+    from min2real.models.checkpoint import model_from_checkpoint
+    from min2real.models.contract import file_sha256
 
     model, checkpoint_dict, contract = model_from_checkpoint(checkpoint, map_location="cpu")
     samples = None

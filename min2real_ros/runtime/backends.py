@@ -33,6 +33,7 @@ from min2real.models.contract import (
     Contract,
     ContractError,
     command_one_hot,
+    file_sha256,
 )
 from min2real_ros.runtime import engine_cache
 from min2real_ros.runtime.engine_cache import EngineCacheError, EngineCacheKey
@@ -355,7 +356,7 @@ class TensorRTBackend(Backend):
         trt = _import_tensorrt()
         cudart = self._cudart = _import_cudart()
         cuda_call(cudart, cudart.cudaSetDevice(device_id))
-        onnx_hash = engine_cache.onnx_file_sha256(onnx_path) if onnx_path else None
+        onnx_hash = file_sha256(onnx_path) if onnx_path else None
         wanted = wanted_engine_key(cached_key, tensorrt_platform(device_id), onnx_hash)
         decision = engine_cache.decide(cached_key, wanted, allow_rebuild=False)
         if decision.action != "load":
@@ -480,7 +481,7 @@ class TorchBackend(Backend):
     """A min2real checkpoint run in PyTorch (development, parity checks, GPUs without TensorRT).
 
     A checkpoint holds both graphs, so `domain` ("sim" with the V2R adapter, "real" without) must
-    be given. The only backend that imports torch (and min2real.training's checkpoint reader).
+    be given. The only backend that imports torch (through min2real.models' checkpoint reader).
     """
 
     def __init__(
@@ -498,8 +499,9 @@ class TorchBackend(Backend):
             )
         import torch
 
-        from min2real.training.checkpoint import file_sha256, model_from_checkpoint
-        from min2real.training.export import artifact_metadata
+        from min2real.models.artifact import artifact_metadata
+        from min2real.models.checkpoint import model_from_checkpoint
+        from min2real.models.contract import file_sha256
 
         self._torch = torch
         self.device = torch.device(device)

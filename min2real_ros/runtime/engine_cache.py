@@ -255,13 +255,3 @@ def find_cached_engine(onnx_path: str | Path, precision: str, cache_dirs: list[s
         if candidate.is_file():
             return candidate
     return None
-
-
-def onnx_file_sha256(path: str | Path) -> str:
-    """sha256 of an ONNX file, read in 1 MiB blocks. (training.checkpoint.file_sha256 does the
-    same for checkpoints but imports torch; the TensorRT path must not.)"""
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
