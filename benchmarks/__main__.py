@@ -1,0 +1,31 @@
+"""`python -m benchmarks [NAME ...] [-- ARGS]`: run the benchmarks (all by default), each printing
+its own side-by-side timings and ratios. `make bench` runs them all at their defaults.
+
+    data       DataLoader samples/s per worker and domain vs the training step time
+    inference  per-backend latency p50/p99 (torch eager vs ONNX Runtime, GPU rows where present)
+    nodes      message conversion cost and driver-node overhead over bare inference
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+BENCHMARKS = {"data": "benchmarks.bench_data", "inference": "benchmarks.bench_inference", "nodes": "benchmarks.bench_nodes"}
+
+
+def main(argv: list[str]) -> int:
+    names, extra = (argv[: argv.index("--")], argv[argv.index("--") + 1 :]) if "--" in argv else (argv, [])
+    unknown = [name for name in names if name not in BENCHMARKS]
+    if unknown:
+        print(f"unknown benchmark(s) {unknown}; expected some of {sorted(BENCHMARKS)}", file=sys.stderr)
+        return 2
+    status = 0
+    for name in names or list(BENCHMARKS):
+        print(f"\n===== benchmark: {name} =====", flush=True)
+        status |= int(importlib.import_module(BENCHMARKS[name]).main(extra) or 0)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
