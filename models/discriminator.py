@@ -26,6 +26,6 @@ class DomainDiscriminator(nn.Module):
             nn.Linear(hidden, 1),
         )
 
-    def forward(self, features: torch.Tensor, coefficient: float) -> torch.Tensor:
+    def forward(self, features: torch.Tensor, coefficient: float | torch.Tensor) -> torch.Tensor:
         """(B, D) features -> (B,) pre-sigmoid logits, "real" = 1."""
         return self.classifier(grad_reverse(features, coefficient)).squeeze(-1)

@@ -16,18 +16,24 @@ from min2real.models.config import GRL_SCHEDULES
 
 class _GradientReversal(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, features: torch.Tensor, coefficient: float) -> torch.Tensor:
-        ctx.coefficient = coefficient
+    def forward(ctx, features: torch.Tensor, coefficient: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(coefficient)
         return features.view_as(features)
 
     @staticmethod
     def backward(ctx, grad_output: torch.Tensor):
-        return -ctx.coefficient * grad_output, None
+        (coefficient,) = ctx.saved_tensors
+        return -coefficient.to(grad_output.dtype) * grad_output, None
 
 
-def grad_reverse(features: torch.Tensor, coefficient: float) -> torch.Tensor:
-    """Identity in the forward pass; the gradient flowing back is scaled by `-coefficient`."""
-    return _GradientReversal.apply(features, float(coefficient))
+def grad_reverse(features: torch.Tensor, coefficient: float | torch.Tensor) -> torch.Tensor:
+    """Identity in the forward pass; the gradient flowing back is scaled by `-coefficient`.
+
+    The model passes its coefficient as a 0-dim tensor buffer, so a coefficient that changes
+    every step (the DANN schedule) does not make torch.compile recompile.
+    """
+    coefficient = torch.as_tensor(coefficient, dtype=features.dtype, device=features.device)
+    return _GradientReversal.apply(features, coefficient)
 
 
 def grl_coefficient(schedule: str, max_coefficient: float, progress: float) -> float:

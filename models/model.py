@@ -78,12 +78,16 @@ class Min2RealModel(nn.Module):
             DomainDiscriminator(features_dim, config.discriminator_hidden) if config.use_discriminator else None
         )
         self._training_progress = 0.0
+        # The GRL coefficient as a tensor (not persisted: it follows from the training progress).
+        self.register_buffer("_grl_scale", torch.zeros(()), persistent=False)
+        self._grl_scale.fill_(self.grl_coefficient)
 
     # ---- GRL schedule ------------------------------------------------------------------------
     def set_training_progress(self, progress: float) -> None:
         """Training progress p in [0, 1] (e.g. step / total_steps); sets the GRL coefficient."""
         grl_coefficient(self.config.grl_schedule, self.config.grl_coefficient, progress)  # validates p
         self._training_progress = float(progress)
+        self._grl_scale.fill_(self.grl_coefficient)
 
     @property
     def grl_coefficient(self) -> float:
@@ -178,7 +182,7 @@ class Min2RealModel(nn.Module):
             all_sim=False,
         )
         if self.discriminator is not None:
-            outputs[OUTPUT_DOMAIN_LOGITS] = self.discriminator(outputs[OUTPUT_FEATURES], self.grl_coefficient)
+            outputs[OUTPUT_DOMAIN_LOGITS] = self.discriminator(outputs[OUTPUT_FEATURES], self._grl_scale)
         return outputs
 
     @torch.no_grad()
