@@ -18,7 +18,11 @@ import dataclasses
 import hashlib
 import json
 import math
+import os
+import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -418,6 +422,24 @@ def file_sha256(path) -> str:
         for block in iter(lambda: stream.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def atomic_write(path, write: Callable) -> Path:
+    """Write a file through `write(binary_stream)` into a temporary file in the same directory,
+    fsync, then os.replace: a reader (or a run killed mid-write) never sees a half-written
+    checkpoint, engine or sidecar."""
+    path = Path(path)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            write(stream)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return path
 
 
 METADATA_KEY = "min2real.metadata"  # ONNX metadata_props key; engines carry a <engine>.json sidecar

@@ -19,8 +19,6 @@ never leaves a truncated checkpoint behind.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +30,7 @@ from min2real.models.checkpoint import (  # noqa: F401  (the read side, re-expor
     load_checkpoint,
     model_from_checkpoint,
 )
-from min2real.models.contract import file_sha256  # noqa: F401
+from min2real.models.contract import atomic_write, file_sha256  # noqa: F401
 
 
 def save_checkpoint(path: str | Path, checkpoint: dict[str, Any]) -> Path:
@@ -43,14 +41,5 @@ def save_checkpoint(path: str | Path, checkpoint: dict[str, Any]) -> Path:
     for key in ("model", "model_config", "contract"):
         if key not in payload:
             raise CheckpointError(f"checkpoint for {path} lacks required key {key!r}")
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            torch.save(payload, stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda stream: torch.save(payload, stream))
     return path

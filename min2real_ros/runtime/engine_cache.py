@@ -26,6 +26,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from min2real.models.contract import atomic_write
+
 LOGGER = logging.getLogger("min2real.engine_cache")
 
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -189,18 +191,8 @@ def cached_key_of(engine_path: str | Path) -> EngineCacheKey | None:
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write via a temporary file in the same directory + os.replace (no half-written engines)."""
-    path = Path(path)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    """Write an engine or sidecar atomically (no half-written engines)."""
+    atomic_write(path, lambda stream: stream.write(data))
 
 
 # ---- cache directory -----------------------------------------------------------------------------
