@@ -142,6 +142,7 @@ def draw_overlay(
     range_m = float(np.clip(max(reach, default=10.0) * 1.15, 10.0, 60.0))
     panel = _bev_panel(tile_height, range_m, layers)
     tile = np.concatenate([frame, panel], axis=1)
-    cv2.putText(tile, label, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 3, cv2.LINE_AA)
-    cv2.putText(tile, label, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
+    (text_w, text_h), baseline = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, 0.4, 1)
+    cv2.rectangle(tile, (0, 0), (text_w + 8, text_h + baseline + 6), (0, 0, 0), -1)  # legible on any background
+    cv2.putText(tile, label, (4, text_h + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
     return tile
