@@ -62,7 +62,9 @@ def read_laz_xyz(path: str | Path) -> np.ndarray:
     if not Path(path).is_file():
         raise DataError(MISSING_FILE, path, "file does not exist")
     try:
-        return np.asarray(laspy.read(str(path)).xyz, dtype=np.float64)
+        # The single-threaded lazrs backend: DataLoader workers already run in parallel, and the
+        # parallel backend's thread pool deadlocks in a worker forked after the parent read a file.
+        return np.asarray(laspy.read(str(path), laz_backend=laspy.LazBackend.Lazrs).xyz, dtype=np.float64)
     except Exception as error:  # laspy/lazrs raise many types for damaged files; all mean "corrupt"
         raise DataError(BAD_LIDAR, path, f"not a readable LAS/LAZ point cloud ({type(error).__name__}: {error})") from error
 

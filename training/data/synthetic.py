@@ -733,7 +733,7 @@ def _write_laz(path: Path, points_xyz: np.ndarray, intensity: np.ndarray) -> Non
     las = laspy.LasData(header)
     las.x, las.y, las.z = points_xyz[:, 0], points_xyz[:, 1], points_xyz[:, 2]
     las.intensity = np.clip(intensity * 65535, 0, 65535).astype(np.uint16)
-    las.write(str(path))
+    las.write(str(path), laz_backend=laspy.LazBackend.Lazrs)  # no thread pool: see carla_garage.read_laz_xyz
 
 
 def write_pcd(path: str | Path, points: np.ndarray) -> None:
