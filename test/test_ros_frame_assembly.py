@@ -88,3 +88,17 @@ def test_rate_meter():
         meter.tick(10.0 + index * 0.05)  # 20 Hz for 1 s
     assert meter.rate_hz(11.0) == pytest.approx(20.0)
     assert meter.rate_hz(20.0) == 0.0  # everything fell out of the window
+
+
+def test_inputs_stamped_ahead_of_the_clock_are_refused():
+    # e.g. use_sim_time with /clock not running yet (now = 0) or a sensor on another time base:
+    # without this check such inputs would count as fresh until the clock caught up.
+    assembler = _ready(now=100.0)
+    result = assembler.assemble(CameraFrame(IMAGE, None, 100.0), now_s=0.0)
+    assert result.frame is None and "camera frame is stamped 100.000 s ahead of the node clock" in result.reason
+    assembler = _ready(now=100.0)
+    assembler.update_target(np.array([8.0, 1.0]), 130.0)
+    result = assembler.assemble(CameraFrame(IMAGE, None, 100.0), now_s=100.0)
+    assert result.frame is None and "target point is stamped 30.000 s ahead" in result.reason
+    # Small lead (a sensor message arriving just before its /clock tick) stays usable.
+    assert _ready(now=100.0).assemble(CameraFrame(IMAGE, None, 100.1), now_s=100.0).frame is not None

@@ -98,6 +98,8 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
     "odometry_topic": ("/carla/ego_vehicle/odometry", "nav_msgs/Odometry (pose in the route's frame)"),
     "target_source": ("route", "route (nav_msgs/Path + odometry) | target_point (geometry_msgs/PointStamped)"),
     "route_topic": ("/carla/ego_vehicle/waypoints", "nav_msgs/Path, transient local"),
+    "route_durability": ("transient_local", "route subscription durability: transient_local (latched, as "
+                         "carla_waypoint_publisher) | volatile (a route publisher that is not latched)"),
     "target_point_topic": ("~/target_point", "geometry_msgs/PointStamped in base_link"),
     "command_topic": ("", "std_msgs/Int8 driving command; empty or none = unknown command"),
     "route_min_distance_m": (7.5, "route planner: pop route points within this distance (Garage)"),
@@ -136,8 +138,33 @@ def _sensor_qos(depth: int) -> QoSProfile:
                       durability=DurabilityPolicy.VOLATILE)
 
 
-ROUTE_QOS = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
-                       durability=DurabilityPolicy.TRANSIENT_LOCAL)
+ROUTE_DURABILITIES = {"transient_local": DurabilityPolicy.TRANSIENT_LOCAL, "volatile": DurabilityPolicy.VOLATILE}
+
+
+def _route_qos(durability: str) -> QoSProfile:
+    if durability not in ROUTE_DURABILITIES:
+        raise ValueError(f"parameter route_durability={durability!r}; expected one of {tuple(ROUTE_DURABILITIES)}")
+    return QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
+                      durability=ROUTE_DURABILITIES[durability])
+
+
+def _subscription_event_callbacks(on_incompatible_qos: Callable[[Any], None]) -> Any:
+    """SubscriptionEventCallbacks reporting incompatible QoS (rclpy.event_handler on Iron/Jazzy,
+    rclpy.qos_event on Humble)."""
+    try:
+        from rclpy.event_handler import SubscriptionEventCallbacks
+    except ImportError:  # Humble
+        from rclpy.qos_event import SubscriptionEventCallbacks
+    return SubscriptionEventCallbacks(incompatible_qos=on_incompatible_qos)
+
+
+def _policy_name(kind: Any) -> str:
+    from rclpy.qos import QoSPolicyKind
+
+    try:
+        return QoSPolicyKind(int(kind)).name.lower()
+    except ValueError:
+        return f"policy {kind}"
 OUTPUT_QOS = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
                         durability=DurabilityPolicy.VOLATILE)
 
@@ -186,6 +213,7 @@ class DriverNode(LifecycleNode):
         self.last_malformed: str | None = None
         self._period = {"rejected": 0, "published": 0, "malformed": 0, "errors": 0, "dropped": 0, "camera": 0}
         self._slow_streak = 0
+        self.qos_incompatible: dict[str, str] = {}  # input -> what the publisher offers that we cannot match
         self.inference_ms = RunningStats()
         self.preprocess_ms = RunningStats()
         self.processing_ms = RunningStats()
@@ -241,28 +269,36 @@ class DriverNode(LifecycleNode):
 
     def _create_interfaces(self) -> None:
         sensor_qos = _sensor_qos(int(self._p("sensor_qos_depth")))
-        subscribe = self._inputs.append
+        route_qos = _route_qos(str(self._p("route_durability")))
+
+        def subscribe(msg_type: Any, topic: str, callback: Callable[[Any], None], qos: QoSProfile) -> None:
+            # Best-effort sensor subscriptions match reliable publishers too; a publisher this
+            # subscription cannot match (a volatile route publisher for a transient-local
+            # subscription, a best-effort one for the reliable route) is reported in diagnostics.
+            events = _subscription_event_callbacks(lambda status: self._on_incompatible_qos(topic, qos, status))
+            self._inputs.append(self.create_subscription(msg_type, topic, callback, qos, event_callbacks=events))
+
         camera_type = CompressedImage if bool(self._p("camera_compressed")) else Image
-        subscribe(self.create_subscription(camera_type, str(self._p("camera_topic")), self._on_camera, sensor_qos))
+        subscribe(camera_type, str(self._p("camera_topic")), self._on_camera, sensor_qos)
         if self._topic("lidar_topic"):
-            subscribe(self.create_subscription(PointCloud2, self._topic("lidar_topic"), self._on_lidar, sensor_qos))
+            subscribe(PointCloud2, self._topic("lidar_topic"), self._on_lidar, sensor_qos)
         speed_source, target_source = str(self._p("speed_source")), str(self._p("target_source"))
         if speed_source not in ("speedometer", "odometry"):
             raise ValueError(f"parameter speed_source={speed_source!r}; expected 'speedometer' or 'odometry'")
         if target_source not in ("route", "target_point"):
             raise ValueError(f"parameter target_source={target_source!r}; expected 'route' or 'target_point'")
         if speed_source == "speedometer":
-            subscribe(self.create_subscription(Float32, str(self._p("speed_topic")), self._on_speed, sensor_qos))
+            subscribe(Float32, str(self._p("speed_topic")), self._on_speed, sensor_qos)
         if speed_source == "odometry" or target_source == "route":
-            subscribe(self.create_subscription(Odometry, str(self._p("odometry_topic")), self._on_odometry, sensor_qos))
+            subscribe(Odometry, str(self._p("odometry_topic")), self._on_odometry, sensor_qos)
         if target_source == "route":
-            subscribe(self.create_subscription(Path, str(self._p("route_topic")), self._on_route, ROUTE_QOS))
+            subscribe(Path, str(self._p("route_topic")), self._on_route, route_qos)
         else:
-            subscribe(self.create_subscription(PointStamped, str(self._p("target_point_topic")), self._on_target_point, sensor_qos))
+            subscribe(PointStamped, str(self._p("target_point_topic")), self._on_target_point, sensor_qos)
         if self._topic("command_topic"):
-            subscribe(self.create_subscription(Int8, self._topic("command_topic"), self._on_command, sensor_qos))
+            subscribe(Int8, self._topic("command_topic"), self._on_command, sensor_qos)
         if self._topic("camera_info_topic"):
-            subscribe(self.create_subscription(CameraInfo, self._topic("camera_info_topic"), self._on_camera_info, sensor_qos))
+            subscribe(CameraInfo, self._topic("camera_info_topic"), self._on_camera_info, sensor_qos)
         publish = self.create_lifecycle_publisher
         self._outputs = {
             "waypoints": publish(Path, "~/waypoints", OUTPUT_QOS),
@@ -328,7 +364,23 @@ class DriverNode(LifecycleNode):
         self._stop_worker()
         super().destroy_node()
 
+    @property
+    def frames_dropped(self) -> int:
+        """Camera frames replaced in the latest-only slot before the worker took them."""
+        return int(self._slot.dropped)
+
     # ---- input callbacks (executor thread: conversion only, never inference) ------------------
+    def _on_incompatible_qos(self, topic: str, qos: QoSProfile, status: Any) -> None:
+        policy = _policy_name(status.last_policy_kind)
+        wanted = {"durability": qos.durability.name.lower(), "reliability": qos.reliability.name.lower()}.get(policy, "")
+        text = (f"a publisher on {topic} offers QoS incompatible with this subscription ({policy}"
+                + (f": the subscription requests {wanted}" if wanted else "") + "); its messages are not received"
+                + ("; set route_durability to volatile for a route publisher that is not latched"
+                   if policy == "durability" else ""))
+        with self._stats_lock:
+            self.qos_incompatible[topic] = text
+        self.get_logger().error(text, throttle_duration_sec=5.0)
+
     def _malformed(self, source: str, error: Exception) -> None:
         with self._stats_lock:
             self.malformed[source] += 1
@@ -545,6 +597,7 @@ class DriverNode(LifecycleNode):
             self._period = {key: 0 for key in self._period}
             slow_streak = self._slow_streak
             camera_stamp = self._last_camera_stamp_s
+            qos_problems = list(self.qos_incompatible.values())
         dropped_total = self._slot.dropped
         period["dropped"] = dropped_total - getattr(self, "_dropped_reported", 0)
         self._dropped_reported = dropped_total
@@ -557,12 +610,18 @@ class DriverNode(LifecycleNode):
             level, message = DiagnosticStatus.ERROR, "no valid camera frames in the last period"
             if period["malformed"]:
                 message += f"; malformed input: {self.last_malformed}"
+            if qos_problems:
+                message += f"; {qos_problems[-1]}"
         elif period["errors"]:
             level, message = DiagnosticStatus.ERROR, f"inference failed: {self.last_error}"
         elif period["rejected"] and not period["published"]:
             level, message = DiagnosticStatus.ERROR, f"no prediction: {self.last_reject_reason}"
+            if qos_problems:
+                message += f"; {qos_problems[-1]}"
         elif slow_streak >= int(self._p("processing_time_error_count")):
             level, message = DiagnosticStatus.ERROR, f"{slow_streak} consecutive frames slower than {warn_ms:g} ms"
+        elif qos_problems:
+            level, message = DiagnosticStatus.WARN, qos_problems[-1]
         elif period["malformed"]:
             level, message = DiagnosticStatus.WARN, f"malformed input: {self.last_malformed}"
         elif period["rejected"]:
@@ -590,6 +649,7 @@ class DriverNode(LifecycleNode):
             "frames_published": self.published, "frames_refused": self.rejected, "frames_dropped": dropped_total,
             "inference_errors": self.inference_errors, "last_refusal": self.last_reject_reason or "",
             "last_error": self.last_error or "", "last_malformed": self.last_malformed or "",
+            "qos_incompatible": " | ".join(qos_problems),
         })
         for source, count in self.malformed.items():
             values[f"malformed_{source}"] = count

@@ -31,6 +31,10 @@ class FreshnessLimits:
         target point) must be at least this recent.
     require_lidar: without a LiDAR sweep the frame is refused (sim-domain models with LiDAR);
         False feeds an all-zero BEV (real-domain models, as in the paper).
+
+    A stamp *ahead* of the node's clock by more than the same limit is refused too: it means the
+    sensor clock and the node clock disagree (e.g. use_sim_time without /clock, or a sensor on
+    another time base), and such an input would otherwise count as fresh until the clock caught up.
     """
 
     max_image_age_s: float = 0.25
@@ -112,22 +116,22 @@ class FrameAssembler:
     def assemble(self, camera: CameraFrame, now_s: float) -> AssemblyResult:
         """Build the policy inputs for `camera`, or give the reason it cannot be used now."""
         limits = self.limits
-        image_age = now_s - camera.stamp_s
-        if image_age > limits.max_image_age_s:
-            return AssemblyResult(None, f"camera frame is {image_age:.3f} s old (limit {limits.max_image_age_s} s)")
+        reason = _age_problem("camera frame", now_s - camera.stamp_s, limits.max_image_age_s)
+        if reason:
+            return AssemblyResult(None, reason)
         with self._lock:
             lidar_history = list(self._lidar)
             speed, target, command = self._speed, self._target, self._command
         if speed is None:
             return AssemblyResult(None, "no speed received yet")
-        if now_s - speed.stamp_s > limits.max_speed_age_s:
-            return AssemblyResult(None, f"speed is {now_s - speed.stamp_s:.3f} s old (limit {limits.max_speed_age_s} s)")
+        reason = _age_problem("speed", now_s - speed.stamp_s, limits.max_speed_age_s)
+        if reason:
+            return AssemblyResult(None, reason)
         if target is None:
             return AssemblyResult(None, "no target point yet (route + odometry, or a target point topic)")
-        if now_s - target.stamp_s > limits.max_target_age_s:
-            return AssemblyResult(
-                None, f"target point is {now_s - target.stamp_s:.3f} s old (limit {limits.max_target_age_s} s)"
-            )
+        reason = _age_problem("target point", now_s - target.stamp_s, limits.max_target_age_s)
+        if reason:
+            return AssemblyResult(None, reason)
         lidar_points, skew = None, None
         if lidar_history:
             skews = np.abs(np.array([entry.stamp_s for entry in lidar_history]) - camera.stamp_s)
@@ -149,6 +153,16 @@ class FrameAssembler:
             command=None if command is None else command.value,
         )
         return AssemblyResult(frame, None, skew)
+
+
+def _age_problem(name: str, age_s: float, limit_s: float) -> str | None:
+    """Why an input of age `age_s` (now - stamp) cannot be used, or None when it is fresh."""
+    if age_s > limit_s:
+        return f"{name} is {age_s:.3f} s old (limit {limit_s} s)"
+    if age_s < -limit_s:
+        return (f"{name} is stamped {-age_s:.3f} s ahead of the node clock (limit {limit_s} s); "
+                "expected sensor stamps on the node's time base (check use_sim_time and /clock)")
+    return None
 
 
 class LatestSlot(Generic[T]):
