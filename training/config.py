@@ -120,8 +120,9 @@ class TrainSection:
     progress_bar: bool = True
     noise_augmentation: bool = False  # Gaussian noise on 0..255 images, both domains (paper)
     noise_max_level: float = 100.0  # noise std ~ U[0, noise_max_level] per sample, in pixel units
-    # DDP's search for parameters a step left unused; always on for models with the V2R adapter (a batch
-    # without sim samples skips it), this switch turns it on for any model.
+    # DDP's search for parameters a step left unused; on automatically for models with the V2R adapter (a
+    # batch without sim samples skips it) and for heads whose loss weight is 0
+    # (trainer.needs_unused_parameter_search); this switch turns it on for any model.
     ddp_find_unused_parameters: bool = False
 
     def validate(self) -> None:

@@ -108,14 +108,20 @@ def seed_everything(seed: int) -> None:
 
 
 def configure_determinism(deterministic: bool) -> None:
+    """Deterministic kernels where torch has them. Some ops the network needs have no deterministic
+    CUDA backward (the V2R adapter's bilinear upsampling, `F.interpolate`); torch would raise a
+    RuntimeError on the first GPU step, so those only warn (`warn_only`): on CPU every op is
+    deterministic and resume is bit-exact, on GPU the run is as deterministic as torch allows."""
     if not deterministic:
+        torch.use_deterministic_algorithms(False)  # an earlier run in this process may have set it
+        torch.backends.cudnn.deterministic = False
         torch.backends.cudnn.benchmark = True
         return
     # cuBLAS needs a fixed workspace for deterministic GEMMs; must be set before CUDA initialises.
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     torch.backends.cudnn.benchmark = False
     torch.backends.cudnn.deterministic = True
-    torch.use_deterministic_algorithms(True)
+    torch.use_deterministic_algorithms(True, warn_only=True)
 
 
 def capture_rng_state(device: torch.device) -> dict:
@@ -172,6 +178,24 @@ def build_optimizer(model: torch.nn.Module, lr: float, weight_decay: float) -> t
         raise TrainingError("the model has no trainable parameters")
     groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     return torch.optim.AdamW(groups, lr=lr)
+
+
+def needs_unused_parameter_search(model_config, loss_weights, requested: bool = False) -> bool:
+    """Whether DistributedDataParallel must look for parameters a step left without a gradient
+    (`find_unused_parameters`); without it DDP stops with "Expected to have finished reduction in
+    the prior iteration" on the second step. Parameters go unused when
+      * the model has the V2R adapter: a batch without sim samples skips it;
+      * a head exists but its loss weight is 0 (steering head with loss.steer_ce=0, discriminator
+        with loss.domain_bce=0, every driving part with loss.waypoint_l1=0).
+    The search costs a graph traversal per step, so it is only on when one of these holds (or
+    train.ddp_find_unused_parameters asks for it)."""
+    return bool(
+        requested
+        or model_config.use_adapter
+        or (model_config.use_steer_head and loss_weights.steer_ce == 0)
+        or (model_config.use_discriminator and loss_weights.domain_bce == 0)
+        or loss_weights.waypoint_l1 == 0
+    )
 
 
 # ---- data ---------------------------------------------------------------------------------------
@@ -470,7 +494,7 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False) -> Tra
         trained_model = torch.nn.parallel.DistributedDataParallel(
             model,
             device_ids=[device.index] if device.type == "cuda" else None,
-            find_unused_parameters=cfg.ddp_find_unused_parameters or model_config.use_adapter,
+            find_unused_parameters=needs_unused_parameter_search(model_config, loss_weights, cfg.ddp_find_unused_parameters),
         )
     if cfg.compile:
         trained_model = torch.compile(trained_model)
