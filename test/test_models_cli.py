@@ -58,6 +58,14 @@ def test_model_info_reads_a_training_yaml(tmp_path, capsys):
     config, contract = model_command.load_model_spec(str(path))
     assert config == VARIANTS["baseline"] and contract == TINY_CONTRACT
 
+    # The contract as the training config writes it after `--set contract.num_waypoints=4` on "tiny".
+    path.write_text(yaml.safe_dump({"model": {"variant": "baseline"}, "contract": {"preset": "tiny", "num_waypoints": 4}}))
+    config, contract = model_command.load_model_spec(str(path))
+    assert contract.num_waypoints == 4 and contract.differences(TINY_CONTRACT) == ["num_waypoints: 4 != 8"]
+    path.write_text(yaml.safe_dump({"model": {"variant": "baseline"}, "contract": {"num_waypoint": 4}}))
+    with pytest.raises(SystemExit, match="num_waypoint"):
+        model_command.load_model_spec(str(path))
+
 
 def test_bad_specs_are_named():
     with pytest.raises(SystemExit, match="neither a YAML file nor a model variant"):

@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
 
 def load_model_spec(spec: str, tiny: bool = False):
     """Variant name or training YAML path -> (ModelConfig, Contract)."""
-    from min2real.models.contract import DEFAULT_CONTRACT, TINY_CONTRACT, Contract
+    from min2real.models.contract import DEFAULT_CONTRACT, TINY_CONTRACT
     from min2real.models.variants import VARIANTS, model_config_from_mapping, variant_config
 
     default_contract = TINY_CONTRACT if tiny else DEFAULT_CONTRACT
@@ -54,13 +54,15 @@ def load_model_spec(spec: str, tiny: bool = False):
     config = model_config_from_mapping(document["model"], tiny=tiny)
     contract_spec = document.get("contract")
     if contract_spec is None:
-        contract = default_contract
-    elif contract_spec == "tiny":
-        contract = TINY_CONTRACT
-    elif isinstance(contract_spec, dict):
-        contract = Contract.from_dict(contract_spec)
-    else:
-        raise SystemExit(f"--config {spec!r}: 'contract' is {contract_spec!r}; expected a mapping of Contract fields or 'tiny'")
+        return config, default_contract
+    # The training config's own reading of `contract:` ("tiny", "default", or Contract fields on
+    # top of an optional `preset`, as `--set contract.<field>=...` writes it), so the two agree.
+    from min2real.training.config import ConfigError, TrainConfig
+
+    try:
+        contract = TrainConfig(contract=contract_spec).build_contract()
+    except (ConfigError, ValueError) as error:
+        raise SystemExit(f"--config {spec!r}: {error}") from error
     return config, contract
 
 
