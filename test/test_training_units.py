@@ -249,3 +249,20 @@ def test_rng_state_round_trips_through_weights_only_checkpoint(tmp_path):
     save_checkpoint(tmp_path / "c.pt", {"model": {}, "model_config": {}, "contract": {}, "rng": state})
     restore_rng_state(load_checkpoint(tmp_path / "c.pt")["rng"], torch.device("cpu"))
     assert (random.random(), np.random.rand(), torch.rand(1).item()) == expected  # noqa: NPY002
+
+
+def test_index_time_data_problems_are_reported():
+    """Frames skipped while indexing (missing files, refused logs) never reach a batch, so the
+    trainer reports them at start-up instead of the epoch report."""
+    from types import SimpleNamespace
+
+    from min2real.training.data import DataProblem, DataProblems
+    from min2real.training.trainer import index_problems_report
+
+    problems = DataProblems()
+    problems.add(DataProblem("missing_file", "route0/rgb/0003.jpg", "frame file is missing"))
+    problems.add(DataProblem("unsafe_pickle", "navsim_logs/trainval/evil.pkl", "refused global 'os.system'"))
+    report = index_problems_report({"training": SimpleNamespace(problems=problems), "validation": None})
+    assert "training data, skipped while indexing" in report
+    assert "2 skipped" in report and "missing_file 1" in report and "evil.pkl" in report
+    assert index_problems_report({"training": SimpleNamespace(problems=DataProblems()), "validation": None}) == ""

@@ -420,6 +420,18 @@ def _every_rank_has_samples(batch: dict, context: DistributedContext, device: to
     return bool(flag.item())
 
 
+def index_problems_report(datasets: dict) -> str:
+    """What the datasets skipped while indexing (missing frame files, unreadable route results,
+    refused or damaged NAVSIM logs): those frames never become samples, so the epoch reports
+    cannot count them. `datasets` maps a name ("train", "val") to a dataset or None."""
+    lines = []
+    for name, dataset in datasets.items():
+        problems = getattr(dataset, "problems", None) if dataset is not None else None
+        if problems is not None and problems.total:
+            lines.append(f"{name} data, skipped while indexing: {problems.summary()}")
+    return "\n".join(lines)
+
+
 def _report_problems(problems, context: DistributedContext, writer, state) -> None:
     """End of epoch: say what broken data was skipped (every rank reports its own share)."""
     if problems.total:
@@ -452,6 +464,9 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False) -> Tra
     contract, model_config = config.build_contract(), config.model_config()
     model = build_model(model_config, contract).to(device)
     train_set, val_set = build_datasets(config, contract, model_config)
+    skipped_at_index = index_problems_report({"training": train_set, "validation": val_set})
+    if skipped_at_index and context.is_main:
+        print(skipped_at_index, flush=True)
     sampler = build_train_sampler(train_set, config, context)
     batches_per_epoch = steps_per_epoch(sampler, config, context)
     total_steps = cfg.max_steps or cfg.epochs * batches_per_epoch
