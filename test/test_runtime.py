@@ -87,6 +87,9 @@ def _frame(seed: int = 0, lidar: bool = True, **changes) -> FrameInputs:
         ("m.onnx", "auto", "onnxruntime"),
         ("m.ONNX", "onnxruntime", "onnxruntime"),
         ("m.onnx", "tensorrt", "tensorrt"),
+        ("m.onnx", "onnxruntime-cpu", "onnxruntime"),  # the driver node's documented backend names
+        ("m.onnx", "onnxruntime-cuda", "onnxruntime"),
+        ("m.onnx", "onnxruntime-tensorrt", "onnxruntime"),
         ("ckpt.pt", "auto", "torch"),
         ("ckpt.pth", "torch", "torch"),
         ("ckpt.ckpt", "auto", "torch"),
@@ -105,6 +108,40 @@ def test_backend_selection_errors():
         backend_kind_for("m.onnx", "torch")
     with pytest.raises(ValueError, match="backend 'openvino'"):
         backend_kind_for("m.onnx", "openvino")
+    with pytest.raises(ValueError, match="cannot run"):
+        backend_kind_for("m.engine", "onnxruntime-cuda")
+
+
+def test_onnxruntime_provider_is_pinned_by_the_backend_name(exported):
+    """The backend names of the driver node's `backend` parameter load, and asking for CUDA on a
+    machine without it is an error naming the provider, never a quiet CPU session."""
+    _, onnx_path = exported
+    backend = load_backend(onnx_path, "onnxruntime-cpu", warmup=0)
+    assert backend.name == "onnxruntime-cpu" and backend.active_providers == ["CPUExecutionProvider"]
+    policy = load_policy(str(onnx_path), domain="sim", backend="onnxruntime-cpu", warmup=0)
+    assert policy.backend_name == "onnxruntime-cpu"
+    with pytest.raises(RuntimeError, match=r"\['CUDAExecutionProvider'\] were asked for but are not available"):
+        load_backend(onnx_path, "onnxruntime-cuda", warmup=0)
+
+
+def test_onnxruntime_silent_cpu_fallback_is_refused_when_cuda_was_asked_for(exported, monkeypatch, caplog):
+    """onnxruntime-gpu lists CUDAExecutionProvider as available even where the CUDA libraries are
+    missing; the session then quietly runs on the CPU. Simulated here with the real ONNX Runtime:
+    the provider is advertised but cannot start."""
+    import logging
+
+    import onnxruntime
+
+    _, onnx_path = exported
+    monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    with pytest.raises(RuntimeError, match="could not start CUDAExecutionProvider .* fell back to CPUExecutionProvider"):
+        load_backend(onnx_path, "onnxruntime-cuda", warmup=0)
+    with pytest.raises(RuntimeError, match="fell back to CPUExecutionProvider"):
+        load_backend(onnx_path, providers=["CUDAExecutionProvider", "CPUExecutionProvider"], warmup=0)
+    with caplog.at_level(logging.WARNING, logger="min2real.runtime"):
+        backend = load_backend(onnx_path, warmup=0)  # auto: runs, but says so
+    assert backend.name == "onnxruntime-cpu"
+    assert "could not start CUDAExecutionProvider" in caplog.text
 
 
 # ---- input validation --------------------------------------------------------------------------

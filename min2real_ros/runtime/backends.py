@@ -2,8 +2,9 @@
 
     .engine / .plan      -> TensorRTBackend   (tensorrt + cuda-python; no torch)
     .onnx                -> OnnxRuntimeBackend (TensorRT / CUDA execution providers when present,
-                            else CPU; no torch), or TensorRTBackend on a prebuilt cached engine
-                            when backend="tensorrt"
+                            else CPU, logged; "onnxruntime-cpu|cuda|tensorrt" pin the provider and
+                            refuse ONNX Runtime's silent CPU fall back; no torch), or
+                            TensorRTBackend on a prebuilt cached engine when backend="tensorrt"
     .pt / .pth / .ckpt   -> TorchBackend      (a min2real checkpoint; the only place torch is used)
 
 Every backend is created once: sessions, engines, CUDA buffers, streams and events live as long
@@ -40,7 +41,17 @@ from min2real_ros.runtime.engine_cache import EngineCacheError, EngineCacheKey
 
 LOGGER = logging.getLogger("min2real.runtime")
 
-BACKENDS = ("auto", "onnxruntime", "tensorrt", "torch")
+# "onnxruntime-cpu" / "-cuda" / "-tensorrt" pin ONNX Runtime's execution provider: the session must
+# run on it (a GPU provider that ONNX Runtime cannot load, e.g. missing CUDA/cuDNN libraries, is an
+# error, not a silent fall back to the CPU). "onnxruntime" / "auto" take the best available provider
+# and log which one is active.
+ORT_BACKEND_PROVIDERS = {
+    "onnxruntime-cpu": ["CPUExecutionProvider"],
+    "onnxruntime-cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"],
+    "onnxruntime-tensorrt": ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
+}
+BACKENDS = ("auto", "onnxruntime", *ORT_BACKEND_PROVIDERS, "tensorrt", "torch")
+GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
 ENGINE_SUFFIXES = (".engine", ".plan")
 ONNX_SUFFIXES = (".onnx",)
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
@@ -182,7 +193,9 @@ def metadata_from_onnx_session(session, path: str | Path) -> ArtifactMetadata:
 class OnnxRuntimeBackend(Backend):
     """ONNX Runtime session over an exported `.onnx` (created once, warmed up at load).
 
-    providers: None = best available of TensorRT, CUDA, CPU (in that order); or an explicit list.
+    providers: None = best available of TensorRT, CUDA, CPU (in that order; a GPU provider that
+    fails to start is logged as a warning); or an explicit list whose first provider must become
+    active (ONNX Runtime's silent fall back to the CPU is an error then).
     The TensorRT execution provider caches its engines in the resolved engine cache directory.
     """
 
@@ -204,12 +217,14 @@ class OnnxRuntimeBackend(Backend):
         if not self.path.is_file():
             raise FileNotFoundError(f"ONNX model {self.path} does not exist")
         available = ort.get_available_providers()
-        wanted = list(providers) if providers else [
-            p for p in ("TensorrtExecutionProvider", "CUDAExecutionProvider") if p in available
-        ] + ["CPUExecutionProvider"]
+        explicit = bool(providers)
+        wanted = list(providers) if explicit else [p for p in GPU_PROVIDERS if p in available] + ["CPUExecutionProvider"]
         unknown = [p for p in wanted if p not in available]
         if unknown:
-            raise RuntimeError(f"ONNX Runtime providers {unknown} are not available here; available: {available}")
+            raise RuntimeError(
+                f"ONNX Runtime providers {unknown} were asked for but are not available here (available: {available}); "
+                "GPU providers need the 'onnxruntime-gpu' package and a CUDA GPU"
+            )
         provider_options = []
         for provider in wanted:
             if provider == "TensorrtExecutionProvider":
@@ -240,7 +255,9 @@ class OnnxRuntimeBackend(Backend):
                 f"{sorted(self.metadata.input_shapes)}; re-export it"
             )
         self._output_names = [o.name for o in self.session.get_outputs()]
-        active = self.session.get_providers()[0]
+        self.active_providers = list(self.session.get_providers())
+        check_active_providers(wanted, self.active_providers, explicit, self.path)
+        active = self.active_providers[0]
         self.name = {
             "TensorrtExecutionProvider": "onnxruntime-tensorrt",
             "CUDAExecutionProvider": "onnxruntime-cuda",
@@ -254,6 +271,25 @@ class OnnxRuntimeBackend(Backend):
 
     def close(self) -> None:
         self.__dict__.pop("session", None)
+
+
+def check_active_providers(wanted: list[str], active: list[str], explicit: bool, path) -> None:
+    """ONNX Runtime falls back to the CPU with only a log line of its own when a GPU provider
+    fails to initialise (missing CUDA/cuDNN libraries, no GPU). Asked-for providers (`explicit`):
+    the first one must be active, else RuntimeError. Automatic choice: a warning naming the
+    provider that was wanted and the one that runs."""
+    if not active:
+        raise RuntimeError(f"ONNX Runtime session for {path} has no active execution provider")
+    if active[0] == wanted[0]:
+        LOGGER.info("ONNX Runtime runs %s on %s", path, ", ".join(active))
+        return
+    message = (
+        f"ONNX Runtime could not start {wanted[0]} for {path} and fell back to {active[0]} "
+        "(see ONNX Runtime's log above: CUDA / cuDNN / TensorRT libraries missing or mismatched?)"
+    )
+    if explicit:
+        raise RuntimeError(message + "; refusing to run on another provider than the one asked for")
+    LOGGER.warning("%s", message)
 
 
 # ---- TensorRT -----------------------------------------------------------------------------------
@@ -536,7 +572,7 @@ def backend_kind_for(path: str | Path, backend: str = "auto") -> str:
     if suffix in ENGINE_SUFFIXES:
         natural, allowed = "tensorrt", ("tensorrt",)
     elif suffix in ONNX_SUFFIXES:
-        natural, allowed = "onnxruntime", ("onnxruntime", "tensorrt")
+        natural, allowed = "onnxruntime", ("onnxruntime", *ORT_BACKEND_PROVIDERS, "tensorrt")
     elif suffix in CHECKPOINT_SUFFIXES:
         natural, allowed = "torch", ("torch",)
     else:
@@ -548,7 +584,7 @@ def backend_kind_for(path: str | Path, backend: str = "auto") -> str:
         return natural
     if backend not in allowed:
         raise ValueError(f"backend {backend!r} cannot run {path}; a {suffix} file runs on {allowed}")
-    return backend
+    return "onnxruntime" if backend in ORT_BACKEND_PROVIDERS else backend
 
 
 def _tensorrt_engine_for_onnx(onnx_path: Path, options: dict) -> Path:
@@ -578,6 +614,8 @@ def load_backend(
 ) -> Backend:
     """Open `path` with the backend its suffix (or `backend`) calls for; see the module docstring.
 
+    backend: "auto" | "onnxruntime" (best provider, logged) | "onnxruntime-cpu" | "onnxruntime-cuda" |
+    "onnxruntime-tensorrt" (that provider or an error) | "tensorrt" | "torch".
     domain / contract: what the caller expects; a model exported for something else is refused.
     options go to the backend (e.g. providers=, device_id=, warmup=, device=, precision= and
     cache_dir= for TensorRT from an .onnx).
@@ -585,6 +623,10 @@ def load_backend(
     path = Path(path)
     kind = backend_kind_for(path, backend)
     if kind == "onnxruntime":
+        if backend in ORT_BACKEND_PROVIDERS:
+            if options.get("providers") and list(options["providers"]) != ORT_BACKEND_PROVIDERS[backend]:
+                raise ValueError(f"backend {backend!r} sets the providers; got providers={options['providers']!r} as well")
+            options["providers"] = ORT_BACKEND_PROVIDERS[backend]
         return OnnxRuntimeBackend(path, domain=domain, contract=contract, **options)
     if kind == "tensorrt":
         onnx_path = None
@@ -599,6 +641,7 @@ def load_backend(
 __all__ = [
     "BACKENDS",
     "Backend",
+    "ORT_BACKEND_PROVIDERS",
     "OnnxRuntimeBackend",
     "TensorRTBackend",
     "TorchBackend",
