@@ -266,3 +266,37 @@ def test_index_time_data_problems_are_reported():
     assert "training data, skipped while indexing" in report
     assert "2 skipped" in report and "missing_file 1" in report and "evil.pkl" in report
     assert index_problems_report({"training": SimpleNamespace(problems=DataProblems()), "validation": None}) == ""
+
+
+@pytest.mark.parametrize("real_driving_labels", [False, True])
+def test_real_samples_feed_the_losses_of_their_variant(real_driving_labels):
+    """{S} variants (min2real): an unlabelled real sample trains only the discriminator (its
+    driving losses are masked, and the adapter never sees real images). {S, R} variants
+    (mix_min2real, full): the same sample also trains the waypoint and steering heads."""
+    from min2real.models.model import build_model
+    from min2real.models.variants import variant_config
+    from min2real.training.config import LossSection
+
+    torch.manual_seed(0)
+    model = build_model(variant_config("min2real", tiny=True), TINY_CONTRACT)
+    model.set_training_progress(1.0)
+    batch_size = 2
+    inputs = {name: torch.rand(shape) for name, shape in TINY_CONTRACT.input_shapes(batch_size).items()}
+    inputs["image"] = inputs["image"] * 255.0
+    inputs["lidar_bev"].zero_()  # real samples carry an all-zero BEV
+    batch = {
+        "waypoints": torch.rand(batch_size, TINY_CONTRACT.num_waypoints, 2) * 5.0,
+        "steer_class": torch.tensor([STEER_LEFT, STEER_STRAIGHT]),
+        "domain": torch.full((batch_size,), DOMAIN_REAL),
+        "has_labels": torch.full((batch_size,), real_driving_labels),
+    }
+    losses = compute_losses(model(inputs, batch["domain"]), batch, LossSection())
+    losses.total.backward()
+
+    def grad_norm(module) -> float:
+        return sum(float(p.grad.abs().sum()) for p in module.parameters() if p.grad is not None)
+
+    assert grad_norm(model.discriminator) > 0
+    assert grad_norm(model.adapter) == 0  # real images bypass the V2R adapter
+    for head in (model.waypoint_head, model.steer_head):
+        assert (grad_norm(head) > 0) == real_driving_labels
