@@ -447,3 +447,27 @@ def test_policy_on_the_tensorrt_backend(fake_gpu, tmp_path):
     assert policy.backend_name == "tensorrt"
     np.testing.assert_allclose(prediction.waypoints_ego[-1], [8.0, 4.0], rtol=1e-6)
     assert prediction.steer_class == 0  # command 'left' one-hot -> logits (1, 0, 0) in the stand-in network
+
+
+def test_tensorrt_backend_refuses_an_engine_of_another_precision_than_asked(fake_gpu, tmp_path):
+    """The file name says fp16, the sidecar says int8 (a copied / renamed engine): refused."""
+    import shutil
+
+    from min2real.training.engine import build_engine
+    from min2real_ros.runtime import engine_cache
+    from min2real_ros.runtime.backends import load_backend
+
+    fake_gpu["engine_spec"] = _spec(1)
+    onnx_path = _onnx_with_metadata(tmp_path, 1)
+    cache = tmp_path / "engines"
+    built = build_engine(onnx_path, "fp32", cache_dir=cache)
+    renamed = cache / "tiny_real.fp16.engine"
+    shutil.copy(built.engine_path, renamed)
+    shutil.copy(engine_cache.sidecar_path(built.engine_path), engine_cache.sidecar_path(renamed))
+    with pytest.raises(engine_cache.EngineCacheError, match=r"precision \(precision\): cached 'fp32' -> wanted 'fp16'"):
+        load_backend(onnx_path, backend="tensorrt", precision="fp16", cache_dir=str(cache))
+    with pytest.raises(engine_cache.EngineCacheError, match="--precision fp16"):
+        load_backend(renamed, precision="fp16")
+    backend = load_backend(onnx_path, backend="tensorrt", precision="fp32", cache_dir=str(cache))
+    assert backend.key.precision == "fp32"
+    backend.close()

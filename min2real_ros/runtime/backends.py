@@ -354,8 +354,9 @@ def wanted_engine_key(cached: EngineCacheKey, platform: dict[str, str], onnx_sha
 class TensorRTBackend(Backend):
     """A TensorRT 10 engine with its sidecar `<engine>.json` (metadata + cache key).
 
-    The sidecar's key is compared with this machine's TensorRT version and GPU (and with the ONNX
-    file's hash when `onnx_path` is given) before the engine is deserialized; a mismatch is
+    The sidecar's key is compared with this machine's TensorRT version and GPU (with the ONNX
+    file's hash when `onnx_path` is given, and with `precision` when given) before the engine is
+    deserialized; a mismatch is
     refused with the differences named (build engines with `min2real build-engine`). Pinned host
     buffers, device buffers, one CUDA stream and two events are created here, once; inference
     uses named tensors and `execute_async_v3`.
@@ -368,6 +369,7 @@ class TensorRTBackend(Backend):
         domain: str | None = None,
         contract: Contract | None = None,
         onnx_path: str | Path | None = None,
+        precision: str | None = None,
         device_id: int = 0,
         warmup: int = 3,
     ) -> None:
@@ -394,11 +396,13 @@ class TensorRTBackend(Backend):
         cuda_call(cudart, cudart.cudaSetDevice(device_id))
         onnx_hash = file_sha256(onnx_path) if onnx_path else None
         wanted = wanted_engine_key(cached_key, tensorrt_platform(device_id), onnx_hash)
+        if precision is not None:  # the caller's precision, not whatever the file turns out to hold
+            wanted = dataclasses.replace(wanted, precision=precision)
         decision = engine_cache.decide(cached_key, wanted, allow_rebuild=False)
         if decision.action != "load":
             raise EngineCacheError(
                 f"TensorRT engine {self.engine_path} does not fit this machine: {'; '.join(decision.reasons)}. "
-                f"Rebuild it here with `min2real build-engine {onnx_path or 'MODEL.onnx'} --precision {cached_key.precision}`"
+                f"Rebuild it here with `min2real build-engine {onnx_path or 'MODEL.onnx'} --precision {wanted.precision}`"
             )
         self.key = wanted
 
@@ -591,7 +595,7 @@ def _tensorrt_engine_for_onnx(onnx_path: Path, options: dict) -> Path:
     """The cached engine built from `onnx_path` (searched in cache_dir, the user cache and beside
     the ONNX). The runtime never builds engines itself: missing or stale ones are refused by
     TensorRTBackend with the build command to run."""
-    precision = options.pop("precision", "fp16")
+    precision = options.setdefault("precision", "fp16")  # TensorRTBackend checks it against the sidecar
     cache_dir = options.pop("cache_dir", None)
     dirs = [cache_dir, engine_cache.user_cache_dir(), onnx_path.parent]
     found = engine_cache.find_cached_engine(onnx_path, precision, dirs)
