@@ -77,3 +77,22 @@ def test_deterministic_mode_warns_for_ops_without_a_deterministic_cuda_kernel():
         assert not torch.are_deterministic_algorithms_enabled()
     finally:
         torch.use_deterministic_algorithms(before[0], warn_only=before[1])
+
+
+def test_process_group_waits_long_enough_for_rank0_validation(monkeypatch):
+    """Under torchrun the other ranks wait in a barrier while rank 0 validates; the group's timeout
+    must outlast a long validation (NCCL's default of 10 minutes does not)."""
+    import datetime
+
+    from min2real.training import trainer
+
+    calls = []
+    monkeypatch.setattr(trainer.dist, "is_initialized", lambda: False)
+    monkeypatch.setattr(trainer.dist, "init_process_group", lambda **kwargs: calls.append(kwargs))
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    context = trainer.setup_distributed("cpu")
+    assert (context.rank, context.world_size, context.is_main) == (1, 2, False)
+    assert calls == [{"backend": "gloo", "timeout": trainer.DISTRIBUTED_TIMEOUT}]
+    assert trainer.DISTRIBUTED_TIMEOUT >= datetime.timedelta(minutes=30)

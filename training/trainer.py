@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import datetime
 import itertools
 import json
 import math
@@ -76,6 +77,12 @@ class DistributedContext:
         return self.rank == 0
 
 
+# How long a collective may wait. Rank 0 validates alone while the other ranks wait in a barrier;
+# NCCL's default (10 minutes) is shorter than a full NAVSIM validation can take, and its watchdog
+# would kill the waiting ranks.
+DISTRIBUTED_TIMEOUT = datetime.timedelta(minutes=60)
+
+
 def setup_distributed(device_kind: str) -> DistributedContext:
     """Join the process group when started by torchrun (WORLD_SIZE > 1), else a single process."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
@@ -86,7 +93,7 @@ def setup_distributed(device_kind: str) -> DistributedContext:
         backend = "nccl" if device_kind == "cuda" else "gloo"
         if device_kind == "cuda":
             torch.cuda.set_device(context.local_rank)
-        dist.init_process_group(backend=backend)
+        dist.init_process_group(backend=backend, timeout=DISTRIBUTED_TIMEOUT)
     return context
 
 
