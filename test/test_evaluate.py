@@ -232,3 +232,23 @@ def test_find_layouts_and_empty_data_dir(tmp_path):
     assert navsim == [(tmp_path / "navsim", ["mini"])]
     with pytest.raises(E.EvaluationError, match="does not exist"):
         E.find_layouts(tmp_path / "missing")
+
+
+def test_situation_plot_marks_missing_situations_instead_of_drawing_zero(tmp_path):
+    from min2real.training.report import plot_situation_ade, situation_ade_values, situation_order
+
+    bars = [("a (sim)", {"slow (0.5-5 m/s)": {"ade_m": 1.5}, "fast (>=10 m/s)": {"ade_m": 0.0}}),
+            ("b (sim)", {"standing (<0.5 m/s)": {"ade_m": 2.0}, "slow (0.5-5 m/s)": {"ade_m": 0.5}})]
+    situations = situation_order(bars)
+    assert situations == ["slow (0.5-5 m/s)", "fast (>=10 m/s)", "standing (<0.5 m/s)"]
+    values = situation_ade_values(bars, situations)
+    np.testing.assert_array_equal(values[0], [1.5, 0.0, np.nan])  # a measured 0 stays 0, a missing one is NaN
+    np.testing.assert_array_equal(values[1], [0.5, np.nan, 2.0])
+
+    class Run:
+        def __init__(self, name):
+            self.name = name
+
+    metrics = [{"sim": {"situations": {"speed": bars[0][1]}}}, {"sim": {"situations": {"speed": bars[1][1]}}}]
+    path = plot_situation_ade(tmp_path / "speed.png", [Run("a"), Run("b")], metrics, "speed")
+    assert path.is_file() and path.stat().st_size > 0

@@ -105,19 +105,44 @@ def plot_situation_ade(path: Path, runs: list[RunPredictions], metrics: list[dic
     fig, ax = plt.subplots(figsize=(7.0, 3.6))
     bars = [(f"{run.name} ({domain_name})", report[domain_name]["situations"].get(split, {}))
             for run, report in zip(runs, metrics) for domain_name in C.DOMAINS if domain_name in report]
-    situations = sorted({name for _, groups in bars for name in groups})
+    situations = situation_order(bars)
+    values = situation_ade_values(bars, situations)
     width = 0.8 / max(1, len(bars))
-    for offset, (label, groups) in enumerate(bars):
-        values = [groups.get(name, {}).get("ade_m") or 0.0 for name in situations]
-        ax.bar(np.arange(len(situations)) + offset * width, values, width, label=label)
+    top = float(np.nanmax(values)) if np.isfinite(values).any() else 1.0
+    for offset, (label, _) in enumerate(bars):
+        positions = np.arange(len(situations)) + offset * width
+        # A situation without samples gets no bar and an "n/a" mark; a measured 0 m shows as "0.00".
+        container = ax.bar(positions, np.nan_to_num(values[offset], nan=0.0), width, label=label)
+        ax.bar_label(container, labels=["n/a" if np.isnan(v) else f"{v:.2f}" for v in values[offset]], fontsize=6)
+    ax.set_ylim(0.0, max(top, 1e-3) * 1.15)
     ax.set_xticks(np.arange(len(situations)) + 0.4 - width / 2, situations, fontsize=8)
     ax.set_ylabel("ADE [m]")
-    ax.set_title(f"ADE by {split}")
+    ax.set_title(f"ADE by {split} (n/a: no samples)")
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def situation_order(bars: list[tuple[str, dict]]) -> list[str]:
+    """Situations in the order the evaluation defines them (speed bands slow to fast, ...)."""
+    order: list[str] = []
+    for _, groups in bars:
+        order += [name for name in groups if name not in order]
+    return order
+
+
+def situation_ade_values(bars: list[tuple[str, dict]], situations: list[str]) -> np.ndarray:
+    """(bars, situations) ADE in metres; NaN where a run/domain has no sample of the situation
+    (never 0, which would read as a perfect score)."""
+    values = np.full((len(bars), len(situations)), np.nan)
+    for row, (_, groups) in enumerate(bars):
+        for column, name in enumerate(situations):
+            ade = groups.get(name, {}).get("ade_m")
+            if ade is not None:
+                values[row, column] = float(ade)
+    return values
 
 
 def example_tiles(runs: list[RunPredictions], indices: list[int], camera) -> list:
