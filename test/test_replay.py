@@ -62,6 +62,9 @@ def test_replay_synthetic_bag_writes_one_path_per_frame(tmp_path, storage, bundl
     assert summary["predictions_out"] == summary["frames_in"] - summary["refused"] - summary["inference_errors"]
     assert summary["predictions_out"] == 12, summary
     assert summary["drops"] == 0
+    # Every frame in is accounted for exactly once.
+    assert summary["frames_in"] == (summary["predictions_for_frames_in"] + summary["refused"] + summary["inference_errors"]
+                                    + summary["dropped_while_busy"] + summary["not_received_by_driver"])
 
     output = inspect_bag(result.outputs["bag"])
     assert output.storage == "mcap"
@@ -181,3 +184,62 @@ def test_overlay_camera_projects_left_points_left_and_far_points_up():
     assert visible.tolist() == [True, True, True, False]  # behind the camera is not drawn
     assert pixels[0, 0] < camera.cx < pixels[1, 0]  # y left (REP 103) is image left
     assert camera.cy < pixels[2, 1] < pixels[0, 1]  # farther ground is closer to the horizon
+
+
+# ---- replay bookkeeping -----------------------------------------------------------------------
+class _FakeDriverProgress:
+    """Stands in for _Session: a driver whose camera count and outcomes move on another thread."""
+
+    def __init__(self, received: int, published: int, dropped: int) -> None:
+        self.driver = types.SimpleNamespace(published=published, rejected=0, inference_errors=0, frames_dropped=dropped)
+        self.received = received
+
+    def driver_received(self, kind: str) -> int:
+        assert kind == "camera"
+        return self.received
+
+    def driver_outcomes(self) -> int:
+        from min2real_ros.replay.replay import driver_outcomes
+
+        return driver_outcomes(self.driver)
+
+
+def _drain_returns(session, frames_published: int) -> bool:
+    import threading
+
+    from min2real_ros.replay.replay import _drain
+
+    worker = threading.Thread(target=_drain, args=(session, frames_published, 60.0), daemon=True)
+    worker.start()
+    return worker
+
+
+def test_drain_counts_dropped_frames_as_finished_and_waits_for_the_last_frame():
+    import time
+
+    # 10 frames received, 7 published, 3 replaced while the worker was busy: the driver is done.
+    worker = _drain_returns(_FakeDriverProgress(received=10, published=7, dropped=3), 10)
+    worker.join(5.0)
+    assert not worker.is_alive(), "drain waited for frames the driver had dropped"
+
+    # The last frame is still in flight: drain must not stop before the driver received and handled it.
+    session = _FakeDriverProgress(received=9, published=9, dropped=0)
+    worker = _drain_returns(session, 10)
+    time.sleep(0.2)
+    assert worker.is_alive()
+    session.received = 10
+    time.sleep(0.1)
+    assert worker.is_alive()  # received, not yet handled
+    session.driver.published = 10
+    worker.join(5.0)
+    assert not worker.is_alive()
+
+
+def test_player_offers_the_route_latched_whatever_the_bag_recorded():
+    from min2real_ros.replay.bag import QOS_LATCHED, QOS_RELIABLE, QOS_SENSOR
+    from min2real_ros.replay.replay import _player_qos
+
+    latched, streaming = object(), object()
+    assert _player_qos(TOPICS.route, QOS_RELIABLE, TOPICS, latched, streaming) is latched
+    assert _player_qos(TOPICS.route, QOS_LATCHED, TOPICS, latched, streaming) is latched
+    assert _player_qos(TOPICS.camera, QOS_SENSOR, TOPICS, latched, streaming) is streaming

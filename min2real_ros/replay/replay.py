@@ -169,6 +169,12 @@ class _Recording:
             self.writer.write(topic, stamp_ns if stamp_ns is not None else self.current_time_ns, raw)
 
 
+def _player_qos(topic: str, recorded_kind: str, topics: BridgeTopics, latched: Any, streaming: Any) -> Any:
+    """The QoS the replay offers on `topic`: latched for the route (whatever the bag recorded) and
+    for topics recorded as transient local, reliable volatile otherwise."""
+    return latched if topic == topics.route or recorded_kind == QOS_LATCHED else streaming
+
+
 def _decode_first(info: BagInfo, topic: str) -> Any | None:
     if topic not in info.topics:
         return None
@@ -230,7 +236,11 @@ class _Session:
             ])
             self.nodes.append(self.controller)
 
-            # Player: one publisher per replayed topic, offering what the bag's recorder offered.
+            # Player: one publisher per replayed topic. The route is always offered latched
+            # (transient local): the driver's route subscription is transient local and cannot
+            # match a volatile publisher, and a bag recorded without QoS metadata (or from a
+            # publisher that was not latched) would otherwise never deliver its route. Everything
+            # else is offered reliable (volatile), which a best-effort subscription also matches.
             self.player = Node("min2real_replay_player", context=self.context)
             self.nodes.append(self.player)
             latched = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
@@ -242,7 +252,7 @@ class _Session:
             for name in self.replayed:
                 kind = info.topics[name].qos
                 self.publishers[name] = self.player.create_publisher(
-                    _message_class(info.topics[name].msgtype), name, latched if kind == QOS_LATCHED else streaming)
+                    _message_class(info.topics[name].msgtype), name, _player_qos(name, kind, topics, latched, streaming))
             from rosgraph_msgs.msg import Clock
 
             self.clock_class = Clock
@@ -347,9 +357,9 @@ class _Session:
 
     # ---- driver progress (public counters of the in-process DriverNode) ----------------------
     def driver_outcomes(self) -> int:
-        """Camera frames the driver has finished with: published, refused or failed."""
-        driver = self.driver
-        return int(driver.published) + int(driver.rejected) + int(driver.inference_errors)
+        """Camera frames the driver has finished with: published, refused, failed, or replaced in
+        its latest-only slot before the worker took them (dropped while busy)."""
+        return driver_outcomes(self.driver)
 
     def driver_received(self, kind: str) -> int:
         return int(self.driver.rates[kind].count)
@@ -369,6 +379,28 @@ class _Session:
         self.context.try_shutdown()
         if self._spin_thread is not None:
             self._spin_thread.join(timeout=5.0)
+
+
+def driver_outcomes(driver: Any) -> int:
+    """Camera frames a DriverNode has finished with (see _Session.driver_outcomes)."""
+    return int(driver.published) + int(driver.rejected) + int(driver.inference_errors) + int(driver.frames_dropped)
+
+
+def _drain(session: Any, frames_published: int, timeout_s: float, settle_s: float = 0.5) -> None:
+    """After the last camera frame: wait until the driver has received every published frame (or
+    its camera count has not moved for `settle_s`: best-effort frames can be lost) and has finished
+    with every frame it received. Dropped frames count as finished, so a replay whose driver
+    dropped frames while busy does not wait out `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    last_count, last_change = -1, time.monotonic()
+    while time.monotonic() < deadline:
+        received = session.driver_received("camera")
+        if received != last_count:
+            last_count, last_change = received, time.monotonic()
+        arrived = received >= frames_published or time.monotonic() - last_change >= settle_s
+        if arrived and session.driver_outcomes() >= received:
+            return
+        time.sleep(0.005)
 
 
 def _wait_until(condition: Any, timeout_s: float, poll_s: float = 0.001) -> bool:
@@ -448,7 +480,7 @@ def _play(session: _Session, options: ReplayOptions, info: BagInfo, recording: _
             bar.update(1)
             bar.set_postfix(predictions=len(recording.paths), refresh=False)
         # Drain: let the driver finish the frames it holds, then let the outputs arrive.
-        _wait_until(lambda: session.driver_outcomes() >= session.driver_received("camera"), options.frame_timeout_s, 0.01)
+        _drain(session, len(camera_stamps), options.frame_timeout_s)
         _wait_until(lambda: len(recording.paths) >= int(session.driver.published), 2.0, 0.01)
         _wait_until(lambda: len(recording.steer_classes) >= int(session.driver.published), 2.0, 0.01)
     finally:
@@ -619,6 +651,7 @@ def replay(options: ReplayOptions) -> ReplayResult:
                     "frames_received_by_driver": session.driver_received("camera"),
                     "refused": int(driver.rejected),
                     "inference_errors": int(driver.inference_errors),
+                    "dropped_while_busy": int(driver.frames_dropped),
                     "last_refusal": driver.last_reject_reason,
                     "last_error": driver.last_error,
                 }
@@ -647,8 +680,6 @@ def replay(options: ReplayOptions) -> ReplayResult:
         "predictions_for_frames_in": predicted,
         "drops": frames_in - predicted,
         **counters,
-        "dropped_while_busy": max(0, counters["frames_received_by_driver"] - paths_received - counters["refused"]
-                                  - counters["inference_errors"]),
         "not_received_by_driver": frames_in - counters["frames_received_by_driver"],
         "steer_class_counts": report.steer_class_counts(steer_classes),
         "latency_ms": report.latency_stats_ms(numbers["latencies_ms"]),

@@ -173,6 +173,8 @@ def format_summary(summary: dict) -> str:
         ("camera frames in", number(summary.get("frames_in"))),
         ("predictions out (Path)", number(summary.get("predictions_out"))),
         ("frames without prediction", number(summary.get("drops"))),
+        ("  refused / dropped busy / lost", " / ".join(number(summary.get(key)) for key in
+                                                      ("refused", "dropped_while_busy", "not_received_by_driver"))),
         ("control commands out", number(summary.get("controls_out"))),
         ("latency p50 / p99", f"{number(latency.get('p50'), ' ms')} / {number(latency.get('p99'), ' ms')}"),
         ("steering classes", ", ".join(f"{name} {count}" for name, count in counts.items())),
