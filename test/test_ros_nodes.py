@@ -82,6 +82,22 @@ def test_left_curving_path_into_controller_gives_negative_carla_steer(graph):
     assert harness.twists[-1].linear.x > 0  # REP 103 twist: turning left is positive yaw rate
 
 
+def test_controller_rejects_waypoints_that_are_not_in_the_vehicle_frame(graph):
+    from std_msgs.msg import Float32
+
+    controller = graph.controller()
+    harness = graph.harness
+    left_arc = np.stack([3.0 * np.arange(1, 9), 0.3 * np.arange(1, 9) ** 2], axis=1)
+
+    def publish_map_frame():
+        harness.speed_pub.publish(Float32(data=4.0))
+        harness.path_pub.publish(harness.path_msg(left_arc, "map", harness.now_msg()))
+
+    assert wait_for(lambda: controller.malformed >= 2, 5.0, step=publish_map_frame)
+    assert controller.watchdog_reason == "no waypoints yet"  # never steered at a map-frame path
+    assert controller.last_control.brake == 1.0 and controller.last_control.throttle == 0.0
+
+
 def test_stale_camera_gives_no_path_error_diagnostics_and_controller_brakes(graph):
     from diagnostic_msgs.msg import DiagnosticStatus
 

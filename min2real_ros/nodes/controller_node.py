@@ -48,6 +48,7 @@ NODE_NAME = "min2real_controller"
 
 PARAMETERS: dict[str, tuple[Any, str]] = {
     "waypoints_topic": ("/min2real_driver/waypoints", "nav_msgs/Path in base_link from the driver node"),
+    "waypoints_frame_id": ("base_link", "frame the waypoints must be in (a Path in another frame is rejected)"),
     "speed_source": ("speedometer", "speedometer (std_msgs/Float32) | odometry (twist.linear.x)"),
     "speed_topic": ("/carla/ego_vehicle/speedometer", "std_msgs/Float32 m/s"),
     "odometry_topic": ("/carla/ego_vehicle/odometry", "nav_msgs/Odometry"),
@@ -137,6 +138,7 @@ class ControllerNode(Node):
         self._wheelbase_m = float(get("wheelbase_m"))
         self._waypoint_timeout_s = float(get("waypoint_timeout_s"))
         self._speed_timeout_s = float(get("speed_timeout_s"))
+        self._waypoints_frame_id = str(get("waypoints_frame_id")).strip("/")
         self._lock = threading.Lock()
         self._waypoints: tuple[np.ndarray, float] | None = None  # (T, 2) base_link, stamp seconds
         self._speed: tuple[float, float] | None = None  # m/s, stamp seconds
@@ -169,6 +171,11 @@ class ControllerNode(Node):
 
     def _on_waypoints(self, msg: Path) -> None:
         try:
+            frame = msg.header.frame_id.strip("/")
+            if frame != self._waypoints_frame_id:
+                # A route or a map-frame path here would be steered at as if it were ego-relative.
+                raise MessageError(f"waypoints Path is in frame {msg.header.frame_id!r}; expected "
+                                   f"{self._waypoints_frame_id!r} (the vehicle frame the driver publishes in)")
             waypoints = path_to_xy(msg, name="waypoints")
         except MessageError as error:
             self.malformed += 1
