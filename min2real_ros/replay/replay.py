@@ -232,6 +232,7 @@ class _Session:
                 Parameter("speed_topic", value=topics.speedometer),
                 Parameter("odometry_topic", value=topics.odometry),
                 Parameter("waypoints_topic", value=f"/{DRIVER_NODE_NAME}/waypoints"),
+                Parameter("waypoints_frame_id", value=str(driver_values.get("output_frame_id", "base_link"))),
                 Parameter("waypoint_dt_s", value=float(self.contract.waypoint_dt_s)),
             ])
             self.nodes.append(self.controller)
