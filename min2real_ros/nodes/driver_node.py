@@ -675,13 +675,14 @@ def main(args: list[str] | None = None) -> int:
 
     rclpy.init(args=args)
     node = DriverNode()
-    code = 0
     try:
         if bool(node.get_parameter("autostart").value):
             if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
                 node.get_logger().fatal(f"cannot start: {node.configure_error}")
                 return 1
-            node.trigger_activate()
+            if node.trigger_activate() != TransitionCallbackReturn.SUCCESS:
+                node.get_logger().fatal("cannot start: the activate transition failed")
+                return 1
         executor = SingleThreadedExecutor()
         executor.add_node(node)
         executor.spin()
@@ -690,7 +691,7 @@ def main(args: list[str] | None = None) -> int:
     finally:
         node.destroy_node()
         rclpy.try_shutdown()
-    return code
+    return 0
 
 
 if __name__ == "__main__":
