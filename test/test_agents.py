@@ -243,6 +243,127 @@ def test_leaderboard_agent_class_needs_carla_and_leaderboard():
         carla_agent.Min2RealAgent  # noqa: B018  (attribute access builds the class)
 
 
+# ---- geo reference and the agent class against stand-in carla / leaderboard modules ---------------------
+@pytest.mark.parametrize(("lat_ref", "lon_ref"), [(0.0, 0.0), (49.0, 8.0), (-33.87, 151.21)])
+def test_geo_reference_is_recovered_from_one_plan_point(lat_ref, lon_ref):
+    point_world = np.array([812.5, -1437.25])
+    gps = carla_agent.carla_world_to_gps(point_world, lat_ref, lon_ref)
+    estimated = carla_agent.estimate_lat_lon_ref(gps, point_world)
+    np.testing.assert_allclose(estimated, (lat_ref, lon_ref), atol=1e-9)
+    others = np.array([[0.0, 0.0], [-950.0, 420.0], [1500.0, 1500.0]])
+    back = carla_agent.gps_to_carla_world(carla_agent.carla_world_to_gps(others, lat_ref, lon_ref), *estimated)
+    np.testing.assert_allclose(back, others, atol=1e-3)
+
+
+def test_a_wrong_geo_reference_would_scale_every_distance():
+    """Why the agent estimates the reference: on a map referenced at 49 deg N, assuming (0, 0)
+    stretches distances by 1 / cos(49 deg) = 1.52 (a 10 m target point would be 15 m away)."""
+    gps = carla_agent.carla_world_to_gps(np.array([[0.0, 0.0], [0.0, -10.0]]), 49.0, 8.0)
+    wrong = carla_agent.gps_to_carla_world(gps)
+    assert np.linalg.norm(wrong[1] - wrong[0]) == pytest.approx(10.0 / math.cos(math.radians(49.0)), rel=1e-3)
+
+
+class _StandInAutonomousAgent:
+    """leaderboard.autoagents.autonomous_agent.AutonomousAgent (1.0): __init__ calls setup, the
+    evaluator then calls set_global_plan (downsampled GPS + world plan), sensors(), run_step, destroy."""
+
+    def __init__(self, path_to_conf_file):
+        self.track = None
+        self._global_plan = None
+        self._global_plan_world_coord = None
+        self.setup(path_to_conf_file)
+
+    def set_global_plan(self, global_plan_gps, global_plan_world_coord):
+        self._global_plan_world_coord = global_plan_world_coord
+        self._global_plan = global_plan_gps
+
+
+class _StandInPolicy:
+    """Predicts a path bending RIGHT (REP 103: y < 0) and records what it was given."""
+
+    def __init__(self, contract):
+        self.contract, self.frames, self.closed = contract, [], False
+
+    def predict(self, frame):
+        self.frames.append(frame)
+        times = self.contract.waypoint_times_s
+        waypoints = np.stack([4.0 * times, -0.4 * times**2], axis=-1).astype(np.float32)
+        return SimpleNamespace(waypoints_ego=waypoints, steer_class=2)
+
+    def close(self):
+        self.closed = True
+
+
+def test_leaderboard_agent_drives_with_stand_in_carla_and_leaderboard(monkeypatch, tmp_path):
+    import sys
+    import types
+
+    import min2real_ros.runtime.policy as policy_module
+
+    carla = types.ModuleType("carla")
+    carla.VehicleControl = lambda steer=0.0, throttle=0.0, brake=0.0: SimpleNamespace(steer=steer, throttle=throttle, brake=brake)
+    autonomous_agent = types.ModuleType("leaderboard.autoagents.autonomous_agent")
+    autonomous_agent.AutonomousAgent = _StandInAutonomousAgent
+    autonomous_agent.Track = enum.Enum("Track", "SENSORS MAP")
+    leaderboard = types.ModuleType("leaderboard")
+    autoagents = types.ModuleType("leaderboard.autoagents")
+    leaderboard.autoagents, autoagents.autonomous_agent = autoagents, autonomous_agent
+    for name, module in (("carla", carla), ("leaderboard", leaderboard), ("leaderboard.autoagents", autoagents),
+                         ("leaderboard.autoagents.autonomous_agent", autonomous_agent)):
+        monkeypatch.setitem(sys.modules, name, module)
+    policies = []
+
+    def fake_load_policy(path, domain=None, backend="auto"):
+        assert (domain, backend) == ("sim", "auto")
+        policies.append(_StandInPolicy(TINY_CONTRACT))
+        return policies[-1]
+
+    monkeypatch.setattr(policy_module, "load_policy", fake_load_policy)
+    monkeypatch.delitem(carla_agent.__dict__, "Min2RealAgent", raising=False)
+    model = tmp_path / "tiny_sim.onnx"
+    model.write_bytes(b"stand-in")
+
+    agent_class = getattr(carla_agent, carla_agent.get_entry_point())
+    agent = agent_class(str(model))
+    sensors = {sensor["id"]: sensor for sensor in agent.sensors()}
+    assert (sensors["rgb_front"]["width"], sensors["rgb_front"]["height"]) == (TINY_CONTRACT.camera_width, TINY_CONTRACT.camera_height)
+
+    # A town geo-referenced at 49 N, 8 E; the route runs north (CARLA -y) from the spawn point.
+    lat_ref, lon_ref = 49.0, 8.0
+    route_world = np.array([[100.0, 200.0], [100.0, 190.0], [100.0, 170.0], [100.0, 150.0]])
+    route_gps = carla_agent.carla_world_to_gps(route_world, lat_ref, lon_ref)
+    agent.set_global_plan(
+        [({"lat": lat, "lon": lon, "z": 0.0}, RoadOption.LANEFOLLOW) for lat, lon in route_gps],
+        [(SimpleNamespace(location=SimpleNamespace(x=x, y=y, z=0.0)), RoadOption.LANEFOLLOW) for x, y in route_world],
+    )
+
+    def input_data(frame, ego_world):
+        rng = np.random.default_rng(frame)
+        lat, lon = carla_agent.carla_world_to_gps(np.asarray(ego_world, dtype=np.float64), lat_ref, lon_ref)
+        return {
+            "rgb_front": (frame, rng.integers(0, 255, (TINY_CONTRACT.camera_height, TINY_CONTRACT.camera_width, 4), dtype=np.uint8)),
+            "lidar": (frame, rng.uniform(-20, 20, (500, 4)).astype(np.float32)),
+            "gps": (frame, np.array([lat, lon, 0.0])),
+            "imu": (frame, np.array([0.0, 0.0, 9.81, 0.0, 0.0, 0.0, 0.0])),  # compass 0: heading north
+            "speed": (frame, {"speed": 2.0}),  # slower than the predicted 4 m/s: no braking
+        }
+
+    first = agent.run_step(input_data(0, [100.0, 200.0]), 0.05)
+    assert (first.brake, first.throttle) == (1.0, 0.0)  # waits for a full LiDAR sweep
+    control = agent.run_step(input_data(1, [100.0, 199.0]), 0.10)
+    np.testing.assert_allclose(agent.lat_lon_ref_deg, (lat_ref, lon_ref), atol=1e-9)
+    frame = policies[0].frames[-1]
+    # Ego 1 m up the route heading north: the next route point beyond 7.5 m is 9 m straight ahead
+    # (metric; with the reference assumed at (0, 0) it would be 13.7 m away).
+    np.testing.assert_allclose(frame.target_point_ego, [9.0, 0.0], atol=1e-2)
+    assert frame.image_rgb.shape == (TINY_CONTRACT.camera_height, TINY_CONTRACT.camera_width, 3)
+    assert frame.lidar_points_ego.shape == (1000, 3)  # this half sweep + the previous one
+    assert frame.speed_mps == 2.0
+    assert control.steer > 0.0  # a path bending right is a positive (CARLA: right) steer
+    agent.destroy()
+    assert policies[0].closed and agent.policy is None
+
+
 # ---- NAVSIM -------------------------------------------------------------------------------------------
 def _agent_input(driving_command=(0, 1, 0, 0), velocity=(3.0, 4.0), size=(1080, 1920)):
     rng = np.random.default_rng(1)

@@ -74,7 +74,13 @@ class CarlaAgentConfig:
     jpeg_round_trip: bool = True  # training images were JPEGs (Garage does the same at test time)
     route_min_distance_m: float = 7.5
     route_max_distance_m: float = 50.0
-    lat_ref_deg: float = 0.0  # the town's OpenDRIVE geoReference (0, 0 for CARLA's towns, as Garage)
+    # The town's OpenDRIVE geoReference, which the leaderboard does not expose. With
+    # estimate_geo_reference (default) it is recovered from the global plan, which comes both as GPS
+    # and in world coordinates (as CARLA Garage does): 0, 0 for Town01-07 of CARLA 0.9.10, other
+    # values for e.g. Town12/13 (a wrong reference scales every distance by cos(true) / cos(assumed)).
+    # Without it, lat_ref_deg / lon_ref_deg are used as given.
+    estimate_geo_reference: bool = True
+    lat_ref_deg: float = 0.0
     lon_ref_deg: float = 0.0
     sensor_frequency_hz: float = 20.0
 
@@ -162,6 +168,34 @@ def carla_world_to_gps(xy_carla_world: np.ndarray, lat_ref_deg: float = 0.0, lon
     lon = np.degrees(mx / (EARTH_RADIUS_EQUA_M * scale))
     lat = 360.0 * np.arctan(np.exp(my / (EARTH_RADIUS_EQUA_M * scale))) / math.pi - 90.0
     return np.stack([lat, lon], axis=-1)
+
+
+def estimate_lat_lon_ref(lat_lon_deg: np.ndarray, xy_carla_world: np.ndarray, iterations: int = 8) -> tuple[float, float]:
+    """The map's GPS reference (lat_ref, lon_ref) in degrees from one point known both as GPS
+    (lat, lon) and in CARLA world coordinates (x, y): the exact inverse of `_location_to_gps` for
+    the reference. Latitude: ln tan(pi/4 + lat/2) = ln tan(pi/4 + lat_ref/2) - y / (R cos lat_ref),
+    solved by fixed-point iteration (the y term changes by < 1e-6 per degree of lat_ref for towns
+    of a few km, so it converges in a few steps); then lon_ref = lon - x / (R cos lat_ref) in degrees."""
+    lat, lon = (float(v) for v in np.asarray(lat_lon_deg, dtype=np.float64).reshape(2))
+    x, y = (float(v) for v in np.asarray(xy_carla_world, dtype=np.float64).reshape(2))
+    if not all(math.isfinite(v) for v in (lat, lon, x, y)):
+        raise ValueError(f"geo reference needs a finite GPS and world point; got lat/lon {lat, lon}, x/y {x, y}")
+    northing = math.log(math.tan(math.radians(90.0 + lat) / 2.0))
+    lat_ref = lat
+    for _ in range(iterations):
+        scale = math.cos(math.radians(lat_ref))
+        lat_ref = math.degrees(2.0 * math.atan(math.exp(northing + y / (EARTH_RADIUS_EQUA_M * scale)))) - 90.0
+    lon_ref = lon - math.degrees(x / (EARTH_RADIUS_EQUA_M * math.cos(math.radians(lat_ref))))
+    return lat_ref, lon_ref
+
+
+def geo_reference_from_plan(global_plan_gps: list, global_plan_world_coord: list) -> tuple[float, float]:
+    """(lat_ref, lon_ref) from the leaderboard's `_global_plan` [(gps dict, RoadOption)] and
+    `_global_plan_world_coord` [(carla.Transform, RoadOption)] (their first point)."""
+    if not global_plan_gps or not global_plan_world_coord:
+        raise ValueError("the leaderboard global plan is empty; cannot recover the map's GPS reference")
+    gps, location = global_plan_gps[0][0], global_plan_world_coord[0][0].location
+    return estimate_lat_lon_ref([float(gps["lat"]), float(gps["lon"])], [float(location.x), float(location.y)])
 
 
 def gps_to_map(lat_lon_deg: np.ndarray, lat_ref_deg: float = 0.0, lon_ref_deg: float = 0.0) -> np.ndarray:
@@ -261,10 +295,16 @@ class EgoState:
     speed_mps: float
 
 
-def ego_state_from_sensors(input_data: dict, config: CarlaAgentConfig, last_yaw_rad: float | None = None) -> EgoState:
+def ego_state_from_sensors(
+    input_data: dict,
+    config: CarlaAgentConfig,
+    last_yaw_rad: float | None = None,
+    lat_lon_ref_deg: tuple[float, float] | None = None,
+) -> EgoState:
     """GNSS (lat, lon, alt), IMU (7 values, compass last) and speedometer ({'speed': m/s}) ->
     EgoState. CARLA occasionally reports a NaN compass: the last valid heading is reused; a NaN
-    on the very first frame is an error."""
+    on the very first frame is an error. lat_lon_ref_deg: the map's GPS reference (default: the
+    config's)."""
     _require(input_data, (GNSS_ID, IMU_ID, SPEED_ID))
     gnss = np.asarray(input_data[GNSS_ID][1], dtype=np.float64)
     imu = np.asarray(input_data[IMU_ID][1], dtype=np.float64)
@@ -279,7 +319,8 @@ def ego_state_from_sensors(input_data: dict, config: CarlaAgentConfig, last_yaw_
         raise ValueError("IMU compass is NaN on the first frame; no previous heading to reuse")
     speed = input_data[SPEED_ID][1]
     speed_mps = float(speed["speed"] if isinstance(speed, dict) else speed)
-    xy_map = gps_to_map(gnss[:2], config.lat_ref_deg, config.lon_ref_deg)
+    lat_ref, lon_ref = lat_lon_ref_deg if lat_lon_ref_deg is not None else (config.lat_ref_deg, config.lon_ref_deg)
+    xy_map = gps_to_map(gnss[:2], lat_ref, lon_ref)
     return EgoState(xy_map=xy_map, yaw_rad=yaw, speed_mps=speed_mps)
 
 
@@ -388,6 +429,7 @@ def _build_agent_class():
             self.controller = WaypointController(ControllerConfig(waypoint_dt_s=self.contract.waypoint_dt_s))
             self.route_planner = RoutePlanner(self.config.route_min_distance_m, self.config.route_max_distance_m)
             self.initialized = False
+            self.lat_lon_ref_deg = (self.config.lat_ref_deg, self.config.lon_ref_deg)
             self.last_state: EgoState | None = None
             self.last_lidar_ego: np.ndarray | None = None
             self.last_prediction = None
@@ -396,7 +438,9 @@ def _build_agent_class():
             return sensor_suite(self.config, self.contract)
 
         def _init_route(self):
-            route_xy_map, commands = global_plan_to_route(self._global_plan, self.config.lat_ref_deg, self.config.lon_ref_deg)
+            if self.config.estimate_geo_reference:
+                self.lat_lon_ref_deg = geo_reference_from_plan(self._global_plan, self._global_plan_world_coord)
+            route_xy_map, commands = global_plan_to_route(self._global_plan, *self.lat_lon_ref_deg)
             self.route_planner.set_route(route_xy_map, commands)
             self.initialized = True
 
@@ -404,7 +448,9 @@ def _build_agent_class():
             del timestamp, sensors
             if not self.initialized:
                 self._init_route()
-            state = ego_state_from_sensors(input_data, self.config, None if self.last_state is None else self.last_state.yaw_rad)
+            state = ego_state_from_sensors(
+                input_data, self.config, None if self.last_state is None else self.last_state.yaw_rad, self.lat_lon_ref_deg
+            )
             route_step = self.route_planner.step(state.xy_map, state.yaw_rad)
             previous_lidar = None
             if self.last_lidar_ego is not None and self.last_state is not None:
@@ -423,6 +469,10 @@ def _build_agent_class():
             return carla.VehicleControl(steer=float(control.steer), throttle=float(control.throttle), brake=float(control.brake))
 
         def destroy(self):
+            # The leaderboard builds a new agent per route: free the engine's CUDA buffers / the
+            # ONNX Runtime session now rather than whenever the garbage collector gets to them.
+            if getattr(self, "policy", None) is not None:
+                self.policy.close()
             self.policy = None
 
     Min2RealAgent.__module__ = __name__
