@@ -123,9 +123,13 @@ def run(
             notes["torch eager CUDA"] = "not available here: torch.cuda.is_available() is False"
 
         if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
-            ort_cuda = OnnxRuntimeBackend(onnx_path, providers=["CUDAExecutionProvider", "CPUExecutionProvider"], warmup=warmup)
-            rows["ONNX Runtime CUDA"] = lambda: ort_cuda.infer(inputs)
-            timers["ONNX Runtime CUDA"] = _timed
+            try:  # the CUDA provider must really start (no silent CPU fall back timed as "CUDA")
+                ort_cuda = OnnxRuntimeBackend(onnx_path, providers=["CUDAExecutionProvider", "CPUExecutionProvider"], warmup=warmup)
+            except RuntimeError as error:
+                notes["ONNX Runtime CUDA"] = f"not available here: {error}"
+            else:
+                rows["ONNX Runtime CUDA"] = lambda: ort_cuda.infer(inputs)
+                timers["ONNX Runtime CUDA"] = _timed
         else:
             notes["ONNX Runtime CUDA"] = (
                 f"not available here: onnxruntime providers are {onnxruntime.get_available_providers()} (needs onnxruntime-gpu)"
