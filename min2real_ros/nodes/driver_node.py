@@ -89,7 +89,7 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
     "camera_topic": ("/carla/ego_vehicle/rgb_front/image", "camera topic"),
     "camera_compressed": (False, "subscribe sensor_msgs/CompressedImage (JPEG/PNG) instead of Image"),
     "lidar_topic": ("/carla/ego_vehicle/lidar", "PointCloud2 topic; empty or none = no LiDAR (all-zero BEV)"),
-    "lidar_mount_x": (1.3, "LiDAR position in base_link, metres (CARLA Garage mount)"),
+    "lidar_mount_x": (0.0, "LiDAR position in base_link, metres (CARLA Garage mount: 0, 0, 2.5)"),
     "lidar_mount_y": (0.0, "metres"),
     "lidar_mount_z": (2.5, "metres"),
     "lidar_mount_yaw_deg": (0.0, "LiDAR heading in base_link, degrees counter-clockwise"),

@@ -40,7 +40,7 @@ MSG_TF = "tf2_msgs/msg/TFMessage"
 
 # The LiDAR mount written into the bag (CARLA Garage's, and the driver node's lidar_mount_* defaults):
 # points are stored in the LiDAR frame, as the bridge publishes them.
-LIDAR_MOUNT_XYZ_M = (1.3, 0.0, 2.5)
+LIDAR_MOUNT_XYZ_M = (0.0, 0.0, 2.5)  # CARLA Garage config.lidar_pos
 
 # The bag starts at this simulation time (CARLA's clock starts near zero; a non-zero start keeps
 # "time zero" from ever meaning "no stamp").
