@@ -66,6 +66,12 @@ CARLA_ROAD_OPTION_TO_COMMAND = {
     -1: COMMAND_UNKNOWN,
 }
 
+# Target point when there is no route (NAVSIM gives agents only the driving command): a point
+# straight ahead at this distance. NAVSIM training samples use the same point by default, so
+# training and the NAVSIM agent see the same input (see training.data.navsim).
+NO_ROUTE_TARGET_DISTANCE_M = 30.0
+NO_ROUTE_TARGET_POINT_EGO = (NO_ROUTE_TARGET_DISTANCE_M, 0.0)
+
 # ImageNet statistics: DINOv2 and the timm ResNet were both pretrained with them.
 IMAGENET_MEAN_RGB = (0.485, 0.456, 0.406)
 IMAGENET_STD_RGB = (0.229, 0.224, 0.225)

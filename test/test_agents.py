@@ -445,7 +445,8 @@ def test_navsim_agent_class_needs_navsim():
         navsim_agent.Min2RealNavsimAgent  # noqa: B018
 
 
-def test_navsim_target_point_distance_matches_the_training_samples():
-    from min2real.training.data.common import TARGET_POINT_DISTANCE_M
+def test_navsim_agent_target_point_is_the_contracts_no_route_point():
+    # test_data_synthetic checks that NAVSIM training samples carry this same point by default.
+    from min2real.models.contract import NO_ROUTE_TARGET_POINT_EGO
 
-    assert navsim_agent.DEFAULT_TARGET_POINT_EGO == (TARGET_POINT_DISTANCE_M, 0.0)
+    assert navsim_agent.DEFAULT_TARGET_POINT_EGO == NO_ROUTE_TARGET_POINT_EGO

@@ -122,7 +122,7 @@ def test_carla_round_trip_matches_generator_labels(dataset_dir):
 
 
 def test_navsim_round_trip_matches_generator_labels(dataset_dir):
-    dataset = NavsimDataset(dataset_dir / "navsim", "trainval", TINY_CONTRACT)
+    dataset = NavsimDataset(dataset_dir / "navsim", "trainval", TINY_CONTRACT, target_point="future_path")
     assert len(dataset) >= 48 and dataset.stats["logs_used"] == 2
     drive = SyntheticDrive((SEED, C.DOMAIN_REAL, 0), 24 / 2.0, "real", REAL_SIZE, TINY_CONTRACT, first_turn="left")
     for index in (0, 9, 19):
@@ -133,6 +133,19 @@ def test_navsim_round_trip_matches_generator_labels(dataset_dir):
         np.testing.assert_allclose(sample["target_point"], frame.target_point_ego, atol=1.5)
         assert int(np.argmax(sample["command"])) == frame.command
         assert int(sample["steer_class"]) == frame.steer_class
+
+
+def test_navsim_target_point_modes(dataset_dir):
+    default = NavsimDataset(dataset_dir / "navsim", "trainval", TINY_CONTRACT)
+    targets = np.stack([default[i]["target_point"] for i in range(len(default))])
+    np.testing.assert_allclose(targets, np.tile(C.NO_ROUTE_TARGET_POINT_EGO, (len(default), 1)))  # what the NAVSIM agent gets
+    routed = NavsimDataset(dataset_dir / "navsim", "trainval", TINY_CONTRACT, target_point="future_path")
+    samples = [routed[i] for i in range(len(routed))]
+    left = [s["target_point"][1] for s in samples if s["steer_class"] == C.STEER_LEFT]
+    right = [s["target_point"][1] for s in samples if s["steer_class"] == C.STEER_RIGHT]
+    assert np.mean(left) > 1.0 and np.mean(right) < -1.0  # the logged path bends with the turn
+    with pytest.raises(ValueError, match="target_point 'route'"):
+        NavsimDataset(dataset_dir / "navsim", "trainval", TINY_CONTRACT, target_point="route")
 
 
 def test_left_turn_loaded_from_both_layouts(dataset_dir):

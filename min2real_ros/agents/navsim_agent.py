@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from min2real.models.contract import COMMAND_UNKNOWN, COMMANDS, Contract
+from min2real.models.contract import COMMAND_UNKNOWN, COMMANDS, NO_ROUTE_TARGET_POINT_EGO, Contract
 from min2real_ros.runtime.types import FrameInputs
 
 ENTRY_POINT = "Min2RealNavsimAgent"
@@ -26,12 +26,10 @@ NAVSIM_INTERVAL_S = 0.5
 CURRENT_FRAME_INDEX = 3  # NAVSIM agents see 4 history frames (2 s at 2 Hz); the last is "now"
 CAMERA_MODES = ("front", "stitch")
 _CAMERA_FIELDS = ("cam_f0", "cam_l0", "cam_l1", "cam_l2", "cam_r0", "cam_r1", "cam_r2", "cam_b0")
-# NAVSIM gives an agent no route, only the driving command (which the model also receives).
-# Training samples from NAVSIM logs take the logged future path 30 m ahead as the target point
-# (training.data.common.TARGET_POINT_DISTANCE_M), which does not exist at test time; the agent
-# therefore puts the target point straight ahead at that distance and leaves the turn intent to
-# the command. A test pins the distance to the training constant.
-DEFAULT_TARGET_POINT_EGO = (30.0, 0.0)
+# NAVSIM gives an agent no route, only the driving command (which the model also receives): the
+# target point is the contract's NO_ROUTE_TARGET_POINT_EGO, the same point NAVSIM training
+# samples carry by default (training.data.navsim, target_point="straight_ahead").
+DEFAULT_TARGET_POINT_EGO = NO_ROUTE_TARGET_POINT_EGO
 
 
 class AgentDependencyError(ImportError):

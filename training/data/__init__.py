@@ -16,6 +16,8 @@ The YAML `data:` section (all keys optional except that one of sim_roots/real_ro
     real_driving_labels: true      real samples train the driving heads (false: discriminator only)
     use_real_lidar: false          read the real merged point cloud instead of an all-zero BEV
     real_camera: front             front | stitch (NAVSIM left/front/right panorama)
+    real_target_point: straight_ahead   straight_ahead (what a NAVSIM agent gets: no route) |
+                                   future_path (logged path 30 m ahead, a route-like target)
     require_perfect_score: true    CARLA Garage: only routes with score_composed 100
     skip_crashed_routes: true      CARLA Garage: skip routes without results.json.gz
     samples_per_epoch: null        draws per epoch (default: the dataset's length)
@@ -54,7 +56,7 @@ __all__ = [
 
 DATA_CONFIG_KEYS = (
     "sim_roots", "real_roots", "real_split", "sim_real_ratio", "real_driving_labels", "use_real_lidar",
-    "real_camera", "require_perfect_score", "skip_crashed_routes", "samples_per_epoch",
+    "real_camera", "real_target_point", "require_perfect_score", "skip_crashed_routes", "samples_per_epoch",
     "val_sim_roots", "val_real_roots", "val_real_split",
 )
 
@@ -67,6 +69,7 @@ def build_dataset(
     real_driving_labels: bool = True,
     use_real_lidar: bool = False,
     real_camera: str = "front",
+    real_target_point: str = "straight_ahead",
     require_perfect_score: bool = True,
     skip_crashed_routes: bool = True,
 ) -> MixedDomainDataset:
@@ -76,7 +79,8 @@ def build_dataset(
     real = None
     if real_roots:
         parts = [NavsimDataset(root, real_split, contract, camera=real_camera, use_lidar=use_real_lidar,
-                               driving_labels=real_driving_labels) for root in real_roots]
+                               driving_labels=real_driving_labels, target_point=real_target_point)
+                 for root in real_roots]
         if len(parts) == 1:
             real = parts[0]
         else:
@@ -109,6 +113,7 @@ def datasets_from_config(data_config: dict, contract: C.Contract = C.DEFAULT_CON
         "real_driving_labels": bool(data_config.get("real_driving_labels", True)),
         "use_real_lidar": bool(data_config.get("use_real_lidar", False)),
         "real_camera": data_config.get("real_camera", "front"),
+        "real_target_point": data_config.get("real_target_point", "straight_ahead"),
         "require_perfect_score": bool(data_config.get("require_perfect_score", True)),
         "skip_crashed_routes": bool(data_config.get("skip_crashed_routes", True)),
     }

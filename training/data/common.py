@@ -27,7 +27,7 @@ LOG = logging.getLogger("min2real.training.data")
 # The target point of a real-domain (NAVSIM) sample and of the synthetic generator: the point
 # of the future route this far ahead along the path (CARLA routes space target points ~30 m
 # apart, the paper says). NAVSIM logs carry no route, so the logged future path stands in for it.
-TARGET_POINT_DISTANCE_M = 30.0
+TARGET_POINT_DISTANCE_M = C.NO_ROUTE_TARGET_DISTANCE_M
 
 # Problem kinds (the first word of every report line).
 MISSING_FILE = "missing_file"

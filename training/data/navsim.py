@@ -5,8 +5,12 @@ Each log is a list of per-frame dicts at 2 Hz, loaded with the restricted unpick
 left/front/right stitch), future waypoints from the logged ego poses (ego2global translation
 and w,x,y,z rotation, a right-handed world; no axis flip is needed), speed from
 ego_dynamic_state, the driving command (NAVSIM's one-hot left/forward/right/unknown is the
-contract's order) and a target point: logs carry no route, so the point of the logged future
-path `target_point_distance_m` ahead stands in for CARLA's route target point. Frames whose
+contract's order) and a target point. Logs carry no route and a NAVSIM agent gets none at test
+time, only the command, so by default (`target_point="straight_ahead"`) the target point is the
+contract's NO_ROUTE_TARGET_POINT_EGO, exactly what the NAVSIM agent feeds the model; the turn
+intent comes from the command. `target_point="future_path"` instead takes the point of the logged
+future path `target_point_distance_m` ahead, a route-like target for data that will be deployed
+with a route (it reveals where the ego went, so do not score on NAVSIM with it). Frames whose
 log does not reach the waypoint horizon or that distance are not samples.
 
 The LiDAR BEV is all zeros, as in the paper, unless `use_lidar=True` reads the merged point
@@ -39,6 +43,7 @@ from min2real.training.data.common import (
 from min2real.training.data.safe_pickle import UnsafePickleError, load_navsim_log
 
 CAMERA_MODES = ("front", "stitch")
+TARGET_POINT_MODES = ("straight_ahead", "future_path")
 _STITCH_CAMERAS = ("CAM_L0", "CAM_F0", "CAM_R0")
 # NAVSIM TransFuser's stitch crop of 1920 x 1080 images: 28 rows top and bottom, 416 columns
 # on each side of the side cameras; as fractions so any image size works.
@@ -153,7 +158,10 @@ class NavsimDataset:
         use_lidar: bool = False,
         driving_labels: bool = True,
         target_point_distance_m: float = TARGET_POINT_DISTANCE_M,
+        target_point: str = "straight_ahead",
     ) -> None:
+        if target_point not in TARGET_POINT_MODES:
+            raise ValueError(f"NAVSIM target_point {target_point!r} is not supported; expected one of {TARGET_POINT_MODES}")
         if camera not in CAMERA_MODES:
             raise ValueError(f"NAVSIM camera {camera!r} is not supported; expected one of {CAMERA_MODES}")
         self.root = Path(root)
@@ -190,7 +198,10 @@ class NavsimDataset:
                 if future is None or target_world is None:
                     self.stats["frames_without_future"] += 1
                     continue
-                targets.append(C.world_to_ego_xy(target_world[None], log["positions"][i], log["yaws"][i])[0])
+                if target_point == "future_path":
+                    targets.append(C.world_to_ego_xy(target_world[None], log["positions"][i], log["yaws"][i])[0])
+                else:
+                    targets.append(np.array(C.NO_ROUTE_TARGET_POINT_EGO))
                 waypoints.append(future)
                 speeds.append(log["speeds"][i])
                 commands.append(log["commands"][i])
