@@ -46,6 +46,8 @@ class DataSection:
         false = real images only feed the domain discriminator (sim-supervised Min2Real).
     use_real_lidar: false = real samples carry an all-zero BEV, as in the paper.
     real_camera: "front" (CAM_F0) or "stitch" (NAVSIM TransFuser's left/front/right panorama).
+    real_target_point: "straight_ahead" (the contract's no-route point, what a NAVSIM agent gets) or
+        "future_path" (the logged path 30 m ahead: route-like, but it reveals where the ego went).
     require_perfect_score / skip_crashed_routes: CARLA Garage route filters (score_composed 100, results file present).
     samples_per_epoch: draws per epoch (all ranks together); 0 = the training set's size.
     val_sim_roots / val_real_roots: held-out data, validated per domain, always with driving labels.
@@ -59,6 +61,7 @@ class DataSection:
     real_driving_labels: bool = False
     use_real_lidar: bool = False
     real_camera: str = "front"
+    real_target_point: str = "straight_ahead"
     require_perfect_score: bool = True
     skip_crashed_routes: bool = True
     samples_per_epoch: int = 0
@@ -77,6 +80,10 @@ class DataSection:
             raise ConfigError(f"data.sim_real_ratio={self.sim_real_ratio}; expected a number >= 0 (.inf for sim only)")
         if self.real_camera not in ("front", "stitch"):
             raise ConfigError(f"data.real_camera={self.real_camera!r}; expected 'front' or 'stitch'")
+        if self.real_target_point not in ("straight_ahead", "future_path"):
+            raise ConfigError(
+                f"data.real_target_point={self.real_target_point!r}; expected 'straight_ahead' or 'future_path'"
+            )
         if self.samples_per_epoch < 0:
             raise ConfigError(f"data.samples_per_epoch={self.samples_per_epoch}; expected >= 0 (0 = dataset size)")
 
@@ -87,6 +94,7 @@ class DataSection:
             "real_driving_labels": self.real_driving_labels,
             "use_real_lidar": self.use_real_lidar,
             "real_camera": self.real_camera,
+            "real_target_point": self.real_target_point,
             "require_perfect_score": self.require_perfect_score,
             "skip_crashed_routes": self.skip_crashed_routes,
         }
