@@ -20,6 +20,7 @@ the loader provides it, CARLA's junction flag (`junction` key). Waypoints are RE
 
 from __future__ import annotations
 
+import abc
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -41,7 +42,7 @@ class EvaluationError(RuntimeError):
 
 
 # ---- predictors --------------------------------------------------------------------------------
-class Predictor:
+class Predictor(abc.ABC):
     """Batch of samples (numpy, stacked) -> outputs. Subclasses set name/source/kind/contract."""
 
     name: str
@@ -50,14 +51,14 @@ class Predictor:
     contract: C.Contract
     details: dict
 
+    @abc.abstractmethod
     def domains(self) -> set[int]:
         """Domain ids (contract.DOMAIN_SIM / DOMAIN_REAL) this predictor evaluates."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def predict(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """batch: stacked samples (image (B, 3, H, W) uint8, lidar_bev, target_point, speed,
         command, domain (B,)) -> {"waypoints": (B, T, 2), "steer_logits": (B, 3)[, "domain_logits": (B,)]}."""
-        raise NotImplementedError
 
     def adapter_images(self, images_chw_uint8: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
         """(B, 3, H, W) uint8 sim images -> ((B, h, w, 3) uint8 DINOv2 input without the adapter,

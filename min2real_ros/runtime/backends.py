@@ -16,6 +16,7 @@ shape and dtype before they reach an accelerator: a wrong tensor is a ContractEr
 
 from __future__ import annotations
 
+import abc
 import ctypes
 import dataclasses
 import logging
@@ -59,7 +60,7 @@ DYNAMIC_DIM = -1  # metadata shape entry of a dynamic (batch) dimension
 
 
 # ---- interface -----------------------------------------------------------------------------------
-class Backend:
+class Backend(abc.ABC):
     """One loaded model. Subclasses set `name`, `metadata` and implement `_run`."""
 
     name: str = "backend"
@@ -86,10 +87,11 @@ class Backend:
                 raise ContractError(f"{self.name} backend returned no output {name!r}; got {sorted(outputs)}")
         return outputs
 
+    @abc.abstractmethod
     def _run(self, inputs: dict[str, np.ndarray], batch: int) -> dict[str, np.ndarray]:
-        raise NotImplementedError(f"{type(self).__name__} does not implement inference")
+        """Run the validated inputs through the model (each backend's own engine)."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027  (backends without device memory have nothing to release)
         """Release sessions and device memory (idempotent)."""
 
     def __enter__(self) -> Backend:
