@@ -121,8 +121,10 @@ def main(argv: list[str] | None = None) -> int:
             rate = _rate(dataset, args.samples)
             loader = _loader_rate(dataset, args.samples)
             rates[name] = rate
-            print(f"{name}: {rate:.1f} samples/s per worker in-process, {loader:.1f} samples/s through a 1-worker "
-                  f"DataLoader (batch 8, collate_samples)")
+            through = (f"{loader:.1f} samples/s" if loader == loader else
+                       f"n/a ({len(dataset)} samples: fewer than two batches; generate more --frames)")
+            print(f"{name} ({len(dataset)} samples): {rate:.1f} samples/s per worker in-process, {through} through a "
+                  f"1-worker DataLoader (batch 8, collate_samples)")
     if args.no_model:
         return 0
     step_s = _train_step_s(contract)
