@@ -17,7 +17,7 @@ import time
 HELP = "synthetic two-domain data (synth) and dataset validation (check)"
 
 
-def _image_size(text: str) -> tuple[int, int]:
+def image_size_arg(text: str) -> tuple[int, int]:
     try:
         width, height = (int(v) for v in text.lower().split("x"))
     except ValueError as error:
@@ -43,8 +43,8 @@ def _synth_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--frames", type=int, default=None, help="labelled frames per domain (default 300; 48 with --tiny)")
     parser.add_argument("--routes", type=int, default=None, help="routes (= NAVSIM logs) per domain (default 3; 2 with --tiny)")
-    parser.add_argument("--image-size", type=_image_size, default=None, help="sim camera WxH (default 1024x384)")
-    parser.add_argument("--real-image-size", type=_image_size, default=None, help="real camera WxH (default 640x360, 16:9)")
+    parser.add_argument("--image-size", type=image_size_arg, default=None, help="sim camera WxH (default 1024x384)")
+    parser.add_argument("--real-image-size", type=image_size_arg, default=None, help="real camera WxH (default 640x360, 16:9)")
     parser.add_argument("--tiny", action="store_true", help="small images and few frames (tests, demo): tiny contract sizes")
     parser.add_argument("--domains", default="sim,real", help="comma-separated subset of sim,real")
     parser.add_argument("--real-cameras", choices=("front", "stitch"), default="front",

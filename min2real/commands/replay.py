@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from min2real.commands.data import image_size_arg
+
 HELP = "replay a rosbag2 bag (sqlite3/MCAP) through the driver and controller nodes; write an output bag, overlays, plots, summary"
 
 
@@ -90,14 +92,6 @@ def run(args: argparse.Namespace) -> int:
 SYNTH_BAG_HELP = "write a synthetic drive as a rosbag2 bag in the CARLA ROS bridge layout (MCAP or sqlite3)"
 
 
-def _image_size(text: str) -> tuple[int, int]:
-    try:
-        width, height = (int(v) for v in text.lower().split("x"))
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(f"image size {text!r} is not WIDTHxHEIGHT (e.g. 512x192)") from error
-    if width < 16 or height < 16:
-        raise argparse.ArgumentTypeError(f"image size {text!r} is too small; expected at least 16x16")
-    return width, height
 
 
 def add_synth_bag_arguments(parser: argparse.ArgumentParser) -> None:
@@ -106,7 +100,7 @@ def add_synth_bag_arguments(parser: argparse.ArgumentParser) -> None:
                         help="storage plugin; 'both' writes OUT_mcap and OUT_sqlite3")
     parser.add_argument("--frames", type=int, default=100, help="camera frames (default 100)")
     parser.add_argument("--rate-hz", type=float, default=10.0, help="camera/LiDAR rate (default 10 Hz)")
-    parser.add_argument("--image-size", type=_image_size, default=(512, 192), help="camera WxH (default 512x192)")
+    parser.add_argument("--image-size", type=image_size_arg, default=(512, 192), help="camera WxH (default 512x192)")
     parser.add_argument("--seed", type=int, default=0, help="drive seed (route, objects, speed profile)")
 
 

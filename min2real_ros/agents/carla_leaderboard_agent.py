@@ -36,6 +36,7 @@ from min2real.models.contract import (
     ContractError,
     carla_to_rep103,
 )
+from min2real_ros.agents import lazy_agent_class
 from min2real_ros.runtime.types import FrameInputs
 
 EARTH_RADIUS_EQUA_M = 6378137.0  # the leaderboard's / CARLA's equatorial radius
@@ -479,9 +480,4 @@ def _build_agent_class():
     return Min2RealAgent
 
 
-def __getattr__(name: str):
-    if name == ENTRY_POINT:
-        agent_class = _build_agent_class()
-        globals()[ENTRY_POINT] = agent_class
-        return agent_class
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_agent_class(globals(), ENTRY_POINT, _build_agent_class)

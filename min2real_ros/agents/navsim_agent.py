@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from min2real.models.contract import COMMAND_UNKNOWN, COMMANDS, NO_ROUTE_TARGET_POINT_EGO, Contract
+from min2real_ros.agents import lazy_agent_class
 from min2real_ros.runtime.types import FrameInputs
 
 ENTRY_POINT = "Min2RealNavsimAgent"
@@ -205,10 +206,5 @@ def _build_agent_class():
     return Min2RealNavsimAgent
 
 
-def __getattr__(name: str):
-    if name == ENTRY_POINT:
-        agent_class = _build_agent_class()
-        globals()[ENTRY_POINT] = agent_class
-        return agent_class
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_agent_class(globals(), ENTRY_POINT, _build_agent_class)
 
