@@ -1,12 +1,14 @@
 """min2real: ament_python package that also installs with pip into a plain virtual environment.
 
-`models/` and `training/` install as `min2real.models` and `min2real.training` (never as
-top-level `models`/`training`); the ROS side is `min2real_ros`.
+Every package's folder is its import name (no package_dir remapping), so `colcon build
+--symlink-install`, grep and IDEs see the import tree as it is: `min2real/` is the ROS-free core,
+`min2real_ros/` the rclpy side. The top-level `models/` (model artifacts and cards) and
+`training/` (recipes) folders are data, installed under share/min2real.
 """
 
 from glob import glob
 
-from setuptools import setup
+from setuptools import find_packages, setup
 
 PACKAGE = "min2real"
 
@@ -16,42 +18,29 @@ setup(
     description="Min2Real sim-to-real end-to-end driving: training, export and ROS 2 runtime",
     license="Apache-2.0",
     python_requires=">=3.10",
-    packages=[
-        "min2real",
-        "min2real.commands",
-        "min2real.models",
-        "min2real.training",
-        "min2real.training.data",
-        "min2real_ros",
-        "min2real_ros.runtime",
-        "min2real_ros.nodes",
-        "min2real_ros.agents",
-        "min2real_ros.replay",
-    ],
-    package_dir={
-        "min2real": "min2real",
-        "min2real.commands": "min2real/commands",
-        "min2real.models": "models",
-        "min2real.training": "training",
-        "min2real.training.data": "training/data",
-        "min2real_ros": "min2real_ros",
-        "min2real_ros.runtime": "min2real_ros/runtime",
-        "min2real_ros.nodes": "min2real_ros/nodes",
-        "min2real_ros.agents": "min2real_ros/agents",
-        "min2real_ros.replay": "min2real_ros/replay",
-    },
-    package_data={"min2real.models": ["bundled/*.onnx", "bundled/*.json", "bundled/*.md"]},
+    packages=find_packages(include=["min2real", "min2real.*", "min2real_ros", "min2real_ros.*"]),
     data_files=[
         ("share/ament_index/resource_index/packages", ["resource/" + PACKAGE]),
         ("share/" + PACKAGE, ["package.xml"]),
         ("share/" + PACKAGE + "/launch", glob("launch/*.launch.py")),
-        ("share/" + PACKAGE + "/config", [f for f in glob("config/*") if not f.endswith("/train")]),
-        ("share/" + PACKAGE + "/config/train", glob("config/train/*.yaml")),
+        ("share/" + PACKAGE + "/config", glob("config/*.yaml") + glob("config/*.json") + glob("config/*.xml")),
+        ("share/" + PACKAGE + "/models/bundled", glob("models/bundled/*")),
+        ("share/" + PACKAGE + "/models", glob("models/*.md")),
+        ("share/" + PACKAGE + "/training", glob("training/*.yaml") + glob("training/*.md")),
     ],
-    # Heavy dependencies (torch, timm, onnxruntime, rclpy) are pinned in requirements/lock.txt;
-    # the vehicle path needs only numpy + opencv + yaml + an inference backend.
+    # Pinned versions of everything live in requirements/lock.txt; the vehicle path needs only
+    # numpy + opencv + yaml + an inference backend (the [runtime] extra), never torch.
     install_requires=["numpy", "pyyaml"],
-    zip_safe=True,
+    extras_require={
+        "runtime": ["opencv-python-headless", "onnxruntime"],
+        "tensorrt": ["tensorrt>=10,<11", "cuda-python"],
+        "train": [
+            "torch", "torchvision", "timm", "onnx", "onnxscript", "onnxruntime", "opencv-python-headless",
+            "laspy", "lazrs", "safetensors", "tqdm", "tensorboard", "matplotlib",
+        ],
+        "replay": ["rosbags", "matplotlib", "opencv-python-headless"],
+    },
+    zip_safe=False,
     entry_points={
         "console_scripts": [
             "min2real = min2real.cli:main",

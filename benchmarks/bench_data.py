@@ -39,7 +39,7 @@ def _rate(dataset, count: int) -> float:
 def _loader_rate(dataset, count: int, batch: int = 8) -> float:
     from torch.utils.data import DataLoader
 
-    from min2real.training.data import collate_samples, worker_init_fn
+    from min2real.data import collate_samples, worker_init_fn
 
     loader = DataLoader(dataset, batch_size=batch, collate_fn=collate_samples, num_workers=1, worker_init_fn=worker_init_fn)
     seen, start = 0, None
@@ -58,7 +58,7 @@ def _train_step_s(contract, repeats: int = 3) -> float | None:
         return None
     import torch
 
-    from min2real.models import contract as C
+    from min2real import contract as C
     from min2real.models.model import build_model
     from min2real.models.variants import variant_config
 
@@ -96,9 +96,9 @@ def main(argv: list[str] | None = None) -> int:
 
     import cv2
 
-    from min2real.models import contract as C
-    from min2real.training.data import CarlaGarageDataset, NavsimDataset
-    from min2real.training.data.synthetic import write_synthetic_dataset
+    from min2real import contract as C
+    from min2real.data import CarlaGarageDataset, NavsimDataset
+    from min2real.data.synthetic import write_synthetic_dataset
 
     cv2.setNumThreads(1)  # one worker = one core
     contract = C.TINY_CONTRACT if args.tiny else C.DEFAULT_CONTRACT

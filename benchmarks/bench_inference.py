@@ -59,13 +59,13 @@ def run(
     import onnxruntime
     import torch
 
-    from min2real.models.contract import DEFAULT_CONTRACT, TINY_CONTRACT
+    from min2real.contract import DEFAULT_CONTRACT, TINY_CONTRACT, example_inputs
+    from min2real.export import export_model
     from min2real.models.model import build_model
     from min2real.models.variants import variant_config
-    from min2real.training.export import export_model
-    from min2real_ros.runtime.backends import OnnxRuntimeBackend, example_inputs
-    from min2real_ros.runtime.policy import DrivingPolicy
-    from min2real_ros.runtime.types import FrameInputs
+    from min2real.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
+    from min2real.runtime.policy import DrivingPolicy
+    from min2real.runtime.types import FrameInputs
 
     contract = TINY_CONTRACT if tiny else DEFAULT_CONTRACT
     threads = threads or os.cpu_count() or 1
@@ -86,7 +86,7 @@ def run(
         cpu = dict(providers=["CPUExecutionProvider"], intra_op_threads=threads, warmup=warmup)
         ort_cpu = OnnxRuntimeBackend(onnx_path, **cpu)
         policy = DrivingPolicy(OnnxRuntimeBackend(onnx_path, **cpu))
-        inputs = example_inputs(ort_cpu.metadata, seed=1)
+        inputs = example_inputs(ort_cpu.contract, seed=1, names=ort_cpu.input_shapes)
         torch_args = [torch.from_numpy(inputs[name].copy()) for name in ("image", "lidar_bev", "target_point", "speed", "command")]
         rng = np.random.default_rng(0)
         frame = FrameInputs(
@@ -143,8 +143,8 @@ def run(
         except ImportError as error:
             notes["TensorRT fp16"] = f"not available here: {error}"
         else:
-            from min2real.training.engine import build_engine
-            from min2real_ros.runtime.backends import TensorRTBackend
+            from min2real.runtime.backends.tensorrt_backend import TensorRTBackend
+            from min2real.runtime.engine_build import build_engine
 
             built = build_engine(onnx_path, "fp16", cache_dir=directory)
             print(built.summary())

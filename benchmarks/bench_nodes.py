@@ -3,7 +3,7 @@
     source scripts/ros_env.sh && .venv/bin/python -m benchmarks.bench_nodes [--tiny] [--frames 20]
 
 1. Conversion: a 1024 x 384 bgra8 sensor_msgs/Image (the CARLA bridge camera) and a 100k-point
-   x, y, z, intensity PointCloud2, through min2real_ros.runtime.conversions, next to the
+   x, y, z, intensity PointCloud2, through min2real_ros.conversions, next to the
    cheapest possible numpy/cv2 operation on the same bytes (ratios printed, measured side by side).
 2. Node overhead: a Min2Real 'sim' model (real-size contract and ViT-S/14 unless --tiny, random
    weights) exported to ONNX and run by ONNX Runtime: the same frames are timed through
@@ -41,8 +41,8 @@ def _median_ms(function, repeats: int) -> float:
 def bench_conversions(repeats: int = 50) -> dict[str, float]:
     import cv2
 
-    from min2real.models.contract import DEFAULT_CONTRACT, prepare_camera_rgb
-    from min2real_ros.runtime.conversions import (
+    from min2real.contract import DEFAULT_CONTRACT, prepare_camera_rgb
+    from min2real_ros.conversions import (
         image_to_rgb,
         pointcloud2_to_xyz,
         rgb_to_image_fields,
@@ -83,10 +83,10 @@ def bench_conversions(repeats: int = 50) -> dict[str, float]:
 def _export(tiny: bool, directory: Path) -> Path:
     import torch
 
-    from min2real.models.contract import DEFAULT_CONTRACT, TINY_CONTRACT
+    from min2real.contract import DEFAULT_CONTRACT, TINY_CONTRACT
+    from min2real.export import export_model
     from min2real.models.model import build_model
     from min2real.models.variants import variant_config
-    from min2real.training.export import export_model
 
     contract = TINY_CONTRACT if tiny else DEFAULT_CONTRACT
     torch.manual_seed(0)
@@ -100,9 +100,9 @@ def bench_node_overhead(tiny: bool, frames: int) -> dict[str, float]:
     import rclpy
     from rclpy.lifecycle import TransitionCallbackReturn
 
+    from min2real.runtime.policy import load_policy
+    from min2real.runtime.types import FrameInputs
     from min2real_ros.nodes.driver_node import DriverNode
-    from min2real_ros.runtime.policy import load_policy
-    from min2real_ros.runtime.types import FrameInputs
 
     # The in-process graph harness the ROS tests use (publishes CARLA-bridge-style messages).
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "test"))

@@ -1,2 +1,6 @@
-"""min2real_ros: the online side. `runtime` is ROS-free (backends, pre/post-processing,
-controller); `nodes` are thin rclpy nodes over it."""
+"""min2real_ros: everything that needs rclpy or ROS message types, over the ROS-free `min2real`.
+
+`conversions` turns ROS messages into numpy views and back; `nodes` are the thin rclpy nodes
+(driver, controller); `replay` plays rosbag2 bags through them and records what they publish.
+Nothing in `min2real` imports this package.
+"""

@@ -24,8 +24,8 @@ fi
 echo "== 1/6 synthetic data ($FRAMES labelled frames per domain, tiny sizes) -> $OUT/synth"
 $M data synth --out "$OUT/synth/train" --seed 0 --frames "$FRAMES" --tiny
 $M data synth --out "$OUT/synth/val" --seed 1 --frames 64 --tiny
-echo "== 2/6 train the tiny Min2Real ($EPOCHS epochs, config/train/tiny.yaml) -> $OUT/run"
-$M train --config config/train/tiny.yaml --out "$OUT/run" \
+echo "== 2/6 train the tiny Min2Real ($EPOCHS epochs, training/tiny.yaml) -> $OUT/run"
+$M train --config training/tiny.yaml --out "$OUT/run" \
   --set "train.epochs=$EPOCHS" \
   --set "data.sim_roots=[$OUT/synth/train/carla]" --set "data.real_roots=[$OUT/synth/train/navsim]" \
   --set "data.val_sim_roots=[$OUT/synth/val/carla]" --set "data.val_real_roots=[$OUT/synth/val/navsim]"

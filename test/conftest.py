@@ -63,6 +63,6 @@ def ros_context():
 
 @pytest.fixture
 def tiny_contract():
-    from min2real.models.contract import TINY_CONTRACT
+    from min2real.contract import TINY_CONTRACT
 
     return TINY_CONTRACT

@@ -11,13 +11,13 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from min2real.models.contract import TINY_CONTRACT, steer_class_from_waypoints
-from min2real_ros.runtime.conversions import (
+from min2real.contract import TINY_CONTRACT, steer_class_from_waypoints
+from min2real.runtime.types import Prediction
+from min2real_ros.conversions import (
     rgb_to_image_fields,
     ros_uint8_array,
     xyz_to_pointcloud2_fields,
 )
-from min2real_ros.runtime.types import Prediction
 
 
 class CurveToTargetPolicy:
@@ -52,7 +52,7 @@ def factory_for(policy) -> Callable[[str, str, str], object]:
     def factory(model_path: str, domain: str, backend: str):
         del model_path, backend
         if policy.metadata.domain != domain:
-            from min2real.models.contract import ContractError
+            from min2real.contract import ContractError
 
             raise ContractError(f"model was exported for domain {policy.metadata.domain!r} but {domain!r} was requested")
         return policy

@@ -10,7 +10,9 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from min2real.models.contract import (
+from min2real.agents import carla_leaderboard_agent as carla_agent
+from min2real.agents import navsim_agent
+from min2real.contract import (
     COMMAND_LEFT,
     COMMAND_RIGHT,
     COMMAND_STRAIGHT,
@@ -20,9 +22,7 @@ from min2real.models.contract import (
     ContractError,
     lidar_bev_from_points,
 )
-from min2real_ros.agents import carla_leaderboard_agent as carla_agent
-from min2real_ros.agents import navsim_agent
-from min2real_ros.runtime.route import RoutePlanner
+from min2real.runtime.route import RoutePlanner
 
 
 class RoadOption(enum.IntEnum):
@@ -298,7 +298,7 @@ def test_leaderboard_agent_drives_with_stand_in_carla_and_leaderboard(monkeypatc
     import sys
     import types
 
-    import min2real_ros.runtime.policy as policy_module
+    import min2real.runtime.policy as policy_module
 
     carla = types.ModuleType("carla")
     carla.VehicleControl = lambda steer=0.0, throttle=0.0, brake=0.0: SimpleNamespace(steer=steer, throttle=throttle, brake=brake)
@@ -447,6 +447,6 @@ def test_navsim_agent_class_needs_navsim():
 
 def test_navsim_agent_target_point_is_the_contracts_no_route_point():
     # test_data_synthetic checks that NAVSIM training samples carry this same point by default.
-    from min2real.models.contract import NO_ROUTE_TARGET_POINT_EGO
+    from min2real.contract import NO_ROUTE_TARGET_POINT_EGO
 
     assert navsim_agent.DEFAULT_TARGET_POINT_EGO == NO_ROUTE_TARGET_POINT_EGO

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from min2real.models import contract as c
+from min2real import contract as c
 
 
 def test_default_contract_matches_paper_and_garage():

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from min2real.models.contract import DEFAULT_CONTRACT
-from min2real_ros.runtime.controller import (
+from min2real.contract import DEFAULT_CONTRACT
+from min2real.runtime.controller import (
     ControllerConfig,
     PIDController,
     PIDGains,

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from min2real_ros.runtime.conversions import (
+from min2real_ros.conversions import (
     POINTFIELD_FLOAT32,
     POINTFIELD_FLOAT64,
     POINTFIELD_UINT16,

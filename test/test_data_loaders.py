@@ -13,9 +13,9 @@ import shutil
 import numpy as np
 import pytest
 
-from min2real.commands import data as data_command
-from min2real.models.contract import TINY_CONTRACT
-from min2real.training.data import (
+from min2real.cli import data as data_command
+from min2real.contract import TINY_CONTRACT
+from min2real.data import (
     CarlaGarageDataset,
     DataProblem,
     DataProblems,
@@ -24,8 +24,8 @@ from min2real.training.data import (
     collate_samples,
     load_navsim_log,
 )
-from min2real.training.data.navsim import read_pcd_xyz
-from min2real.training.data.synthetic import write_pcd, write_synthetic_dataset
+from min2real.data.navsim import read_pcd_xyz
+from min2real.data.synthetic import write_pcd, write_synthetic_dataset
 
 
 @pytest.fixture(scope="module")
@@ -124,7 +124,7 @@ def test_navsim_log_with_numpy_arrays_loads():
     frames = [{"token": "t", "ego2global_translation": np.arange(3.0), "cams": {"CAM_F0": {"data_path": "x.jpg"}},
                "driving_command": np.array([0, 1, 0, 0]), "anns": {"gt_names": np.array(["car"])}}]
     for protocol in (2, 4, 5):
-        from min2real.training.data.safe_pickle import safe_loads
+        from min2real.data.safe_pickle import safe_loads
 
         loaded = safe_loads(pickle.dumps(frames, protocol=protocol))
         np.testing.assert_array_equal(loaded[0]["ego2global_translation"], np.arange(3.0))

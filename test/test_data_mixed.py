@@ -8,9 +8,9 @@ import math
 import numpy as np
 import pytest
 
-from min2real.models import contract as C
-from min2real.models.contract import TINY_CONTRACT
-from min2real.training.data import (
+from min2real import contract as C
+from min2real.contract import TINY_CONTRACT
+from min2real.data import (
     DataProblem,
     DataProblems,
     DomainRatioSampler,
@@ -21,8 +21,8 @@ from min2real.training.data import (
     datasets_from_config,
     worker_init_fn,
 )
-from min2real.training.data.common import build_sample
-from min2real.training.data.synthetic import write_synthetic_dataset
+from min2real.data.common import build_sample
+from min2real.data.synthetic import write_synthetic_dataset
 
 
 class _FakeDomain:

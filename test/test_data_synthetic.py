@@ -9,10 +9,10 @@ import json
 import numpy as np
 import pytest
 
-from min2real.models import contract as C
-from min2real.models.contract import TINY_CONTRACT
-from min2real.training.data import CarlaGarageDataset, NavsimDataset
-from min2real.training.data.synthetic import SyntheticDrive, generate_drive, write_synthetic_dataset
+from min2real import contract as C
+from min2real.contract import TINY_CONTRACT
+from min2real.data import CarlaGarageDataset, NavsimDataset
+from min2real.data.synthetic import SyntheticDrive, generate_drive, write_synthetic_dataset
 
 SIM_SIZE, REAL_SIZE = (128, 48), (128, 72)
 SEED = 11

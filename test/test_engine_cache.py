@@ -8,9 +8,9 @@ import logging
 
 import pytest
 
-from min2real.models.contract import file_sha256
-from min2real_ros.runtime import engine_cache
-from min2real_ros.runtime.engine_cache import Decision, EngineCacheError, EngineCacheKey, decide
+from min2real.files import file_sha256
+from min2real.runtime import engine_cache
+from min2real.runtime.engine_cache import Decision, EngineCacheError, EngineCacheKey, decide
 
 SHAPES = {"image": (1, 3, 96, 256), "lidar_bev": (1, 1, 64, 64), "target_point": (1, 2), "speed": (1, 1), "command": (1, 4)}
 
@@ -153,7 +153,7 @@ def test_engine_cache_module_does_not_import_tensorrt():
 
 # ---- engine build helpers (training/engine.py), without TensorRT ------------------------------------
 def _metadata(batch: int):
-    from min2real.models.contract import TINY_CONTRACT, ArtifactMetadata
+    from min2real.contract import TINY_CONTRACT, ArtifactMetadata
 
     return ArtifactMetadata(
         contract=TINY_CONTRACT, variant="min2real", domain="real", weights={}, checkpoint_sha256="",
@@ -162,7 +162,7 @@ def _metadata(batch: int):
 
 
 def test_fp32_layer_selection_for_mixed_precision():
-    from min2real.training.engine import select_fp32_layers
+    from min2real.runtime.engine_build import select_fp32_layers
 
     layers = [("CONVOLUTION", True), ("NORMALIZATION", True), ("MATRIX_MULTIPLY", True), ("SOFTMAX", True),
               ("REDUCE", True), ("REDUCE", False), ("ACTIVATION", True)]
@@ -174,8 +174,13 @@ def test_fp32_layer_selection_for_mixed_precision():
 def test_engine_input_shapes_and_calibration_inputs(tmp_path):
     import numpy as np
 
-    from min2real.models.contract import ContractError
-    from min2real.training.engine import calibration_batches, calibration_cache_path, engine_input_shapes, is_dynamic
+    from min2real.contract import ContractError
+    from min2real.runtime.engine_build import (
+        calibration_batches,
+        calibration_cache_path,
+        engine_input_shapes,
+        is_dynamic,
+    )
 
     fixed, dynamic = _metadata(1), _metadata(-1)
     assert engine_input_shapes(fixed) == fixed.input_shapes and not is_dynamic(fixed)

@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from min2real.models import contract as C
-from min2real.models.contract import TINY_CONTRACT
-from min2real.training import evaluate as E
+from min2real import contract as C
+from min2real.contract import TINY_CONTRACT
+from min2real.evaluation import open_loop as E
 
 
 def _arc(curvature_per_m: float, speed_mps: float, contract=TINY_CONTRACT) -> np.ndarray:
@@ -121,7 +121,7 @@ def test_errors_are_measured_per_domain_and_situation(samples):
 
 
 def test_checkpoint_run_and_report_with_comparison(samples, checkpoint_path, tmp_path):
-    from min2real.training.report import write_report
+    from min2real.evaluation.report import write_report
 
     model_run = E.run_predictor(E.CheckpointPredictor(checkpoint_path), samples, batch_size=6)
     oracle_run = E.run_predictor(GroundTruthPredictor(samples), samples)
@@ -187,7 +187,7 @@ def test_exported_run_routes_samples_to_the_graph_of_their_domain(samples, monke
             self.metadata = type("M", (), {"domain": domain, "variant": "min2real"})()
             self.contract, self.backend_name, self.backend = TINY_CONTRACT, "test", FakeBackend(domain)
 
-    import min2real_ros.runtime.policy as policy_module
+    import min2real.runtime.policy as policy_module
 
     monkeypatch.setattr(policy_module, "load_policy", lambda path, backend="auto": FakePolicy(path))
     with pytest.raises(E.EvaluationError, match="two models for domain 'sim'"):
@@ -203,7 +203,7 @@ def test_exported_run_routes_samples_to_the_graph_of_their_domain(samples, monke
 
 def test_cli_on_synthetic_data_directory(checkpoint_path, tmp_path):
     from min2real.cli import main
-    from min2real.training.data.synthetic import write_synthetic_dataset
+    from min2real.data.synthetic import write_synthetic_dataset
 
     data = tmp_path / "data"
     write_synthetic_dataset(data, seed=3, frames=8, routes=1, sim_image_size=(256, 96), real_image_size=(320, 180),
@@ -235,7 +235,7 @@ def test_find_layouts_and_empty_data_dir(tmp_path):
 
 
 def test_situation_plot_marks_missing_situations_instead_of_drawing_zero(tmp_path):
-    from min2real.training.report import plot_situation_ade, situation_ade_values, situation_order
+    from min2real.evaluation.report import plot_situation_ade, situation_ade_values, situation_order
 
     bars = [("a (sim)", {"slow (0.5-5 m/s)": {"ade_m": 1.5}, "fast (>=10 m/s)": {"ade_m": 0.0}}),
             ("b (sim)", {"standing (<0.5 m/s)": {"ade_m": 2.0}, "slow (0.5-5 m/s)": {"ade_m": 0.5}})]

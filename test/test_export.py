@@ -13,12 +13,21 @@ import onnxruntime  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
+from min2real import data as data_lib  # noqa: E402
+from min2real import export as export_lib  # noqa: E402
+from min2real.contract import (  # noqa: E402
+    DOMAINS,
+    INPUT_NAMES,
+    METADATA_KEY,
+    TINY_CONTRACT,
+    ArtifactMetadata,
+    example_inputs,  # noqa: E402
+)
+from min2real.export import ExportError, export_model, verify_onnx  # noqa: E402
 from min2real.models import artifact  # noqa: E402
-from min2real.models.contract import DOMAINS, INPUT_NAMES, METADATA_KEY, TINY_CONTRACT, ArtifactMetadata  # noqa: E402
 from min2real.models.model import build_model  # noqa: E402
 from min2real.models.variants import VARIANTS, variant_config  # noqa: E402
-from min2real.training import export as export_lib  # noqa: E402
-from min2real.training.export import ExportError, export_model, random_inputs, read_onnx_metadata, verify_onnx  # noqa: E402
+from min2real.runtime.onnx_metadata import read_onnx_metadata  # noqa: E402
 
 
 def _graph_signature(variant: str, domain: str) -> tuple:
@@ -65,7 +74,7 @@ def test_export_onnxruntime_parity(tmp_path, variant, domain, covers):
     for name, error in report.max_abs_error.items():
         assert error <= export_lib.DEFAULT_TOLERANCES[name], (name, error)
     # Independent check through ONNX Runtime on fresh inputs.
-    inputs = random_inputs(TINY_CONTRACT, 1, seed=123)
+    inputs = example_inputs(TINY_CONTRACT, 1, seed=123)
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     got = session.run(None, {i.name: inputs[i.name] for i in session.get_inputs()})
     with torch.no_grad():
@@ -84,7 +93,7 @@ def test_sim_graph_applies_the_adapter_and_real_graph_does_not(tmp_path):
             parameter.add_(0.05 * torch.randn_like(parameter))
     sim = export_model(model, TINY_CONTRACT, "sim", tmp_path / "sim.onnx", exporter="legacy", num_random=1)
     real = export_model(model, TINY_CONTRACT, "real", tmp_path / "real.onnx", exporter="legacy", num_random=1)
-    inputs = random_inputs(TINY_CONTRACT, 1, seed=5)
+    inputs = example_inputs(TINY_CONTRACT, 1, seed=5)
     outputs = {}
     for report in (sim, real):
         session = onnxruntime.InferenceSession(str(report.path), providers=["CPUExecutionProvider"])
@@ -122,7 +131,7 @@ def test_metadata_round_trip_and_onnxruntime_sees_it(tmp_path):
 @pytest.fixture(scope="module")
 def synthetic_data(tmp_path_factory):
     """A few frames per domain in the CARLA Garage + NAVSIM layouts, at the tiny contract."""
-    from min2real.training.data.synthetic import write_synthetic_dataset
+    from min2real.data.synthetic import write_synthetic_dataset
 
     directory = tmp_path_factory.mktemp("synthetic")
     write_synthetic_dataset(directory, frames=4, routes=1, sim_image_size=(256, 96), real_image_size=(320, 180),
@@ -132,19 +141,20 @@ def synthetic_data(tmp_path_factory):
 
 def test_dataset_samples_for_verification(synthetic_data):
     for domain, domain_index in (("sim", 0), ("real", 1)):
-        samples = export_lib.load_dataset_samples(synthetic_data, TINY_CONTRACT, domain, limit=3)
+        samples = data_lib.load_dataset_samples(synthetic_data, TINY_CONTRACT, domain, limit=3)
         assert len(samples) == 3
         assert all(int(sample["domain"]) == domain_index for sample in samples)
-        inputs = export_lib.sample_to_inputs(samples[0])
+        inputs = data_lib.sample_to_inputs(samples[0])
         assert {name: array.shape for name, array in inputs.items()} == TINY_CONTRACT.input_shapes(1)
         assert all(array.dtype == np.float32 for array in inputs.values())
-    with pytest.raises(ExportError, match="does not exist"):
-        export_lib.load_dataset_samples(synthetic_data / "missing", TINY_CONTRACT, "sim", limit=1)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        data_lib.load_dataset_samples(synthetic_data / "missing", TINY_CONTRACT, "sim", limit=1)
 
 
 def test_export_from_checkpoint_records_its_hash_and_cli_works(tmp_path, synthetic_data, capsys):
     from min2real.cli import main
-    from min2real.training.checkpoint import file_sha256, save_checkpoint
+    from min2real.files import file_sha256
+    from min2real.training.checkpoint import save_checkpoint
 
     model = _tiny_model("baseline")
     checkpoint = save_checkpoint(
@@ -171,7 +181,7 @@ def test_dynamic_batch_with_the_default_dynamo_exporter(tmp_path):
     assert report.metadata.extra["dynamic_batch"] is True
     assert not os.path.exists(str(report.path) + ".data")  # weights inside the one file
     session = onnxruntime.InferenceSession(str(report.path), providers=["CPUExecutionProvider"])
-    inputs = random_inputs(TINY_CONTRACT, 4, seed=9)
+    inputs = example_inputs(TINY_CONTRACT, 4, seed=9)
     waypoints = session.run(["waypoints"], inputs)[0]
     assert waypoints.shape == (4, TINY_CONTRACT.num_waypoints, 2)
     with torch.no_grad():
@@ -187,9 +197,9 @@ def test_verification_fails_loudly_above_tolerance(tmp_path):
         for parameter in perturbed.model.waypoint_head.parameters():
             parameter.add_(0.5)
     with pytest.raises(ExportError, match=r"above tolerance.*waypoints: .* > 0\.001"):
-        verify_onnx(perturbed, report.path, [random_inputs(TINY_CONTRACT, 1, seed=3)])
+        verify_onnx(perturbed, report.path, [example_inputs(TINY_CONTRACT, 1, seed=3)])
     # The unperturbed module passes the same check.
-    errors = verify_onnx(model.deploy("real"), report.path, [random_inputs(TINY_CONTRACT, 1, seed=3)])
+    errors = verify_onnx(model.deploy("real"), report.path, [example_inputs(TINY_CONTRACT, 1, seed=3)])
     assert max(errors.values()) < 1e-4
 
 

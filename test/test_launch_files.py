@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from min2real.models.contract import DEFAULT_CONTRACT
+from min2real.contract import DEFAULT_CONTRACT
 from min2real_ros.nodes import controller_node, driver_node
 
 ROOT = Path(__file__).resolve().parents[1]

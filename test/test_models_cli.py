@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from min2real.cli import COMMANDS
-from min2real.commands import model as model_command
-from min2real.models.contract import TINY_CONTRACT
+from min2real.cli import model as model_command
+from min2real.contract import TINY_CONTRACT
 from min2real.models.variants import VARIANTS, model_config_from_mapping, variant_config
 
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from min2real.models.contract import (
+from min2real.contract import (
     DOMAIN_REAL,
     DOMAIN_SIM,
     INPUT_LIDAR_BEV,

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
+from min2real.contract import DEFAULT_CONTRACT, TINY_CONTRACT, steer_class_from_waypoints
 from min2real.models.adapter import V2RAdapter, resize_to
-from min2real.models.contract import DEFAULT_CONTRACT, TINY_CONTRACT, steer_class_from_waypoints
 from min2real.models.dinov2 import DinoV2Extractor, create_dinov2, load_dinov2_weights
 from min2real.models.grl import grad_reverse, grl_coefficient
 from min2real.models.heads import RULE_STEER_LOGIT, steer_logits_from_waypoints

@@ -42,8 +42,11 @@ def test_colcon_style_install_layout(tmp_path):
         path = prefix / "lib" / "min2real" / executable
         assert path.is_file() and os.access(path, os.X_OK), f"lib/min2real/{executable} missing"
     site = next(prefix.glob("lib/python3*/site-packages"))
-    assert (site / "min2real" / "models" / "contract.py").is_file()
-    assert (site / "min2real_ros" / "runtime" / "types.py").is_file()
+    assert (site / "min2real" / "contract.py").is_file()
+    assert (site / "min2real" / "runtime" / "types.py").is_file()
+    assert (site / "min2real_ros" / "nodes" / "driver_node.py").is_file()
+    assert (share / "models" / "bundled" / "min2real_tiny_sim.onnx").is_file()
+    assert (share / "training" / "tiny.yaml").is_file()
     assert not (site / "models").exists() and not (site / "training").exists(), "top-level models/training installed"
 
 
@@ -59,11 +62,11 @@ def test_pip_wheel_installs_namespaced_modules(tmp_path):
         [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target), str(wheel)],
         check=True, capture_output=True, text=True,
     )
-    assert (target / "min2real" / "models" / "contract.py").is_file()
+    assert (target / "min2real" / "contract.py").is_file()
     assert (target / "min2real" / "training" / "checkpoint.py").is_file()
     assert not (target / "models").exists() and not (target / "training").exists()
     probe = subprocess.run(
-        [sys.executable, "-c", "import min2real.models.contract as c; print(c.__file__)"],
+        [sys.executable, "-c", "import min2real.contract as c; print(c.__file__)"],
         env={**os.environ, "PYTHONPATH": str(target)}, cwd=tmp_path, check=True, capture_output=True, text=True,
     )
     assert probe.stdout.strip().startswith(str(target))
@@ -81,5 +84,5 @@ def test_cli_lists_only_registered_subcommands():
 
 
 def test_contract_module_does_not_import_torch():
-    code = "import sys, min2real.models.contract; assert 'torch' not in sys.modules, 'contract imported torch'"
+    code = "import sys, min2real.contract; assert 'torch' not in sys.modules, 'contract imported torch'"
     subprocess.run([sys.executable, "-c", code], check=True)

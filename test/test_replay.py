@@ -10,14 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from min2real.commands.demo import bundled_model_path
-from min2real.models.contract import STEER_CLASSES
-from min2real.training.export import read_onnx_metadata
+from min2real.cli.demo import bundled_model_path
+from min2real.contract import STEER_CLASSES
+from min2real.runtime.onnx_metadata import read_onnx_metadata
+from min2real.runtime.overlay import CameraModel
+from min2real_ros.conversions import image_to_rgb, path_to_xy, pointcloud2_to_xyz
 from min2real_ros.replay.bag import BagError, BagWriter, deserialize, inspect_bag, iter_raw_messages, require_topics
 from min2real_ros.replay.replay import ReplayOptions, replay, required_topics
 from min2real_ros.replay.synth_bag import LIDAR_MOUNT_XYZ_M, BridgeTopics, write_frames_to_bag, write_synthetic_bag
-from min2real_ros.runtime.conversions import image_to_rgb, path_to_xy, pointcloud2_to_xyz
-from min2real_ros.runtime.overlay import CameraModel
 
 TOPICS = BridgeTopics()
 WAYPOINTS_TOPIC = "/min2real_driver/waypoints"

@@ -7,7 +7,7 @@ import threading
 import numpy as np
 import pytest
 
-from min2real_ros.runtime.frame_assembly import CameraFrame, FrameAssembler, FreshnessLimits, LatestSlot, RateMeter
+from min2real.runtime.frame_assembly import CameraFrame, FrameAssembler, FreshnessLimits, LatestSlot, RateMeter
 
 IMAGE = np.zeros((4, 6, 3), np.uint8)
 

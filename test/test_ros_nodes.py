@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from ros_graph_helpers import CurveToTargetPolicy, Graph, driver_parameters, wait_for
 
-from min2real.models.contract import STEER_LEFT, TINY_CONTRACT
+from min2real.contract import STEER_LEFT, TINY_CONTRACT
 
 pytestmark = pytest.mark.ros
 
@@ -180,7 +180,7 @@ def test_compressed_camera_and_debug_outputs(graph):
     from sensor_msgs.msg import CompressedImage, Image
     from visualization_msgs.msg import MarkerArray
 
-    from min2real_ros.runtime.conversions import rgb_to_jpeg_bytes, ros_uint8_array
+    from min2real_ros.conversions import rgb_to_jpeg_bytes, ros_uint8_array
 
     driver, policy = graph.driver(camera_compressed=True, camera_topic=f"/{graph.prefix}/camera/compressed")
     harness = graph.harness

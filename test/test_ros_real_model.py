@@ -11,7 +11,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from ros_graph_helpers import Graph, wait_for  # noqa: E402
 
-from min2real.models.contract import TINY_CONTRACT  # noqa: E402
+from min2real.contract import TINY_CONTRACT  # noqa: E402
 
 pytestmark = pytest.mark.ros
 
@@ -20,9 +20,9 @@ pytestmark = pytest.mark.ros
 def exported_sim_model(tmp_path_factory):
     import torch
 
+    from min2real.export import export_model
     from min2real.models.model import build_model
     from min2real.models.variants import variant_config
-    from min2real.training.export import export_model
 
     torch.manual_seed(0)
     model = build_model(variant_config("min2real", tiny=True), TINY_CONTRACT).eval()

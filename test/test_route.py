@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from min2real.models.contract import COMMAND_LEFT, COMMAND_RIGHT, COMMAND_UNKNOWN
-from min2real_ros.runtime.route import RoutePlanner
+from min2real.contract import COMMAND_LEFT, COMMAND_RIGHT, COMMAND_UNKNOWN
+from min2real.runtime.route import RoutePlanner
 
 
 def _straight_route(length_m=100, spacing=1.0):

@@ -15,28 +15,24 @@ os.environ.setdefault("TIMM_FUSED_ATTN", "0")
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from min2real.models.contract import (  # noqa: E402
+from min2real.contract import (  # noqa: E402
     DEFAULT_CONTRACT,
     INPUT_NAMES,
     TINY_CONTRACT,
     ArtifactMetadata,
     ContractError,
+    example_inputs,
     image_to_input,
     lidar_bev_from_points,
     prepare_camera_rgb,
 )
-from min2real_ros.runtime import engine_cache  # noqa: E402
-from min2real_ros.runtime.backends import (  # noqa: E402
-    Backend,
-    OnnxRuntimeBackend,
-    backend_kind_for,
-    example_inputs,
-    load_backend,
-    validate_inputs,
-)
-from min2real_ros.runtime.engine_cache import EngineCacheError, EngineCacheKey  # noqa: E402
-from min2real_ros.runtime.policy import DrivingPolicy, load_policy  # noqa: E402
-from min2real_ros.runtime.types import FrameInputs  # noqa: E402
+from min2real.runtime import engine_cache  # noqa: E402
+from min2real.runtime.backends import backend_kind_for, load_backend  # noqa: E402
+from min2real.runtime.backends.base import Backend, validate_inputs  # noqa: E402
+from min2real.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend  # noqa: E402
+from min2real.runtime.engine_cache import EngineCacheError, EngineCacheKey  # noqa: E402
+from min2real.runtime.policy import DrivingPolicy, load_policy  # noqa: E402
+from min2real.runtime.types import FrameInputs  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -46,10 +42,11 @@ def exported(tmp_path_factory):
     """A tiny min2real checkpoint and its exported sim graph: (checkpoint path, onnx path)."""
     import torch
 
+    from min2real.export import export_model
+    from min2real.files import file_sha256
     from min2real.models.model import build_model
     from min2real.models.variants import variant_config
-    from min2real.training.checkpoint import file_sha256, save_checkpoint
-    from min2real.training.export import export_model
+    from min2real.training.checkpoint import save_checkpoint
 
     directory = tmp_path_factory.mktemp("runtime")
     torch.manual_seed(0)
@@ -169,13 +166,13 @@ def test_validate_inputs_names_the_bad_tensor():
 def test_onnxruntime_backend_matches_torch_and_rejects_bad_inputs(exported):
     import torch
 
-    from min2real.training.checkpoint import model_from_checkpoint
+    from min2real.models.checkpoint import model_from_checkpoint
 
     checkpoint, onnx_path = exported
     backend = load_backend(onnx_path)
     assert isinstance(backend, OnnxRuntimeBackend) and backend.name == "onnxruntime-cpu"
     assert backend.metadata.domain == "sim" and backend.contract == TINY_CONTRACT
-    inputs = example_inputs(backend.metadata, seed=4)
+    inputs = example_inputs(backend.contract, seed=4, names=backend.input_shapes)
     outputs = backend.infer(inputs)
     model = model_from_checkpoint(checkpoint)[0]
     with torch.no_grad():
@@ -300,8 +297,8 @@ def test_onnxruntime_policy_does_not_import_torch(exported):
     _, onnx_path = exported
     script = (
         "import sys, numpy as np\n"
-        "from min2real_ros.runtime.policy import load_policy\n"
-        "from min2real_ros.runtime.types import FrameInputs\n"
+        "from min2real.runtime.policy import load_policy\n"
+        "from min2real.runtime.types import FrameInputs\n"
         f"policy = load_policy({str(onnx_path)!r}, domain='sim')\n"
         "p = policy.predict(FrameInputs(np.zeros((96, 256, 3), np.uint8), None, 1.0, np.array([5.0, 0.0]), 1))\n"
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
@@ -317,8 +314,8 @@ def test_torch_checkpoint_policy_does_not_import_training(exported):
     checkpoint, _ = exported
     script = (
         "import sys, numpy as np\n"
-        "from min2real_ros.runtime.policy import load_policy\n"
-        "from min2real_ros.runtime.types import FrameInputs\n"
+        "from min2real.runtime.policy import load_policy\n"
+        "from min2real.runtime.types import FrameInputs\n"
         f"policy = load_policy({str(checkpoint)!r}, domain='real')\n"
         "p = policy.predict(FrameInputs(np.zeros((96, 256, 3), np.uint8), None, 1.0, np.array([5.0, 0.0]), 1))\n"
         "assert not [m for m in sys.modules if m.startswith('min2real.training')], 'min2real.training was imported'\n"
@@ -363,10 +360,3 @@ def test_tensorrt_from_onnx_without_a_cached_engine_names_the_build_command(expo
     _, onnx_path = exported
     with pytest.raises(EngineCacheError, match=r"no int8 TensorRT engine .*`min2real build-engine .*tiny_sim\.onnx --precision int8"):
         load_policy(str(onnx_path), backend="tensorrt", precision="int8", cache_dir=str(tmp_path / "engines"))
-
-
-def test_runtime_modules_do_not_import_training_or_rclpy_at_top_level():
-    for module in ("backends", "policy", "engine_cache", "types"):
-        source = open(os.path.join(REPO, "min2real_ros", "runtime", f"{module}.py")).read()
-        top_level = [line for line in source.splitlines() if line.startswith(("import ", "from "))]
-        assert not [line for line in top_level if "torch" in line or "rclpy" in line or "min2real.training" in line], module

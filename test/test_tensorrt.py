@@ -13,7 +13,7 @@ os.environ.setdefault("TIMM_FUSED_ATTN", "0")
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from min2real.models.contract import TINY_CONTRACT  # noqa: E402
+from min2real.contract import TINY_CONTRACT  # noqa: E402
 
 pytestmark = pytest.mark.tensorrt
 
@@ -22,9 +22,9 @@ pytestmark = pytest.mark.tensorrt
 def tiny_onnx(tmp_path_factory):
     import torch
 
+    from min2real.export import export_model
     from min2real.models.model import build_model
     from min2real.models.variants import variant_config
-    from min2real.training.export import export_model
 
     torch.manual_seed(0)
     model = build_model(variant_config("min2real", tiny=True), TINY_CONTRACT).eval()
@@ -34,9 +34,11 @@ def tiny_onnx(tmp_path_factory):
 
 @pytest.mark.parametrize(("precision", "tolerance"), [("fp32", 1e-3), ("fp16", 5e-2)])
 def test_engine_build_cache_and_parity(tiny_onnx, tmp_path, precision, tolerance):
-    from min2real.training.engine import build_engine
-    from min2real_ros.runtime import engine_cache
-    from min2real_ros.runtime.backends import TensorRTBackend, example_inputs, load_backend
+    from min2real.contract import example_inputs
+    from min2real.runtime import engine_cache
+    from min2real.runtime.backends import load_backend
+    from min2real.runtime.backends.tensorrt_backend import TensorRTBackend
+    from min2real.runtime.engine_build import build_engine
 
     first = build_engine(tiny_onnx, precision, cache_dir=tmp_path, workspace_mb=1024)
     assert first.built and first.engine_path == tmp_path / f"tiny_real.{precision}.engine"
@@ -48,7 +50,7 @@ def test_engine_build_cache_and_parity(tiny_onnx, tmp_path, precision, tolerance
     engine = load_backend(tiny_onnx, backend="tensorrt", precision=precision, cache_dir=str(tmp_path), domain="real")
     assert isinstance(engine, TensorRTBackend) and engine.name == "tensorrt"
     for seed in range(3):
-        inputs = example_inputs(reference.metadata, seed=seed)
+        inputs = example_inputs(reference.contract, seed=seed, names=reference.input_shapes)
         got, expected = engine.infer(inputs), reference.infer(inputs)
         for name in expected:
             np.testing.assert_allclose(got[name], expected[name], atol=tolerance, err_msg=f"{precision} {name}")
@@ -59,10 +61,10 @@ def test_engine_build_cache_and_parity(tiny_onnx, tmp_path, precision, tolerance
 def test_stale_engine_is_refused_by_the_runtime_and_rebuilt_by_the_builder(tiny_onnx, tmp_path):
     import dataclasses
 
-    from min2real.training.engine import build_engine
-    from min2real_ros.runtime import engine_cache
-    from min2real_ros.runtime.backends import load_backend
-    from min2real_ros.runtime.engine_cache import EngineCacheError
+    from min2real.runtime import engine_cache
+    from min2real.runtime.backends import load_backend
+    from min2real.runtime.engine_build import build_engine
+    from min2real.runtime.engine_cache import EngineCacheError
 
     built = build_engine(tiny_onnx, "fp32", cache_dir=tmp_path, workspace_mb=1024)
     metadata_json, key = engine_cache.read_sidecar(built.engine_path)
@@ -77,9 +79,9 @@ def test_stale_engine_is_refused_by_the_runtime_and_rebuilt_by_the_builder(tiny_
 
 
 def test_policy_on_tensorrt(tiny_onnx, tmp_path):
-    from min2real.training.engine import build_engine
-    from min2real_ros.runtime.policy import load_policy
-    from min2real_ros.runtime.types import FrameInputs
+    from min2real.runtime.engine_build import build_engine
+    from min2real.runtime.policy import load_policy
+    from min2real.runtime.types import FrameInputs
 
     build_engine(tiny_onnx, "fp16", cache_dir=tmp_path, workspace_mb=1024)
     policy = load_policy(str(tiny_onnx), backend="tensorrt", precision="fp16", cache_dir=str(tmp_path), domain="real")

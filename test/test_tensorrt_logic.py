@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from min2real.models.contract import TINY_CONTRACT, ArtifactMetadata, ContractError
+from min2real.contract import TINY_CONTRACT, ArtifactMetadata, ContractError
 
 T = TINY_CONTRACT.num_waypoints
 
@@ -294,9 +294,9 @@ def _onnx_with_metadata(tmp_path, batch: int) -> Path:
 
 
 def _inputs(batch: int, seed: int = 0) -> dict[str, np.ndarray]:
-    from min2real_ros.runtime.backends import example_inputs
+    from min2real.contract import example_inputs
 
-    inputs = example_inputs(_metadata(batch), batch=batch, seed=seed)
+    inputs = example_inputs(TINY_CONTRACT, batch=batch, seed=seed, names=_metadata(batch).input_shapes)
     inputs["target_point"] = np.random.default_rng(seed).uniform(-10, 10, (batch, 2)).astype(np.float32)
     return inputs
 
@@ -314,8 +314,8 @@ def _spec(batch_dim: int, max_batch: int = 1) -> dict:
 
 
 def test_build_engine_then_cache_hit_then_rebuild_on_tensorrt_upgrade(fake_gpu, tmp_path):
-    from min2real.training.engine import build_engine
-    from min2real_ros.runtime import engine_cache
+    from min2real.runtime import engine_cache
+    from min2real.runtime.engine_build import build_engine
 
     fake_gpu["engine_spec"] = _spec(1)
     onnx_path = _onnx_with_metadata(tmp_path, 1)
@@ -341,7 +341,7 @@ def test_build_engine_then_cache_hit_then_rebuild_on_tensorrt_upgrade(fake_gpu, 
 
 
 def test_int8_without_calibration_data_or_cache_is_an_error(fake_gpu, tmp_path):
-    from min2real.training.engine import EngineBuildError, build_engine
+    from min2real.runtime.engine_build import EngineBuildError, build_engine
 
     fake_gpu["engine_spec"] = _spec(1)
     with pytest.raises(EngineBuildError, match="int8 needs calibration data"):
@@ -349,11 +349,11 @@ def test_int8_without_calibration_data_or_cache_is_an_error(fake_gpu, tmp_path):
 
 
 def test_int8_calibrates_on_dataset_samples_and_reuses_the_cache(fake_gpu, tmp_path, monkeypatch):
-    from min2real.training import engine as engine_lib
-    from min2real.training import export as export_lib
+    from min2real import data as data_lib
+    from min2real.runtime import engine_build as engine_lib
 
     sample = {name: np.zeros(shape[1:], np.float32) for name, shape in TINY_CONTRACT.input_shapes(1).items()}
-    monkeypatch.setattr(export_lib, "load_dataset_samples", lambda data_dir, contract, domain, limit: [sample] * limit)
+    monkeypatch.setattr(data_lib, "load_dataset_samples", lambda data_dir, contract, domain, limit: [sample] * limit)
     fake_gpu["engine_spec"] = _spec(1)
     onnx_path = _onnx_with_metadata(tmp_path, 1)
     built = engine_lib.build_engine(onnx_path, "int8", cache_dir=tmp_path, calib_data=tmp_path, calib_samples=5)
@@ -369,8 +369,9 @@ def test_int8_calibrates_on_dataset_samples_and_reuses_the_cache(fake_gpu, tmp_p
 
 
 def test_tensorrt_backend_runs_named_tensors_with_buffers_made_once(fake_gpu, tmp_path):
-    from min2real.training.engine import build_engine
-    from min2real_ros.runtime.backends import TensorRTBackend, load_backend
+    from min2real.runtime.backends import load_backend
+    from min2real.runtime.backends.tensorrt_backend import TensorRTBackend
+    from min2real.runtime.engine_build import build_engine
 
     fake_gpu["engine_spec"] = _spec(1)
     onnx_path = _onnx_with_metadata(tmp_path, 1)
@@ -397,8 +398,8 @@ def test_tensorrt_backend_runs_named_tensors_with_buffers_made_once(fake_gpu, tm
 
 
 def test_tensorrt_backend_dynamic_batch(fake_gpu, tmp_path):
-    from min2real.training.engine import build_engine
-    from min2real_ros.runtime.backends import load_backend
+    from min2real.runtime.backends import load_backend
+    from min2real.runtime.engine_build import build_engine
 
     fake_gpu["engine_spec"] = _spec(-1, max_batch=4)
     onnx_path = _onnx_with_metadata(tmp_path, -1)
@@ -417,9 +418,9 @@ def test_tensorrt_backend_dynamic_batch(fake_gpu, tmp_path):
 def test_tensorrt_backend_refuses_an_engine_from_another_gpu(fake_gpu, tmp_path):
     import dataclasses
 
-    from min2real.training.engine import build_engine
-    from min2real_ros.runtime import engine_cache
-    from min2real_ros.runtime.backends import load_backend
+    from min2real.runtime import engine_cache
+    from min2real.runtime.backends import load_backend
+    from min2real.runtime.engine_build import build_engine
 
     fake_gpu["engine_spec"] = _spec(1)
     onnx_path = _onnx_with_metadata(tmp_path, 1)
@@ -436,9 +437,9 @@ def test_tensorrt_backend_refuses_an_engine_from_another_gpu(fake_gpu, tmp_path)
 
 
 def test_policy_on_the_tensorrt_backend(fake_gpu, tmp_path):
-    from min2real.training.engine import build_engine
-    from min2real_ros.runtime.policy import load_policy
-    from min2real_ros.runtime.types import FrameInputs
+    from min2real.runtime.engine_build import build_engine
+    from min2real.runtime.policy import load_policy
+    from min2real.runtime.types import FrameInputs
 
     fake_gpu["engine_spec"] = _spec(1)
     built = build_engine(_onnx_with_metadata(tmp_path, 1), "fp16", cache_dir=tmp_path)
@@ -453,9 +454,9 @@ def test_tensorrt_backend_refuses_an_engine_of_another_precision_than_asked(fake
     """The file name says fp16, the sidecar says int8 (a copied / renamed engine): refused."""
     import shutil
 
-    from min2real.training.engine import build_engine
-    from min2real_ros.runtime import engine_cache
-    from min2real_ros.runtime.backends import load_backend
+    from min2real.runtime import engine_cache
+    from min2real.runtime.backends import load_backend
+    from min2real.runtime.engine_build import build_engine
 
     fake_gpu["engine_spec"] = _spec(1)
     onnx_path = _onnx_with_metadata(tmp_path, 1)

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.distributed as dist
 
-from min2real.models.contract import TINY_CONTRACT
+from min2real.contract import TINY_CONTRACT
 from min2real.models.model import build_model
 from min2real.models.variants import variant_config
 from min2real.training.config import LossSection

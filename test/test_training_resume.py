@@ -13,7 +13,7 @@ import pytest
 import torch
 from training_helpers import REPO, TINY_CONFIG, data_overrides, write_synthetic
 
-from min2real.training.checkpoint import load_checkpoint
+from min2real.models.checkpoint import load_checkpoint
 
 # 48 sim + 48 real samples per epoch at batch 8 -> 6 steps per epoch (sim_real_ratio 0.5); 3 epochs.
 # Checkpoints every 4 steps land inside epochs (steps 4, 8, 16 are mid-epoch).

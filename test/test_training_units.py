@@ -11,14 +11,14 @@ import numpy as np
 import pytest
 import torch
 
-from min2real.models.contract import DOMAIN_REAL, DOMAIN_SIM, STEER_LEFT, STEER_RIGHT, STEER_STRAIGHT, TINY_CONTRACT
-from min2real.training import metrics
+from min2real.contract import DOMAIN_REAL, DOMAIN_SIM, STEER_LEFT, STEER_RIGHT, STEER_STRAIGHT, TINY_CONTRACT
+from min2real.evaluation import metrics
 from min2real.training.augment import add_gaussian_noise
 from min2real.training.config import ConfigError, TrainConfig, apply_overrides, parse_override
 from min2real.training.losses import compute_losses, domain_bce_loss, steer_ce_loss, waypoint_l1_loss
 from min2real.training.trainer import SkipSampler, capture_rng_state, restore_rng_state, warmup_cosine
 
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "config" / "train"
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "training"
 
 
 # ---- config -------------------------------------------------------------------------------------
@@ -239,7 +239,8 @@ def test_turn_split_and_accumulator_per_domain():
 
 # ---- RNG state through a weights_only checkpoint ------------------------------------------------
 def test_rng_state_round_trips_through_weights_only_checkpoint(tmp_path):
-    from min2real.training.checkpoint import load_checkpoint, save_checkpoint
+    from min2real.models.checkpoint import load_checkpoint
+    from min2real.training.checkpoint import save_checkpoint
 
     random.seed(1)
     np.random.seed(2)  # noqa: NPY002 - the trainer checkpoints the legacy global RNG
@@ -256,7 +257,7 @@ def test_index_time_data_problems_are_reported():
     trainer reports them at start-up instead of the epoch report."""
     from types import SimpleNamespace
 
-    from min2real.training.data import DataProblem, DataProblems
+    from min2real.data import DataProblem, DataProblems
     from min2real.training.trainer import index_problems_report
 
     problems = DataProblems()

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from min2real.models.contract import TINY_CONTRACT
+from min2real.contract import TINY_CONTRACT
 
 REPO = Path(__file__).resolve().parents[1]
-TINY_CONFIG = REPO / "config" / "train" / "tiny.yaml"
+TINY_CONFIG = REPO / "training" / "tiny.yaml"
 # Images are rendered near the tiny contract's size so generation and loading stay fast on CPU.
 SIM_IMAGE_SIZE, REAL_IMAGE_SIZE = (256, 96), (320, 180)
 
 
 def write_synthetic(out_dir: Path, seed: int, frames: int, routes: int = 2) -> dict[str, Path]:
     """Write a synthetic sim (CARLA layout) + real (NAVSIM layout) dataset; returns its roots."""
-    from min2real.training.data.synthetic import write_synthetic_dataset
+    from min2real.data.synthetic import write_synthetic_dataset
 
     write_synthetic_dataset(
         out_dir, seed=seed, frames=frames, routes=routes, sim_image_size=SIM_IMAGE_SIZE,

@@ -1,1 +1,1 @@
-"""Thin rclpy nodes over min2real_ros.runtime."""
+"""Thin rclpy nodes over min2real.runtime: parameters, QoS, message conversion, publishing."""

@@ -31,7 +31,7 @@ from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from std_msgs.msg import Float32
 
-from min2real_ros.runtime.controller import (
+from min2real.runtime.controller import (
     FULL_BRAKE,
     ControllerConfig,
     ControlStep,
@@ -41,8 +41,8 @@ from min2real_ros.runtime.controller import (
     carla_control_fields,
     twist_command,
 )
-from min2real_ros.runtime.conversions import MessageError, odometry_speed_mps, path_to_xy, stamp_to_seconds
-from min2real_ros.runtime.types import VehicleControl
+from min2real.runtime.types import VehicleControl
+from min2real_ros.conversions import MessageError, odometry_speed_mps, path_to_xy, stamp_to_seconds
 
 NODE_NAME = "min2real_controller"
 

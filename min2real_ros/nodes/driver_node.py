@@ -53,8 +53,18 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_msgs.msg import Float32, Float64, Int8
 from visualization_msgs.msg import Marker, MarkerArray
 
-from min2real.models.contract import COMMANDS, STEER_CLASSES, ContractError
-from min2real_ros.runtime.conversions import (
+from min2real.contract import COMMANDS, STEER_CLASSES, ContractError
+from min2real.runtime.frame_assembly import (
+    CameraFrame,
+    FrameAssembler,
+    FreshnessLimits,
+    LatestSlot,
+    RateMeter,
+    RunningStats,
+)
+from min2real.runtime.overlay import COLOR_PREDICTED, COLOR_TARGET, CameraModel, draw_ground_points
+from min2real.runtime.route import RoutePlanner
+from min2real_ros.conversions import (
     MessageError,
     compressed_image_to_rgb,
     image_to_rgb,
@@ -66,16 +76,6 @@ from min2real_ros.runtime.conversions import (
     stamp_to_seconds,
     transform_points_xyz_yaw,
 )
-from min2real_ros.runtime.frame_assembly import (
-    CameraFrame,
-    FrameAssembler,
-    FreshnessLimits,
-    LatestSlot,
-    RateMeter,
-    RunningStats,
-)
-from min2real_ros.runtime.overlay import COLOR_PREDICTED, COLOR_TARGET, CameraModel, draw_ground_points
-from min2real_ros.runtime.route import RoutePlanner
 
 NODE_NAME = "min2real_driver"
 
@@ -127,8 +127,8 @@ PolicyFactory = Callable[[str, str, str], Any]
 
 
 def load_runtime_policy(model_path: str, domain: str, backend: str) -> Any:
-    """The product factory: min2real_ros.runtime.policy.load_policy (raises with a clear message)."""
-    from min2real_ros.runtime.policy import load_policy
+    """The product factory: min2real.runtime.policy.load_policy (raises with a clear message)."""
+    from min2real.runtime.policy import load_policy
 
     return load_policy(model_path, domain=domain, backend=backend)
 

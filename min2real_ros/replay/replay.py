@@ -37,7 +37,14 @@ from typing import Any
 
 import numpy as np
 
-from min2real.models.contract import future_waypoints_from_poses
+from min2real.contract import future_waypoints_from_poses
+from min2real.runtime.overlay import CameraModel, draw_overlay
+from min2real_ros.conversions import (
+    image_to_rgb,
+    odometry_to_pose2d,
+    path_to_xy,
+    stamp_to_seconds,
+)
 from min2real_ros.replay import report
 from min2real_ros.replay.bag import (
     QOS_LATCHED,
@@ -51,13 +58,6 @@ from min2real_ros.replay.bag import (
     require_topics,
 )
 from min2real_ros.replay.synth_bag import BridgeTopics
-from min2real_ros.runtime.conversions import (
-    image_to_rgb,
-    odometry_to_pose2d,
-    path_to_xy,
-    stamp_to_seconds,
-)
-from min2real_ros.runtime.overlay import CameraModel, draw_overlay
 
 TIMINGS = ("bag", "fast")
 CONTROL_OUTPUTS = ("twist", "carla", "ackermann")

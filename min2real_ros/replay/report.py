@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from min2real.models.contract import STEER_CLASSES
+from min2real.contract import STEER_CLASSES
 
 
 def contact_sheet(tiles: list[np.ndarray], columns: int = 3, gap_px: int = 4) -> np.ndarray:

@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from min2real_ros.conversions import rgb_to_image_fields, xyz_to_pointcloud2_fields
 from min2real_ros.replay.bag import QOS_LATCHED, QOS_RELIABLE, QOS_SENSOR, BagWriter, typestore
-from min2real_ros.runtime.conversions import rgb_to_image_fields, xyz_to_pointcloud2_fields
 
 MSG_IMAGE = "sensor_msgs/msg/Image"
 MSG_CAMERA_INFO = "sensor_msgs/msg/CameraInfo"
@@ -299,7 +299,7 @@ def write_synthetic_bag(
 ) -> SynthBagResult:
     """One drive of the synthetic generator ("sim" domain: flat colours + LiDAR) as a CARLA-bridge
     bag. image_size: (width, height) of the camera image; rate_hz: camera/LiDAR rate."""
-    from min2real.training.data import synthetic
+    from min2real.data import synthetic
 
     if num_frames < 1:
         raise ValueError(f"synthetic bag num_frames={num_frames}; expected >= 1")

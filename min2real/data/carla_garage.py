@@ -1,0 +1,235 @@
+"""CARLA Garage routes (the virtual domain): `rgb/%04d.jpg`, `lidar/%04d.laz`, `measurements/%04d.json.gz`.
+
+A route folder is any folder holding a `measurements/` folder; `roots` may name route folders,
+scenario folders of routes, or whole dataset trees. As CARLA Garage does, only routes whose
+`results.json.gz` has `scores.score_composed` == 100 are used (configurable) and a route
+without that file is treated as crashed and skipped (configurable).
+
+Per sample: the camera image (contract crop/resize), the LiDAR BEV of the frame's point cloud
+(stored in the ego frame, CARLA axes), the target point and speed from the measurement, the
+route command (CARLA RoadOption -> contract command), future waypoints from later frames'
+`ego_matrix` at the contract's spacing (4 Hz frames: every second frame for 0.5 s) and the
+steering class from the contract's rule. CARLA's axes (left-handed world, ego y right) become
+the contract's REP 103 frame in `_to_contract_frame` only, through `contract.carla_to_rep103`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+
+from min2real import contract as C
+from min2real.data.common import (
+    BAD_LIDAR,
+    BAD_MEASUREMENT,
+    MISSING_FILE,
+    DataError,
+    DataProblem,
+    DataProblems,
+    build_sample,
+    problem_from_exception,
+    read_image_rgb,
+    read_json_gz,
+    warn_problem,
+)
+
+_FRAME_FILE = re.compile(r"^(\d+)\.(jpg|png|laz|json\.gz)$")
+
+
+def find_route_dirs(roots: list[str | Path]) -> list[Path]:
+    """Every folder under `roots` (or a root itself) that holds a `measurements/` folder, sorted."""
+    found: set[Path] = set()
+    for root in roots:
+        root = Path(root)
+        if not root.is_dir():
+            raise FileNotFoundError(f"CARLA Garage root {root} is not a directory; expected a folder of route folders")
+        for current, dirs, _ in os.walk(root):
+            if "measurements" in dirs:
+                found.add(Path(current))
+                dirs[:] = []  # a route folder holds no further routes
+            else:
+                dirs[:] = [d for d in dirs if not d.startswith(".")]
+    return sorted(found)
+
+
+def read_laz_xyz(path: str | Path) -> np.ndarray:
+    """(N, 3) float64 points of a .laz/.las file. DataError when missing or corrupt."""
+    import laspy
+
+    if not Path(path).is_file():
+        raise DataError(MISSING_FILE, path, "file does not exist")
+    try:
+        # The single-threaded lazrs backend: DataLoader workers already run in parallel, and the
+        # parallel backend's thread pool deadlocks in a worker forked after the parent read a file.
+        return np.asarray(laspy.read(str(path), laz_backend=laspy.LazBackend.Lazrs).xyz, dtype=np.float64)
+    except Exception as error:  # laspy/lazrs raise many types for damaged files; all mean "corrupt"
+        raise DataError(BAD_LIDAR, path, f"not a readable LAS/LAZ point cloud ({type(error).__name__}: {error})") from error
+
+
+def _to_contract_frame(
+    measurements: list[dict], lidar_xyz_carla: np.ndarray | None, path: Path
+) -> tuple[np.ndarray, float, np.ndarray, np.ndarray | None]:
+    """The single CARLA -> contract conversion of this loader.
+
+    measurements[0] is the current frame, the rest its future frames. Returns positions (K, 2) in
+    a right-handed world (CARLA's world with y flipped), the current yaw in that world, the
+    target point in the REP 103 ego frame and the LiDAR points in the REP 103 ego frame.
+    """
+    try:
+        matrices = np.array([m["ego_matrix"] for m in measurements], dtype=np.float64)
+        target_carla = np.asarray(measurements[0]["target_point"], dtype=np.float64).reshape(2)
+    except (KeyError, TypeError, ValueError) as error:
+        raise DataError(BAD_MEASUREMENT, path, f"ego_matrix/target_point missing or malformed ({error})") from error
+    if matrices.shape[1:] != (4, 4) or not np.isfinite(matrices).all():
+        raise DataError(BAD_MEASUREMENT, path, f"ego_matrix has shape {matrices.shape[1:]}; expected a finite 4x4 matrix")
+    positions_world = C.carla_to_rep103(matrices[:, :2, 3])
+    forward_world = C.carla_to_rep103(matrices[0, :2, 0])  # the vehicle's x axis in the world
+    yaw_world = float(np.arctan2(forward_world[1], forward_world[0]))
+    target_ego = C.carla_to_rep103(target_carla)
+    lidar_ego = None if lidar_xyz_carla is None else C.carla_to_rep103(lidar_xyz_carla)
+    return positions_world, yaw_world, target_ego, lidar_ego
+
+
+class CarlaGarageDataset:
+    """Map-style dataset of CARLA Garage frames -> contract samples (domain "sim").
+
+    `__getitem__` returns a sample dict, or a `DataProblem` for a broken frame (logged, counted
+    in `self.problems` in this process; `collate_samples` carries it to the batch).
+    Index-time findings (missing files, unreadable results) are in `self.index_problems`;
+    route and frame counts in `self.stats`.
+    """
+
+    domain = C.DOMAINS[C.DOMAIN_SIM]
+
+    def __init__(
+        self,
+        roots: list[str | Path] | str | Path,
+        contract: C.Contract = C.DEFAULT_CONTRACT,
+        require_perfect_score: bool = True,
+        skip_crashed_routes: bool = True,
+        use_lidar: bool = True,
+        frame_rate_hz: float = 4.0,
+        has_labels: bool = True,
+    ) -> None:
+        if isinstance(roots, (str, Path)):
+            roots = [roots]
+        self.contract = contract
+        self.use_lidar = use_lidar
+        self.frame_rate_hz = frame_rate_hz
+        self.has_labels = has_labels
+        stride = contract.waypoint_dt_s * frame_rate_hz
+        if abs(stride - round(stride)) > 1e-6 or round(stride) < 1:
+            raise ValueError(
+                f"waypoint spacing {contract.waypoint_dt_s} s is not a whole number of {frame_rate_hz} Hz frames"
+            )
+        self.frame_stride = round(stride)
+        self.index_problems = DataProblems()
+        self.problems = DataProblems()
+        self.stats = {"routes": 0, "routes_used": 0, "routes_imperfect": 0, "routes_crashed": 0,
+                      "frames": 0, "frames_without_future": 0}
+        self.route_dirs: list[str] = []
+        samples: list[tuple[int, int]] = []
+        for route_dir in find_route_dirs(list(roots)):
+            self.stats["routes"] += 1
+            if not self._route_allowed(route_dir, require_perfect_score, skip_crashed_routes):
+                continue
+            frames = self._index_route(route_dir)
+            if frames:
+                samples.extend((len(self.route_dirs), frame) for frame in frames)
+                self.route_dirs.append(str(route_dir))
+                self.stats["routes_used"] += 1
+        self.samples = np.array(samples, dtype=np.int64).reshape(-1, 2)  # (route index, frame number)
+
+    def _route_allowed(self, route_dir: Path, require_perfect_score: bool, skip_crashed_routes: bool) -> bool:
+        results = route_dir / "results.json.gz"
+        if not results.is_file():
+            self.stats["routes_crashed"] += 1
+            return not skip_crashed_routes
+        try:
+            score = float(read_json_gz(results)["scores"]["score_composed"])
+        except (DataError, KeyError, TypeError, ValueError) as error:
+            self.index_problems.add(warn_problem(problem_from_exception(error, results, "bad_json")))
+            self.stats["routes_crashed"] += 1
+            return not skip_crashed_routes
+        if score < 100.0:
+            self.stats["routes_imperfect"] += 1
+            return not require_perfect_score
+        return True
+
+    def _index_route(self, route_dir: Path) -> list[int]:
+        def numbers(sub: str, suffixes: tuple[str, ...]) -> set[int]:
+            folder = route_dir / sub
+            if not folder.is_dir():
+                return set()
+            found = set()
+            for name in os.listdir(folder):
+                match = _FRAME_FILE.match(name)
+                if match and match.group(2) in suffixes:
+                    found.add(int(match.group(1)))
+            return found
+
+        measurements = numbers("measurements", ("json.gz",))
+        images = numbers("rgb", ("jpg", "png"))
+        lidars = numbers("lidar", ("laz",)) if self.use_lidar else None
+        kinds = [("measurements", measurements, ".json.gz"), ("rgb", images, ".jpg")]
+        if lidars is not None:
+            kinds.append(("lidar", lidars, ".laz"))
+        every = set().union(*(found for _, found, _ in kinds))
+        usable = []
+        for frame in sorted(every):
+            missing = [f"{sub}/{frame:04d}{suffix}" for sub, found, suffix in kinds if frame not in found]
+            self.stats["frames"] += 1
+            if missing:
+                for name in missing:
+                    self.index_problems.add(warn_problem(DataProblem(MISSING_FILE, str(route_dir / name), "frame file is missing")))
+                continue
+            future = [frame + k * self.frame_stride for k in range(1, self.contract.num_waypoints + 1)]
+            if not all(f in measurements for f in future):
+                self.stats["frames_without_future"] += 1
+                continue
+            usable.append(frame)
+        return usable
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def _paths(self, index: int) -> tuple[Path, int]:
+        route_index, frame = self.samples[index]
+        return Path(self.route_dirs[route_index]), int(frame)
+
+    def __getitem__(self, index: int) -> dict[str, np.ndarray] | DataProblem:
+        route_dir, frame = self._paths(index)
+        measurement_path = route_dir / "measurements" / f"{frame:04d}.json.gz"
+        try:
+            frames = [frame + k * self.frame_stride for k in range(self.contract.num_waypoints + 1)]
+            measurements = [read_json_gz(route_dir / "measurements" / f"{f:04d}.json.gz") for f in frames]
+            image_path = route_dir / "rgb" / f"{frame:04d}.jpg"
+            if not image_path.is_file() and (route_dir / "rgb" / f"{frame:04d}.png").is_file():
+                image_path = route_dir / "rgb" / f"{frame:04d}.png"
+            image = read_image_rgb(image_path)
+            lidar_carla = read_laz_xyz(route_dir / "lidar" / f"{frame:04d}.laz") if self.use_lidar else None
+            positions, yaw, target_ego, lidar_ego = _to_contract_frame(measurements, lidar_carla, measurement_path)
+            current = measurements[0]
+            try:
+                speed = float(current["speed"])
+                road_option = int(current["command"])
+            except (KeyError, TypeError, ValueError) as error:
+                raise DataError(BAD_MEASUREMENT, measurement_path, f"speed/command missing or malformed ({error})") from error
+            if road_option not in C.CARLA_ROAD_OPTION_TO_COMMAND:
+                raise DataError(BAD_MEASUREMENT, measurement_path,
+                                f"command {road_option} is not a CARLA RoadOption; expected one of {sorted(C.CARLA_ROAD_OPTION_TO_COMMAND)}")
+            times = np.asarray(frames, dtype=np.float64) / self.frame_rate_hz
+            waypoints = C.future_waypoints_from_poses(times, positions, 0, yaw, self.contract)
+            if waypoints is None:
+                raise DataError(BAD_MEASUREMENT, measurement_path, "future frames do not reach the waypoint horizon")
+            return build_sample(image, lidar_ego, target_ego, speed, C.CARLA_ROAD_OPTION_TO_COMMAND[road_option],
+                                waypoints, self.domain, self.has_labels, self.contract)
+        except DataError as error:
+            problem = error.problem
+        except (KeyError, TypeError, ValueError, IndexError) as error:
+            problem = problem_from_exception(error, measurement_path, BAD_MEASUREMENT)
+        self.problems.add(problem)
+        return warn_problem(problem)

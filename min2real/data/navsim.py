@@ -1,0 +1,271 @@
+"""OpenScene / NAVSIM logs (the real domain): `navsim_logs/<split>/<log>.pkl` + `sensor_blobs/<split>/`.
+
+Each log is a list of per-frame dicts at 2 Hz, loaded with the restricted unpickler
+(`safe_pickle.load_navsim_log`). Per sample: the front camera CAM_F0 (or NAVSIM TransFuser's
+left/front/right stitch), future waypoints from the logged ego poses (ego2global translation
+and w,x,y,z rotation, a right-handed world; no axis flip is needed), speed from
+ego_dynamic_state, the driving command (NAVSIM's one-hot left/forward/right/unknown is the
+contract's order) and a target point. Logs carry no route and a NAVSIM agent gets none at test
+time, only the command, so by default (`target_point="straight_ahead"`) the target point is the
+contract's NO_ROUTE_TARGET_POINT_EGO, exactly what the NAVSIM agent feeds the model; the turn
+intent comes from the command. `target_point="future_path"` instead takes the point of the logged
+future path `target_point_distance_m` ahead, a route-like target for data that will be deployed
+with a route (it reveals where the ego went, so do not score on NAVSIM with it). Frames whose
+log does not reach the waypoint horizon or that distance are not samples.
+
+The LiDAR BEV is all zeros, as in the paper, unless `use_lidar=True` reads the merged point
+cloud (`lidar_path`, PCD) and moves it to the ego frame with the log's lidar2ego pose.
+"""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+
+from min2real import contract as C
+from min2real.data.common import (
+    BAD_LIDAR,
+    BAD_LOG,
+    MISSING_FILE,
+    TARGET_POINT_DISTANCE_M,
+    UNSAFE_PICKLE,
+    DataError,
+    DataProblem,
+    DataProblems,
+    build_sample,
+    point_along_path,
+    problem_from_exception,
+    read_image_rgb,
+    warn_problem,
+)
+from min2real.data.safe_pickle import UnsafePickleError, load_navsim_log
+
+CAMERA_MODES = ("front", "stitch")
+TARGET_POINT_MODES = ("straight_ahead", "future_path")
+_STITCH_CAMERAS = ("CAM_L0", "CAM_F0", "CAM_R0")
+# NAVSIM TransFuser's stitch crop of 1920 x 1080 images: 28 rows top and bottom, 416 columns
+# on each side of the side cameras; as fractions so any image size works.
+_STITCH_ROW_CROP, _STITCH_SIDE_CROP = 28 / 1080, 416 / 1920
+
+
+def stitch_cameras(left_rgb: np.ndarray, front_rgb: np.ndarray, right_rgb: np.ndarray) -> np.ndarray:
+    """NAVSIM TransFuser's panorama: crop the rows of all three and the outer columns of the side
+    cameras, then place left | front | right side by side ((H', W_l + W_f + W_r, 3) RGB)."""
+    height, width = front_rgb.shape[:2]
+    if left_rgb.shape != front_rgb.shape or right_rgb.shape != front_rgb.shape:
+        raise ValueError(f"stitch cameras differ in size: {left_rgb.shape}, {front_rgb.shape}, {right_rgb.shape}")
+    rows = round(_STITCH_ROW_CROP * height)
+    cols = round(_STITCH_SIDE_CROP * width)
+    band = slice(rows, height - rows)
+    return np.concatenate([left_rgb[band, cols : width - cols], front_rgb[band], right_rgb[band, cols : width - cols]], axis=1)
+
+
+def _rotation_from_quaternion_wxyz(quaternion: np.ndarray) -> np.ndarray:
+    w, x, y, z = np.asarray(quaternion, dtype=np.float64) / np.linalg.norm(quaternion)
+    return np.array([
+        [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+        [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+        [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
+    ])
+
+
+_PCD_TYPES = {("F", 4): "<f4", ("F", 8): "<f8", ("U", 1): "<u1", ("U", 2): "<u2", ("U", 4): "<u4",
+              ("I", 1): "<i1", ("I", 2): "<i2", ("I", 4): "<i4", ("U", 8): "<u8", ("I", 8): "<i8"}
+
+
+def read_pcd_xyz(path: str | Path) -> np.ndarray:
+    """(N, 3) float64 x, y, z of a PCD file (DATA ascii, binary or binary_compressed)."""
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError as error:
+        raise DataError(MISSING_FILE, path, "file does not exist") from error
+    header: dict[str, list[str]] = {}
+    offset = 0
+    while "DATA" not in header:
+        end = data.find(b"\n", offset)
+        if end < 0:
+            raise DataError(BAD_LIDAR, path, "PCD header has no DATA line")
+        line = data[offset:end].decode("ascii", errors="replace").strip()
+        offset = end + 1
+        if line and not line.startswith("#"):
+            key, *values = line.split()
+            header[key.upper()] = values
+    try:
+        fields = header["FIELDS"]
+        sizes = [int(v) for v in header["SIZE"]]
+        types = header["TYPE"]
+        counts = [int(v) for v in header.get("COUNT", ["1"] * len(fields))]
+        num_points = int(header["POINTS"][0])
+        dtype = np.dtype([(f"{name}_{i}" if count > 1 else name, _PCD_TYPES[(kind, size)], (count,) if count > 1 else ())
+                          for i, (name, size, kind, count) in enumerate(zip(fields, sizes, types, counts))])
+    except (KeyError, ValueError, IndexError) as error:
+        raise DataError(BAD_LIDAR, path, f"PCD header is malformed ({error})") from error
+    if not {"x", "y", "z"} <= set(dtype.names):
+        raise DataError(BAD_LIDAR, path, f"PCD fields {fields} lack x, y, z")
+    mode = header["DATA"][0].lower()
+    body = data[offset:]
+    if mode == "binary":
+        if len(body) < num_points * dtype.itemsize:
+            raise DataError(BAD_LIDAR, path, f"PCD is truncated: {len(body)} bytes for {num_points} points of {dtype.itemsize} bytes")
+        cloud = np.frombuffer(body, dtype=dtype, count=num_points)
+        columns = [cloud[name] for name in ("x", "y", "z")]
+    elif mode == "ascii":
+        try:
+            table = np.loadtxt(body.decode("ascii").splitlines(), dtype=np.float64, ndmin=2)
+        except ValueError as error:
+            raise DataError(BAD_LIDAR, path, f"PCD ascii data is malformed ({error})") from error
+        columns = [table[:, dtype.names.index(name)] for name in ("x", "y", "z")]
+    elif mode == "binary_compressed":
+        try:
+            import lzf
+        except ImportError as error:
+            raise DataError(BAD_LIDAR, path, "PCD is binary_compressed (LZF); install the 'python-lzf' package to read it") from error
+        compressed, uncompressed = np.frombuffer(body[:8], dtype="<u4")
+        raw = lzf.decompress(body[8 : 8 + int(compressed)], int(uncompressed))
+        if raw is None or len(raw) != uncompressed:
+            raise DataError(BAD_LIDAR, path, "PCD LZF data is corrupt")
+        columns, start = [], 0
+        for name in dtype.names:  # column-major: each field's values are contiguous
+            field_dtype = dtype.fields[name][0]
+            values = np.frombuffer(raw, dtype=field_dtype, count=num_points, offset=start)
+            start += num_points * field_dtype.itemsize
+            if name in ("x", "y", "z"):
+                columns.append((name, values))
+        columns = [values for _, values in sorted(columns, key=lambda item: "xyz".index(item[0]))]
+    else:
+        raise DataError(BAD_LIDAR, path, f"PCD DATA mode {mode!r} is not supported; expected ascii, binary or binary_compressed")
+    return np.stack([np.asarray(c, dtype=np.float64) for c in columns], axis=1)
+
+
+class NavsimDataset:
+    """Map-style dataset of OpenScene/NAVSIM frames -> contract samples (domain "real").
+
+    `__getitem__` returns a sample dict or a `DataProblem` (logged; counted in `self.problems`).
+    Logs that cannot be read (refused pickle globals, damaged files, missing keys) are skipped
+    at construction and counted in `self.index_problems`.
+    """
+
+    domain = C.DOMAINS[C.DOMAIN_REAL]
+
+    def __init__(
+        self,
+        root: str | Path,
+        split: str = "trainval",
+        contract: C.Contract = C.DEFAULT_CONTRACT,
+        camera: str = "front",
+        use_lidar: bool = False,
+        driving_labels: bool = True,
+        target_point_distance_m: float = TARGET_POINT_DISTANCE_M,
+        target_point: str = "straight_ahead",
+    ) -> None:
+        if target_point not in TARGET_POINT_MODES:
+            raise ValueError(f"NAVSIM target_point {target_point!r} is not supported; expected one of {TARGET_POINT_MODES}")
+        if camera not in CAMERA_MODES:
+            raise ValueError(f"NAVSIM camera {camera!r} is not supported; expected one of {CAMERA_MODES}")
+        self.root = Path(root)
+        self.split = split
+        self.contract = contract
+        self.camera = camera
+        self.use_lidar = use_lidar
+        self.has_labels = driving_labels
+        logs_dir = self.root / "navsim_logs" / split
+        if not logs_dir.is_dir():
+            raise FileNotFoundError(f"NAVSIM logs folder {logs_dir} does not exist; expected <root>/navsim_logs/<split>/*.pkl")
+        self.blobs_dir = self.root / "sensor_blobs" / split
+        self.index_problems = DataProblems()
+        self.problems = DataProblems()
+        self.stats = {"logs": 0, "logs_used": 0, "frames": 0, "frames_without_future": 0}
+        cameras = _STITCH_CAMERAS if camera == "stitch" else ("CAM_F0",)
+        image_paths, lidar_paths, lidar_poses = [], [], []
+        targets, waypoints, speeds, commands = [], [], [], []
+        for log_path in sorted(logs_dir.glob("*.pkl")):
+            self.stats["logs"] += 1
+            try:
+                log = self._parse_log(log_path, cameras)
+            except UnsafePickleError as error:
+                self.index_problems.add(warn_problem(DataProblem(UNSAFE_PICKLE, str(log_path), str(error))))
+                continue
+            except (pickle.UnpicklingError, EOFError, OSError, ValueError, KeyError, TypeError, IndexError, AttributeError) as error:
+                self.index_problems.add(warn_problem(problem_from_exception(error, log_path, BAD_LOG)))
+                continue
+            self.stats["frames"] += len(log["times"])
+            used = 0
+            for i in range(len(log["times"])):
+                future = C.future_waypoints_from_poses(log["times"], log["positions"], i, log["yaws"][i], contract)
+                target_world = point_along_path(log["positions"][i:], target_point_distance_m)
+                if future is None or target_world is None:
+                    self.stats["frames_without_future"] += 1
+                    continue
+                if target_point == "future_path":
+                    targets.append(C.world_to_ego_xy(target_world[None], log["positions"][i], log["yaws"][i])[0])
+                else:
+                    targets.append(np.array(C.NO_ROUTE_TARGET_POINT_EGO))
+                waypoints.append(future)
+                speeds.append(log["speeds"][i])
+                commands.append(log["commands"][i])
+                image_paths.append(log["images"][i])
+                lidar_paths.append(log["lidar_paths"][i])
+                lidar_poses.append(log["lidar2ego"][i])
+                used += 1
+            self.stats["logs_used"] += used > 0
+        n = len(targets)
+        # numpy arrays, not lists of Python objects: DataLoader workers share them without copying.
+        self.image_paths = np.array(image_paths, dtype=np.bytes_).reshape(n, len(cameras))
+        self.lidar_paths = np.array(lidar_paths, dtype=np.bytes_).reshape(n)
+        self.lidar2ego = np.array(lidar_poses, dtype=np.float64).reshape(n, 4, 4)
+        self.target_points = np.array(targets, dtype=np.float32).reshape(n, 2)
+        self.waypoints = np.array(waypoints, dtype=np.float32).reshape(n, contract.num_waypoints, 2)
+        self.speeds = np.array(speeds, dtype=np.float32).reshape(n)
+        self.commands = np.array(commands, dtype=np.int64).reshape(n)
+
+    def _parse_log(self, log_path: Path, cameras: tuple[str, ...]) -> dict:
+        frames = load_navsim_log(log_path)
+        if not frames:
+            raise ValueError("log holds no frames")
+        frames = sorted(frames, key=lambda frame: int(frame["timestamp"]))
+        times = np.array([int(f["timestamp"]) for f in frames], dtype=np.float64) * 1e-6
+        positions = np.array([np.asarray(f["ego2global_translation"], dtype=np.float64)[:2] for f in frames])
+        yaws = C.yaw_from_quaternion_wxyz(np.array([np.asarray(f["ego2global_rotation"], dtype=np.float64) for f in frames]))
+        speeds = np.array([float(np.hypot(*np.asarray(f["ego_dynamic_state"], dtype=np.float64)[:2])) for f in frames])
+        commands = []
+        for frame in frames:
+            one_hot = np.asarray(frame["driving_command"], dtype=np.float64).reshape(-1)
+            commands.append(int(np.argmax(one_hot)) if one_hot.sum() > 0 and len(one_hot) == len(C.COMMANDS) else C.COMMAND_UNKNOWN)
+        images = [[str(f["cams"][name]["data_path"]) for name in cameras] for f in frames]
+        lidar_paths = [str(f.get("lidar_path", "")) for f in frames]
+        lidar2ego = []
+        for frame in frames:
+            pose = np.eye(4)
+            if self.use_lidar:
+                pose[:3, :3] = _rotation_from_quaternion_wxyz(frame["lidar2ego_rotation"])
+                pose[:3, 3] = np.asarray(frame["lidar2ego_translation"], dtype=np.float64)[:3]
+            lidar2ego.append(pose)
+        return {"times": times, "positions": positions, "yaws": yaws, "speeds": speeds, "commands": commands,
+                "images": images, "lidar_paths": lidar_paths, "lidar2ego": lidar2ego}
+
+    def __len__(self) -> int:
+        return len(self.target_points)
+
+    def __getitem__(self, index: int) -> dict[str, np.ndarray] | DataProblem:
+        paths = [self.blobs_dir / p.decode() for p in self.image_paths[index]]
+        try:
+            images = [read_image_rgb(path) for path in paths]
+            image = stitch_cameras(*images) if self.camera == "stitch" else images[0]
+            lidar_ego = None
+            if self.use_lidar:
+                lidar_path = self.lidar_paths[index].decode()
+                if not lidar_path:
+                    raise DataError(MISSING_FILE, paths[0], "frame has no lidar_path but use_lidar=True")
+                points = read_pcd_xyz(self.blobs_dir / lidar_path)
+                pose = self.lidar2ego[index]
+                lidar_ego = points @ pose[:3, :3].T + pose[:3, 3]
+            return build_sample(image, lidar_ego, self.target_points[index], float(self.speeds[index]),
+                                int(self.commands[index]), self.waypoints[index], self.domain, self.has_labels, self.contract)
+        except DataError as error:
+            problem = error.problem
+        except ValueError as error:
+            problem = problem_from_exception(error, paths[0], BAD_LOG)
+        self.problems.add(problem)
+        return warn_problem(problem)

@@ -1,0 +1,159 @@
+"""One exactly labelled synthetic drive: a route (geometry), a renderer (appearance) and frames at
+any rate. The ego vehicle follows the right lane exactly, so the labels are exact: future
+waypoints from the continuous trajectory, the target point on the route
+`TARGET_POINT_DISTANCE_M` ahead, the driving command of the next intersection, and the steering
+class from the contract's rule. Geometry and labels depend only on the seed, so the same seed in
+the "sim" and the "real" domain differs in appearance only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from min2real import contract as C
+from min2real.data.common import TARGET_POINT_DISTANCE_M
+from min2real.data.synthetic.geometry import ROAD_OPTION, V_MAX_MPS, SyntheticRoute, _seed_tuple
+from min2real.data.synthetic.render import SIM, SceneRenderer, make_camera, side_camera_yaw
+
+CARLA_RATE_HZ = 4.0  # CARLA Garage saves frames at 4 Hz
+NAVSIM_RATE_HZ = 2.0  # OpenScene / NAVSIM logs are 2 Hz
+DEFAULT_SIM_IMAGE_SIZE = (1024, 384)  # (width, height), CARLA layout
+DEFAULT_REAL_IMAGE_SIZE = (640, 360)  # 16:9 like NAVSIM's 1920 x 1080, smaller to stay fast
+NAVSIM_CAMERAS = ("CAM_F0", "CAM_L0", "CAM_R0")
+
+
+@dataclass
+class SyntheticFrame:
+    """One frame of a synthetic drive (all labels exact).
+
+    image_rgb (H, W, 3) uint8 front camera; side_images: extra NAVSIM cameras (CAM_L0/CAM_R0)
+    when requested. lidar_points_ego (N, 4) float32 x, y, z, intensity in REP 103 base_link
+    (None for the real domain unless LiDAR was requested). pose_world (x, y, yaw) right-handed
+    world. route_world (M, 2) dense route (1 m spacing), the same array for every frame of a
+    drive. target_point_ego (2,), command (contract COMMANDS index), road_option (CARLA
+    RoadOption of the same command), waypoints_ego (num_waypoints, 2), steer_class (contract).
+    """
+
+    index: int
+    timestamp_s: float
+    domain: str
+    image_rgb: np.ndarray
+    lidar_points_ego: np.ndarray | None
+    pose_world: tuple[float, float, float]
+    speed_mps: float
+    route_world: np.ndarray
+    target_point_ego: np.ndarray
+    command: int
+    road_option: int
+    waypoints_ego: np.ndarray
+    steer_class: int
+    in_junction: bool
+    side_images: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+class SyntheticDrive:
+    """One drive (route + appearance) that renders frames at any time.
+
+    `duration_s` is the time the caller wants fully labelled; the route extends beyond it by the
+    waypoint horizon and the target-point distance at any speed, so every frame up to
+    `duration_s` has exact labels.
+    """
+
+    def __init__(
+        self,
+        seed: int | Sequence[int],
+        duration_s: float,
+        domain: str = SIM,
+        image_size: tuple[int, int] = DEFAULT_SIM_IMAGE_SIZE,
+        contract: C.Contract = C.DEFAULT_CONTRACT,
+        cameras: Sequence[str] = ("CAM_F0",),
+        lidar: bool | None = None,
+        first_turn: str | None = None,
+    ) -> None:
+        if domain not in C.DOMAINS:
+            raise ValueError(f"synthetic domain {domain!r} is not supported; expected one of {C.DOMAINS}")
+        unknown = set(cameras) - set(NAVSIM_CAMERAS)
+        if unknown or "CAM_F0" not in cameras:
+            raise ValueError(f"synthetic cameras {tuple(cameras)} must include CAM_F0 and be among {NAVSIM_CAMERAS}")
+        self.seed = _seed_tuple(seed)
+        self.domain = domain
+        self.contract = contract
+        self.lidar = (domain == SIM) if lidar is None else bool(lidar)
+        min_length = (duration_s + 2 * contract.horizon_s) * V_MAX_MPS + TARGET_POINT_DISTANCE_M + 40.0
+        self.route = SyntheticRoute(self.seed, min_length, first_turn)
+        self.route_world_xy = self.route.route_world()
+        self.renderer = SceneRenderer(self.route, domain, self.seed)
+        front = make_camera(image_size, contract)
+        self.cameras = {"CAM_F0": front}
+        if "CAM_L0" in cameras:
+            self.cameras["CAM_L0"] = make_camera(image_size, contract, side_camera_yaw(front))
+        if "CAM_R0" in cameras:
+            self.cameras["CAM_R0"] = make_camera(image_size, contract, -side_camera_yaw(front))
+
+    def frames_with_tail(self, num_labelled: int, rate_hz: float) -> int:
+        """Frames to write so that a loader can label the first `num_labelled` from later frames:
+        the last labelled frame needs poses one horizon later and the route one target-point
+        distance ahead."""
+        t_last = (num_labelled - 1) / rate_hz
+        s_last = float(self.route.s_at(t_last))
+        times = t_last + np.arange(1, int(self.route.duration_s * rate_hz)) / rate_hz
+        s_future = self.route.s_at(times)
+        ok = (times >= t_last + self.contract.horizon_s - 1e-6) & (s_future >= s_last + TARGET_POINT_DISTANCE_M + 1.0)
+        if not ok.any():
+            raise RuntimeError("synthetic route is too short for the label horizon (generator bug)")
+        return num_labelled + int(np.argmax(ok)) + 1
+
+    def frame(self, index: int, rate_hz: float) -> SyntheticFrame:
+        contract = self.contract
+        time_s = index / rate_hz
+        s_now = float(self.route.s_at(time_s))
+        position, yaw = self.route.pose_at_s(s_now)
+        yaw = float(yaw)
+        times = time_s + np.concatenate([[0.0], contract.waypoint_times_s])
+        future_xy, _ = self.route.pose_at_s(self.route.s_at(times))
+        waypoints = C.future_waypoints_from_poses(times, future_xy, 0, yaw, contract)
+        target_world, _ = self.route.pose_at_s(min(s_now + TARGET_POINT_DISTANCE_M, self.route.length_m))
+        target = C.world_to_ego_xy(target_world[None], position, yaw)[0].astype(np.float32)
+        manoeuvre, in_junction = self.route.command_at(s_now)
+        road_option = ROAD_OPTION[manoeuvre]
+        frame_rng = np.random.default_rng((*self.seed, 4, C.DOMAINS.index(self.domain), index))
+        images = {name: self.renderer.render(camera, position, yaw, frame_rng) for name, camera in self.cameras.items()}
+        return SyntheticFrame(
+            index=index,
+            timestamp_s=time_s,
+            domain=self.domain,
+            image_rgb=images.pop("CAM_F0"),
+            lidar_points_ego=self.renderer.lidar(position, yaw, frame_rng) if self.lidar else None,
+            pose_world=(float(position[0]), float(position[1]), yaw),
+            speed_mps=self.route.speed_at(time_s),
+            route_world=self.route_world_xy,
+            target_point_ego=target,
+            command=C.CARLA_ROAD_OPTION_TO_COMMAND[road_option],
+            road_option=road_option,
+            waypoints_ego=waypoints,
+            steer_class=int(C.steer_class_from_waypoints(waypoints, contract)),
+            in_junction=in_junction,
+            side_images=images,
+        )
+
+def generate_drive(
+    seed: int | Sequence[int],
+    num_frames: int,
+    domain: str = SIM,
+    image_size: tuple[int, int] | None = None,
+    rate_hz: float | None = None,
+    contract: C.Contract = C.DEFAULT_CONTRACT,
+    cameras: Sequence[str] = ("CAM_F0",),
+    lidar: bool | None = None,
+) -> Iterator[SyntheticFrame]:
+    """Yield `num_frames` frames of one drive (all exactly labelled), at `rate_hz` (default 4 Hz
+    sim / 2 Hz real) and `image_size` (width, height; default 1024 x 384 sim / 640 x 360 real).
+    The same seed gives the same route, timing and labels in both domains."""
+    rate_hz = rate_hz or (CARLA_RATE_HZ if domain == SIM else NAVSIM_RATE_HZ)
+    image_size = image_size or (DEFAULT_SIM_IMAGE_SIZE if domain == SIM else DEFAULT_REAL_IMAGE_SIZE)
+    drive = SyntheticDrive(seed, num_frames / rate_hz, domain, image_size, contract, cameras, lidar)
+    for index in range(num_frames):
+        yield drive.frame(index, rate_hz)

@@ -1,0 +1,55 @@
+"""Reading min2real checkpoints (torch only): the format, the safe loader and the model rebuild.
+
+The runtime's PyTorch backend, export and evaluation read checkpoints through this module;
+`min2real.training.checkpoint` writes them (atomically) and documents the keys.
+A checkpoint is a trust boundary: it is only ever read with `torch.load(weights_only=True)`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+CHECKPOINT_FORMAT = "min2real-checkpoint-v1"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint cannot be read or is not a min2real checkpoint."""
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a checkpoint with `weights_only=True`; clear errors for missing or foreign files."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as error:  # torch raises several types for corrupt / unsafe files
+        raise CheckpointError(f"checkpoint {path} cannot be read safely (weights_only=True): {error}") from error
+    if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
+        found = checkpoint.get("format") if isinstance(checkpoint, dict) else type(checkpoint).__name__
+        raise CheckpointError(f"{path} is not a min2real checkpoint (format {found!r}; expected {CHECKPOINT_FORMAT!r})")
+    return checkpoint
+
+
+def model_from_checkpoint(path: str | Path, map_location: str | torch.device = "cpu"):
+    """Rebuild the network from a checkpoint. Returns (model in eval mode, checkpoint dict, contract)."""
+    from min2real.contract import Contract
+    from min2real.models.config import ModelConfig
+    from min2real.models.model import build_model
+
+    checkpoint = load_checkpoint(path, map_location=map_location)
+    contract = Contract.from_dict(checkpoint["contract"])
+    config = ModelConfig.from_dict(checkpoint["model_config"])
+    # The checkpoint holds every weight (DINOv2 included): do not fetch or read pretrained files again.
+    model = build_model(config.replace(dinov2_weights="none", dinov2_checkpoint="", resnet_pretrained=False), contract)
+    missing, unexpected = model.load_state_dict(checkpoint["model"], strict=False)
+    if missing or unexpected:
+        raise CheckpointError(
+            f"checkpoint {path} does not fit model variant {config.variant!r}: "
+            f"missing keys {list(missing)[:5]}, unexpected keys {list(unexpected)[:5]}"
+        )
+    model.eval()
+    return model, checkpoint, contract

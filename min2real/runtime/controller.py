@@ -1,0 +1,212 @@
+"""Waypoints -> vehicle command: CARLA Garage's PID controller, ROS-free.
+
+Semantics and default constants follow CARLA Garage (`team_code/config.py`, `model.py
+control_pid`, `transfuser_utils.PIDController`):
+
+* a PID keeps a window of the last `window` errors (initially zeros): integral = window mean,
+  derivative = last difference;
+* desired speed = distance travelled between the waypoints at 0.5 s and 1.0 s, over 0.5 s.
+  Garage's waypoints are every 0.25 s, which makes that `2 * |wp[1] - wp[3]|`; ours are every
+  `contract.waypoint_dt_s` (0.5 s: `|wp[1] - wp[0]| / 0.5`). The positions at 0.5 s and 1.0 s are
+  interpolated along the trajectory that starts at the ego origin at t = 0, which is exact for
+  both spacings and valid for any other;
+* brake when the desired speed is below `brake_speed_mps` or the vehicle is faster than
+  `brake_ratio` x the desired speed; throttle = speed PID of the speed error clipped to
+  [0, clip_delta], clipped to [0, clip_throttle], zero when braking;
+* aim at the first waypoint at least `aim_distance` away (3.0 m when the desired speed is at
+  least 5.5 m/s, else 2.25 m; the last waypoint when none is), steering error =
+  angle of the aim point / 90 degrees, zero while braking or stopped, turn PID clipped to [-1, 1].
+
+Frames and signs: input waypoints are REP 103 `base_link` (x forward, y LEFT). The output
+`VehicleControl` is CARLA's convention (steer positive = RIGHT), so a path curving left gives a
+negative steer. `ackermann_command` and `twist_command` convert to REP 103 conventions
+(steering angle / yaw rate positive = LEFT).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from min2real.runtime.types import VehicleControl
+
+FULL_BRAKE = VehicleControl(steer=0.0, throttle=0.0, brake=1.0)
+
+
+@dataclass(frozen=True)
+class PIDGains:
+    kp: float
+    ki: float
+    kd: float
+    window: int = 20
+
+
+@dataclass(frozen=True)
+class ControllerConfig:
+    """CARLA Garage's controller constants (defaults) plus the waypoint spacing they apply to."""
+
+    turn: PIDGains = field(default_factory=lambda: PIDGains(1.25, 0.75, 0.3, 20))
+    speed: PIDGains = field(default_factory=lambda: PIDGains(5.0, 0.5, 1.0, 20))
+    aim_distance_fast_m: float = 3.0
+    aim_distance_slow_m: float = 2.25
+    aim_distance_threshold_mps: float = 5.5
+    brake_speed_mps: float = 0.4
+    brake_ratio: float = 1.1
+    clip_delta_mps: float = 0.25
+    clip_throttle: float = 0.75
+    stopped_speed_mps: float = 0.01
+    # Desired speed = travel between these two times of the trajectory (Garage: 0.5 s and 1.0 s).
+    speed_window_start_s: float = 0.5
+    speed_window_end_s: float = 1.0
+    waypoint_dt_s: float = 0.5  # the contract's waypoint spacing
+
+    def __post_init__(self) -> None:
+        if self.waypoint_dt_s <= 0 or self.speed_window_end_s <= self.speed_window_start_s:
+            raise ValueError(
+                f"controller waypoint_dt_s={self.waypoint_dt_s} and speed window "
+                f"[{self.speed_window_start_s}, {self.speed_window_end_s}] s; expected dt > 0 and end > start"
+            )
+        for name in ("turn", "speed"):
+            if getattr(self, name).window < 1:
+                raise ValueError(f"controller {name} PID window {getattr(self, name).window}; expected >= 1")
+
+
+class PIDController:
+    """Garage's windowed PID: integral = mean of the last `window` errors, derivative = last difference."""
+
+    def __init__(self, gains: PIDGains) -> None:
+        self.gains = gains
+        self._window: deque[float] = deque([0.0] * gains.window, maxlen=gains.window)
+
+    def step(self, error: float) -> float:
+        self._window.append(float(error))
+        if len(self._window) >= 2:
+            integral = sum(self._window) / len(self._window)
+            derivative = self._window[-1] - self._window[-2]
+        else:
+            integral = derivative = 0.0
+        return self.gains.kp * error + self.gains.ki * integral + self.gains.kd * derivative
+
+    def reset(self) -> None:
+        self._window = deque([0.0] * self.gains.window, maxlen=self.gains.window)
+
+
+@dataclass(frozen=True)
+class ControlStep:
+    """One controller step: the CARLA-convention command plus what produced it.
+
+    desired_speed_mps: speed the waypoints ask for; aim_point_ego: (2,) REP 103 point steered at;
+    braking: the brake rule fired.
+    """
+
+    control: VehicleControl
+    desired_speed_mps: float
+    aim_point_ego: np.ndarray
+    braking: bool
+
+
+class WaypointController:
+    """Waypoints (T, 2) in base_link (REP 103) + speed -> VehicleControl (CARLA: steer + = right).
+
+    Stateful (the PID windows): call `step` once per control cycle, `reset` after a stop or a
+    watchdog brake. Reused by the ROS controller node and the CARLA leaderboard agent.
+    """
+
+    def __init__(self, config: ControllerConfig | None = None) -> None:
+        self.config = config or ControllerConfig()
+        self.turn_pid = PIDController(self.config.turn)
+        self.speed_pid = PIDController(self.config.speed)
+
+    def reset(self) -> None:
+        self.turn_pid.reset()
+        self.speed_pid.reset()
+
+    def desired_speed_mps(self, waypoints_ego: np.ndarray) -> float:
+        """Travel between `speed_window_start_s` and `speed_window_end_s` along the trajectory
+        (ego origin at t = 0, waypoint i at (i + 1) * waypoint_dt_s), divided by the window length."""
+        waypoints = _check_waypoints(waypoints_ego)
+        times = self.config.waypoint_dt_s * np.arange(0, waypoints.shape[0] + 1, dtype=np.float64)
+        path = np.vstack([np.zeros((1, 2)), waypoints])
+        window = np.array([self.config.speed_window_start_s, self.config.speed_window_end_s])
+        if window[1] > times[-1] + 1e-9:
+            raise ValueError(
+                f"waypoints reach {times[-1]:.2f} s but the desired speed needs the position at {window[1]:.2f} s"
+            )
+        x = np.interp(window, times, path[:, 0])
+        y = np.interp(window, times, path[:, 1])
+        return float(math.hypot(x[1] - x[0], y[1] - y[0]) / (window[1] - window[0]))
+
+    def compute(self, waypoints_ego: np.ndarray, speed_mps: float) -> ControlStep:
+        """One control cycle (advances the PID windows)."""
+        waypoints = _check_waypoints(waypoints_ego)
+        if not math.isfinite(speed_mps):
+            raise ValueError(f"controller speed {speed_mps}; expected a finite speed in m/s")
+        cfg = self.config
+        desired_speed = self.desired_speed_mps(waypoints)
+        braking = desired_speed < cfg.brake_speed_mps or (speed_mps / desired_speed) > cfg.brake_ratio
+
+        delta = float(np.clip(desired_speed - speed_mps, 0.0, cfg.clip_delta_mps))
+        throttle = float(np.clip(self.speed_pid.step(delta), 0.0, cfg.clip_throttle))
+        if braking:
+            throttle = 0.0
+
+        aim_distance = cfg.aim_distance_slow_m if desired_speed < cfg.aim_distance_threshold_mps else cfg.aim_distance_fast_m
+        far_enough = np.flatnonzero(np.linalg.norm(waypoints, axis=1) >= aim_distance)
+        aim = waypoints[far_enough[0]] if far_enough.size else waypoints[-1]
+        # CARLA steer is positive to the right: the angle of the aim point with y pointing right.
+        angle = math.degrees(math.atan2(-aim[1], aim[0])) / 90.0
+        if speed_mps < cfg.stopped_speed_mps or braking:
+            angle = 0.0  # no error accumulates in the integral while stopped or braking
+        steer = float(np.clip(self.turn_pid.step(angle), -1.0, 1.0))
+        control = VehicleControl(steer=steer, throttle=throttle, brake=1.0 if braking else 0.0)
+        return ControlStep(control, desired_speed, aim.astype(np.float64), braking)
+
+    def step(self, waypoints_ego: np.ndarray, speed_mps: float) -> VehicleControl:
+        return self.compute(waypoints_ego, speed_mps).control
+
+
+def _check_waypoints(waypoints_ego: np.ndarray) -> np.ndarray:
+    waypoints = np.asarray(waypoints_ego, dtype=np.float64)
+    if waypoints.ndim != 2 or waypoints.shape[1] != 2 or waypoints.shape[0] < 1:
+        raise ValueError(f"controller waypoints have shape {waypoints.shape}; expected (T >= 1, 2) in base_link")
+    if not np.isfinite(waypoints).all():
+        raise ValueError("controller waypoints contain non-finite values; expected finite metres")
+    return waypoints
+
+
+# ---- output conventions -----------------------------------------------------------------------
+def carla_control_fields(control: VehicleControl) -> dict:
+    """VehicleControl -> carla_msgs/CarlaEgoVehicleControl field values (steer + = right, forward gear)."""
+    return {
+        "throttle": float(np.clip(control.throttle, 0.0, 1.0)),
+        "steer": float(np.clip(control.steer, -1.0, 1.0)),
+        "brake": float(np.clip(control.brake, 0.0, 1.0)),
+        "hand_brake": False,
+        "reverse": False,
+        "gear": 1,
+        "manual_gear_shift": False,
+    }
+
+
+def ackermann_command(step: ControlStep, max_steering_angle_rad: float) -> tuple[float, float]:
+    """-> (steering_angle rad, positive = LEFT as in REP 103 / ackermann_msgs; speed m/s).
+
+    CARLA's normalised steer maps linearly onto the vehicle's maximum wheel angle (a CARLA
+    vehicle reports it; a real vehicle takes it from its spec). Speed is the desired speed,
+    zero while braking.
+    """
+    steering_angle = -float(step.control.steer) * float(max_steering_angle_rad)
+    speed = 0.0 if step.braking else float(step.desired_speed_mps)
+    return steering_angle, speed
+
+
+def twist_command(step: ControlStep, max_steering_angle_rad: float, wheelbase_m: float) -> tuple[float, float]:
+    """-> (linear.x m/s, angular.z rad/s, positive = LEFT): the bicycle model's yaw rate
+    v * tan(steering_angle) / wheelbase at the commanded speed."""
+    if wheelbase_m <= 0:
+        raise ValueError(f"wheelbase {wheelbase_m} m; expected > 0")
+    steering_angle, speed = ackermann_command(step, max_steering_angle_rad)
+    return speed, speed * math.tan(steering_angle) / float(wheelbase_m)

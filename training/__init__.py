@@ -1,1 +1,0 @@
-"""min2real.training: datasets, augmentation, losses, trainer (DDP), export and evaluation."""
