@@ -11,7 +11,11 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHMARKS = {"data": "benchmarks.bench_data", "inference": "benchmarks.bench_inference", "nodes": "benchmarks.bench_nodes"}
+BENCHMARKS = {
+    "data": "benchmarks.bench_data",
+    "inference": "benchmarks.bench_inference",
+    "nodes": "benchmarks.bench_nodes",
+}
 
 
 def main(argv: list[str]) -> int:

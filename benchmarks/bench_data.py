@@ -41,7 +41,9 @@ def _loader_rate(dataset, count: int, batch: int = 8) -> float:
 
     from min2real.data import collate_samples, worker_init_fn
 
-    loader = DataLoader(dataset, batch_size=batch, collate_fn=collate_samples, num_workers=1, worker_init_fn=worker_init_fn)
+    loader = DataLoader(
+        dataset, batch_size=batch, collate_fn=collate_samples, num_workers=1, worker_init_fn=worker_init_fn
+    )
     seen, start = 0, None
     for batch_data in loader:
         if start is None:  # skip the worker start-up and the first batch
@@ -107,24 +109,38 @@ def main(argv: list[str] | None = None) -> int:
         if not args.data:
             start = time.perf_counter()
             sizes = ((256, 96), (256, 144)) if args.tiny else ((1024, 384), (640, 360))
-            write_synthetic_dataset(root, seed=0, frames=args.frames, routes=1, sim_image_size=sizes[0],
-                                    real_image_size=sizes[1], contract=contract)
+            write_synthetic_dataset(
+                root,
+                seed=0,
+                frames=args.frames,
+                routes=1,
+                sim_image_size=sizes[0],
+                real_image_size=sizes[1],
+                contract=contract,
+            )
             print(f"generated {args.frames} labelled frames per domain in {time.perf_counter() - start:.1f} s")
         datasets = {
             "sim (CARLA Garage, 1024x384 jpg + laz)": CarlaGarageDataset([root / "carla"], contract),
             "real (NAVSIM, 640x360 jpg, LiDAR zeroed)": NavsimDataset(root / "navsim", "trainval", contract),
         }
-        print(f"contract: camera {contract.camera_width}x{contract.camera_height}, BEV {contract.bev_num_channels}x"
-              f"{contract.bev_size_px}x{contract.bev_size_px}")
+        print(
+            f"contract: camera {contract.camera_width}x{contract.camera_height}, BEV {contract.bev_num_channels}x"
+            f"{contract.bev_size_px}x{contract.bev_size_px}"
+        )
         rates = {}
         for name, dataset in datasets.items():
             rate = _rate(dataset, args.samples)
             loader = _loader_rate(dataset, args.samples)
             rates[name] = rate
-            through = (f"{loader:.1f} samples/s" if loader == loader else
-                       f"n/a ({len(dataset)} samples: fewer than two batches; generate more --frames)")
-            print(f"{name} ({len(dataset)} samples): {rate:.1f} samples/s per worker in-process, {through} through a "
-                  f"1-worker DataLoader (batch 8, collate_samples)")
+            through = (
+                f"{loader:.1f} samples/s"
+                if loader == loader
+                else f"n/a ({len(dataset)} samples: fewer than two batches; generate more --frames)"
+            )
+            print(
+                f"{name} ({len(dataset)} samples): {rate:.1f} samples/s per worker in-process, {through} through a "
+                f"1-worker DataLoader (batch 8, collate_samples)"
+            )
     if args.no_model:
         return 0
     step_s = _train_step_s(contract)
@@ -135,10 +151,14 @@ def main(argv: list[str] | None = None) -> int:
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     slowest = min(rates.values())
-    print(f"training step (min2real variant, forward+backward, batch 1, random weights, {device}): {1e3 * step_s:.0f} ms "
-          f"= {1 / step_s:.2f} samples/s")
-    print(f"workers needed to keep up at batch B: ceil(B / step_s / {slowest:.1f}) -> batch 1: "
-          f"{math.ceil(1 / step_s / slowest)}; one worker supplies {slowest * step_s:.1f}x what this step consumes")
+    print(
+        f"training step (min2real variant, forward+backward, batch 1, random weights, {device}): {1e3 * step_s:.0f} ms "
+        f"= {1 / step_s:.2f} samples/s"
+    )
+    print(
+        f"workers needed to keep up at batch B: ceil(B / step_s / {slowest:.1f}) -> batch 1: "
+        f"{math.ceil(1 / step_s / slowest)}; one worker supplies {slowest * step_s:.1f}x what this step consumes"
+    )
     return 0
 
 

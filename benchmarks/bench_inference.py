@@ -52,7 +52,13 @@ def _cuda_sync_timed(torch, function) -> float:
 
 
 def run(
-    iterations: int | None, domain: str, tiny: bool, exporter: str, warmup: int, budget_s: float = 45.0, threads: int = 0
+    iterations: int | None,
+    domain: str,
+    tiny: bool,
+    exporter: str,
+    warmup: int,
+    budget_s: float = 45.0,
+    threads: int = 0,
 ) -> dict:
     """iterations: rounds over all backends; None = as many as fit in `budget_s` (at least 3).
     threads: CPU threads for both torch and ONNX Runtime (0 = all CPUs)."""
@@ -87,7 +93,9 @@ def run(
         ort_cpu = OnnxRuntimeBackend(onnx_path, **cpu)
         policy = DrivingPolicy(OnnxRuntimeBackend(onnx_path, **cpu))
         inputs = example_inputs(ort_cpu.contract, seed=1, names=ort_cpu.input_shapes)
-        torch_args = [torch.from_numpy(inputs[name].copy()) for name in ("image", "lidar_bev", "target_point", "speed", "command")]
+        torch_args = [
+            torch.from_numpy(inputs[name].copy()) for name in ("image", "lidar_bev", "target_point", "speed", "command")
+        ]
         rng = np.random.default_rng(0)
         frame = FrameInputs(
             image_rgb=rng.integers(0, 256, (contract.camera_height, contract.camera_width, 3), dtype=np.uint8),
@@ -124,7 +132,9 @@ def run(
 
         if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
             try:  # the CUDA provider must really start (no silent CPU fall back timed as "CUDA")
-                ort_cuda = OnnxRuntimeBackend(onnx_path, providers=["CUDAExecutionProvider", "CPUExecutionProvider"], warmup=warmup)
+                ort_cuda = OnnxRuntimeBackend(
+                    onnx_path, providers=["CUDAExecutionProvider", "CPUExecutionProvider"], warmup=warmup
+                )
             except RuntimeError as error:
                 notes["ONNX Runtime CUDA"] = f"not available here: {error}"
             else:
@@ -173,12 +183,18 @@ def run(
     ratio = results["ONNX Runtime CPU"]["p50_ms"] / results["torch eager CPU"]["p50_ms"]
     return {
         "config": {
-            "variant": "min2real", "domain": domain, "tiny": tiny, "exporter": exporter,
+            "variant": "min2real",
+            "domain": domain,
+            "tiny": tiny,
+            "exporter": exporter,
             "camera": [contract.camera_height, contract.camera_width],
             "dino_input": [contract.dino_height, contract.dino_width],
-            "iterations": rounds, "load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
-            "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
-            "torch": torch.__version__, "onnxruntime": onnxruntime.__version__,
+            "iterations": rounds,
+            "load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+            "torch_threads": torch.get_num_threads(),
+            "cpu_count": os.cpu_count(),
+            "torch": torch.__version__,
+            "onnxruntime": onnxruntime.__version__,
             "cuda_device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         },
         "results": results,
@@ -207,17 +223,33 @@ def print_table(summary: dict) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--iterations", type=int, default=None,
-                        help="rounds over all backends (default: as many as fit in --budget seconds, at least 3)")
+    parser.add_argument(
+        "--iterations",
+        type=int,
+        default=None,
+        help="rounds over all backends (default: as many as fit in --budget seconds, at least 3)",
+    )
     parser.add_argument("--budget", type=float, default=45.0, help="seconds of timing when --iterations is not given")
     parser.add_argument("--warmup", type=int, default=1)
-    parser.add_argument("--domain", choices=("sim", "real"), default="real",
-                        help="'real' (the vehicle graph, no adapter; default) or 'sim' (with the V2R adapter)")
-    parser.add_argument("--exporter", choices=("dynamo", "legacy"), default="legacy",
-                        help="legacy exports the real-size graph in seconds; both give the same ops")
-    parser.add_argument("--threads", type=int, default=0,
-                        help="CPU threads for torch and ONNX Runtime alike (default 0 = all CPUs); on a shared, "
-                        "loaded machine 1 avoids OpenMP oversubscription dominating torch's timings")
+    parser.add_argument(
+        "--domain",
+        choices=("sim", "real"),
+        default="real",
+        help="'real' (the vehicle graph, no adapter; default) or 'sim' (with the V2R adapter)",
+    )
+    parser.add_argument(
+        "--exporter",
+        choices=("dynamo", "legacy"),
+        default="legacy",
+        help="legacy exports the real-size graph in seconds; both give the same ops",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="CPU threads for torch and ONNX Runtime alike (default 0 = all CPUs); on a shared, "
+        "loaded machine 1 avoids OpenMP oversubscription dominating torch's timings",
+    )
     parser.add_argument("--tiny", action="store_true", help="tiny contract and model (smoke run)")
     parser.add_argument("--json", default=None, help="also write the results as JSON to this path")
     args = parser.parse_args(argv)

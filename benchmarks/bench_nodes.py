@@ -64,19 +64,25 @@ def bench_conversions(repeats: int = 50) -> dict[str, float]:
         "image_view_ms": _median_ms(lambda: image_to_rgb(image_msg), repeats),
         "image_view_plus_copy_ms": _median_ms(lambda: np.ascontiguousarray(image_to_rgb(image_msg)), repeats),
         "image_cvtcolor_reference_ms": _median_ms(lambda: cv2.cvtColor(raw, cv2.COLOR_BGRA2RGB), repeats),
-        "image_to_contract_input_ms": _median_ms(lambda: prepare_camera_rgb(image_to_rgb(image_msg), DEFAULT_CONTRACT), repeats),
+        "image_to_contract_input_ms": _median_ms(
+            lambda: prepare_camera_rgb(image_to_rgb(image_msg), DEFAULT_CONTRACT), repeats
+        ),
         "cloud_xyz_ms": _median_ms(lambda: pointcloud2_to_xyz(cloud_msg), repeats),
         "cloud_reshape_reference_ms": _median_ms(lambda: cloud_raw.reshape(-1, 4)[:, :3].copy(), repeats),
     }
     print(f"Conversion (median of {repeats})")
     print(f"  1024x384 bgra8 -> RGB view        {results['image_view_ms']:8.3f} ms")
-    print(f"  ... + contiguous RGB copy         {results['image_view_plus_copy_ms']:8.3f} ms"
-          f"   (cv2.cvtColor BGRA2RGB reference {results['image_cvtcolor_reference_ms']:.3f} ms,"
-          f" ratio {results['image_view_plus_copy_ms'] / results['image_cvtcolor_reference_ms']:.2f})")
+    print(
+        f"  ... + contiguous RGB copy         {results['image_view_plus_copy_ms']:8.3f} ms"
+        f"   (cv2.cvtColor BGRA2RGB reference {results['image_cvtcolor_reference_ms']:.3f} ms,"
+        f" ratio {results['image_view_plus_copy_ms'] / results['image_cvtcolor_reference_ms']:.2f})"
+    )
     print(f"  ... -> contract camera input      {results['image_to_contract_input_ms']:8.3f} ms")
-    print(f"  100k-point PointCloud2 -> xyz     {results['cloud_xyz_ms']:8.3f} ms"
-          f"   (bare numpy reshape+copy reference {results['cloud_reshape_reference_ms']:.3f} ms,"
-          f" ratio {results['cloud_xyz_ms'] / results['cloud_reshape_reference_ms']:.2f})")
+    print(
+        f"  100k-point PointCloud2 -> xyz     {results['cloud_xyz_ms']:8.3f} ms"
+        f"   (bare numpy reshape+copy reference {results['cloud_reshape_reference_ms']:.3f} ms,"
+        f" ratio {results['cloud_xyz_ms'] / results['cloud_reshape_reference_ms']:.2f})"
+    )
     return results
 
 
@@ -111,17 +117,29 @@ def bench_node_overhead(tiny: bool, frames: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as directory:
         start = time.perf_counter()
         model_path = _export(tiny, Path(directory))
-        print(f"\nNode overhead ({'tiny' if tiny else 'real-size'} Min2Real sim graph, exported in "
-              f"{time.perf_counter() - start:.1f} s, ONNX Runtime)")
+        print(
+            f"\nNode overhead ({'tiny' if tiny else 'real-size'} Min2Real sim graph, exported in "
+            f"{time.perf_counter() - start:.1f} s, ONNX Runtime)"
+        )
         context = rclpy.Context()
         rclpy.init(context=context)
         graph = Graph(context, "bench")
         graph.harness.image_hw = (384, 1024)
         try:
-            limits = dict(max_image_age_s=30.0, max_lidar_skew_s=30.0, max_speed_age_s=30.0, max_target_age_s=30.0,
-                          debug_image=False, debug_markers=False)
-            driver = DriverNode(node_name="driver", namespace="/bench", context=context,
-                                parameter_overrides=driver_parameters("bench", model_path=str(model_path), **limits))
+            limits = dict(
+                max_image_age_s=30.0,
+                max_lidar_skew_s=30.0,
+                max_speed_age_s=30.0,
+                max_target_age_s=30.0,
+                debug_image=False,
+                debug_markers=False,
+            )
+            driver = DriverNode(
+                node_name="driver",
+                namespace="/bench",
+                context=context,
+                parameter_overrides=driver_parameters("bench", model_path=str(model_path), **limits),
+            )
             graph.add(driver)
             assert driver.trigger_configure() == TransitionCallbackReturn.SUCCESS, driver.configure_error
             driver.trigger_activate()
@@ -130,8 +148,9 @@ def bench_node_overhead(tiny: bool, frames: int) -> dict[str, float]:
             rng = np.random.default_rng(2)
             cloud = rng.uniform([-40, -40, -2.5], [40, 40, 1.0], size=(100_000, 3)).astype(np.float32)
             lidar = harness.lidar_msg(harness.now_msg(), points=cloud)
-            assert wait_for(lambda: harness.paths, 120.0, step=lambda: harness.publish_inputs(lidar=lidar), period_s=0.5), \
-                driver.diagnostic_status().message
+            assert wait_for(
+                lambda: harness.paths, 120.0, step=lambda: harness.publish_inputs(lidar=lidar), period_s=0.5
+            ), driver.diagnostic_status().message
             camera = harness.camera_msg(harness.now_msg())  # built once: only the stamp changes per frame
             node_ms = []
             for _ in range(frames):
@@ -147,7 +166,9 @@ def bench_node_overhead(tiny: bool, frames: int) -> dict[str, float]:
             context.try_shutdown()
         policy = load_policy(str(model_path), domain="sim", backend="auto")
         image = rng.integers(0, 256, size=(384, 1024, 3), dtype=np.uint8)
-        frame = FrameInputs(image_rgb=image, lidar_points_ego=cloud, speed_mps=3.0, target_point_ego=np.array([8.0, 1.0]))
+        frame = FrameInputs(
+            image_rgb=image, lidar_points_ego=cloud, speed_mps=3.0, target_point_ego=np.array([8.0, 1.0])
+        )
         bare_ms = [_median_ms(lambda: policy.predict(frame), 1) for _ in range(frames)]
         policy.close()
     node, bare = statistics.median(node_ms), statistics.median(bare_ms)

@@ -98,35 +98,41 @@ def _launch_setup(context, *args, **kwargs):
 def generate_launch_description():
     bridge_share = get_package_share_directory("carla_ros_bridge")
     waypoint_share = get_package_share_directory("carla_waypoint_publisher")
-    return LaunchDescription([
-        DeclareLaunchArgument("host", default_value="localhost", description="CARLA server host"),
-        DeclareLaunchArgument("port", default_value="2000", description="CARLA server port"),
-        DeclareLaunchArgument("timeout", default_value="10", description="CARLA connection timeout (s)"),
-        DeclareLaunchArgument("town", default_value="Town01", description="CARLA town or .xodr file"),
-        DeclareLaunchArgument("role_name", default_value="ego_vehicle", description="ego vehicle role name"),
-        DeclareLaunchArgument("spawn_point", default_value="", description="x,y,z,roll,pitch,yaw (empty: random)"),
-        DeclareLaunchArgument("model", description="exported min2real model for the sim domain (.onnx / .engine)"),
-        DeclareLaunchArgument("backend", default_value="auto", description="auto | tensorrt | onnxruntime-cuda | onnxruntime-cpu | torch"),
-        IncludeLaunchDescription(
-            PythonLaunchDescriptionSource(os.path.join(bridge_share, "carla_ros_bridge.launch.py")),
-            launch_arguments={
-                "host": LaunchConfiguration("host"),
-                "port": LaunchConfiguration("port"),
-                "timeout": LaunchConfiguration("timeout"),
-                "town": LaunchConfiguration("town"),
-                "synchronous_mode": "True",
-                "passive": "False",
-                "fixed_delta_seconds": "0.05",
-            }.items(),
-        ),
-        IncludeLaunchDescription(
-            PythonLaunchDescriptionSource(os.path.join(waypoint_share, "carla_waypoint_publisher.launch.py")),
-            launch_arguments={
-                "host": LaunchConfiguration("host"),
-                "port": LaunchConfiguration("port"),
-                "timeout": LaunchConfiguration("timeout"),
-                "role_name": LaunchConfiguration("role_name"),
-            }.items(),
-        ),
-        OpaqueFunction(function=_launch_setup),
-    ])
+    return LaunchDescription(
+        [
+            DeclareLaunchArgument("host", default_value="localhost", description="CARLA server host"),
+            DeclareLaunchArgument("port", default_value="2000", description="CARLA server port"),
+            DeclareLaunchArgument("timeout", default_value="10", description="CARLA connection timeout (s)"),
+            DeclareLaunchArgument("town", default_value="Town01", description="CARLA town or .xodr file"),
+            DeclareLaunchArgument("role_name", default_value="ego_vehicle", description="ego vehicle role name"),
+            DeclareLaunchArgument("spawn_point", default_value="", description="x,y,z,roll,pitch,yaw (empty: random)"),
+            DeclareLaunchArgument("model", description="exported min2real model for the sim domain (.onnx / .engine)"),
+            DeclareLaunchArgument(
+                "backend",
+                default_value="auto",
+                description="auto | tensorrt | onnxruntime-cuda | onnxruntime-cpu | torch",
+            ),
+            IncludeLaunchDescription(
+                PythonLaunchDescriptionSource(os.path.join(bridge_share, "carla_ros_bridge.launch.py")),
+                launch_arguments={
+                    "host": LaunchConfiguration("host"),
+                    "port": LaunchConfiguration("port"),
+                    "timeout": LaunchConfiguration("timeout"),
+                    "town": LaunchConfiguration("town"),
+                    "synchronous_mode": "True",
+                    "passive": "False",
+                    "fixed_delta_seconds": "0.05",
+                }.items(),
+            ),
+            IncludeLaunchDescription(
+                PythonLaunchDescriptionSource(os.path.join(waypoint_share, "carla_waypoint_publisher.launch.py")),
+                launch_arguments={
+                    "host": LaunchConfiguration("host"),
+                    "port": LaunchConfiguration("port"),
+                    "timeout": LaunchConfiguration("timeout"),
+                    "role_name": LaunchConfiguration("role_name"),
+                }.items(),
+            ),
+            OpaqueFunction(function=_launch_setup),
+        ]
+    )

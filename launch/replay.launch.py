@@ -24,49 +24,67 @@ PACKAGE = "min2real"
 
 def generate_launch_description():
     config = os.path.join(get_package_share_directory(PACKAGE), "config")
-    return LaunchDescription([
-        DeclareLaunchArgument("bag", description="rosbag2 directory (or .mcap / .db3 file) to play"),
-        DeclareLaunchArgument("rate", default_value="1.0", description="playback rate"),
-        DeclareLaunchArgument("model", description="exported min2real model (.onnx / .engine)"),
-        DeclareLaunchArgument("backend", default_value="auto", description="inference backend"),
-        DeclareLaunchArgument("domain", default_value="sim", description="sim | real (must match the model)"),
-        DeclareLaunchArgument("with_controller", default_value="true", description="also run the controller"),
-        DeclareLaunchArgument("output_type", default_value="twist", description="controller output: twist | ackermann | carla"),
-        DeclareLaunchArgument("driver_params", default_value=os.path.join(config, "driver_node.param.yaml"),
-                              description="driver parameter file"),
-        DeclareLaunchArgument("controller_params", default_value=os.path.join(config, "controller_node.param.yaml"),
-                              description="controller parameter file"),
-        ExecuteProcess(
-            cmd=["ros2", "bag", "play", LaunchConfiguration("bag"), "--clock", "--rate", LaunchConfiguration("rate")],
-            output="screen",
-        ),
-        Node(
-            package=PACKAGE,
-            executable="driver_node",
-            name="min2real_driver",
-            output="screen",
-            parameters=[
-                LaunchConfiguration("driver_params"),
-                {
-                    "model_path": LaunchConfiguration("model"),
-                    "backend": LaunchConfiguration("backend"),
-                    "domain": LaunchConfiguration("domain"),
-                    "use_sim_time": True,
-                },
-            ],
-        ),
-        Node(
-            package=PACKAGE,
-            executable="controller_node",
-            name="min2real_controller",
-            output="screen",
-            condition=IfCondition(LaunchConfiguration("with_controller")),
-            parameters=[
-                LaunchConfiguration("controller_params"),
-                {
-                    "output_type": LaunchConfiguration("output_type"),
-                    "use_sim_time": True,
-                },
-            ],
-        ),
-    ])
+    return LaunchDescription(
+        [
+            DeclareLaunchArgument("bag", description="rosbag2 directory (or .mcap / .db3 file) to play"),
+            DeclareLaunchArgument("rate", default_value="1.0", description="playback rate"),
+            DeclareLaunchArgument("model", description="exported min2real model (.onnx / .engine)"),
+            DeclareLaunchArgument("backend", default_value="auto", description="inference backend"),
+            DeclareLaunchArgument("domain", default_value="sim", description="sim | real (must match the model)"),
+            DeclareLaunchArgument("with_controller", default_value="true", description="also run the controller"),
+            DeclareLaunchArgument(
+                "output_type", default_value="twist", description="controller output: twist | ackermann | carla"
+            ),
+            DeclareLaunchArgument(
+                "driver_params",
+                default_value=os.path.join(config, "driver_node.param.yaml"),
+                description="driver parameter file",
+            ),
+            DeclareLaunchArgument(
+                "controller_params",
+                default_value=os.path.join(config, "controller_node.param.yaml"),
+                description="controller parameter file",
+            ),
+            ExecuteProcess(
+                cmd=[
+                    "ros2",
+                    "bag",
+                    "play",
+                    LaunchConfiguration("bag"),
+                    "--clock",
+                    "--rate",
+                    LaunchConfiguration("rate"),
+                ],
+                output="screen",
+            ),
+            Node(
+                package=PACKAGE,
+                executable="driver_node",
+                name="min2real_driver",
+                output="screen",
+                parameters=[
+                    LaunchConfiguration("driver_params"),
+                    {
+                        "model_path": LaunchConfiguration("model"),
+                        "backend": LaunchConfiguration("backend"),
+                        "domain": LaunchConfiguration("domain"),
+                        "use_sim_time": True,
+                    },
+                ],
+            ),
+            Node(
+                package=PACKAGE,
+                executable="controller_node",
+                name="min2real_controller",
+                output="screen",
+                condition=IfCondition(LaunchConfiguration("with_controller")),
+                parameters=[
+                    LaunchConfiguration("controller_params"),
+                    {
+                        "output_type": LaunchConfiguration("output_type"),
+                        "use_sim_time": True,
+                    },
+                ],
+            ),
+        ]
+    )

@@ -43,7 +43,8 @@ def generate_launch_description():
         ("controller_params", os.path.join(config, "controller_node.param.yaml"), "controller parameter file"),
     ]
     declared = [
-        DeclareLaunchArgument(name, description=text) if default is None
+        DeclareLaunchArgument(name, description=text)
+        if default is None
         else DeclareLaunchArgument(name, default_value=default, description=text)
         for name, default, text in arguments
     ]

@@ -135,7 +135,9 @@ class Contract:
             )
         unknown = set(self.bev_channels) - {"below", "above"}
         if unknown or not self.bev_channels:
-            raise ContractError(f"contract bev_channels={self.bev_channels!r}; expected a non-empty subset of ('below', 'above')")
+            raise ContractError(
+                f"contract bev_channels={self.bev_channels!r}; expected a non-empty subset of ('below', 'above')"
+            )
 
     # ---- sizes -------------------------------------------------------------------------------
     @property
@@ -185,9 +187,7 @@ class Contract:
         if unknown:
             raise ContractError(f"contract has unknown fields {unknown}; this min2real knows {sorted(known)}")
         if data.get("version", CONTRACT_VERSION) != CONTRACT_VERSION:
-            raise ContractError(
-                f"contract version {data.get('version')} is not supported; expected {CONTRACT_VERSION}"
-            )
+            raise ContractError(f"contract version {data.get('version')} is not supported; expected {CONTRACT_VERSION}")
         values = dict(data)
         for key in ("mean_rgb", "std_rgb", "bev_channels"):
             if key in values:
@@ -319,7 +319,9 @@ def lidar_bev_from_points(points_ego: np.ndarray, contract: Contract = DEFAULT_C
     x, y, z = points[:, 0], points[:, 1], points[:, 2]
     rows = np.floor((contract.bev_range_m - x) * contract.bev_pixels_per_meter)
     cols = np.floor((contract.bev_range_m - y) * contract.bev_pixels_per_meter)
-    valid = (rows >= 0) & (rows < size) & (cols >= 0) & (cols < size) & np.isfinite(z) & (z <= contract.bev_max_height_m)
+    valid = (
+        (rows >= 0) & (rows < size) & (cols >= 0) & (cols < size) & np.isfinite(z) & (z <= contract.bev_max_height_m)
+    )
     flat = rows[valid].astype(np.int64) * size + cols[valid].astype(np.int64)
     above = z[valid] > contract.bev_split_height_m
     for channel, name in enumerate(contract.bev_channels):
@@ -334,7 +336,9 @@ def command_one_hot(command: int | None, contract: Contract = DEFAULT_CONTRACT) 
     """Command index (see COMMANDS) or None (unknown) -> (num_commands,) float32 one-hot."""
     index = COMMAND_UNKNOWN if command is None else int(command)
     if not 0 <= index < contract.num_commands:
-        raise ContractError(f"driving command {command!r} is out of range; expected 0..{contract.num_commands - 1} {COMMANDS}")
+        raise ContractError(
+            f"driving command {command!r} is out of range; expected 0..{contract.num_commands - 1} {COMMANDS}"
+        )
     one_hot = np.zeros(contract.num_commands, dtype=np.float32)
     one_hot[index] = 1.0
     return one_hot
@@ -421,7 +425,9 @@ def future_waypoints_from_poses(
 
 
 # ---- outputs ------------------------------------------------------------------------------------
-def decode_outputs(outputs: dict[str, np.ndarray], contract: Contract = DEFAULT_CONTRACT) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def decode_outputs(
+    outputs: dict[str, np.ndarray], contract: Contract = DEFAULT_CONTRACT
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Graph outputs -> (waypoints_ego (B, T, 2) float32, steer_class (B,) int64, steer_probs (B, 3)).
 
     Raises ContractError on wrong shapes or non-finite values: nothing non-finite is ever published.
@@ -432,9 +438,13 @@ def decode_outputs(outputs: dict[str, np.ndarray], contract: Contract = DEFAULT_
     waypoints = np.asarray(outputs[OUTPUT_WAYPOINTS], dtype=np.float32)
     logits = np.asarray(outputs[OUTPUT_STEER_LOGITS], dtype=np.float32)
     if waypoints.ndim != 3 or waypoints.shape[1:] != (contract.num_waypoints, 2):
-        raise ContractError(f"model output {OUTPUT_WAYPOINTS!r} has shape {waypoints.shape}; expected (B, {contract.num_waypoints}, 2)")
+        raise ContractError(
+            f"model output {OUTPUT_WAYPOINTS!r} has shape {waypoints.shape}; expected (B, {contract.num_waypoints}, 2)"
+        )
     if logits.ndim != 2 or logits.shape[1] != len(STEER_CLASSES):
-        raise ContractError(f"model output {OUTPUT_STEER_LOGITS!r} has shape {logits.shape}; expected (B, {len(STEER_CLASSES)})")
+        raise ContractError(
+            f"model output {OUTPUT_STEER_LOGITS!r} has shape {logits.shape}; expected (B, {len(STEER_CLASSES)})"
+        )
     if not (np.isfinite(waypoints).all() and np.isfinite(logits).all()):
         raise ContractError("model outputs contain non-finite values (NaN/inf); the prediction is discarded")
     shifted = np.exp(logits - logits.max(axis=1, keepdims=True))

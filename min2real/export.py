@@ -77,7 +77,9 @@ class ExportReport:
         if self.max_abs_error:
             checked = f"{self.num_random_inputs} random + {self.num_dataset_inputs} dataset inputs"
             for name, error in self.max_abs_error.items():
-                lines.append(f"  {name}: max abs error {error:.3g} (tolerance {self.tolerances[name]:.3g}) over {checked}")
+                lines.append(
+                    f"  {name}: max abs error {error:.3g} (tolerance {self.tolerances[name]:.3g}) over {checked}"
+                )
         else:
             lines.append("  parity not verified (verify=False)")
         return "\n".join(lines)
@@ -111,7 +113,9 @@ def verify_onnx(
         got = dict(zip(OUTPUT_NAMES, session.run(list(OUTPUT_NAMES), {name: inputs[name] for name in graph_inputs})))
         for name in OUTPUT_NAMES:
             if got[name].shape != reference[name].shape:
-                raise ExportError(f"ONNX output {name!r} has shape {got[name].shape}; PyTorch gives {reference[name].shape}")
+                raise ExportError(
+                    f"ONNX output {name!r} has shape {got[name].shape}; PyTorch gives {reference[name].shape}"
+                )
             if not np.isfinite(got[name]).all():
                 raise ExportError(f"ONNX output {name!r} has non-finite values")
             errors[name] = max(errors[name], float(np.abs(got[name] - reference[name]).max()))
@@ -121,7 +125,9 @@ def verify_onnx(
     above = {name: error for name, error in errors.items() if not error <= tolerances[name]}
     if above:
         details = ", ".join(f"{name}: {error:.3g} > {tolerances[name]:.3g}" for name, error in above.items())
-        raise ExportError(f"ONNX Runtime differs from PyTorch above tolerance for {onnx_path} ({details}); not deployable")
+        raise ExportError(
+            f"ONNX Runtime differs from PyTorch above tolerance for {onnx_path} ({details}); not deployable"
+        )
     return errors
 
 
@@ -180,8 +186,14 @@ def export_model(
         proto = onnx.load(str(temporary))
         graph_inputs = [value.name for value in proto.graph.input]
         metadata = artifact_metadata(
-            model, checkpoint, contract, domain, checkpoint_sha256,
-            dynamic_batch=dynamic_batch, input_names=graph_inputs, extra={"opset": opset, "exporter": exporter},
+            model,
+            checkpoint,
+            contract,
+            domain,
+            checkpoint_sha256,
+            dynamic_batch=dynamic_batch,
+            input_names=graph_inputs,
+            extra={"opset": opset, "exporter": exporter},
         )
         _check_graph(proto, opset)
         del proto.metadata_props[:]
@@ -217,7 +229,9 @@ def export_model(
 
 def _check_graph(proto, opset: int) -> None:
     """No custom-domain ops, no fused attention, the default-domain opset as asked."""
-    custom = sorted({f"{node.domain}::{node.op_type}" for node in proto.graph.node if node.domain not in ("", "ai.onnx")})
+    custom = sorted(
+        {f"{node.domain}::{node.op_type}" for node in proto.graph.node if node.domain not in ("", "ai.onnx")}
+    )
     if custom:
         raise ExportError(f"exported graph has custom-domain ops {custom}; TensorRT and plain ONNX Runtime reject them")
     fused = sorted({node.op_type for node in proto.graph.node if node.op_type in FORBIDDEN_OPS})

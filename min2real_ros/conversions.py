@@ -152,8 +152,11 @@ def rgb_to_jpeg_bytes(image_rgb: np.ndarray, quality: int = 90) -> bytes:
     """(H, W, 3) uint8 RGB -> JPEG bytes (the `data` of a CompressedImage with format "jpeg")."""
     import cv2
 
-    ok, encoded = cv2.imencode(".jpg", cv2.cvtColor(np.ascontiguousarray(image_rgb), cv2.COLOR_RGB2BGR),
-                               [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    ok, encoded = cv2.imencode(
+        ".jpg",
+        cv2.cvtColor(np.ascontiguousarray(image_rgb), cv2.COLOR_RGB2BGR),
+        [cv2.IMWRITE_JPEG_QUALITY, int(quality)],
+    )
     if not ok:
         raise MessageError(f"image of shape {np.shape(image_rgb)} could not be JPEG-encoded")
     return encoded.tobytes()
@@ -168,7 +171,16 @@ def ros_uint8_array(data: bytes | bytearray | memoryview) -> array.array:
 # sensor_msgs/PointField datatype constants -> numpy base type
 POINTFIELD_INT8, POINTFIELD_UINT8, POINTFIELD_INT16, POINTFIELD_UINT16 = 1, 2, 3, 4
 POINTFIELD_INT32, POINTFIELD_UINT32, POINTFIELD_FLOAT32, POINTFIELD_FLOAT64 = 5, 6, 7, 8
-_POINTFIELD_NAMES = {1: "INT8", 2: "UINT8", 3: "INT16", 4: "UINT16", 5: "INT32", 6: "UINT32", 7: "FLOAT32", 8: "FLOAT64"}
+_POINTFIELD_NAMES = {
+    1: "INT8",
+    2: "UINT8",
+    3: "INT16",
+    4: "UINT16",
+    5: "INT32",
+    6: "UINT32",
+    7: "FLOAT32",
+    8: "FLOAT64",
+}
 
 
 class PointFieldSpec(NamedTuple):
@@ -182,7 +194,10 @@ class PointFieldSpec(NamedTuple):
 
 def pointcloud2_fields_xyzi() -> list[PointFieldSpec]:
     """The CARLA ROS bridge LiDAR layout: x, y, z, intensity float32 at offsets 0, 4, 8, 12 (point_step 16)."""
-    return [PointFieldSpec(axis, 4 * index, POINTFIELD_FLOAT32, 1) for index, axis in enumerate(("x", "y", "z", "intensity"))]
+    return [
+        PointFieldSpec(axis, 4 * index, POINTFIELD_FLOAT32, 1)
+        for index, axis in enumerate(("x", "y", "z", "intensity"))
+    ]
 
 
 def pointcloud2_to_xyz(msg: Any, name: str = "LiDAR cloud") -> np.ndarray:
@@ -195,9 +210,7 @@ def pointcloud2_to_xyz(msg: Any, name: str = "LiDAR cloud") -> np.ndarray:
     fields = {str(field.name): field for field in msg.fields}
     missing = [axis for axis in ("x", "y", "z") if axis not in fields]
     if missing:
-        raise MessageError(
-            f"{name} has fields {sorted(fields)} without {missing}; expected float32 fields x, y and z"
-        )
+        raise MessageError(f"{name} has fields {sorted(fields)} without {missing}; expected float32 fields x, y and z")
     point_step, row_step = int(msg.point_step), int(msg.row_step)
     height, width = int(msg.height), int(msg.width)
     for axis in ("x", "y", "z"):
@@ -229,8 +242,13 @@ def pointcloud2_to_xyz(msg: Any, name: str = "LiDAR cloud") -> np.ndarray:
         )
     order = ">" if bool(msg.is_bigendian) else "<"
     offsets = [int(fields[axis].offset) for axis in ("x", "y", "z")]
-    if (point_step % 4 == 0 and offsets[0] % 4 == 0 and offsets[1] == offsets[0] + 4 and offsets[2] == offsets[0] + 8
-            and (row_step == width * point_step or height == 1)):
+    if (
+        point_step % 4 == 0
+        and offsets[0] % 4 == 0
+        and offsets[1] == offsets[0] + 4
+        and offsets[2] == offsets[0] + 8
+        and (row_step == width * point_step or height == 1)
+    ):
         # Common layout (x, y, z adjacent, 4-byte aligned): view the points as float32 rows.
         floats = np.frombuffer(buffer, dtype=order + "f4", count=num_points * point_step // 4)
         start = offsets[0] // 4
@@ -291,11 +309,21 @@ def xyz_to_pointcloud2_fields(points_xyz: np.ndarray, intensity: np.ndarray | No
     if intensity is not None:
         packed[:, 3] = np.asarray(intensity, dtype=np.float32).reshape(-1)
     num_points = points.shape[0]
-    return PointCloud2Fields(1, num_points, pointcloud2_fields_xyzi(), False, 16, 16 * num_points, packed.tobytes(),
-                             bool(np.isfinite(points).all()))
+    return PointCloud2Fields(
+        1,
+        num_points,
+        pointcloud2_fields_xyzi(),
+        False,
+        16,
+        16 * num_points,
+        packed.tobytes(),
+        bool(np.isfinite(points).all()),
+    )
 
 
-def transform_points_xyz_yaw(points: np.ndarray, translation_xyz: tuple[float, float, float], yaw_rad: float) -> np.ndarray:
+def transform_points_xyz_yaw(
+    points: np.ndarray, translation_xyz: tuple[float, float, float], yaw_rad: float
+) -> np.ndarray:
     """(N, 3) points in a sensor frame -> parent frame, for a sensor mounted at `translation_xyz`
     with heading `yaw_rad` (REP 103, counter-clockwise) in the parent (e.g. LiDAR -> base_link)."""
     cos_yaw, sin_yaw = math.cos(yaw_rad), math.sin(yaw_rad)

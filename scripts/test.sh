@@ -4,7 +4,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup_env.sh
 source scripts/ros_env.sh
-echo "== lint (ruff)"
+echo "== lint (ruff check, ruff format --check)"
 .venv/bin/ruff check .
+.venv/bin/ruff format --check .
 echo "== tests (pytest)"
 .venv/bin/python -m pytest "$@"

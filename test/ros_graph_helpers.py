@@ -54,13 +54,17 @@ def factory_for(policy) -> Callable[[str, str, str], object]:
         if policy.metadata.domain != domain:
             from min2real.contract import ContractError
 
-            raise ContractError(f"model was exported for domain {policy.metadata.domain!r} but {domain!r} was requested")
+            raise ContractError(
+                f"model was exported for domain {policy.metadata.domain!r} but {domain!r} was requested"
+            )
         return policy
 
     return factory
 
 
-def wait_for(condition: Callable[[], bool], timeout_s: float, step: Callable[[], None] | None = None, period_s: float = 0.05) -> bool:
+def wait_for(
+    condition: Callable[[], bool], timeout_s: float, step: Callable[[], None] | None = None, period_s: float = 0.05
+) -> bool:
     """Poll `condition` (calling `step` each period) until true or `timeout_s` passes."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -95,7 +99,9 @@ class Harness:
         self.node = Node(f"harness_{prefix}", context=context)
         self.prefix = prefix
         self.image_hw = image_hw
-        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        latched = QoSProfile(
+            depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
+        )
         node = self.node
         self.camera_pub = node.create_publisher(Image, f"/{prefix}/camera", qos_profile_sensor_data)
         self.lidar_pub = node.create_publisher(PointCloud2, f"/{prefix}/lidar", qos_profile_sensor_data)
@@ -111,6 +117,7 @@ class Harness:
             def callback(msg):
                 with self.lock:
                     store.append(msg)
+
             return callback
 
         node.create_subscription(Path, f"/{prefix}/driver/waypoints", keep(self.paths), 10)
@@ -118,7 +125,13 @@ class Harness:
         node.create_subscription(Float64, f"/{prefix}/driver/processing_time_ms", keep(self.processing), 10)
         node.create_subscription(DiagnosticArray, "/diagnostics", keep(self.diagnostics), 50)
         node.create_subscription(Twist, f"/{prefix}/twist", keep(self.twists), 10)
-        self.Image, self.PointCloud2, self.Float32, self.Odometry, self.Path = Image, PointCloud2, Float32, Odometry, Path
+        self.Image, self.PointCloud2, self.Float32, self.Odometry, self.Path = (
+            Image,
+            PointCloud2,
+            Float32,
+            Odometry,
+            Path,
+        )
 
     def now_msg(self, offset_s: float = 0.0):
         from rclpy.time import Time
@@ -149,8 +162,14 @@ class Harness:
         msg = self.PointCloud2()
         msg.header.stamp, msg.header.frame_id = stamp, "ego_vehicle/lidar"
         msg.height, msg.width = fields["height"], fields["width"]
-        msg.fields = [PointField(name=f.name, offset=f.offset, datatype=f.datatype, count=f.count) for f in fields["fields"]]
-        msg.is_bigendian, msg.point_step, msg.row_step = fields["is_bigendian"], fields["point_step"], fields["row_step"]
+        msg.fields = [
+            PointField(name=f.name, offset=f.offset, datatype=f.datatype, count=f.count) for f in fields["fields"]
+        ]
+        msg.is_bigendian, msg.point_step, msg.row_step = (
+            fields["is_bigendian"],
+            fields["point_step"],
+            fields["row_step"],
+        )
         msg.data = ros_uint8_array(fields["data"])
         msg.is_dense = fields["is_dense"]
         return msg
@@ -177,7 +196,9 @@ class Harness:
         return msg
 
     def publish_route(self, route_xy=None):
-        self.route_pub.publish(self.path_msg(left_turn_route_map() if route_xy is None else route_xy, "map", self.now_msg()))
+        self.route_pub.publish(
+            self.path_msg(left_turn_route_map() if route_xy is None else route_xy, "map", self.now_msg())
+        )
 
     def publish_inputs(self, camera_age_s: float = 0.0, camera=None, lidar=None, speed: float = 3.0):
         """One round of inputs, all stamped now (the camera `camera_age_s` in the past)."""
@@ -256,8 +277,13 @@ class Graph:
         from min2real_ros.nodes.driver_node import DriverNode
 
         policy = policy or CurveToTargetPolicy()
-        node = DriverNode(policy_factory=factory_for(policy), node_name="driver", namespace=f"/{self.prefix}",
-                          context=self.context, parameter_overrides=driver_parameters(self.prefix, **params))
+        node = DriverNode(
+            policy_factory=factory_for(policy),
+            node_name="driver",
+            namespace=f"/{self.prefix}",
+            context=self.context,
+            parameter_overrides=driver_parameters(self.prefix, **params),
+        )
         if activate:
             assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS, node.configure_error
             assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
@@ -266,8 +292,14 @@ class Graph:
     def controller(self, **params):
         from min2real_ros.nodes.controller_node import ControllerNode
 
-        return self.add(ControllerNode(node_name="controller", namespace=f"/{self.prefix}", context=self.context,
-                                       parameter_overrides=controller_parameters(self.prefix, **params)))
+        return self.add(
+            ControllerNode(
+                node_name="controller",
+                namespace=f"/{self.prefix}",
+                context=self.context,
+                parameter_overrides=controller_parameters(self.prefix, **params),
+            )
+        )
 
     def close(self) -> None:
         self._running = False

@@ -77,7 +77,11 @@ def test_compass_to_map_yaw(compass_rad, map_yaw_rad):
 
 def test_nan_compass_reuses_the_last_heading_and_fails_on_the_first_frame():
     config = carla_agent.CarlaAgentConfig(model_path="unused.onnx")
-    data = {"gps": (0, np.array([0.0, 0.0, 0.0])), "imu": (0, np.array([0, 0, 9.8, 0, 0, 0, np.nan])), "speed": (0, {"speed": 3.0})}
+    data = {
+        "gps": (0, np.array([0.0, 0.0, 0.0])),
+        "imu": (0, np.array([0, 0, 9.8, 0, 0, 0, np.nan])),
+        "speed": (0, {"speed": 3.0}),
+    }
     state = carla_agent.ego_state_from_sensors(data, config, last_yaw_rad=0.25)
     assert state.yaw_rad == 0.25 and state.speed_mps == 3.0
     with pytest.raises(ValueError, match="first frame"):
@@ -105,12 +109,18 @@ def test_target_selection_from_gnss_compass_and_plan():
     """Ego at the CARLA origin heading north (compass 0); the route goes north then bends east
     (to the ego's right): the target point is Garage's next point beyond 7.5 m, with y < 0."""
     config = carla_agent.CarlaAgentConfig(model_path="unused.onnx")
-    plan = _gps_plan([[0, 0], [0, -5], [0, -10], [5, -15], [10, -15]], [RoadOption.LANEFOLLOW] * 2 + [RoadOption.RIGHT] * 3)
+    plan = _gps_plan(
+        [[0, 0], [0, -5], [0, -10], [5, -15], [10, -15]], [RoadOption.LANEFOLLOW] * 2 + [RoadOption.RIGHT] * 3
+    )
     route_xy_map, commands = carla_agent.global_plan_to_route(plan)
     planner = RoutePlanner(config.route_min_distance_m, config.route_max_distance_m)
     planner.set_route(route_xy_map, commands)
     gnss = carla_agent.carla_world_to_gps(np.array([0.0, 0.0]))
-    data = {"gps": (0, np.array([gnss[0], gnss[1], 0.0])), "imu": (0, np.array([0, 0, 9.8, 0, 0, 0, 0.0])), "speed": (0, {"speed": 0.0})}
+    data = {
+        "gps": (0, np.array([gnss[0], gnss[1], 0.0])),
+        "imu": (0, np.array([0, 0, 9.8, 0, 0, 0, 0.0])),
+        "speed": (0, {"speed": 0.0}),
+    }
     state = carla_agent.ego_state_from_sensors(data, config)
     step = planner.step(state.xy_map, state.yaw_rad)
     np.testing.assert_allclose(step.target_point_ego, [10.0, 0.0], atol=1e-3)  # (0, -10): 10 m straight ahead
@@ -182,7 +192,9 @@ def test_sensor_assembly_jpeg_round_trip_and_missing_sensor():
 def test_previous_sweep_moves_into_the_current_pose():
     points = np.array([[10.0, 0.0, 1.0]], dtype=np.float32)
     # Drove 1 m forward heading north (map yaw pi/2): the point is now 9 m ahead.
-    moved = carla_agent.move_points_between_poses(points, np.array([0.0, 0.0]), math.pi / 2, np.array([0.0, 1.0]), math.pi / 2)
+    moved = carla_agent.move_points_between_poses(
+        points, np.array([0.0, 0.0]), math.pi / 2, np.array([0.0, 1.0]), math.pi / 2
+    )
     np.testing.assert_allclose(moved, [[9.0, 0.0, 1.0]], atol=1e-5)
     # Turned 90 degrees left in place: what was ahead is now on the right.
     moved = carla_agent.move_points_between_poses(points, np.array([0.0, 0.0]), 0.0, np.array([0.0, 0.0]), math.pi / 2)
@@ -195,7 +207,9 @@ def test_sensor_suite_matches_the_contract():
     assert set(sensors) == {"rgb_front", "lidar", "gps", "imu", "speed"}
     assert (sensors["rgb_front"]["width"], sensors["rgb_front"]["height"]) == (1024, 384)
     assert sensors["lidar"]["yaw"] == -90.0 and sensors["lidar"]["type"] == "sensor.lidar.ray_cast"
-    camera_only = carla_agent.sensor_suite(carla_agent.CarlaAgentConfig(model_path="m.onnx", use_lidar=False), TINY_CONTRACT)
+    camera_only = carla_agent.sensor_suite(
+        carla_agent.CarlaAgentConfig(model_path="m.onnx", use_lidar=False), TINY_CONTRACT
+    )
     assert "lidar" not in {sensor["id"] for sensor in camera_only}
     assert {s["id"]: s for s in camera_only}["rgb_front"]["width"] == TINY_CONTRACT.camera_width
 
@@ -301,15 +315,21 @@ def test_leaderboard_agent_drives_with_stand_in_carla_and_leaderboard(monkeypatc
     import min2real.runtime.policy as policy_module
 
     carla = types.ModuleType("carla")
-    carla.VehicleControl = lambda steer=0.0, throttle=0.0, brake=0.0: SimpleNamespace(steer=steer, throttle=throttle, brake=brake)
+    carla.VehicleControl = lambda steer=0.0, throttle=0.0, brake=0.0: SimpleNamespace(
+        steer=steer, throttle=throttle, brake=brake
+    )
     autonomous_agent = types.ModuleType("leaderboard.autoagents.autonomous_agent")
     autonomous_agent.AutonomousAgent = _StandInAutonomousAgent
     autonomous_agent.Track = enum.Enum("Track", "SENSORS MAP")
     leaderboard = types.ModuleType("leaderboard")
     autoagents = types.ModuleType("leaderboard.autoagents")
     leaderboard.autoagents, autoagents.autonomous_agent = autoagents, autonomous_agent
-    for name, module in (("carla", carla), ("leaderboard", leaderboard), ("leaderboard.autoagents", autoagents),
-                         ("leaderboard.autoagents.autonomous_agent", autonomous_agent)):
+    for name, module in (
+        ("carla", carla),
+        ("leaderboard", leaderboard),
+        ("leaderboard.autoagents", autoagents),
+        ("leaderboard.autoagents.autonomous_agent", autonomous_agent),
+    ):
         monkeypatch.setitem(sys.modules, name, module)
     policies = []
 
@@ -326,7 +346,10 @@ def test_leaderboard_agent_drives_with_stand_in_carla_and_leaderboard(monkeypatc
     agent_class = getattr(carla_agent, carla_agent.get_entry_point())
     agent = agent_class(str(model))
     sensors = {sensor["id"]: sensor for sensor in agent.sensors()}
-    assert (sensors["rgb_front"]["width"], sensors["rgb_front"]["height"]) == (TINY_CONTRACT.camera_width, TINY_CONTRACT.camera_height)
+    assert (sensors["rgb_front"]["width"], sensors["rgb_front"]["height"]) == (
+        TINY_CONTRACT.camera_width,
+        TINY_CONTRACT.camera_height,
+    )
 
     # A town geo-referenced at 49 N, 8 E; the route runs north (CARLA -y) from the spawn point.
     lat_ref, lon_ref = 49.0, 8.0
@@ -341,7 +364,10 @@ def test_leaderboard_agent_drives_with_stand_in_carla_and_leaderboard(monkeypatc
         rng = np.random.default_rng(frame)
         lat, lon = carla_agent.carla_world_to_gps(np.asarray(ego_world, dtype=np.float64), lat_ref, lon_ref)
         return {
-            "rgb_front": (frame, rng.integers(0, 255, (TINY_CONTRACT.camera_height, TINY_CONTRACT.camera_width, 4), dtype=np.uint8)),
+            "rgb_front": (
+                frame,
+                rng.integers(0, 255, (TINY_CONTRACT.camera_height, TINY_CONTRACT.camera_width, 4), dtype=np.uint8),
+            ),
             "lidar": (frame, rng.uniform(-20, 20, (500, 4)).astype(np.float32)),
             "gps": (frame, np.array([lat, lon, 0.0])),
             "imu": (frame, np.array([0.0, 0.0, 9.81, 0.0, 0.0, 0.0, 0.0])),  # compass 0: heading north
@@ -367,8 +393,10 @@ def test_leaderboard_agent_drives_with_stand_in_carla_and_leaderboard(monkeypatc
 # ---- NAVSIM -------------------------------------------------------------------------------------------
 def _agent_input(driving_command=(0, 1, 0, 0), velocity=(3.0, 4.0), size=(1080, 1920)):
     rng = np.random.default_rng(1)
+
     def camera():
         return SimpleNamespace(image=rng.integers(0, 255, size=(*size, 3), dtype=np.uint8))
+
     cameras = SimpleNamespace(cam_f0=camera(), cam_l0=camera(), cam_r0=camera())
     status = SimpleNamespace(
         ego_pose=np.zeros(3, np.float32),
@@ -376,7 +404,9 @@ def _agent_input(driving_command=(0, 1, 0, 0), velocity=(3.0, 4.0), size=(1080, 
         ego_acceleration=np.zeros(2, np.float32),
         driving_command=np.asarray(driving_command),
     )
-    return SimpleNamespace(ego_statuses=[status] * 4, cameras=[cameras] * 4, lidars=[SimpleNamespace(lidar_pc=None)] * 4)
+    return SimpleNamespace(
+        ego_statuses=[status] * 4, cameras=[cameras] * 4, lidars=[SimpleNamespace(lidar_pc=None)] * 4
+    )
 
 
 def test_navsim_agent_input_to_frame_inputs():

@@ -74,7 +74,9 @@ def test_world_to_ego_left_is_positive_y():
 
 def test_yaw_from_quaternion():
     half = math.radians(30) / 2
-    assert c.yaw_from_quaternion_wxyz(np.array([math.cos(half), 0, 0, math.sin(half)])) == pytest.approx(math.radians(30))
+    assert c.yaw_from_quaternion_wxyz(np.array([math.cos(half), 0, 0, math.sin(half)])) == pytest.approx(
+        math.radians(30)
+    )
 
 
 def test_lidar_bev_orientation_counts_and_clipping():
@@ -160,9 +162,14 @@ def test_command_one_hot_and_carla_mapping():
 
 def test_artifact_metadata_round_trip_and_compatibility():
     metadata = c.ArtifactMetadata(
-        contract=c.TINY_CONTRACT, variant="min2real", domain="sim", weights={"dinov2": "none"},
-        checkpoint_sha256="ab" * 32, package_versions={"torch": "2.14.1"},
-        input_shapes=c.TINY_CONTRACT.input_shapes(), output_shapes=c.TINY_CONTRACT.output_shapes(),
+        contract=c.TINY_CONTRACT,
+        variant="min2real",
+        domain="sim",
+        weights={"dinov2": "none"},
+        checkpoint_sha256="ab" * 32,
+        package_versions={"torch": "2.14.1"},
+        input_shapes=c.TINY_CONTRACT.input_shapes(),
+        output_shapes=c.TINY_CONTRACT.output_shapes(),
     )
     restored = c.ArtifactMetadata.from_json(metadata.to_json())
     assert restored == metadata

@@ -63,7 +63,7 @@ def test_mono8_becomes_three_equal_channels(rgb):
     out = image_to_rgb(msg)
     assert out.shape == rgb.shape
     np.testing.assert_array_equal(out[..., 0], out[..., 2])
-    grey = (0.299 * rgb[..., 0] + 0.587 * rgb[..., 1] + 0.114 * rgb[..., 2])
+    grey = 0.299 * rgb[..., 0] + 0.587 * rgb[..., 1] + 0.114 * rgb[..., 2]
     assert np.abs(out[..., 0].astype(float) - grey).max() <= 1.0
 
 
@@ -112,16 +112,30 @@ def test_cloud_with_padding_extra_fields_row_step_and_big_endian():
     xyz = rng.normal(size=(height, width, 3)).astype(np.float32)
     for order, big in (("<", False), (">", True)):
         raw = np.zeros((height, row_step), dtype=np.uint8)
-        record = np.dtype({"names": ["ring", "x", "y", "z", "t"], "formats": [order + "u2", order + "f4", order + "f4", order + "f4", order + "f8"],
-                           "offsets": [0, 4, 8, 12, 16], "itemsize": point_step})
+        record = np.dtype(
+            {
+                "names": ["ring", "x", "y", "z", "t"],
+                "formats": [order + "u2", order + "f4", order + "f4", order + "f4", order + "f8"],
+                "offsets": [0, 4, 8, 12, 16],
+                "itemsize": point_step,
+            }
+        )
         structured = np.zeros((height, width), dtype=record)
         structured["x"], structured["y"], structured["z"] = xyz[..., 0], xyz[..., 1], xyz[..., 2]
         raw[:, : width * point_step] = structured.view(np.uint8).reshape(height, -1)
         msg = SimpleNamespace(
-            height=height, width=width, point_step=point_step, row_step=row_step, is_bigendian=big,
-            fields=[PointFieldSpec("ring", 0, POINTFIELD_UINT16), PointFieldSpec("x", 4, POINTFIELD_FLOAT32),
-                    PointFieldSpec("y", 8, POINTFIELD_FLOAT32), PointFieldSpec("z", 12, POINTFIELD_FLOAT32),
-                    PointFieldSpec("t", 16, POINTFIELD_FLOAT64)],
+            height=height,
+            width=width,
+            point_step=point_step,
+            row_step=row_step,
+            is_bigendian=big,
+            fields=[
+                PointFieldSpec("ring", 0, POINTFIELD_UINT16),
+                PointFieldSpec("x", 4, POINTFIELD_FLOAT32),
+                PointFieldSpec("y", 8, POINTFIELD_FLOAT32),
+                PointFieldSpec("z", 12, POINTFIELD_FLOAT32),
+                PointFieldSpec("t", 16, POINTFIELD_FLOAT64),
+            ],
             data=raw.tobytes(),
         )
         np.testing.assert_array_equal(pointcloud2_to_xyz(msg), xyz.reshape(-1, 3))
@@ -133,8 +147,15 @@ def test_adjacent_xyz_fast_path_matches_structured_path_big_endian():
     xyz[3, 1] = np.nan
     record = np.zeros((10, 5), dtype=">f4")
     record[:, 1:4] = xyz  # x, y, z at offsets 4, 8, 12; 20-byte points
-    msg = SimpleNamespace(height=1, width=10, point_step=20, row_step=200, is_bigendian=True, data=record.tobytes(),
-                          fields=[PointFieldSpec(axis, 4 + 4 * i, POINTFIELD_FLOAT32) for i, axis in enumerate("xyz")])
+    msg = SimpleNamespace(
+        height=1,
+        width=10,
+        point_step=20,
+        row_step=200,
+        is_bigendian=True,
+        data=record.tobytes(),
+        fields=[PointFieldSpec(axis, 4 + 4 * i, POINTFIELD_FLOAT32) for i, axis in enumerate("xyz")],
+    )
     out = pointcloud2_to_xyz(msg)
     assert out.dtype == np.float32 and out.dtype.byteorder in ("=", "<")
     np.testing.assert_array_equal(out, np.delete(xyz, 3, axis=0))
@@ -162,9 +183,12 @@ def test_lidar_to_base_link_transform():
 
 
 def _pose(x, y, yaw=0.0):
-    return SimpleNamespace(pose=SimpleNamespace(
-        position=SimpleNamespace(x=x, y=y, z=0.0),
-        orientation=SimpleNamespace(x=0.0, y=0.0, z=math.sin(yaw / 2), w=math.cos(yaw / 2))))
+    return SimpleNamespace(
+        pose=SimpleNamespace(
+            position=SimpleNamespace(x=x, y=y, z=0.0),
+            orientation=SimpleNamespace(x=0.0, y=0.0, z=math.sin(yaw / 2), w=math.cos(yaw / 2)),
+        )
+    )
 
 
 def test_path_and_odometry():

@@ -31,8 +31,9 @@ from min2real.data.synthetic import write_pcd, write_synthetic_dataset
 @pytest.fixture(scope="module")
 def clean_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("clean")
-    write_synthetic_dataset(out, seed=4, frames=24, routes=2, sim_image_size=(128, 48), real_image_size=(128, 72),
-                            contract=TINY_CONTRACT)
+    write_synthetic_dataset(
+        out, seed=4, frames=24, routes=2, sim_image_size=(128, 48), real_image_size=(128, 72), contract=TINY_CONTRACT
+    )
     return out
 
 
@@ -107,7 +108,9 @@ def test_route_score_filter(broken_dir):
     perfect_only = CarlaGarageDataset([broken_dir / "carla"], TINY_CONTRACT)
     assert len(perfect_only) == 0
     assert perfect_only.stats["routes_imperfect"] == 1 and perfect_only.stats["routes_crashed"] == 1
-    everything = CarlaGarageDataset([broken_dir / "carla"], TINY_CONTRACT, require_perfect_score=False, skip_crashed_routes=False)
+    everything = CarlaGarageDataset(
+        [broken_dir / "carla"], TINY_CONTRACT, require_perfect_score=False, skip_crashed_routes=False
+    )
     assert everything.stats["routes_used"] == 2 and len(everything) > 0
 
 
@@ -121,8 +124,15 @@ def test_malicious_pickle_is_refused_and_nothing_runs(tmp_path, monkeypatch):
 
 
 def test_navsim_log_with_numpy_arrays_loads():
-    frames = [{"token": "t", "ego2global_translation": np.arange(3.0), "cams": {"CAM_F0": {"data_path": "x.jpg"}},
-               "driving_command": np.array([0, 1, 0, 0]), "anns": {"gt_names": np.array(["car"])}}]
+    frames = [
+        {
+            "token": "t",
+            "ego2global_translation": np.arange(3.0),
+            "cams": {"CAM_F0": {"data_path": "x.jpg"}},
+            "driving_command": np.array([0, 1, 0, 0]),
+            "anns": {"gt_names": np.array(["car"])},
+        }
+    ]
     for protocol in (2, 4, 5):
         from min2real.data.safe_pickle import safe_loads
 
@@ -147,8 +157,17 @@ def test_navsim_skips_refused_logs_and_broken_images(broken_dir):
 
 
 def test_navsim_optional_lidar_and_stitch(tmp_path):
-    write_synthetic_dataset(tmp_path, seed=6, frames=4, routes=1, real_image_size=(192, 108), domains=("real",),
-                            real_cameras=("CAM_F0", "CAM_L0", "CAM_R0"), real_lidar=True, contract=TINY_CONTRACT)
+    write_synthetic_dataset(
+        tmp_path,
+        seed=6,
+        frames=4,
+        routes=1,
+        real_image_size=(192, 108),
+        domains=("real",),
+        real_cameras=("CAM_F0", "CAM_L0", "CAM_R0"),
+        real_lidar=True,
+        contract=TINY_CONTRACT,
+    )
     zeroed = NavsimDataset(tmp_path / "navsim", "trainval", TINY_CONTRACT)
     with_lidar = NavsimDataset(tmp_path / "navsim", "trainval", TINY_CONTRACT, camera="stitch", use_lidar=True)
     assert not zeroed[0]["lidar_bev"].any()
@@ -161,8 +180,10 @@ def test_pcd_reader_binary_and_ascii(tmp_path):
     points = np.array([[1.0, 2.0, 3.0, 0.5], [-4.0, 5.5, 0.25, 1.0]], dtype=np.float32)
     write_pcd(tmp_path / "a.pcd", points)
     np.testing.assert_allclose(read_pcd_xyz(tmp_path / "a.pcd"), points[:, :3])
-    (tmp_path / "b.pcd").write_text("VERSION .7\nFIELDS x y z\nSIZE 4 4 4\nTYPE F F F\nCOUNT 1 1 1\nWIDTH 2\nHEIGHT 1\n"
-                                    "POINTS 2\nDATA ascii\n1 2 3\n-4 5.5 0.25\n")
+    (tmp_path / "b.pcd").write_text(
+        "VERSION .7\nFIELDS x y z\nSIZE 4 4 4\nTYPE F F F\nCOUNT 1 1 1\nWIDTH 2\nHEIGHT 1\n"
+        "POINTS 2\nDATA ascii\n1 2 3\n-4 5.5 0.25\n"
+    )
     np.testing.assert_allclose(read_pcd_xyz(tmp_path / "b.pcd"), points[:, :3])
 
 

@@ -38,8 +38,17 @@ class _FakeDomain:
         if self.broken_every and index % self.broken_every == 0:
             return DataProblem("bad_image", f"{self.domain}/{index}.jpg", "truncated")
         waypoints = np.stack([np.arange(1, 9, dtype=np.float32), np.zeros(8, np.float32)], axis=1)
-        return build_sample(np.full((48, 128, 3), index % 255, np.uint8), None, np.array([10.0, 0.0]), 1.0,
-                            C.COMMAND_STRAIGHT, waypoints, self.domain, True, TINY_CONTRACT)
+        return build_sample(
+            np.full((48, 128, 3), index % 255, np.uint8),
+            None,
+            np.array([10.0, 0.0]),
+            1.0,
+            C.COMMAND_STRAIGHT,
+            waypoints,
+            self.domain,
+            True,
+            TINY_CONTRACT,
+        )
 
 
 def _mixed(num_sim=30, num_real=10, broken_every=0):
@@ -62,7 +71,9 @@ def test_sampler_respects_the_ratio(ratio, expected_sim):
 def test_sampler_shards_are_disjoint_and_reshuffle_per_epoch():
     dataset = _mixed()
     world = 3
-    samplers = [DomainRatioSampler(dataset, 1.0, num_samples=100, seed=7, rank=r, world_size=world) for r in range(world)]
+    samplers = [
+        DomainRatioSampler(dataset, 1.0, num_samples=100, seed=7, rank=r, world_size=world) for r in range(world)
+    ]
     shards = [list(s) for s in samplers]
     assert all(len(shard) == 34 for shard in shards)
     draw = samplers[0].epoch_indices()
@@ -102,8 +113,9 @@ def test_problem_counts_survive_dataloader_workers():
 
     dataset = _mixed(num_sim=20, num_real=8, broken_every=4)
     sampler = DomainRatioSampler(dataset, 1.0, num_samples=len(dataset), seed=0)
-    loader = DataLoader(dataset, batch_size=5, sampler=sampler, collate_fn=collate_samples, num_workers=2,
-                        worker_init_fn=worker_init_fn)
+    loader = DataLoader(
+        dataset, batch_size=5, sampler=sampler, collate_fn=collate_samples, num_workers=2, worker_init_fn=worker_init_fn
+    )
     problems, seen = DataProblems(), 0
     for batch in loader:
         problems.update_from_batch(batch)
@@ -117,11 +129,24 @@ def test_problem_counts_survive_dataloader_workers():
 
 
 def test_datasets_from_config_on_synthetic_data(tmp_path):
-    write_synthetic_dataset(tmp_path, seed=2, frames=8, routes=1, sim_image_size=(128, 48), real_image_size=(128, 72),
-                            contract=TINY_CONTRACT)
-    config = {"sim_roots": [str(tmp_path / "carla")], "real_roots": [str(tmp_path / "navsim")], "real_split": "trainval",
-              "sim_real_ratio": 2.0, "real_driving_labels": False, "use_real_lidar": False,
-              "val_sim_roots": [str(tmp_path / "carla")]}
+    write_synthetic_dataset(
+        tmp_path,
+        seed=2,
+        frames=8,
+        routes=1,
+        sim_image_size=(128, 48),
+        real_image_size=(128, 72),
+        contract=TINY_CONTRACT,
+    )
+    config = {
+        "sim_roots": [str(tmp_path / "carla")],
+        "real_roots": [str(tmp_path / "navsim")],
+        "real_split": "trainval",
+        "sim_real_ratio": 2.0,
+        "real_driving_labels": False,
+        "use_real_lidar": False,
+        "val_sim_roots": [str(tmp_path / "carla")],
+    }
     train, val = datasets_from_config(config, TINY_CONTRACT)
     assert train.num_sim >= 8 and train.num_real >= 8 and val.num_real == 0
     real_sample = train[train.num_sim]

@@ -21,8 +21,9 @@ SEED = 11
 @pytest.fixture(scope="module")
 def dataset_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("synthetic")
-    write_synthetic_dataset(out, seed=SEED, frames=48, routes=2, sim_image_size=SIM_SIZE, real_image_size=REAL_SIZE,
-                            contract=TINY_CONTRACT)
+    write_synthetic_dataset(
+        out, seed=SEED, frames=48, routes=2, sim_image_size=SIM_SIZE, real_image_size=REAL_SIZE, contract=TINY_CONTRACT
+    )
     return out
 
 
@@ -51,7 +52,11 @@ def test_domains_differ_in_appearance_only():
         assert sim_frame.timestamp_s == pytest.approx(real_frame.timestamp_s)
         np.testing.assert_allclose(sim_frame.waypoints_ego, real_frame.waypoints_ego, atol=1e-6)
         np.testing.assert_allclose(sim_frame.target_point_ego, real_frame.target_point_ego, atol=1e-6)
-        assert (sim_frame.command, sim_frame.steer_class, sim_frame.speed_mps) == (real_frame.command, real_frame.steer_class, real_frame.speed_mps)
+        assert (sim_frame.command, sim_frame.steer_class, sim_frame.speed_mps) == (
+            real_frame.command,
+            real_frame.steer_class,
+            real_frame.speed_mps,
+        )
         assert np.abs(sim_frame.image_rgb.astype(int) - real_frame.image_rgb.astype(int)).mean() > 5
         assert real_frame.lidar_points_ego is None
         points = sim_frame.lidar_points_ego
@@ -116,7 +121,9 @@ def test_carla_round_trip_matches_generator_labels(dataset_dir):
         assert int(sample["steer_class"]) == frame.steer_class
         assert sample["speed"][0] == pytest.approx(frame.speed_mps, abs=1e-4)
         expected_bev = C.lidar_bev_from_points(frame.lidar_points_ego, TINY_CONTRACT)
-        assert np.abs(sample["lidar_bev"] - expected_bev).sum() <= 0.02 * expected_bev.sum() + 1.0  # 1 mm LAZ quantisation
+        assert (
+            np.abs(sample["lidar_bev"] - expected_bev).sum() <= 0.02 * expected_bev.sum() + 1.0
+        )  # 1 mm LAZ quantisation
         expected_image = C.prepare_camera_rgb(frame.image_rgb, TINY_CONTRACT).transpose(2, 0, 1)
         assert np.abs(sample["image"].astype(int) - expected_image.astype(int)).mean() < 6  # JPEG
 
@@ -138,7 +145,9 @@ def test_navsim_round_trip_matches_generator_labels(dataset_dir):
 def test_navsim_target_point_modes(dataset_dir):
     default = NavsimDataset(dataset_dir / "navsim", "trainval", TINY_CONTRACT)
     targets = np.stack([default[i]["target_point"] for i in range(len(default))])
-    np.testing.assert_allclose(targets, np.tile(C.NO_ROUTE_TARGET_POINT_EGO, (len(default), 1)))  # what the NAVSIM agent gets
+    np.testing.assert_allclose(
+        targets, np.tile(C.NO_ROUTE_TARGET_POINT_EGO, (len(default), 1))
+    )  # what the NAVSIM agent gets
     routed = NavsimDataset(dataset_dir / "navsim", "trainval", TINY_CONTRACT, target_point="future_path")
     samples = [routed[i] for i in range(len(routed))]
     left = [s["target_point"][1] for s in samples if s["steer_class"] == C.STEER_LEFT]

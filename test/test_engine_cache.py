@@ -12,7 +12,13 @@ from min2real.files import file_sha256
 from min2real.runtime import engine_cache
 from min2real.runtime.engine_cache import Decision, EngineCacheError, EngineCacheKey, decide
 
-SHAPES = {"image": (1, 3, 96, 256), "lidar_bev": (1, 1, 64, 64), "target_point": (1, 2), "speed": (1, 1), "command": (1, 4)}
+SHAPES = {
+    "image": (1, 3, 96, 256),
+    "lidar_bev": (1, 1, 64, 64),
+    "target_point": (1, 2),
+    "speed": (1, 1),
+    "command": (1, 4),
+}
 
 
 def _key(**changes) -> EngineCacheKey:
@@ -156,16 +162,29 @@ def _metadata(batch: int):
     from min2real.contract import TINY_CONTRACT, ArtifactMetadata
 
     return ArtifactMetadata(
-        contract=TINY_CONTRACT, variant="min2real", domain="real", weights={}, checkpoint_sha256="",
-        package_versions={}, input_shapes=TINY_CONTRACT.input_shapes(batch), output_shapes=TINY_CONTRACT.output_shapes(batch),
+        contract=TINY_CONTRACT,
+        variant="min2real",
+        domain="real",
+        weights={},
+        checkpoint_sha256="",
+        package_versions={},
+        input_shapes=TINY_CONTRACT.input_shapes(batch),
+        output_shapes=TINY_CONTRACT.output_shapes(batch),
     )
 
 
 def test_fp32_layer_selection_for_mixed_precision():
     from min2real.runtime.engine_build import select_fp32_layers
 
-    layers = [("CONVOLUTION", True), ("NORMALIZATION", True), ("MATRIX_MULTIPLY", True), ("SOFTMAX", True),
-              ("REDUCE", True), ("REDUCE", False), ("ACTIVATION", True)]
+    layers = [
+        ("CONVOLUTION", True),
+        ("NORMALIZATION", True),
+        ("MATRIX_MULTIPLY", True),
+        ("SOFTMAX", True),
+        ("REDUCE", True),
+        ("REDUCE", False),
+        ("ACTIVATION", True),
+    ]
     assert select_fp32_layers(layers, "fp16") == [1, 3, 4]  # the integer (shape) reduce stays as it is
     assert select_fp32_layers(layers, "int8") == [1, 3, 4]
     assert select_fp32_layers(layers, "fp32") == []
@@ -188,8 +207,11 @@ def test_engine_input_shapes_and_calibration_inputs(tmp_path):
     with pytest.raises(ContractError, match="--dynamic-batch"):
         engine_input_shapes(fixed, 4)
     sample = {
-        "image": np.zeros((3, 96, 256), np.uint8), "lidar_bev": np.zeros((1, 64, 64), np.float32),
-        "target_point": np.zeros(2, np.float32), "speed": np.zeros(1, np.float32), "command": np.eye(4, dtype=np.float32)[3],
+        "image": np.zeros((3, 96, 256), np.uint8),
+        "lidar_bev": np.zeros((1, 64, 64), np.float32),
+        "target_point": np.zeros(2, np.float32),
+        "speed": np.zeros(1, np.float32),
+        "command": np.eye(4, dtype=np.float32)[3],
         "waypoints": np.zeros((8, 2), np.float32),
     }
     batches = calibration_batches([sample, sample], ["image", "speed"])
@@ -212,4 +234,17 @@ def test_build_engine_show_prints_the_sidecar_without_tensorrt(tmp_path, capsys)
     assert main(["build-engine", str(tmp_path / "model.onnx"), "--show", "--cache-dir", str(tmp_path)]) == 0
     shown = json.loads(capsys.readouterr().out)
     assert shown["cache_key"]["tensorrt_version"] == "10.3.0" and shown["metadata"]["variant"] == "min2real"
-    assert main(["build-engine", str(tmp_path / "model.onnx"), "--show", "--precision", "int8", "--cache-dir", str(tmp_path)]) == 1
+    assert (
+        main(
+            [
+                "build-engine",
+                str(tmp_path / "model.onnx"),
+                "--show",
+                "--precision",
+                "int8",
+                "--cache-dir",
+                str(tmp_path),
+            ]
+        )
+        == 1
+    )

@@ -18,7 +18,9 @@ def _arc(curvature_per_m: float, speed_mps: float, contract=TINY_CONTRACT) -> np
     if abs(curvature_per_m) < 1e-9:
         return np.stack([distance, np.zeros_like(distance)], axis=-1).astype(np.float32)
     angle = distance * curvature_per_m
-    return np.stack([np.sin(angle) / curvature_per_m, (1 - np.cos(angle)) / curvature_per_m], axis=-1).astype(np.float32)
+    return np.stack([np.sin(angle) / curvature_per_m, (1 - np.cos(angle)) / curvature_per_m], axis=-1).astype(
+        np.float32
+    )
 
 
 def make_samples(count: int = 12, seed: int = 0, contract=TINY_CONTRACT) -> list:
@@ -33,18 +35,22 @@ def make_samples(count: int = 12, seed: int = 0, contract=TINY_CONTRACT) -> list
         lidar = np.zeros((contract.bev_num_channels, contract.bev_size_px, contract.bev_size_px), np.float32)
         if domain == C.DOMAIN_SIM:
             lidar[:, :8, :8] = 0.4
-        samples.append({
-            C.INPUT_IMAGE: rng.integers(0, 255, (3, contract.camera_height, contract.camera_width), dtype=np.uint8),
-            C.INPUT_LIDAR_BEV: lidar,
-            C.INPUT_TARGET_POINT: waypoints[-1].copy(),
-            C.INPUT_SPEED: np.array([speed], np.float32),
-            C.INPUT_COMMAND: C.command_one_hot((C.COMMAND_LEFT, C.COMMAND_STRAIGHT, C.COMMAND_RIGHT)[index % 3], contract),
-            C.TARGET_WAYPOINTS: waypoints,
-            C.TARGET_STEER_CLASS: np.int64(C.steer_class_from_waypoints(waypoints, contract)),
-            C.SAMPLE_DOMAIN: np.int64(domain),
-            C.SAMPLE_HAS_LABELS: np.bool_(True),
-            E.SAMPLE_JUNCTION: np.bool_(index % 3 != 1),
-        })
+        samples.append(
+            {
+                C.INPUT_IMAGE: rng.integers(0, 255, (3, contract.camera_height, contract.camera_width), dtype=np.uint8),
+                C.INPUT_LIDAR_BEV: lidar,
+                C.INPUT_TARGET_POINT: waypoints[-1].copy(),
+                C.INPUT_SPEED: np.array([speed], np.float32),
+                C.INPUT_COMMAND: C.command_one_hot(
+                    (C.COMMAND_LEFT, C.COMMAND_STRAIGHT, C.COMMAND_RIGHT)[index % 3], contract
+                ),
+                C.TARGET_WAYPOINTS: waypoints,
+                C.TARGET_STEER_CLASS: np.int64(C.steer_class_from_waypoints(waypoints, contract)),
+                C.SAMPLE_DOMAIN: np.int64(domain),
+                C.SAMPLE_HAS_LABELS: np.bool_(True),
+                E.SAMPLE_JUNCTION: np.bool_(index % 3 != 1),
+            }
+        )
     samples.insert(5, None)  # a loader's broken sample
     return samples
 
@@ -55,7 +61,13 @@ class GroundTruthPredictor(E.Predictor):
     kind = "oracle"
 
     def __init__(self, samples):
-        self.samples, self.name, self.source, self.contract, self.details = samples, "oracle", "ground truth", TINY_CONTRACT, {}
+        self.samples, self.name, self.source, self.contract, self.details = (
+            samples,
+            "oracle",
+            "ground truth",
+            TINY_CONTRACT,
+            {},
+        )
 
     def domains(self):
         return {C.DOMAIN_SIM, C.DOMAIN_REAL}
@@ -85,7 +97,9 @@ def checkpoint_path(tmp_path_factory):
     with torch.no_grad():  # a visibly non-identity adapter for the difference heat map
         model.adapter.to_rgb.weight.normal_(0.0, 0.05)
     path = tmp_path_factory.mktemp("ckpt") / "tiny_min2real.pt"
-    save_checkpoint(path, {"model": model.state_dict(), "model_config": config.to_dict(), "contract": TINY_CONTRACT.to_dict()})
+    save_checkpoint(
+        path, {"model": model.state_dict(), "model_config": config.to_dict(), "contract": TINY_CONTRACT.to_dict()}
+    )
     return path
 
 
@@ -137,8 +151,15 @@ def test_checkpoint_run_and_report_with_comparison(samples, checkpoint_path, tmp
     markdown = write_report(tmp_path / "report", [model_run, oracle_run], metrics, data_description="unit-test samples")
     text = markdown.read_text()
     figures = sorted(p.name for p in (markdown.parent / "figures").glob("*.png"))
-    for name in ("error_vs_horizon.png", "steer_confusion.png", "examples_sim.png", "examples_real.png",
-                 f"adapter_{model_run.name}.png", "ade_by_ground_truth_steering.png", "ade_by_junction.png"):
+    for name in (
+        "error_vs_horizon.png",
+        "steer_confusion.png",
+        "examples_sim.png",
+        "examples_real.png",
+        f"adapter_{model_run.name}.png",
+        "ade_by_ground_truth_steering.png",
+        "ade_by_junction.png",
+    ):
         assert name in figures, figures
         assert f"figures/{name}" in text
     assert "| tiny_min2real | sim |" in text and "| oracle | real |" in text
@@ -157,8 +178,10 @@ def test_adapter_images_show_the_plain_resize_for_an_identity_adapter(samples, t
 
     config = variant_config("min2real", tiny=True)
     model = build_model(config, TINY_CONTRACT)  # last decoder conv zero-initialised: identity adapter
-    path = save_checkpoint(tmp_path / "identity.pt", {"model": model.state_dict(), "model_config": config.to_dict(),
-                                                       "contract": TINY_CONTRACT.to_dict()})
+    path = save_checkpoint(
+        tmp_path / "identity.pt",
+        {"model": model.state_dict(), "model_config": config.to_dict(), "contract": TINY_CONTRACT.to_dict()},
+    )
     predictor = E.CheckpointPredictor(path)
     images = np.stack([samples[0][C.INPUT_IMAGE], samples[2][C.INPUT_IMAGE]])
     plain, adapted = predictor.adapter_images(images)
@@ -206,12 +229,35 @@ def test_cli_on_synthetic_data_directory(checkpoint_path, tmp_path):
     from min2real.data.synthetic import write_synthetic_dataset
 
     data = tmp_path / "data"
-    write_synthetic_dataset(data, seed=3, frames=8, routes=1, sim_image_size=(256, 96), real_image_size=(320, 180),
-                            contract=TINY_CONTRACT)
+    write_synthetic_dataset(
+        data, seed=3, frames=8, routes=1, sim_image_size=(256, 96), real_image_size=(320, 180), contract=TINY_CONTRACT
+    )
     out = tmp_path / "report.md"
-    code = main(["eval", "--checkpoint", str(checkpoint_path), "--checkpoint", str(checkpoint_path),
-                 "--name", "first", "--name", "second", "--data", str(data), "--out", str(out), "--max-samples", "4",
-                 "--camera-fov", "100", "--camera-mount", "1.0,0,1.6", "--camera-horizon", "0.42"])
+    code = main(
+        [
+            "eval",
+            "--checkpoint",
+            str(checkpoint_path),
+            "--checkpoint",
+            str(checkpoint_path),
+            "--name",
+            "first",
+            "--name",
+            "second",
+            "--data",
+            str(data),
+            "--out",
+            str(out),
+            "--max-samples",
+            "4",
+            "--camera-fov",
+            "100",
+            "--camera-mount",
+            "1.0,0,1.6",
+            "--camera-horizon",
+            "0.42",
+        ]
+    )
     assert code == 0
     summary = json.loads((tmp_path / "metrics.json").read_text())
     first, second = (run["metrics"] for run in summary["runs"])
@@ -237,8 +283,10 @@ def test_find_layouts_and_empty_data_dir(tmp_path):
 def test_situation_plot_marks_missing_situations_instead_of_drawing_zero(tmp_path):
     from min2real.evaluation.report import plot_situation_ade, situation_ade_values, situation_order
 
-    bars = [("a (sim)", {"slow (0.5-5 m/s)": {"ade_m": 1.5}, "fast (>=10 m/s)": {"ade_m": 0.0}}),
-            ("b (sim)", {"standing (<0.5 m/s)": {"ade_m": 2.0}, "slow (0.5-5 m/s)": {"ade_m": 0.5}})]
+    bars = [
+        ("a (sim)", {"slow (0.5-5 m/s)": {"ade_m": 1.5}, "fast (>=10 m/s)": {"ade_m": 0.0}}),
+        ("b (sim)", {"standing (<0.5 m/s)": {"ade_m": 2.0}, "slow (0.5-5 m/s)": {"ade_m": 0.5}}),
+    ]
     situations = situation_order(bars)
     assert situations == ["slow (0.5-5 m/s)", "fast (>=10 m/s)", "standing (<0.5 m/s)"]
     values = situation_ade_values(bars, situations)

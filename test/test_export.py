@@ -64,7 +64,9 @@ def test_every_variant_and_domain_is_covered():
     assert {("min2real", "sim"), ("min2real", "real")} <= {(v, d) for v, d, _ in UNIQUE_GRAPHS}
 
 
-@pytest.mark.parametrize(("variant", "domain", "covers"), UNIQUE_GRAPHS, ids=[f"{g[2][0]}(+{len(g[2]) - 1})" for g in UNIQUE_GRAPHS])
+@pytest.mark.parametrize(
+    ("variant", "domain", "covers"), UNIQUE_GRAPHS, ids=[f"{g[2][0]}(+{len(g[2]) - 1})" for g in UNIQUE_GRAPHS]
+)
 def test_export_onnxruntime_parity(tmp_path, variant, domain, covers):
     del covers
     model = _tiny_model(variant)
@@ -106,8 +108,9 @@ def test_sim_graph_applies_the_adapter_and_real_graph_does_not(tmp_path):
 
 def test_metadata_round_trip_and_onnxruntime_sees_it(tmp_path):
     model = _tiny_model("min2real")
-    report = export_model(model, TINY_CONTRACT, "real", tmp_path / "m.onnx", exporter="legacy", num_random=1,
-                          checkpoint_sha256="c" * 64)
+    report = export_model(
+        model, TINY_CONTRACT, "real", tmp_path / "m.onnx", exporter="legacy", num_random=1, checkpoint_sha256="c" * 64
+    )
     metadata = read_onnx_metadata(report.path)
     assert metadata == report.metadata
     assert metadata.contract == TINY_CONTRACT
@@ -134,8 +137,9 @@ def synthetic_data(tmp_path_factory):
     from min2real.data.synthetic import write_synthetic_dataset
 
     directory = tmp_path_factory.mktemp("synthetic")
-    write_synthetic_dataset(directory, frames=4, routes=1, sim_image_size=(256, 96), real_image_size=(320, 180),
-                            contract=TINY_CONTRACT)
+    write_synthetic_dataset(
+        directory, frames=4, routes=1, sim_image_size=(256, 96), real_image_size=(320, 180), contract=TINY_CONTRACT
+    )
     return directory
 
 
@@ -159,11 +163,29 @@ def test_export_from_checkpoint_records_its_hash_and_cli_works(tmp_path, synthet
     model = _tiny_model("baseline")
     checkpoint = save_checkpoint(
         tmp_path / "ckpt.pt",
-        {"model": model.state_dict(), "model_config": model.config.to_dict(), "contract": TINY_CONTRACT.to_dict(), "step": 7},
+        {
+            "model": model.state_dict(),
+            "model_config": model.config.to_dict(),
+            "contract": TINY_CONTRACT.to_dict(),
+            "step": 7,
+        },
     )
     out = tmp_path / "baseline_real.onnx"
-    command = ["export", "--checkpoint", str(checkpoint), "--domain", "real", "--out", str(out), "--exporter", "legacy",
-               "--verify-data", str(synthetic_data), "--verify-samples", "2"]
+    command = [
+        "export",
+        "--checkpoint",
+        str(checkpoint),
+        "--domain",
+        "real",
+        "--out",
+        str(out),
+        "--exporter",
+        "legacy",
+        "--verify-data",
+        str(synthetic_data),
+        "--verify-samples",
+        "2",
+    ]
     assert main(command) == 0
     printed = capsys.readouterr().out
     assert "waypoints: max abs error" in printed and "2 random + 2 dataset inputs" in printed
@@ -221,14 +243,20 @@ def test_graph_checks_reject_custom_ops_and_old_opsets(tmp_path):
 
     node = helper.make_node("FusedAttention", ["x"], ["y"], domain="com.microsoft")
     graph = helper.make_graph(
-        [node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+        [node],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
     )
-    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18), helper.make_opsetid("com.microsoft", 1)])
+    proto = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 18), helper.make_opsetid("com.microsoft", 1)]
+    )
     with pytest.raises(ExportError, match="custom-domain ops"):
         export_lib._check_graph(proto, 18)
     attention = helper.make_graph(
-        [helper.make_node("Attention", ["x"], ["y"])], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+        [helper.make_node("Attention", ["x"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
     )
     with pytest.raises(ExportError, match="fused attention"):

@@ -48,8 +48,13 @@ def _constant(node: ast.AST | None, constants: dict[str, str]) -> str | None:
 def _node_calls(tree: ast.Module):
     """(executable, package, parameter-dict keys, referenced file names) of every Node(...) call;
     module-level string constants (PACKAGE = "min2real") are resolved."""
-    constants = {target.id: stmt.value.value for stmt in tree.body if isinstance(stmt, ast.Assign)
-                 and isinstance(stmt.value, ast.Constant) for target in stmt.targets if isinstance(target, ast.Name)}
+    constants = {
+        target.id: stmt.value.value
+        for stmt in tree.body
+        if isinstance(stmt, ast.Assign) and isinstance(stmt.value, ast.Constant)
+        for target in stmt.targets
+        if isinstance(target, ast.Name)
+    }
     for call in ast.walk(tree):
         if not isinstance(call, ast.Call) or getattr(call.func, "id", getattr(call.func, "attr", None)) != "Node":
             continue
@@ -66,7 +71,11 @@ def _node_calls(tree: ast.Module):
                             keys.add(key.value)
                         elif isinstance(key, ast.JoinedStr):
                             keys.add("<f-string>")
-                if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.endswith((".yaml", ".json")):
+                if (
+                    isinstance(node, ast.Constant)
+                    and isinstance(node.value, str)
+                    and node.value.endswith((".yaml", ".json"))
+                ):
                     files.add(node.value)
         yield _constant(executable, constants), _constant(package, constants), keys, files
 
@@ -87,8 +96,11 @@ def test_launch_file_references_exist(launch_file):
         declared = set(NODE_PARAMETERS[executable]) | STANDARD_PARAMETERS
         unknown = keys - declared
         assert not unknown, f"{launch_file.name}: {executable} has no parameters {sorted(unknown)}"
-    config_names = {node.value for node in ast.walk(tree)
-                    if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.endswith((".yaml", ".json"))}
+    config_names = {
+        node.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.endswith((".yaml", ".json"))
+    }
     for name in config_names:
         if name.startswith("."):  # a bare suffix (temporary file names)
             continue
@@ -98,9 +110,19 @@ def test_launch_file_references_exist(launch_file):
 
 def test_carla_sim_declares_the_issue_arguments_and_includes_the_bridge():
     text = (ROOT / "launch" / "carla_sim.launch.py").read_text()
+    declared = {
+        node.args[0].value
+        for node in ast.walk(ast.parse(text))
+        if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "DeclareLaunchArgument"
+    }
     for argument in ("host", "port", "town", "role_name", "model", "backend"):
-        assert f'DeclareLaunchArgument("{argument}"' in text
-    for include in ("carla_ros_bridge.launch.py", "carla_waypoint_publisher.launch.py", "carla_spawn_objects", "carla_objects.json"):
+        assert argument in declared
+    for include in (
+        "carla_ros_bridge.launch.py",
+        "carla_waypoint_publisher.launch.py",
+        "carla_spawn_objects",
+        "carla_objects.json",
+    ):
         assert include in text
     replay = (ROOT / "launch" / "replay.launch.py").read_text()
     assert '"--clock"' in replay and '"use_sim_time": True' in replay
@@ -120,19 +142,31 @@ def test_carla_objects_match_contract_and_driver_defaults():
     vehicle = next(entry for entry in objects if entry["type"].startswith("vehicle."))
     sensors = {entry["id"]: entry for entry in vehicle["sensors"]}
     camera, lidar = sensors["rgb_front"], sensors["lidar"]
-    assert (camera["image_size_y"], camera["image_size_x"]) == (DEFAULT_CONTRACT.camera_height, DEFAULT_CONTRACT.camera_width)
+    assert (camera["image_size_y"], camera["image_size_x"]) == (
+        DEFAULT_CONTRACT.camera_height,
+        DEFAULT_CONTRACT.camera_width,
+    )
     defaults = {name: value for name, (value, _text) in driver_node.PARAMETERS.items()}
     assert camera["fov"] == defaults["camera_fov_deg"]
-    assert (camera["spawn_point"]["x"], camera["spawn_point"]["z"]) == (defaults["camera_mount_x"], defaults["camera_mount_z"])
+    assert (camera["spawn_point"]["x"], camera["spawn_point"]["z"]) == (
+        defaults["camera_mount_x"],
+        defaults["camera_mount_z"],
+    )
     mount = lidar["spawn_point"]
     assert (mount["x"], mount["y"], mount["z"], mount["yaw"]) == (
-        defaults["lidar_mount_x"], defaults["lidar_mount_y"], defaults["lidar_mount_z"], defaults["lidar_mount_yaw_deg"])
+        defaults["lidar_mount_x"],
+        defaults["lidar_mount_y"],
+        defaults["lidar_mount_z"],
+        defaults["lidar_mount_yaw_deg"],
+    )
     role = vehicle["id"]
     assert defaults["camera_topic"] == f"/carla/{role}/rgb_front/image"
     assert defaults["lidar_topic"] == f"/carla/{role}/lidar"
     assert defaults["speed_topic"] == f"/carla/{role}/speedometer"
     assert defaults["odometry_topic"] == f"/carla/{role}/odometry"
-    assert {"sensor.pseudo.odom", "sensor.pseudo.speedometer", "actor.pseudo.control"} <= {e["type"] for e in vehicle["sensors"]}
+    assert {"sensor.pseudo.odom", "sensor.pseudo.speedometer", "actor.pseudo.control"} <= {
+        e["type"] for e in vehicle["sensors"]
+    }
 
 
 @pytest.mark.parametrize("launch_file", LAUNCH_FILES, ids=lambda path: path.name)

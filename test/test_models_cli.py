@@ -39,7 +39,9 @@ def test_model_info_prints_parameters_contract_and_flops(capsys):
     assert int(total.group(1).replace(",", "")) == sum(p.numel() for p in model.parameters())
     assert int(total.group(2).replace(",", "")) == sum(p.numel() for p in model.parameters() if p.requires_grad)
     assert TINY_CONTRACT.to_json() in text
-    flops = {m.group(1): float(m.group(2)) for m in re.finditer(r"FLOPs \((\w+) graph, batch 1\): ([\d.]+) GFLOP", text)}
+    flops = {
+        m.group(1): float(m.group(2)) for m in re.finditer(r"FLOPs \((\w+) graph, batch 1\): ([\d.]+) GFLOP", text)
+    }
     assert set(flops) == {"sim", "real"} and flops["sim"] > flops["real"] > 0  # the adapter costs FLOPs
 
 
@@ -48,7 +50,10 @@ def test_model_info_reads_a_training_yaml(tmp_path, capsys):
     path.write_text(yaml.safe_dump({"model": {"variant": "ablation_adapter", "feature_dim": 32}, "contract": "tiny"}))
     config, contract = model_command.load_model_spec(str(path), tiny=True)
     assert (config.variant, config.feature_dim, config.use_adapter, config.use_discriminator) == (
-        "ablation_adapter", 32, True, False
+        "ablation_adapter",
+        32,
+        True,
+        False,
     )
     assert contract == TINY_CONTRACT
     assert run_info(["info", "--config", str(path), "--tiny"]) == 0
@@ -59,7 +64,9 @@ def test_model_info_reads_a_training_yaml(tmp_path, capsys):
     assert config == VARIANTS["baseline"] and contract == TINY_CONTRACT
 
     # The contract as the training config writes it after `--set contract.num_waypoints=4` on "tiny".
-    path.write_text(yaml.safe_dump({"model": {"variant": "baseline"}, "contract": {"preset": "tiny", "num_waypoints": 4}}))
+    path.write_text(
+        yaml.safe_dump({"model": {"variant": "baseline"}, "contract": {"preset": "tiny", "num_waypoints": 4}})
+    )
     config, contract = model_command.load_model_spec(str(path))
     assert contract.num_waypoints == 4 and contract.differences(TINY_CONTRACT) == ["num_waypoints: 4 != 8"]
     path.write_text(yaml.safe_dump({"model": {"variant": "baseline"}, "contract": {"num_waypoint": 4}}))

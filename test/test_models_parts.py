@@ -19,7 +19,9 @@ from min2real.models.variants import variant_config
 def test_adapter_is_exactly_the_resize_at_initialisation():
     torch.manual_seed(0)
     contract = TINY_CONTRACT
-    adapter = V2RAdapter((contract.camera_height, contract.camera_width), (contract.dino_height, contract.dino_width), 8, 16)
+    adapter = V2RAdapter(
+        (contract.camera_height, contract.camera_width), (contract.dino_height, contract.dino_width), 8, 16
+    )
     image = torch.randn(2, 3, contract.camera_height, contract.camera_width)
     adapted = adapter(image)
     assert adapted.shape == (2, 3, contract.dino_height, contract.dino_width)
@@ -115,7 +117,9 @@ def test_official_dinov2_checkpoint_loads_with_no_missing_or_unexpected_keys(tmp
     official = _official_state_dict(embed_dim=48, depth=2, grid=37, registers=registers)
     path = tmp_path / "dinov2_vits14_pretrain.pth"
     torch.save(official, path)
-    config = variant_config("min2real", tiny=True, dinov2_name=name, dinov2_weights="official", dinov2_checkpoint=str(path))
+    config = variant_config(
+        "min2real", tiny=True, dinov2_name=name, dinov2_weights="official", dinov2_checkpoint=str(path)
+    )
     vit, provenance = create_dinov2(config, TINY_CONTRACT)
     assert provenance == f"official:{path}"
     result = vit.load_state_dict(checkpoint_filter_fn(dict(official), vit), strict=False)
@@ -149,7 +153,9 @@ def test_timm_file_dinov2_checkpoint_round_trips(tmp_path):
     source, _ = create_dinov2(config, TINY_CONTRACT)
     path = tmp_path / "dinov2_timm.pth"
     torch.save(source.state_dict(), path)
-    target, provenance = create_dinov2(config.replace(dinov2_weights="timm_file", dinov2_checkpoint=str(path)), TINY_CONTRACT)
+    target, provenance = create_dinov2(
+        config.replace(dinov2_weights="timm_file", dinov2_checkpoint=str(path)), TINY_CONTRACT
+    )
     assert provenance == f"timm_file:{path}"
     for key, value in source.state_dict().items():
         assert torch.equal(target.state_dict()[key], value), key

@@ -16,13 +16,26 @@ def _colcon_style_install(prefix: Path, build: Path) -> None:
     # The command colcon's ament_python build runs (colcon-ros, --merge-install off).
     subprocess.run(
         [
-            sys.executable, "setup.py", "--quiet",
-            "egg_info", "--egg-base", str(build),
-            "build", "--build-base", str(build / "build"),
-            "install", "--prefix", str(prefix), "--record", str(build / "install.log"),
+            sys.executable,
+            "setup.py",
+            "--quiet",
+            "egg_info",
+            "--egg-base",
+            str(build),
+            "build",
+            "--build-base",
+            str(build / "build"),
+            "install",
+            "--prefix",
+            str(prefix),
+            "--record",
+            str(build / "install.log"),
             "--single-version-externally-managed",
         ],
-        cwd=REPO, check=True, capture_output=True, text=True,
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+        text=True,
     )
 
 
@@ -53,21 +66,40 @@ def test_colcon_style_install_layout(tmp_path):
 def test_pip_wheel_installs_namespaced_modules(tmp_path):
     wheel_dir = tmp_path / "wheel"
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w", str(wheel_dir), str(REPO)],
-        check=True, capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(wheel_dir),
+            str(REPO),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
     )
     wheel = next(wheel_dir.glob("min2real-*.whl"))
     target = tmp_path / "site"
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target), str(wheel)],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     )
     assert (target / "min2real" / "contract.py").is_file()
     assert (target / "min2real" / "training" / "checkpoint.py").is_file()
     assert not (target / "models").exists() and not (target / "training").exists()
     probe = subprocess.run(
         [sys.executable, "-c", "import min2real.contract as c; print(c.__file__)"],
-        env={**os.environ, "PYTHONPATH": str(target)}, cwd=tmp_path, check=True, capture_output=True, text=True,
+        env={**os.environ, "PYTHONPATH": str(target)},
+        cwd=tmp_path,
+        check=True,
+        capture_output=True,
+        text=True,
     )
     assert probe.stdout.strip().startswith(str(target))
 
@@ -75,7 +107,9 @@ def test_pip_wheel_installs_namespaced_modules(tmp_path):
 def test_cli_lists_only_registered_subcommands():
     from min2real import cli
 
-    result = subprocess.run([sys.executable, "-m", "min2real.cli", "--help"], capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "min2real.cli", "--help"], capture_output=True, text=True, check=True
+    )
     for name in cli.COMMANDS:
         assert name in result.stdout
     parser = cli.build_parser()

@@ -30,9 +30,13 @@ def _fake_frames(count: int, seed: int = 0) -> list:
     route = np.stack([np.arange(60.0), np.zeros(60)], axis=1)
     return [
         types.SimpleNamespace(
-            timestamp_s=0.1 * i, image_rgb=rng.integers(0, 255, (24, 64, 3), dtype=np.uint8),
-            lidar_points_ego=rng.normal(0, 5, (50, 4)).astype(np.float32), pose_world=(0.5 * i, 0.0, 0.0),
-            speed_mps=5.0, route_world=route)
+            timestamp_s=0.1 * i,
+            image_rgb=rng.integers(0, 255, (24, 64, 3), dtype=np.uint8),
+            lidar_points_ego=rng.normal(0, 5, (50, 4)).astype(np.float32),
+            pose_world=(0.5 * i, 0.0, 0.0),
+            speed_mps=5.0,
+            route_world=route,
+        )
         for i in range(count)
     ]
 
@@ -63,21 +67,32 @@ def test_replay_synthetic_bag_writes_one_path_per_frame(tmp_path, storage, bundl
     assert summary["predictions_out"] == 12, summary
     assert summary["drops"] == 0
     # Every frame in is accounted for exactly once.
-    assert summary["frames_in"] == (summary["predictions_for_frames_in"] + summary["refused"] + summary["inference_errors"]
-                                    + summary["dropped_while_busy"] + summary["not_received_by_driver"])
+    assert summary["frames_in"] == (
+        summary["predictions_for_frames_in"]
+        + summary["refused"]
+        + summary["inference_errors"]
+        + summary["dropped_while_busy"]
+        + summary["not_received_by_driver"]
+    )
 
     output = inspect_bag(result.outputs["bag"])
     assert output.storage == "mcap"
     assert output.topics[WAYPOINTS_TOPIC].count == summary["predictions_out"]
     assert output.topics[STEER_TOPIC].count == summary["predictions_out"]
-    paths = [deserialize(raw, "nav_msgs/msg/Path") for _, _, raw in iter_raw_messages(result.outputs["bag"], [WAYPOINTS_TOPIC])]
+    paths = [
+        deserialize(raw, "nav_msgs/msg/Path")
+        for _, _, raw in iter_raw_messages(result.outputs["bag"], [WAYPOINTS_TOPIC])
+    ]
     assert sorted((p.header.stamp.sec, p.header.stamp.nanosec) for p in paths) == camera_stamps
     num_waypoints = read_onnx_metadata(bundled_model).contract.num_waypoints
     for path in paths:
         assert path.header.frame_id == "base_link"
         xy = path_to_xy(path)
         assert xy.shape == (num_waypoints, 2) and np.isfinite(xy).all()
-    steer = [int(deserialize(raw, "std_msgs/msg/Int8").data) for _, _, raw in iter_raw_messages(result.outputs["bag"], [STEER_TOPIC])]
+    steer = [
+        int(deserialize(raw, "std_msgs/msg/Int8").data)
+        for _, _, raw in iter_raw_messages(result.outputs["bag"], [STEER_TOPIC])
+    ]
     assert summary["steer_class_counts"] == {name: steer.count(index) for index, name in enumerate(STEER_CLASSES)}
     assert sum(summary["steer_class_counts"].values()) == summary["predictions_out"]
     assert summary["controls_out"] == output.topics["/carla/ego_vehicle/twist"].count > 0
@@ -152,7 +167,10 @@ def test_synth_bag_cli_writes_the_bridge_layout_in_both_storages(tmp_path, capsy
     from min2real.cli import main
 
     out = tmp_path / "drive"
-    assert main(["data", "synth-bag", "--out", str(out), "--storage", "both", "--frames", "3", "--image-size", "64x32"]) == 0
+    assert (
+        main(["data", "synth-bag", "--out", str(out), "--storage", "both", "--frames", "3", "--image-size", "64x32"])
+        == 0
+    )
     assert "/carla/ego_vehicle/rgb_front/image" in capsys.readouterr().out
     for storage in ("mcap", "sqlite3"):
         info = inspect_bag(Path(f"{out}_{storage}"))
@@ -161,7 +179,9 @@ def test_synth_bag_cli_writes_the_bridge_layout_in_both_storages(tmp_path, capsy
             assert info.topics[name].msgtype == msgtype
         assert info.topics[TOPICS.camera].count == 3 and info.topics[TOPICS.route].count == 1
         assert info.topics[TOPICS.route].qos == "transient_local"
-        image = next(deserialize(raw, "sensor_msgs/msg/Image") for _, _, raw in iter_raw_messages(info.path, [TOPICS.camera]))
+        image = next(
+            deserialize(raw, "sensor_msgs/msg/Image") for _, _, raw in iter_raw_messages(info.path, [TOPICS.camera])
+        )
         assert image.encoding == "bgra8" and image_to_rgb(image).shape == (32, 64, 3)
 
 
@@ -171,7 +191,9 @@ def test_lidar_is_stored_in_its_mount_frame_and_round_trips(tmp_path):
     clouds = [deserialize(raw, "sensor_msgs/msg/PointCloud2") for _, _, raw in iter_raw_messages(bag, [TOPICS.lidar])]
     for frame, cloud in zip(frames, clouds):
         assert cloud.header.frame_id == "ego_vehicle/lidar"
-        np.testing.assert_allclose(pointcloud2_to_xyz(cloud) + np.float32(LIDAR_MOUNT_XYZ_M), frame.lidar_points_ego[:, :3], atol=1e-5)
+        np.testing.assert_allclose(
+            pointcloud2_to_xyz(cloud) + np.float32(LIDAR_MOUNT_XYZ_M), frame.lidar_points_ego[:, :3], atol=1e-5
+        )
     tf = next(deserialize(raw, "tf2_msgs/msg/TFMessage") for _, _, raw in iter_raw_messages(bag, [TOPICS.tf_static]))
     (transform,) = [t for t in tf.transforms if t.child_frame_id == "ego_vehicle/lidar"]
     assert transform.header.frame_id == "ego_vehicle"

@@ -78,8 +78,9 @@ def test_inference_runs_off_the_executor_on_the_latest_frame_and_counts_drops(gr
     harness = graph.harness
     harness.publish_route()
     # Camera at ~20 Hz while each inference takes 0.3 s: frames are replaced while the worker is busy.
-    assert wait_for(lambda: driver.frames_dropped >= 5 and len(harness.paths) >= 2, 10.0,
-                    step=harness.publish_inputs, period_s=0.05)
+    assert wait_for(
+        lambda: driver.frames_dropped >= 5 and len(harness.paths) >= 2, 10.0, step=harness.publish_inputs, period_s=0.05
+    )
     assert policy.threads == {"min2real-inference"}  # never the executor threads serving callbacks and /clock
     received = driver.rates["camera"].count
     assert len(policy.frames) < received / 2  # latest only: no queue of old frames is worked through

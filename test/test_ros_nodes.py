@@ -37,8 +37,9 @@ def test_driver_publishes_contract_path_in_base_link_with_camera_stamp(graph):
     driver, policy = graph.driver()
     harness = graph.harness
     harness.publish_route()
-    assert wait_for(lambda: len(harness.paths) >= 3, 8.0, step=harness.publish_inputs, period_s=0.1), \
+    assert wait_for(lambda: len(harness.paths) >= 3, 8.0, step=harness.publish_inputs, period_s=0.1), (
         f"no Path from the driver; diagnostics: {driver.diagnostic_status().message}"
+    )
     with harness.lock:
         path, steer, sent = harness.paths[-1], list(harness.steer), set(harness.sent_stamps)
     assert len(path.poses) == TINY_CONTRACT.num_waypoints
@@ -56,8 +57,12 @@ def test_driver_publishes_contract_path_in_base_link_with_camera_stamp(graph):
     assert frame.target_point_ego[0] > 5.0 and frame.target_point_ego[1] > 0.0
     assert wait_for(lambda: harness.processing, 2.0)
     assert all(np.isfinite(msg.data) for msg in harness.processing)
-    assert wait_for(lambda: any(s.level == DiagnosticStatus.OK for s in _statuses(harness, "driving policy")), 3.0,
-                    step=harness.publish_inputs, period_s=0.1)
+    assert wait_for(
+        lambda: any(s.level == DiagnosticStatus.OK for s in _statuses(harness, "driving policy")),
+        3.0,
+        step=harness.publish_inputs,
+        period_s=0.1,
+    )
     ok = [s for s in _statuses(harness, "driving policy") if s.level == DiagnosticStatus.OK][-1]
     assert _value(ok, "backend") == "test-double" and _value(ok, "model_variant") == "test-double"
     assert float(_value(ok, "camera_rate_hz")) > 0
@@ -106,8 +111,12 @@ def test_stale_camera_gives_no_path_error_diagnostics_and_controller_brakes(grap
     harness = graph.harness
     harness.publish_route()
     stale = lambda: harness.publish_inputs(camera_age_s=3.0)  # noqa: E731
-    assert wait_for(lambda: any(s.level == DiagnosticStatus.ERROR for s in _statuses(harness, "driving policy")), 5.0,
-                    step=stale, period_s=0.1)
+    assert wait_for(
+        lambda: any(s.level == DiagnosticStatus.ERROR for s in _statuses(harness, "driving policy")),
+        5.0,
+        step=stale,
+        period_s=0.1,
+    )
     errors = [s for s in _statuses(harness, "driving policy") if s.level == DiagnosticStatus.ERROR]
     assert "camera frame is" in errors[-1].message and "old" in errors[-1].message
     assert driver.rejected > 0 and driver.published == 0
@@ -143,8 +152,12 @@ def test_malformed_messages_are_rejected_with_diagnostics_and_node_keeps_running
     harness.speed_pub.publish(Float32(data=float("nan")))
     assert wait_for(lambda: driver.malformed["camera"] >= 1 and driver.malformed["lidar"] >= 1, 5.0, period_s=0.1)
     # No valid camera frame arrived: ERROR, and the message names the malformed input.
-    assert wait_for(lambda: any(s.level == DiagnosticStatus.ERROR and "malformed" in s.message
-                                for s in _statuses(harness, "driving policy")), 3.0)
+    assert wait_for(
+        lambda: any(
+            s.level == DiagnosticStatus.ERROR and "malformed" in s.message for s in _statuses(harness, "driving policy")
+        ),
+        3.0,
+    )
     warn = [s for s in _statuses(harness, "driving policy") if "malformed" in s.message][-1]
     assert int(_value(warn, "malformed_camera")) >= 1 and int(_value(warn, "malformed_lidar")) >= 1
     # Still alive: valid inputs produce a Path; a malformed cloud among valid frames is a WARN.
@@ -154,8 +167,15 @@ def test_malformed_messages_are_rejected_with_diagnostics_and_node_keeps_running
         harness.publish_inputs()
         harness.lidar_pub.publish(harness.lidar_msg(harness.now_msg(), data=b"\x00" * 40))
 
-    assert wait_for(lambda: any(s.level == DiagnosticStatus.WARN and "malformed input: lidar" in s.message
-                                for s in _statuses(harness, "driving policy")), 5.0, step=valid_and_one_bad_cloud, period_s=0.1)
+    assert wait_for(
+        lambda: any(
+            s.level == DiagnosticStatus.WARN and "malformed input: lidar" in s.message
+            for s in _statuses(harness, "driving policy")
+        ),
+        5.0,
+        step=valid_and_one_bad_cloud,
+        period_s=0.1,
+    )
 
 
 def test_model_that_cannot_load_fails_configure_with_a_clear_error(graph):
@@ -170,8 +190,15 @@ def test_model_that_cannot_load_fails_configure_with_a_clear_error(graph):
 
     from min2real_ros.nodes.driver_node import DriverNode
 
-    node = graph.add(DriverNode(policy_factory=broken, node_name="broken", namespace=f"/{graph.prefix}",
-                                context=graph.context, parameter_overrides=driver_parameters(graph.prefix)))
+    node = graph.add(
+        DriverNode(
+            policy_factory=broken,
+            node_name="broken",
+            namespace=f"/{graph.prefix}",
+            context=graph.context,
+            parameter_overrides=driver_parameters(graph.prefix),
+        )
+    )
     assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
     assert "test-double.onnx does not exist" in node.configure_error
 

@@ -40,18 +40,28 @@ def test_driver_with_exported_onnx_model_publishes_finite_contract_path(ros_cont
 
     graph = Graph(ros_context, "real_model")
     try:
-        driver = DriverNode(node_name="driver", namespace="/real_model", context=ros_context,
-                            parameter_overrides=driver_parameters("real_model", model_path=str(exported_sim_model),
-                                                                  max_image_age_s=2.0, max_lidar_skew_s=2.0,
-                                                                  max_speed_age_s=2.0, max_target_age_s=2.0))
+        driver = DriverNode(
+            node_name="driver",
+            namespace="/real_model",
+            context=ros_context,
+            parameter_overrides=driver_parameters(
+                "real_model",
+                model_path=str(exported_sim_model),
+                max_image_age_s=2.0,
+                max_lidar_skew_s=2.0,
+                max_speed_age_s=2.0,
+                max_target_age_s=2.0,
+            ),
+        )
         graph.add(driver)
         assert driver.trigger_configure() == TransitionCallbackReturn.SUCCESS, driver.configure_error
         assert driver.trigger_activate() == TransitionCallbackReturn.SUCCESS
         assert driver.policy.metadata.domain == "sim" and driver.policy.metadata.variant == "min2real"
         harness = graph.harness
         harness.publish_route()
-        assert wait_for(lambda: len(harness.paths) >= 2, 20.0, step=harness.publish_inputs, period_s=0.2), \
+        assert wait_for(lambda: len(harness.paths) >= 2, 20.0, step=harness.publish_inputs, period_s=0.2), (
             driver.diagnostic_status().message
+        )
         with harness.lock:
             path, sent = harness.paths[-1], set(harness.sent_stamps)
         assert len(path.poses) == TINY_CONTRACT.num_waypoints and path.header.frame_id == "base_link"

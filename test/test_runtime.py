@@ -56,7 +56,12 @@ def exported(tmp_path_factory):
         {"model": model.state_dict(), "model_config": model.config.to_dict(), "contract": TINY_CONTRACT.to_dict()},
     )
     report = export_model(
-        model, TINY_CONTRACT, "sim", directory / "tiny_sim.onnx", exporter="legacy", num_random=1,
+        model,
+        TINY_CONTRACT,
+        "sim",
+        directory / "tiny_sim.onnx",
+        exporter="legacy",
+        num_random=1,
         checkpoint_sha256=file_sha256(checkpoint),
     )
     return checkpoint, report.path
@@ -130,8 +135,12 @@ def test_onnxruntime_silent_cpu_fallback_is_refused_when_cuda_was_asked_for(expo
     import onnxruntime
 
     _, onnx_path = exported
-    monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
-    with pytest.raises(RuntimeError, match="could not start CUDAExecutionProvider .* fell back to CPUExecutionProvider"):
+    monkeypatch.setattr(
+        onnxruntime, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    )
+    with pytest.raises(
+        RuntimeError, match="could not start CUDAExecutionProvider .* fell back to CPUExecutionProvider"
+    ):
         load_backend(onnx_path, "onnxruntime-cuda", warmup=0)
     with pytest.raises(RuntimeError, match="fell back to CPUExecutionProvider"):
         load_backend(onnx_path, providers=["CUDAExecutionProvider", "CPUExecutionProvider"], warmup=0)
@@ -268,8 +277,10 @@ class _NaNBackend(Backend):
         self.metadata = metadata
 
     def _run(self, inputs, batch):
-        return {"waypoints": np.full((batch, TINY_CONTRACT.num_waypoints, 2), np.nan, np.float32),
-                "steer_logits": np.zeros((batch, 3), np.float32)}
+        return {
+            "waypoints": np.full((batch, TINY_CONTRACT.num_waypoints, 2), np.nan, np.float32),
+            "steer_logits": np.zeros((batch, 3), np.float32),
+        }
 
 
 def test_policy_refuses_non_finite_outputs(exported):
@@ -288,7 +299,9 @@ def test_torch_checkpoint_backend_agrees_with_onnxruntime(exported):
     onnx_policy = load_policy(str(onnx_path), domain="sim")
     assert torch_policy.metadata.checkpoint_sha256 == onnx_policy.metadata.checkpoint_sha256
     frame = _frame(seed=3)
-    np.testing.assert_allclose(torch_policy.predict(frame).waypoints_ego, onnx_policy.predict(frame).waypoints_ego, atol=1e-4)
+    np.testing.assert_allclose(
+        torch_policy.predict(frame).waypoints_ego, onnx_policy.predict(frame).waypoints_ego, atol=1e-4
+    )
     with pytest.raises(ContractError, match="contract does not match"):
         load_policy(str(checkpoint), domain="real", contract=DEFAULT_CONTRACT)
 
@@ -331,8 +344,12 @@ def _fake_engine(tmp_path, metadata: ArtifactMetadata):
     engine = tmp_path / "tiny_sim.fp16.engine"
     engine.write_bytes(b"not a real engine")
     key = EngineCacheKey(
-        onnx_sha256="0" * 64, tensorrt_version="10.3.0", gpu_name="NVIDIA Orin", compute_capability="8.7",
-        precision="fp16", input_shapes=metadata.input_shapes,
+        onnx_sha256="0" * 64,
+        tensorrt_version="10.3.0",
+        gpu_name="NVIDIA Orin",
+        compute_capability="8.7",
+        precision="fp16",
+        input_shapes=metadata.input_shapes,
     )
     engine_cache.write_sidecar(engine, metadata.to_json(), key)
     assert json.loads(engine_cache.sidecar_path(engine).read_text())["cache_key"]["precision"] == "fp16"
@@ -358,5 +375,7 @@ def test_tensorrt_engine_refusals_happen_before_tensorrt_is_needed(exported, tmp
 def test_tensorrt_from_onnx_without_a_cached_engine_names_the_build_command(exported, tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     _, onnx_path = exported
-    with pytest.raises(EngineCacheError, match=r"no int8 TensorRT engine .*`min2real build-engine .*tiny_sim\.onnx --precision int8"):
+    with pytest.raises(
+        EngineCacheError, match=r"no int8 TensorRT engine .*`min2real build-engine .*tiny_sim\.onnx --precision int8"
+    ):
         load_policy(str(onnx_path), backend="tensorrt", precision="int8", cache_dir=str(tmp_path / "engines"))

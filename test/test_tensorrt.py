@@ -88,4 +88,7 @@ def test_policy_on_tensorrt(tiny_onnx, tmp_path):
     frame = FrameInputs(np.full((480, 640, 3), 120, np.uint8), None, 3.0, np.array([8.0, 1.0]), 2)
     prediction = policy.predict(frame)
     assert policy.backend_name == "tensorrt"
-    assert prediction.waypoints_ego.shape == (TINY_CONTRACT.num_waypoints, 2) and np.isfinite(prediction.waypoints_ego).all()
+    assert (
+        prediction.waypoints_ego.shape == (TINY_CONTRACT.num_waypoints, 2)
+        and np.isfinite(prediction.waypoints_ego).all()
+    )

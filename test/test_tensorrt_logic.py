@@ -171,8 +171,13 @@ def _fake_tensorrt(state: dict, version: str = "10.3.0"):
 
     class Network:
         def __init__(self) -> None:
-            self.layers = [Layer("CONVOLUTION", "float32"), Layer("NORMALIZATION", "float32"),
-                           Layer("SOFTMAX", "float32"), Layer("REDUCE", "int32"), Layer("MATRIX_MULTIPLY", "float32")]
+            self.layers = [
+                Layer("CONVOLUTION", "float32"),
+                Layer("NORMALIZATION", "float32"),
+                Layer("SOFTMAX", "float32"),
+                Layer("REDUCE", "int32"),
+                Layer("MATRIX_MULTIPLY", "float32"),
+            ]
             state["network"] = self
 
         @property
@@ -271,8 +276,14 @@ def fake_gpu(monkeypatch):
 
 def _metadata(batch: int) -> ArtifactMetadata:
     return ArtifactMetadata(
-        contract=TINY_CONTRACT, variant="min2real", domain="real", weights={}, checkpoint_sha256="",
-        package_versions={}, input_shapes=TINY_CONTRACT.input_shapes(batch), output_shapes=TINY_CONTRACT.output_shapes(batch),
+        contract=TINY_CONTRACT,
+        variant="min2real",
+        domain="real",
+        weights={},
+        checkpoint_sha256="",
+        package_versions={},
+        input_shapes=TINY_CONTRACT.input_shapes(batch),
+        output_shapes=TINY_CONTRACT.output_shapes(batch),
     )
 
 
@@ -282,8 +293,10 @@ def _onnx_with_metadata(tmp_path, batch: int) -> Path:
     from onnx import TensorProto, helper
 
     graph = helper.make_graph(
-        [helper.make_node("Identity", ["x"], ["y"])], "g",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])], [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+        [helper.make_node("Identity", ["x"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
     )
     proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
     entry = proto.metadata_props.add()
@@ -377,7 +390,9 @@ def test_tensorrt_backend_runs_named_tensors_with_buffers_made_once(fake_gpu, tm
     onnx_path = _onnx_with_metadata(tmp_path, 1)
     built = build_engine(onnx_path, "fp32", cache_dir=tmp_path)
     backend = load_backend(onnx_path, backend="tensorrt", precision="fp32", cache_dir=str(tmp_path), domain="real")
-    assert isinstance(backend, TensorRTBackend) and backend.name == "tensorrt" and backend.engine_path == built.engine_path
+    assert (
+        isinstance(backend, TensorRTBackend) and backend.name == "tensorrt" and backend.engine_path == built.engine_path
+    )
     allocations = fake_gpu["allocations"]
     for seed in range(3):
         inputs = _inputs(1, seed)
@@ -409,7 +424,9 @@ def test_tensorrt_backend_dynamic_batch(fake_gpu, tmp_path):
     backend = load_backend(built.engine_path)
     assert backend.max_batch == 4
     inputs = _inputs(3, seed=2)
-    np.testing.assert_allclose(backend.infer(inputs)["waypoints"], _expected_waypoints(inputs["target_point"]), rtol=1e-6)
+    np.testing.assert_allclose(
+        backend.infer(inputs)["waypoints"], _expected_waypoints(inputs["target_point"]), rtol=1e-6
+    )
     with pytest.raises(ContractError, match="batch 5 exceeds the TensorRT engine's maximum batch 4"):
         backend.infer(_inputs(5))
     backend.close()
@@ -427,7 +444,9 @@ def test_tensorrt_backend_refuses_an_engine_from_another_gpu(fake_gpu, tmp_path)
     built = build_engine(onnx_path, "fp16", cache_dir=tmp_path)
     metadata_json, key = engine_cache.read_sidecar(built.engine_path)
     engine_cache.write_sidecar(built.engine_path, metadata_json, dataclasses.replace(key, gpu_name="NVIDIA Orin"))
-    with pytest.raises(engine_cache.EngineCacheError, match=r"GPU model .*'NVIDIA Orin' -> wanted 'Fake GPU'.*build-engine"):
+    with pytest.raises(
+        engine_cache.EngineCacheError, match=r"GPU model .*'NVIDIA Orin' -> wanted 'Fake GPU'.*build-engine"
+    ):
         load_backend(built.engine_path)
     # The ONNX beside the engine changed since the build: refused as well.
     engine_cache.write_sidecar(built.engine_path, metadata_json, key)

@@ -20,13 +20,28 @@ def test_two_process_torchrun_keeps_ranks_identical(tmp_path):
     train_roots = write_synthetic(tmp_path / "data", seed=5, frames=32)
     run_dir = tmp_path / "run"
     overrides = data_overrides(train_roots) + [
-        "model.variant=min2real", "train.max_steps=2", "train.batch_size=4", "train.lr=1e-2", "train.warmup_steps=0",
-        "train.noise_augmentation=true", "train.num_threads=1", "train.num_workers=0", "train.progress_bar=false",
+        "model.variant=min2real",
+        "train.max_steps=2",
+        "train.batch_size=4",
+        "train.lr=1e-2",
+        "train.warmup_steps=0",
+        "train.noise_augmentation=true",
+        "train.num_threads=1",
+        "train.num_workers=0",
+        "train.progress_bar=false",
         "train.log_interval=1",
     ]
     command = [
-        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-        str(REPO / "test" / "training_ddp_worker.py"), str(TINY_CONFIG), str(run_dir), *overrides,
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        str(REPO / "test" / "training_ddp_worker.py"),
+        str(TINY_CONFIG),
+        str(run_dir),
+        *overrides,
     ]
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
     completed = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=400)

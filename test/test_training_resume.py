@@ -23,9 +23,17 @@ CHECKPOINT_INTERVAL = 4
 
 def _command(run_dir, train_roots, *extra):
     overrides = data_overrides(train_roots) + [
-        "model.variant=full", "train.noise_augmentation=true", "data.real_driving_labels=true",
-        "data.samples_per_epoch=48", "train.batch_size=8", "train.epochs=3", "train.deterministic=true",
-        "train.num_threads=1", "train.num_workers=0", "train.progress_bar=false", "train.log_interval=3",
+        "model.variant=full",
+        "train.noise_augmentation=true",
+        "data.real_driving_labels=true",
+        "data.samples_per_epoch=48",
+        "train.batch_size=8",
+        "train.epochs=3",
+        "train.deterministic=true",
+        "train.num_threads=1",
+        "train.num_workers=0",
+        "train.progress_bar=false",
+        "train.log_interval=3",
         f"train.checkpoint_interval={CHECKPOINT_INTERVAL}",
     ]
     command = [sys.executable, "-m", "min2real.cli", "train", "--config", str(TINY_CONFIG), "--out", str(run_dir)]
@@ -39,15 +47,22 @@ def test_kill_and_resume_reproduces_uninterrupted_weights(tmp_path):
     train_roots = write_synthetic(tmp_path / "data", seed=3, frames=48)
     env = dict(os.environ, OMP_NUM_THREADS="1")
 
-    reference = subprocess.run(_command(tmp_path / "reference", train_roots), cwd=REPO, env=env,
-                               capture_output=True, text=True, timeout=300)
+    reference = subprocess.run(
+        _command(tmp_path / "reference", train_roots), cwd=REPO, env=env, capture_output=True, text=True, timeout=300
+    )
     assert reference.returncode == 0, reference.stderr[-3000:]
 
     # Start the same run and SIGKILL it as soon as its first checkpoint exists.
     interrupted_dir = tmp_path / "interrupted"
     last = interrupted_dir / "checkpoints" / "last.pt"
-    process = subprocess.Popen(_command(interrupted_dir, train_roots), cwd=REPO, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        _command(interrupted_dir, train_roots),
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 240
         while not last.exists() and process.poll() is None and time.monotonic() < deadline:
@@ -62,8 +77,14 @@ def test_kill_and_resume_reproduces_uninterrupted_weights(tmp_path):
     assert 0 < killed_at["step"] < TOTAL_STEPS
     assert killed_at["extra"]["batch_in_epoch"] > 0, "the kill should land inside an epoch"
 
-    resumed = subprocess.run(_command(interrupted_dir, train_roots, "--resume"), cwd=REPO, env=env,
-                             capture_output=True, text=True, timeout=300)
+    resumed = subprocess.run(
+        _command(interrupted_dir, train_roots, "--resume"),
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
 
     expected = load_checkpoint(tmp_path / "reference" / "checkpoints" / "last.pt")

@@ -32,8 +32,10 @@ def test_override_values_are_parsed_as_yaml():
 
 def test_overrides_build_a_config_and_unknown_keys_are_named():
     config = TrainConfig.from_dict(
-        apply_overrides({"model": {"variant": "baseline", "tiny": True}, "contract": "tiny"},
-                        ["train.lr=0.002", "loss.turn_weight=3", "model.variant=min2real", "train.noise_augmentation=true"])
+        apply_overrides(
+            {"model": {"variant": "baseline", "tiny": True}, "contract": "tiny"},
+            ["train.lr=0.002", "loss.turn_weight=3", "model.variant=min2real", "train.noise_augmentation=true"],
+        )
     )
     assert config.train.lr == pytest.approx(0.002)
     assert config.loss.turn_weight == 3.0
@@ -53,8 +55,11 @@ def test_overrides_build_a_config_and_unknown_keys_are_named():
 
 
 def test_contract_override_on_a_preset_and_round_trip():
-    config = TrainConfig.from_dict(apply_overrides({"contract": "tiny", "model": {"variant": "baseline", "tiny": True}},
-                                                   ["contract.num_waypoints=4"]))
+    config = TrainConfig.from_dict(
+        apply_overrides(
+            {"contract": "tiny", "model": {"variant": "baseline", "tiny": True}}, ["contract.num_waypoints=4"]
+        )
+    )
     contract = config.build_contract()
     assert contract.num_waypoints == 4 and contract.camera_height == TINY_CONTRACT.camera_height
     again = TrainConfig.from_dict(config.to_dict())
@@ -214,15 +219,30 @@ def test_turn_split_and_accumulator_per_domain():
     pred = gt.copy()
     pred[1] += 1.0  # the turn is off by sqrt(2) m everywhere
     accumulator.add(
-        {"waypoints": torch.from_numpy(pred), "steer_logits": torch.tensor([[5.0, 0, 0], [5.0, 0, 0]]),
-         "domain_logits": torch.tensor([1.0, 1.0])},
-        {"waypoints": torch.from_numpy(gt), "steer_class": torch.tensor([STEER_STRAIGHT, STEER_LEFT]),
-         "domain": torch.tensor([DOMAIN_REAL, DOMAIN_REAL]), "has_labels": torch.tensor([True, True])},
+        {
+            "waypoints": torch.from_numpy(pred),
+            "steer_logits": torch.tensor([[5.0, 0, 0], [5.0, 0, 0]]),
+            "domain_logits": torch.tensor([1.0, 1.0]),
+        },
+        {
+            "waypoints": torch.from_numpy(gt),
+            "steer_class": torch.tensor([STEER_STRAIGHT, STEER_LEFT]),
+            "domain": torch.tensor([DOMAIN_REAL, DOMAIN_REAL]),
+            "has_labels": torch.tensor([True, True]),
+        },
     )
     accumulator.add(
-        {"waypoints": torch.zeros(1, len(times), 2), "steer_logits": torch.zeros(1, 3), "domain_logits": torch.tensor([1.0])},
-        {"waypoints": torch.zeros(1, len(times), 2), "steer_class": torch.tensor([0]),
-         "domain": torch.tensor([DOMAIN_SIM]), "has_labels": torch.tensor([False])},
+        {
+            "waypoints": torch.zeros(1, len(times), 2),
+            "steer_logits": torch.zeros(1, 3),
+            "domain_logits": torch.tensor([1.0]),
+        },
+        {
+            "waypoints": torch.zeros(1, len(times), 2),
+            "steer_class": torch.tensor([0]),
+            "domain": torch.tensor([DOMAIN_SIM]),
+            "has_labels": torch.tensor([False]),
+        },
     )
     report = accumulator.compute()
     real = report["real"]

@@ -26,11 +26,23 @@ def synthetic_roots(tmp_path_factory):
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_variant_validation_ade_drops(variant, synthetic_roots, tmp_path):
     train_roots, val_roots = synthetic_roots
-    overrides = data_overrides(train_roots, val_roots) + paper_variant_overrides(variant) + [
-        f"train.max_steps={STEPS}", "train.batch_size=8", "train.warmup_steps=3", "train.lr=3e-3",
-        "train.val_at_start=true", f"train.val_interval={STEPS}", f"train.checkpoint_interval={STEPS}",
-        "train.num_threads=1", "train.num_workers=0", "train.progress_bar=false", "train.log_interval=10",
-    ]
+    overrides = (
+        data_overrides(train_roots, val_roots)
+        + paper_variant_overrides(variant)
+        + [
+            f"train.max_steps={STEPS}",
+            "train.batch_size=8",
+            "train.warmup_steps=3",
+            "train.lr=3e-3",
+            "train.val_at_start=true",
+            f"train.val_interval={STEPS}",
+            f"train.checkpoint_interval={STEPS}",
+            "train.num_threads=1",
+            "train.num_workers=0",
+            "train.progress_bar=false",
+            "train.log_interval=10",
+        ]
+    )
     config = TrainConfig.load(TINY_CONFIG, overrides)
     assert config.model_config().variant == variant
     before = torch.get_num_threads()

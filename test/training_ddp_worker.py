@@ -18,7 +18,9 @@ def main(argv: list[str]) -> int:
     result = train(TrainConfig.load(config_path, overrides), run_dir)
     rank = int(os.environ["RANK"])
     state = {name: value.detach().clone() for name, value in result.model.state_dict().items()}
-    torch.save({"weights": state, "world_size": result.world_size, "step": result.step}, Path(run_dir) / f"rank{rank}.pt")
+    torch.save(
+        {"weights": state, "world_size": result.world_size, "step": result.step}, Path(run_dir) / f"rank{rank}.pt"
+    )
     if torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()
     return 0

@@ -17,8 +17,13 @@ def write_synthetic(out_dir: Path, seed: int, frames: int, routes: int = 2) -> d
     from min2real.data.synthetic import write_synthetic_dataset
 
     write_synthetic_dataset(
-        out_dir, seed=seed, frames=frames, routes=routes, sim_image_size=SIM_IMAGE_SIZE,
-        real_image_size=REAL_IMAGE_SIZE, contract=TINY_CONTRACT,
+        out_dir,
+        seed=seed,
+        frames=frames,
+        routes=routes,
+        sim_image_size=SIM_IMAGE_SIZE,
+        real_image_size=REAL_IMAGE_SIZE,
+        contract=TINY_CONTRACT,
     )
     return {"sim": out_dir / "carla", "real": out_dir / "navsim"}
 

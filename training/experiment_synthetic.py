@@ -48,8 +48,15 @@ def write_data(out: Path, train_frames: int, val_frames: int) -> dict[str, dict[
     for split, seed, frames in (("train", 0, train_frames), ("val", 1, val_frames)):
         folder = out / "data" / split
         if not (folder / "synthetic.json").is_file():
-            write_synthetic_dataset(folder, seed=seed, frames=frames, routes=4, sim_image_size=(512, 192),
-                                    real_image_size=(640, 360), contract=TINY_CONTRACT)
+            write_synthetic_dataset(
+                folder,
+                seed=seed,
+                frames=frames,
+                routes=4,
+                sim_image_size=(512, 192),
+                real_image_size=(640, 360),
+                contract=TINY_CONTRACT,
+            )
         roots[split] = {"sim": folder / "carla", "real": folder / "navsim"}
     return roots
 
@@ -59,13 +66,23 @@ def train_variant(variant: str, roots: dict, args: argparse.Namespace) -> None:
     from min2real.training.trainer import train
 
     overrides = [
-        f"data.sim_roots=[{roots['train']['sim']}]", f"data.real_roots=[{roots['train']['real']}]",
-        f"data.val_sim_roots=[{roots['val']['sim']}]", f"data.val_real_roots=[{roots['val']['real']}]",
+        f"data.sim_roots=[{roots['train']['sim']}]",
+        f"data.real_roots=[{roots['train']['real']}]",
+        f"data.val_sim_roots=[{roots['val']['sim']}]",
+        f"data.val_real_roots=[{roots['val']['real']}]",
         *paper_variant_overrides(variant),
-        f"train.max_steps={args.steps}", f"train.batch_size={args.batch_size}", f"train.lr={args.lr}",
-        f"train.seed={args.seed}", f"train.num_threads={args.num_threads}", "train.warmup_steps=20",
-        "train.val_at_start=true", f"train.val_interval={args.steps}", f"train.checkpoint_interval={args.steps}",
-        "train.log_interval=20", "train.num_workers=0", "train.epochs=1000",
+        f"train.max_steps={args.steps}",
+        f"train.batch_size={args.batch_size}",
+        f"train.lr={args.lr}",
+        f"train.seed={args.seed}",
+        f"train.num_threads={args.num_threads}",
+        "train.warmup_steps=20",
+        "train.val_at_start=true",
+        f"train.val_interval={args.steps}",
+        f"train.checkpoint_interval={args.steps}",
+        "train.log_interval=20",
+        "train.num_workers=0",
+        "train.epochs=1000",
     ]
     config = TrainConfig.load(REPO / "training" / "tiny.yaml", overrides)
     started = time.perf_counter()

@@ -121,21 +121,55 @@ def sensor_suite(config: CarlaAgentConfig, contract: Contract = DEFAULT_CONTRACT
     period_s = 1.0 / config.sensor_frequency_hz
     sensors = [
         {
-            "type": "sensor.camera.rgb", "id": CAMERA_ID,
-            "x": cam_x, "y": cam_y, "z": cam_z, "roll": 0.0, "pitch": 0.0, "yaw": 0.0,
-            "width": contract.camera_width, "height": contract.camera_height, "fov": config.camera_fov_deg,
+            "type": "sensor.camera.rgb",
+            "id": CAMERA_ID,
+            "x": cam_x,
+            "y": cam_y,
+            "z": cam_z,
+            "roll": 0.0,
+            "pitch": 0.0,
+            "yaw": 0.0,
+            "width": contract.camera_width,
+            "height": contract.camera_height,
+            "fov": config.camera_fov_deg,
         },
-        {"type": "sensor.other.imu", "id": IMU_ID, "x": 0.0, "y": 0.0, "z": 0.0,
-         "roll": 0.0, "pitch": 0.0, "yaw": 0.0, "sensor_tick": period_s},
-        {"type": "sensor.other.gnss", "id": GNSS_ID, "x": 0.0, "y": 0.0, "z": 0.0,
-         "roll": 0.0, "pitch": 0.0, "yaw": 0.0, "sensor_tick": 0.01},
+        {
+            "type": "sensor.other.imu",
+            "id": IMU_ID,
+            "x": 0.0,
+            "y": 0.0,
+            "z": 0.0,
+            "roll": 0.0,
+            "pitch": 0.0,
+            "yaw": 0.0,
+            "sensor_tick": period_s,
+        },
+        {
+            "type": "sensor.other.gnss",
+            "id": GNSS_ID,
+            "x": 0.0,
+            "y": 0.0,
+            "z": 0.0,
+            "roll": 0.0,
+            "pitch": 0.0,
+            "yaw": 0.0,
+            "sensor_tick": 0.01,
+        },
         {"type": "sensor.speedometer", "id": SPEED_ID, "reading_frequency": config.sensor_frequency_hz},
     ]
     if config.use_lidar:
-        sensors.append({
-            "type": "sensor.lidar.ray_cast", "id": LIDAR_ID,
-            "x": lid_x, "y": lid_y, "z": lid_z, "roll": 0.0, "pitch": 0.0, "yaw": config.lidar_yaw_deg,
-        })
+        sensors.append(
+            {
+                "type": "sensor.lidar.ray_cast",
+                "id": LIDAR_ID,
+                "x": lid_x,
+                "y": lid_y,
+                "z": lid_z,
+                "roll": 0.0,
+                "pitch": 0.0,
+                "yaw": config.lidar_yaw_deg,
+            }
+        )
     return sensors
 
 
@@ -171,7 +205,9 @@ def carla_world_to_gps(xy_carla_world: np.ndarray, lat_ref_deg: float = 0.0, lon
     return np.stack([lat, lon], axis=-1)
 
 
-def estimate_lat_lon_ref(lat_lon_deg: np.ndarray, xy_carla_world: np.ndarray, iterations: int = 8) -> tuple[float, float]:
+def estimate_lat_lon_ref(
+    lat_lon_deg: np.ndarray, xy_carla_world: np.ndarray, iterations: int = 8
+) -> tuple[float, float]:
     """The map's GPS reference (lat_ref, lon_ref) in degrees from one point known both as GPS
     (lat, lon) and in CARLA world coordinates (x, y): the exact inverse of `_location_to_gps` for
     the reference. Latitude: ln tan(pi/4 + lat/2) = ln tan(pi/4 + lat_ref/2) - y / (R cos lat_ref),
@@ -214,7 +250,9 @@ def compass_to_map_yaw(compass_rad: float) -> float:
     return (yaw + math.pi) % (2.0 * math.pi) - math.pi
 
 
-def global_plan_to_route(global_plan_gps: list, lat_ref_deg: float = 0.0, lon_ref_deg: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+def global_plan_to_route(
+    global_plan_gps: list, lat_ref_deg: float = 0.0, lon_ref_deg: float = 0.0
+) -> tuple[np.ndarray, np.ndarray]:
     """The leaderboard's `_global_plan` [(dict(lat, lon, z), RoadOption), ...] ->
     (route_xy_map (N, 2) float64 metres, commands (N,) int64 contract command indices)."""
     if not global_plan_gps:
@@ -228,7 +266,9 @@ def road_option_to_command(road_option: Any) -> int:
     """CARLA RoadOption (enum or its int value) -> contract command index (COMMANDS)."""
     value = int(getattr(road_option, "value", road_option))
     if value not in CARLA_ROAD_OPTION_TO_COMMAND:
-        raise ValueError(f"RoadOption {road_option!r} is unknown; expected one of {sorted(CARLA_ROAD_OPTION_TO_COMMAND)}")
+        raise ValueError(
+            f"RoadOption {road_option!r} is unknown; expected one of {sorted(CARLA_ROAD_OPTION_TO_COMMAND)}"
+        )
     return CARLA_ROAD_OPTION_TO_COMMAND[value]
 
 
@@ -238,7 +278,9 @@ def camera_bgra_to_rgb(image_bgra: np.ndarray, jpeg_round_trip: bool = False) ->
     the training images)."""
     image = np.asarray(image_bgra)
     if image.ndim != 3 or image.shape[2] not in (3, 4) or image.dtype != np.uint8:
-        raise ValueError(f"CARLA camera image has shape {image.shape} dtype {image.dtype}; expected (H, W, 4) uint8 BGRA")
+        raise ValueError(
+            f"CARLA camera image has shape {image.shape} dtype {image.dtype}; expected (H, W, 4) uint8 BGRA"
+        )
     bgr = np.ascontiguousarray(image[:, :, :3])
     if jpeg_round_trip:
         import cv2
@@ -250,7 +292,9 @@ def camera_bgra_to_rgb(image_bgra: np.ndarray, jpeg_round_trip: bool = False) ->
     return np.ascontiguousarray(bgr[:, :, ::-1])
 
 
-def lidar_sensor_to_ego(points_sensor: np.ndarray, lidar_xyz_m: tuple[float, float, float], lidar_yaw_deg: float) -> np.ndarray:
+def lidar_sensor_to_ego(
+    points_sensor: np.ndarray, lidar_xyz_m: tuple[float, float, float], lidar_yaw_deg: float
+) -> np.ndarray:
     """CARLA LiDAR (N, 4) x, y, z, intensity in the sensor frame (x forward, y RIGHT) ->
     (N, 3) float32 in base_link (REP 103: x forward, y left, z up from the vehicle origin).
 
@@ -310,7 +354,9 @@ def ego_state_from_sensors(
     gnss = np.asarray(input_data[GNSS_ID][1], dtype=np.float64)
     imu = np.asarray(input_data[IMU_ID][1], dtype=np.float64)
     if gnss.shape[0] < 2 or imu.shape[0] < 7:
-        raise ValueError(f"GNSS has shape {gnss.shape} and IMU {imu.shape}; expected (3,) lat, lon, alt and (7,) with the compass last")
+        raise ValueError(
+            f"GNSS has shape {gnss.shape} and IMU {imu.shape}; expected (3,) lat, lon, alt and (7,) with the compass last"
+        )
     compass = float(imu[6])
     if math.isfinite(compass):
         yaw = compass_to_map_yaw(compass)
@@ -362,7 +408,9 @@ def frame_inputs_from_sensors(
 def _require(input_data: dict, sensor_ids: tuple[str, ...]) -> None:
     missing = [sensor_id for sensor_id in sensor_ids if sensor_id not in input_data]
     if missing:
-        raise ContractError(f"leaderboard input_data lacks sensors {missing}; got {sorted(input_data)} (see sensor_suite)")
+        raise ContractError(
+            f"leaderboard input_data lacks sensors {missing}; got {sorted(input_data)} (see sensor_suite)"
+        )
 
 
 # ---- leaderboard results -----------------------------------------------------------------------------
@@ -376,14 +424,14 @@ def summarize_leaderboard_results(results: dict | str | Path) -> dict:
         results = json.loads(Path(results).read_text())
     records = results.get("_checkpoint", {}).get("records", [])
     if not records:
-        raise ValueError("leaderboard results have no _checkpoint.records; expected a --checkpoint JSON of a finished run")
+        raise ValueError(
+            "leaderboard results have no _checkpoint.records; expected a --checkpoint JSON of a finished run"
+        )
     scores = np.array(
         [[r["scores"]["score_composed"], r["scores"]["score_route"], r["scores"]["score_penalty"]] for r in records],
         dtype=np.float64,
     )
-    infractions = np.array(
-        [sum(len(v) for v in r.get("infractions", {}).values()) for r in records], dtype=np.float64
-    )
+    infractions = np.array([sum(len(v) for v in r.get("infractions", {}).values()) for r in records], dtype=np.float64)
     lengths_km = np.array([float(r.get("meta", {}).get("route_length", 0.0)) / 1000.0 for r in records])
     driven_km = float(np.sum(lengths_km * scores[:, 1] / 100.0))
     return {
@@ -450,7 +498,10 @@ def _build_agent_class():
             if not self.initialized:
                 self._init_route()
             state = ego_state_from_sensors(
-                input_data, self.config, None if self.last_state is None else self.last_state.yaw_rad, self.lat_lon_ref_deg
+                input_data,
+                self.config,
+                None if self.last_state is None else self.last_state.yaw_rad,
+                self.lat_lon_ref_deg,
             )
             route_step = self.route_planner.step(state.xy_map, state.yaw_rad)
             previous_lidar = None
@@ -459,7 +510,12 @@ def _build_agent_class():
                     self.last_lidar_ego, self.last_state.xy_map, self.last_state.yaw_rad, state.xy_map, state.yaw_rad
                 )
             frame, lidar_current = frame_inputs_from_sensors(
-                input_data, self.config, route_step.target_point_ego, route_step.command, state.speed_mps, previous_lidar
+                input_data,
+                self.config,
+                route_step.target_point_ego,
+                route_step.command,
+                state.speed_mps,
+                previous_lidar,
             )
             first_frame = self.last_state is None
             self.last_state, self.last_lidar_ego = state, lidar_current
@@ -467,7 +523,9 @@ def _build_agent_class():
                 return carla.VehicleControl(steer=0.0, throttle=0.0, brake=1.0)  # wait for a full sweep
             self.last_prediction = self.policy.predict(frame)
             control = self.controller.step(self.last_prediction.waypoints_ego, state.speed_mps)
-            return carla.VehicleControl(steer=float(control.steer), throttle=float(control.throttle), brake=float(control.brake))
+            return carla.VehicleControl(
+                steer=float(control.steer), throttle=float(control.throttle), brake=float(control.brake)
+            )
 
         def destroy(self):
             # The leaderboard builds a new agent per route: free the engine's CUDA buffers / the

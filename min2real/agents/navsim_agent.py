@@ -55,7 +55,9 @@ def stitch_front_cameras(left_rgb: np.ndarray, front_rgb: np.ndarray, right_rgb:
     for name, image in (("cam_l0", left_rgb), ("cam_f0", front_rgb), ("cam_r0", right_rgb)):
         if image is None or np.asarray(image).ndim != 3 or np.asarray(image).shape[2] != 3:
             shape = None if image is None else np.asarray(image).shape
-            raise ValueError(f"NAVSIM {name} image has shape {shape}; expected (H, W, 3) uint8 RGB (is it in the sensor config?)")
+            raise ValueError(
+                f"NAVSIM {name} image has shape {shape}; expected (H, W, 3) uint8 RGB (is it in the sensor config?)"
+            )
     from min2real.data.navsim import stitch_cameras  # numpy-only; the one stitch implementation
 
     return np.ascontiguousarray(stitch_cameras(np.asarray(left_rgb), np.asarray(front_rgb), np.asarray(right_rgb)))
@@ -66,7 +68,9 @@ def command_from_one_hot(driving_command) -> int | None:
     index (same order, contract.COMMANDS), None when unknown or all zero."""
     one_hot = np.asarray(driving_command, dtype=np.float64).reshape(-1)
     if one_hot.shape[0] != len(COMMANDS):
-        raise ValueError(f"NAVSIM driving_command has shape {one_hot.shape}; expected a one-hot of {len(COMMANDS)} {COMMANDS}")
+        raise ValueError(
+            f"NAVSIM driving_command has shape {one_hot.shape}; expected a one-hot of {len(COMMANDS)} {COMMANDS}"
+        )
     if not one_hot.any():
         return None
     index = int(one_hot.argmax())
@@ -122,7 +126,9 @@ def waypoints_to_poses(
     """
     waypoints = np.asarray(waypoints_ego, dtype=np.float64)
     if waypoints.ndim != 2 or waypoints.shape != (contract.num_waypoints, 2) or not np.isfinite(waypoints).all():
-        raise ValueError(f"waypoints have shape {waypoints.shape}; expected finite ({contract.num_waypoints}, 2) in the ego frame")
+        raise ValueError(
+            f"waypoints have shape {waypoints.shape}; expected finite ({contract.num_waypoints}, 2) in the ego frame"
+        )
     times = np.concatenate([[0.0], contract.waypoint_times_s])
     path = np.vstack([np.zeros((1, 2)), waypoints])
     wanted = interval_s * np.arange(1, num_poses + 1)
@@ -168,8 +174,9 @@ def _build_agent_class():
             camera_mode: str = "front",
             target_point_ego: tuple[float, float] = DEFAULT_TARGET_POINT_EGO,
         ):
-            sampling = trajectory_sampling or TrajectorySampling(time_horizon=NAVSIM_NUM_POSES * NAVSIM_INTERVAL_S,
-                                                                 interval_length=NAVSIM_INTERVAL_S)
+            sampling = trajectory_sampling or TrajectorySampling(
+                time_horizon=NAVSIM_NUM_POSES * NAVSIM_INTERVAL_S, interval_length=NAVSIM_INTERVAL_S
+            )
             super().__init__(trajectory_sampling=sampling, requires_scene=False)
             if camera_mode not in CAMERA_MODES:
                 raise ValueError(f"NAVSIM camera mode {camera_mode!r} is not supported; expected one of {CAMERA_MODES}")
@@ -207,4 +214,3 @@ def _build_agent_class():
 
 
 __getattr__ = lazy_agent_class(globals(), ENTRY_POINT, _build_agent_class)
-

@@ -14,22 +14,41 @@ HELP = "build (or validate the cached) TensorRT engine for an exported ONNX mode
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("onnx", help="exported model (.onnx) from `min2real export`")
-    parser.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="fp16",
-                        help="fp16 keeps normalisation/softmax/reduce layers in FP32 (default fp16)")
+    parser.add_argument(
+        "--precision",
+        choices=("fp32", "fp16", "int8"),
+        default="fp16",
+        help="fp16 keeps normalisation/softmax/reduce layers in FP32 (default fp16)",
+    )
     parser.add_argument("--calib", default=None, help="dataset directory for INT8 entropy calibration")
-    parser.add_argument("--calib-samples", type=int, default=256, help="samples used for INT8 calibration (default 256)")
-    parser.add_argument("--calib-cache", default=None,
-                        help="INT8 calibration cache file (default <cache dir>/<stem>-<onnx hash>.int8.calib; reused when present)")
-    parser.add_argument("--workspace", type=int, default=4096, metavar="MB", help="builder workspace in MiB (default 4096)")
-    parser.add_argument("--cache-dir", default=None,
-                        help="engine cache directory (default: beside the ONNX; falls back to ~/.cache/min2real/engines)")
+    parser.add_argument(
+        "--calib-samples", type=int, default=256, help="samples used for INT8 calibration (default 256)"
+    )
+    parser.add_argument(
+        "--calib-cache",
+        default=None,
+        help="INT8 calibration cache file (default <cache dir>/<stem>-<onnx hash>.int8.calib; reused when present)",
+    )
+    parser.add_argument(
+        "--workspace", type=int, default=4096, metavar="MB", help="builder workspace in MiB (default 4096)"
+    )
+    parser.add_argument(
+        "--cache-dir",
+        default=None,
+        help="engine cache directory (default: beside the ONNX; falls back to ~/.cache/min2real/engines)",
+    )
     parser.add_argument("--out", default=None, help="explicit engine path instead of the cache directory")
     parser.add_argument("--max-batch", type=int, default=1, help="largest batch for a --dynamic-batch ONNX (default 1)")
-    parser.add_argument("--no-rebuild", action="store_true", help="refuse (exit 1) instead of rebuilding a stale engine")
+    parser.add_argument(
+        "--no-rebuild", action="store_true", help="refuse (exit 1) instead of rebuilding a stale engine"
+    )
     parser.add_argument("--force", action="store_true", help="rebuild even when the cached engine matches")
     parser.add_argument("--device", type=int, default=0, help="CUDA device index (default 0)")
-    parser.add_argument("--show", action="store_true",
-                        help="print the cached engine's sidecar (metadata + cache key) and exit; needs no TensorRT")
+    parser.add_argument(
+        "--show",
+        action="store_true",
+        help="print the cached engine's sidecar (metadata + cache key) and exit; needs no TensorRT",
+    )
 
 
 def run(args: argparse.Namespace) -> int:

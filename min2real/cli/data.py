@@ -41,14 +41,26 @@ def _contract(name: str):
 def _synth_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="output folder (carla/, navsim/, synthetic.json)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--frames", type=int, default=None, help="labelled frames per domain (default 300; 48 with --tiny)")
-    parser.add_argument("--routes", type=int, default=None, help="routes (= NAVSIM logs) per domain (default 3; 2 with --tiny)")
+    parser.add_argument(
+        "--frames", type=int, default=None, help="labelled frames per domain (default 300; 48 with --tiny)"
+    )
+    parser.add_argument(
+        "--routes", type=int, default=None, help="routes (= NAVSIM logs) per domain (default 3; 2 with --tiny)"
+    )
     parser.add_argument("--image-size", type=image_size_arg, default=None, help="sim camera WxH (default 1024x384)")
-    parser.add_argument("--real-image-size", type=image_size_arg, default=None, help="real camera WxH (default 640x360, 16:9)")
-    parser.add_argument("--tiny", action="store_true", help="small images and few frames (tests, demo): tiny contract sizes")
+    parser.add_argument(
+        "--real-image-size", type=image_size_arg, default=None, help="real camera WxH (default 640x360, 16:9)"
+    )
+    parser.add_argument(
+        "--tiny", action="store_true", help="small images and few frames (tests, demo): tiny contract sizes"
+    )
     parser.add_argument("--domains", default="sim,real", help="comma-separated subset of sim,real")
-    parser.add_argument("--real-cameras", choices=("front", "stitch"), default="front",
-                        help="stitch also writes CAM_L0/CAM_R0 for NAVSIM's panorama")
+    parser.add_argument(
+        "--real-cameras",
+        choices=("front", "stitch"),
+        default="front",
+        help="stitch also writes CAM_L0/CAM_R0 for NAVSIM's panorama",
+    )
     parser.add_argument("--real-lidar", action="store_true", help="also write real-domain merged point clouds (PCD)")
     parser.add_argument("--split", default="trainval", help="NAVSIM split folder name")
 
@@ -64,14 +76,26 @@ def _synth_run(args: argparse.Namespace) -> int:
     domains = tuple(d.strip() for d in args.domains.split(",") if d.strip())
     cameras = ("CAM_F0", "CAM_L0", "CAM_R0") if args.real_cameras == "stitch" else ("CAM_F0",)
     start = time.perf_counter()
-    summary = write_synthetic_dataset(args.out, seed=args.seed, frames=frames, routes=routes, sim_image_size=sim_size,
-                                      real_image_size=real_size, domains=domains, real_cameras=cameras,
-                                      real_lidar=args.real_lidar, split=args.split, contract=contract)
+    summary = write_synthetic_dataset(
+        args.out,
+        seed=args.seed,
+        frames=frames,
+        routes=routes,
+        sim_image_size=sim_size,
+        real_image_size=real_size,
+        domains=domains,
+        real_cameras=cameras,
+        real_lidar=args.real_lidar,
+        split=args.split,
+        contract=contract,
+    )
     elapsed = time.perf_counter() - start
     for domain, info in summary["domains"].items():
         layout = "CARLA Garage" if domain == "sim" else "NAVSIM"
-        print(f"{domain}: {info['labelled_frames']} labelled frames ({info['frames_written']} written with route tails) "
-              f"at {info['rate_hz']:g} Hz, {info['image_size'][0]}x{info['image_size'][1]}, {layout} layout")
+        print(
+            f"{domain}: {info['labelled_frames']} labelled frames ({info['frames_written']} written with route tails) "
+            f"at {info['rate_hz']:g} Hz, {info['image_size'][0]}x{info['image_size'][1]}, {layout} layout"
+        )
     print(f"wrote {args.out} in {elapsed:.1f} s")
     return 0
 
@@ -82,7 +106,9 @@ def _check_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--contract", choices=("default", "tiny"), default="default")
     parser.add_argument("--split", default=None, help="NAVSIM split (default: every split found)")
     parser.add_argument("--limit", type=int, default=None, help="check at most N samples per domain (evenly spaced)")
-    parser.add_argument("--all-routes", action="store_true", help="also use CARLA routes below score 100 or without results")
+    parser.add_argument(
+        "--all-routes", action="store_true", help="also use CARLA routes below score 100 or without results"
+    )
 
 
 def _percent(counts, total: int) -> str:
@@ -105,25 +131,45 @@ def _check_run(args: argparse.Namespace) -> int:
         return 2
     datasets = []
     if find_route_dirs([root]):
-        sim = CarlaGarageDataset([root], contract, require_perfect_score=not args.all_routes, skip_crashed_routes=not args.all_routes)
+        sim = CarlaGarageDataset(
+            [root], contract, require_perfect_score=not args.all_routes, skip_crashed_routes=not args.all_routes
+        )
         s = sim.stats
-        datasets.append((f"sim  (CARLA Garage): {s['routes']} routes ({s['routes_used']} used, {s['routes_imperfect']} below "
-                         f"score 100, {s['routes_crashed']} crashed), {s['frames']} frames, {len(sim)} samples, "
-                         f"{s['frames_without_future']} frames without future", sim))
+        datasets.append(
+            (
+                f"sim  (CARLA Garage): {s['routes']} routes ({s['routes_used']} used, {s['routes_imperfect']} below "
+                f"score 100, {s['routes_crashed']} crashed), {s['frames']} frames, {len(sim)} samples, "
+                f"{s['frames_without_future']} frames without future",
+                sim,
+            )
+        )
     navsim_roots = sorted({p.parent for p in root.rglob("navsim_logs") if p.is_dir()})
     for navsim_root in navsim_roots:
-        splits = [args.split] if args.split else sorted(p.name for p in (navsim_root / "navsim_logs").iterdir() if p.is_dir())
+        splits = (
+            [args.split]
+            if args.split
+            else sorted(p.name for p in (navsim_root / "navsim_logs").iterdir() if p.is_dir())
+        )
         for split in splits:
             real = NavsimDataset(navsim_root, split, contract)
             s = real.stats
-            datasets.append((f"real (NAVSIM {split} at {navsim_root}): {s['logs']} logs ({s['logs_used']} used), "
-                             f"{s['frames']} frames, {len(real)} samples, {s['frames_without_future']} frames without future", real))
+            datasets.append(
+                (
+                    f"real (NAVSIM {split} at {navsim_root}): {s['logs']} logs ({s['logs_used']} used), "
+                    f"{s['frames']} frames, {len(real)} samples, {s['frames_without_future']} frames without future",
+                    real,
+                )
+            )
     if not datasets:
-        print(f"data check: no CARLA Garage routes (folders with measurements/) and no NAVSIM roots (navsim_logs/) under {root}",
-              file=sys.stderr)
+        print(
+            f"data check: no CARLA Garage routes (folders with measurements/) and no NAVSIM roots (navsim_logs/) under {root}",
+            file=sys.stderr,
+        )
         return 2
-    print(f"min2real data check {root} (contract {args.contract}: camera {contract.camera_width}x{contract.camera_height}, "
-          f"BEV {contract.bev_size_px}, {contract.num_waypoints} waypoints x {contract.waypoint_dt_s} s)")
+    print(
+        f"min2real data check {root} (contract {args.contract}: camera {contract.camera_width}x{contract.camera_height}, "
+        f"BEV {contract.bev_size_px}, {contract.num_waypoints} waypoints x {contract.waypoint_dt_s} s)"
+    )
     problems = DataProblems()
     checked = {domain: [] for domain in C.DOMAINS}
     for line, dataset in datasets:
@@ -148,9 +194,11 @@ def _check_run(args: argparse.Namespace) -> int:
         speed = np.array([float(s[C.INPUT_SPEED][0]) for s in samples])
         reach = np.array([float(np.linalg.norm(s[C.TARGET_WAYPOINTS][-1])) for s in samples])
         lidar = np.mean([float(s[C.INPUT_LIDAR_BEV].any()) for s in samples])
-        print(f"labels {domain}: {len(samples)} samples checked | steer {_percent(zip(C.STEER_CLASSES, steer), len(samples))} | "
-              f"command {_percent(zip(C.COMMANDS, command), len(samples))} | speed mean {speed.mean():.1f} max {speed.max():.1f} m/s | "
-              f"last waypoint at {reach.mean():.1f} m on average | LiDAR BEV non-empty in {100 * lidar:.0f}%")
+        print(
+            f"labels {domain}: {len(samples)} samples checked | steer {_percent(zip(C.STEER_CLASSES, steer), len(samples))} | "
+            f"command {_percent(zip(C.COMMANDS, command), len(samples))} | speed mean {speed.mean():.1f} max {speed.max():.1f} m/s | "
+            f"last waypoint at {reach.mean():.1f} m on average | LiDAR BEV non-empty in {100 * lidar:.0f}%"
+        )
     print(problems.summary())
     if problems.total:
         return 1
@@ -173,8 +221,11 @@ def _synth_bag_run(args: argparse.Namespace) -> int:
 SUBCOMMANDS = {
     "synth": ("render the synthetic two-domain dataset (CARLA Garage + NAVSIM layouts)", _synth_arguments, _synth_run),
     "check": ("validate a dataset and print counts, problems and label statistics", _check_arguments, _check_run),
-    "synth-bag": ("write a synthetic drive as a rosbag2 bag in the CARLA ROS bridge layout (MCAP or sqlite3)",
-                  _synth_bag_arguments, _synth_bag_run),
+    "synth-bag": (
+        "write a synthetic drive as a rosbag2 bag in the CARLA ROS bridge layout (MCAP or sqlite3)",
+        _synth_bag_arguments,
+        _synth_bag_run,
+    ),
 }
 
 

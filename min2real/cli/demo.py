@@ -29,7 +29,9 @@ def bundled_model_path() -> Path:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="out/demo", help="output directory (default out/demo; replaced on re-runs)")
     parser.add_argument("--model", default=None, help=f"model to replay with (default: the bundled {BUNDLED_MODEL})")
-    parser.add_argument("--frames", type=int, default=100, help="frames in the sample bag (default 100 = 10 s at 10 Hz)")
+    parser.add_argument(
+        "--frames", type=int, default=100, help="frames in the sample bag (default 100 = 10 s at 10 Hz)"
+    )
     parser.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap", help="sample bag storage")
     parser.add_argument("--seed", type=int, default=0, help="synthetic drive seed")
     parser.add_argument("--fast", action="store_true", help="replay as fast as the node keeps up (default: bag timing)")
@@ -56,20 +58,33 @@ def run(args: argparse.Namespace) -> int:
 
     model = Path(args.model) if args.model else bundled_model_path()
     if not model.is_file():
-        print(f"min2real demo: model {model} is missing; the bundled model ships with the package "
-              "(models/bundled/); models/bundled/README.md has the command that regenerates it", file=sys.stderr)
+        print(
+            f"min2real demo: model {model} is missing; the bundled model ships with the package "
+            "(models/bundled/); models/bundled/README.md has the command that regenerates it",
+            file=sys.stderr,
+        )
         return 2
     out = Path(args.out)
     _prepare_out(out)
     bag = out / "sample_bag"
-    print(f"== 1/2 writing the sample bag: {args.frames} frames of a synthetic drive, CARLA ROS bridge layout ({args.storage})")
+    print(
+        f"== 1/2 writing the sample bag: {args.frames} frames of a synthetic drive, CARLA ROS bridge layout ({args.storage})"
+    )
     result = write_synthetic_bag(bag, args.storage, args.frames, args.seed, progress=not args.no_progress)
     print(f"   {result.path}: {result.num_frames} camera frames over {result.duration_s:.1f} s")
     print(f"== 2/2 replaying it through the driver and controller nodes with {model}")
-    options = ReplayOptions(bag=bag, model=model, out=out / "replay", timing="fast" if args.fast else "bag",
-                            video=args.video, progress=not args.no_progress)
+    options = ReplayOptions(
+        bag=bag,
+        model=model,
+        out=out / "replay",
+        timing="fast" if args.fast else "bag",
+        video=args.video,
+        progress=not args.no_progress,
+    )
     code = run_replay(options)
     if code == 0:
-        print(f"demo outputs are in {out}/ (sample_bag/, replay/). The bundled model is a tiny network trained on "
-              "synthetic data: real driving needs real DINOv2 weights and real data (README).")
+        print(
+            f"demo outputs are in {out}/ (sample_bag/, replay/). The bundled model is a tiny network trained on "
+            "synthetic data: real driving needs real DINOv2 weights and real data (README)."
+        )
     return code

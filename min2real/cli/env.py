@@ -10,8 +10,20 @@ import platform
 HELP = "print the installed backends, ROS 2 packages and accelerators as JSON"
 
 _PROBED = (
-    "numpy", "cv2", "torch", "timm", "onnx", "onnxruntime", "tensorrt",
-    "rclpy", "sensor_msgs", "nav_msgs", "rosbags", "launch_ros", "carla_msgs", "ackermann_msgs",
+    "numpy",
+    "cv2",
+    "torch",
+    "timm",
+    "onnx",
+    "onnxruntime",
+    "tensorrt",
+    "rclpy",
+    "sensor_msgs",
+    "nav_msgs",
+    "rosbags",
+    "launch_ros",
+    "carla_msgs",
+    "ackermann_msgs",
 )
 
 

@@ -27,23 +27,49 @@ class _AppendRun(argparse.Action):
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(runs=[])
-    parser.add_argument("--checkpoint", action=_AppendRun, const="checkpoint", dest="runs", metavar="CKPT",
-                        help="training checkpoint (.pt); repeat to compare runs")
-    parser.add_argument("--model", action=_AppendRun, const="model", dest="runs", metavar="FILE[,FILE]",
-                        help="exported graph(s) (.onnx/.engine/.plan) for one run; repeat to compare runs")
-    parser.add_argument("--name", action="append", default=[], help="run names, in the order of the runs (default: file stems)")
+    parser.add_argument(
+        "--checkpoint",
+        action=_AppendRun,
+        const="checkpoint",
+        dest="runs",
+        metavar="CKPT",
+        help="training checkpoint (.pt); repeat to compare runs",
+    )
+    parser.add_argument(
+        "--model",
+        action=_AppendRun,
+        const="model",
+        dest="runs",
+        metavar="FILE[,FILE]",
+        help="exported graph(s) (.onnx/.engine/.plan) for one run; repeat to compare runs",
+    )
+    parser.add_argument(
+        "--name", action="append", default=[], help="run names, in the order of the runs (default: file stems)"
+    )
     parser.add_argument("--data", required=True, help="data directory (CARLA Garage routes and/or a NAVSIM root)")
-    parser.add_argument("--out", required=True, help="report directory, or a .md path (figures/ and metrics.json go beside it)")
-    parser.add_argument("--real-split", default=None, help="NAVSIM split under navsim_logs/ (default: every split found)")
-    parser.add_argument("--navsim-camera", default="front", choices=("front", "stitch"), help="real-domain camera input")
+    parser.add_argument(
+        "--out", required=True, help="report directory, or a .md path (figures/ and metrics.json go beside it)"
+    )
+    parser.add_argument(
+        "--real-split", default=None, help="NAVSIM split under navsim_logs/ (default: every split found)"
+    )
+    parser.add_argument(
+        "--navsim-camera", default="front", choices=("front", "stitch"), help="real-domain camera input"
+    )
     parser.add_argument("--max-samples", type=int, default=None, help="at most this many samples per domain and run")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--backend", default="auto", help="exported-model backend: auto, onnxruntime, tensorrt, torch")
     parser.add_argument("--device", default="cpu", help="torch device for checkpoints (cpu, cuda, cuda:1)")
-    parser.add_argument("--camera-fov", type=float, default=110.0, help="camera horizontal FOV for the image overlays (deg)")
+    parser.add_argument(
+        "--camera-fov", type=float, default=110.0, help="camera horizontal FOV for the image overlays (deg)"
+    )
     parser.add_argument("--camera-mount", default="-1.5,0,2.0", help="camera x,y,z in base_link for the overlays (m)")
-    parser.add_argument("--camera-horizon", type=float, default=0.5,
-                        help="horizon row of the overlay camera as a fraction of the image height (synthetic data: 0.42)")
+    parser.add_argument(
+        "--camera-horizon",
+        type=float,
+        default=0.5,
+        help="horizon row of the overlay camera as a fraction of the image height (synthetic data: 0.42)",
+    )
     parser.add_argument("--examples", type=int, default=4, help="example frames per domain in the report")
 
 
@@ -57,7 +83,10 @@ def run(args: argparse.Namespace) -> int:
         print("min2real eval: give at least one --checkpoint or --model", file=sys.stderr)
         return 2
     if args.name and len(args.name) != len(args.runs):
-        print(f"min2real eval: {len(args.name)} --name for {len(args.runs)} runs; give one per run or none", file=sys.stderr)
+        print(
+            f"min2real eval: {len(args.name)} --name for {len(args.runs)} runs; give one per run or none",
+            file=sys.stderr,
+        )
         return 2
     try:
         mount = tuple(float(v) for v in args.camera_mount.split(","))
@@ -74,7 +103,9 @@ def run(args: argparse.Namespace) -> int:
         if kind == "checkpoint":
             predictor = E.CheckpointPredictor(value, name=name, device=args.device)
         else:
-            predictor = E.ExportedPredictor([path for path in value.split(",") if path], name=name, backend=args.backend)
+            predictor = E.ExportedPredictor(
+                [path for path in value.split(",") if path], name=name, backend=args.backend
+            )
         key = predictor.contract.to_json()
         if key not in datasets:
             datasets[key] = E.open_data_dir(args.data, predictor.contract, args.real_split, args.navsim_camera)
@@ -91,8 +122,15 @@ def run(args: argparse.Namespace) -> int:
     if len(set(names)) != len(names):
         print(f"min2real eval: run names {names} are not unique; pass --name per run", file=sys.stderr)
         return 2
-    path = write_report(args.out, runs, metrics, data_description=str(args.data),
-                        camera_fov_deg=args.camera_fov, camera_mount_m=mount, examples_per_domain=args.examples,
-                        camera_horizon_fraction=args.camera_horizon)
+    path = write_report(
+        args.out,
+        runs,
+        metrics,
+        data_description=str(args.data),
+        camera_fov_deg=args.camera_fov,
+        camera_mount_m=mount,
+        examples_per_domain=args.examples,
+        camera_horizon_fraction=args.camera_horizon,
+    )
     print(f"report: {path}")
     return 0

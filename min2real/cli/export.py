@@ -10,18 +10,31 @@ HELP = "export a checkpoint's sim or real graph to ONNX (metadata + parity check
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True, help="min2real checkpoint (.pt)")
-    parser.add_argument("--domain", required=True, choices=("sim", "real"),
-                        help="'sim': adapter + DINOv2 + heads (simulator); 'real': no adapter (vehicle)")
+    parser.add_argument(
+        "--domain",
+        required=True,
+        choices=("sim", "real"),
+        help="'sim': adapter + DINOv2 + heads (simulator); 'real': no adapter (vehicle)",
+    )
     parser.add_argument("--out", required=True, help="output .onnx path")
     parser.add_argument("--dynamic-batch", action="store_true", help="dynamic batch dimension (default: batch 1)")
     parser.add_argument("--opset", type=int, default=18, help="ONNX opset (>= 17; default 18)")
-    parser.add_argument("--exporter", choices=("dynamo", "legacy"), default="dynamo",
-                        help="torch.onnx exporter (default dynamo; legacy = TorchScript tracing)")
-    parser.add_argument("--verify-data", default=None,
-                        help="dataset directory whose samples are compared in addition to random inputs")
+    parser.add_argument(
+        "--exporter",
+        choices=("dynamo", "legacy"),
+        default="dynamo",
+        help="torch.onnx exporter (default dynamo; legacy = TorchScript tracing)",
+    )
+    parser.add_argument(
+        "--verify-data", default=None, help="dataset directory whose samples are compared in addition to random inputs"
+    )
     parser.add_argument("--verify-samples", type=int, default=8, help="dataset samples to compare (default 8)")
-    parser.add_argument("--tolerance", type=float, default=None,
-                        help="max abs error allowed per output (waypoints m, logits); default 1e-3")
+    parser.add_argument(
+        "--tolerance",
+        type=float,
+        default=None,
+        help="max abs error allowed per output (waypoints m, logits); default 1e-3",
+    )
     parser.add_argument("--no-verify", action="store_true", help="skip the parity check (not for deployment)")
 
 

@@ -21,7 +21,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="a variant name (e.g. min2real, baseline, ablation_adapter) or a training YAML with a 'model:' mapping "
         "(variant + overrides) and optionally 'contract:' (Contract fields, or 'tiny')",
     )
-    info.add_argument("--tiny", action="store_true", help="CPU-test-size network and, unless the YAML sets one, TINY_CONTRACT")
+    info.add_argument(
+        "--tiny", action="store_true", help="CPU-test-size network and, unless the YAML sets one, TINY_CONTRACT"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -41,7 +43,9 @@ def load_model_spec(spec: str, tiny: bool = False):
     default_contract = TINY_CONTRACT if tiny else DEFAULT_CONTRACT
     if not (spec.endswith((".yaml", ".yml")) or os.path.isfile(spec)):
         if spec not in VARIANTS:
-            raise SystemExit(f"--config {spec!r} is neither a YAML file nor a model variant; variants: {sorted(VARIANTS)}")
+            raise SystemExit(
+                f"--config {spec!r} is neither a YAML file nor a model variant; variants: {sorted(VARIANTS)}"
+            )
         return variant_config(spec, tiny=tiny), default_contract
     import yaml
 
@@ -50,7 +54,9 @@ def load_model_spec(spec: str, tiny: bool = False):
     with open(spec, encoding="utf-8") as stream:
         document = yaml.safe_load(stream) or {}
     if not isinstance(document, dict) or "model" not in document:
-        raise SystemExit(f"--config {spec!r} has no 'model:' mapping (expected model: {{variant: <name>, ...overrides}})")
+        raise SystemExit(
+            f"--config {spec!r} has no 'model:' mapping (expected model: {{variant: <name>, ...overrides}})"
+        )
     config = model_config_from_mapping(document["model"], tiny=tiny)
     contract_spec = document.get("contract")
     if contract_spec is None:

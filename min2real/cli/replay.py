@@ -32,23 +32,46 @@ def add_topic_arguments(parser: argparse.ArgumentParser) -> None:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("bag", help="rosbag2 directory (or its .mcap / .db3 file)")
     parser.add_argument("--model", required=True, help="exported min2real model (.onnx, or .engine with its .json)")
-    parser.add_argument("--out", required=True, help="output directory (output_bag/, contact_sheet.png, summary.json, ...)")
+    parser.add_argument(
+        "--out", required=True, help="output directory (output_bag/, contact_sheet.png, summary.json, ...)"
+    )
     timing = parser.add_mutually_exclusive_group()
-    timing.add_argument("--fast", action="store_true",
-                        help="as fast as the node keeps up (every frame processed) instead of the bag's timing")
-    timing.add_argument("--rate", type=float, default=1.0, help="bag timing scaled by this factor (default 1.0 = real time)")
-    parser.add_argument("--backend", default="auto", help="driver backend parameter (auto, onnxruntime-cpu, tensorrt, ...)")
+    timing.add_argument(
+        "--fast",
+        action="store_true",
+        help="as fast as the node keeps up (every frame processed) instead of the bag's timing",
+    )
+    timing.add_argument(
+        "--rate", type=float, default=1.0, help="bag timing scaled by this factor (default 1.0 = real time)"
+    )
+    parser.add_argument(
+        "--backend", default="auto", help="driver backend parameter (auto, onnxruntime-cpu, tensorrt, ...)"
+    )
     parser.add_argument("--domain", default="sim", choices=("sim", "real"), help="domain the model was exported for")
     add_topic_arguments(parser)
-    parser.add_argument("--no-lidar", action="store_true", help="do not replay LiDAR (the driver feeds an all-zero BEV)")
-    parser.add_argument("--control-output", default="twist", choices=("twist", "carla", "ackermann"),
-                        help="controller output type (carla/ackermann need carla_msgs/ackermann_msgs)")
+    parser.add_argument(
+        "--no-lidar", action="store_true", help="do not replay LiDAR (the driver feeds an all-zero BEV)"
+    )
+    parser.add_argument(
+        "--control-output",
+        default="twist",
+        choices=("twist", "carla", "ackermann"),
+        help="controller output type (carla/ackermann need carla_msgs/ackermann_msgs)",
+    )
     parser.add_argument("--max-frames", type=int, default=None, help="stop after this many camera frames")
-    parser.add_argument("--frame-timeout", type=float, default=10.0, help="seconds to wait for the driver per frame (--fast)")
+    parser.add_argument(
+        "--frame-timeout", type=float, default=10.0, help="seconds to wait for the driver per frame (--fast)"
+    )
     parser.add_argument("--tiles", type=int, default=12, help="overlay frames on the contact sheet")
     parser.add_argument("--video", action="store_true", help="also write overlays.mp4 with every frame")
-    parser.add_argument("--param", type=_parameter, action="append", default=[], metavar="NAME=VALUE",
-                        help="override a driver node parameter (repeatable)")
+    parser.add_argument(
+        "--param",
+        type=_parameter,
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override a driver node parameter (repeatable)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -57,10 +80,22 @@ def options_from_args(args: argparse.Namespace, bag: str, model: str, out: str):
     from min2real_ros.replay.synth_bag import BridgeTopics
 
     return ReplayOptions(
-        bag=bag, model=model, out=out, timing="fast" if args.fast else "bag", rate=args.rate, backend=args.backend,
-        domain=args.domain, topics=BridgeTopics(args.role, args.camera_id, args.lidar_id), use_lidar=not args.no_lidar,
-        control_output=args.control_output, frame_timeout_s=args.frame_timeout, max_frames=args.max_frames,
-        tiles=args.tiles, video=args.video, progress=not args.no_progress, driver_parameters=dict(args.param),
+        bag=bag,
+        model=model,
+        out=out,
+        timing="fast" if args.fast else "bag",
+        rate=args.rate,
+        backend=args.backend,
+        domain=args.domain,
+        topics=BridgeTopics(args.role, args.camera_id, args.lidar_id),
+        use_lidar=not args.no_lidar,
+        control_output=args.control_output,
+        frame_timeout_s=args.frame_timeout,
+        max_frames=args.max_frames,
+        tiles=args.tiles,
+        video=args.video,
+        progress=not args.no_progress,
+        driver_parameters=dict(args.param),
     )
 
 
@@ -78,8 +113,11 @@ def run_replay(options) -> int:
     print(f"replayed {options.bag} with {options.model}:")
     print(format_summary(result.summary))
     if not result.summary["predictions_out"]:
-        print(f"min2real replay: the driver published no prediction; last refusal: {result.summary['last_refusal']}; "
-              f"last error: {result.summary['last_error']}", file=sys.stderr)
+        print(
+            f"min2real replay: the driver published no prediction; last refusal: {result.summary['last_refusal']}; "
+            f"last error: {result.summary['last_error']}",
+            file=sys.stderr,
+        )
         return 1
     return 0
 
@@ -92,12 +130,14 @@ def run(args: argparse.Namespace) -> int:
 SYNTH_BAG_HELP = "write a synthetic drive as a rosbag2 bag in the CARLA ROS bridge layout (MCAP or sqlite3)"
 
 
-
-
 def add_synth_bag_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="bag directory to create (must not exist)")
-    parser.add_argument("--storage", choices=("mcap", "sqlite3", "both"), default="mcap",
-                        help="storage plugin; 'both' writes OUT_mcap and OUT_sqlite3")
+    parser.add_argument(
+        "--storage",
+        choices=("mcap", "sqlite3", "both"),
+        default="mcap",
+        help="storage plugin; 'both' writes OUT_mcap and OUT_sqlite3",
+    )
     parser.add_argument("--frames", type=int, default=100, help="camera frames (default 100)")
     parser.add_argument("--rate-hz", type=float, default=10.0, help="camera/LiDAR rate (default 10 Hz)")
     parser.add_argument("--image-size", type=image_size_arg, default=(512, 192), help="camera WxH (default 512x192)")
@@ -114,12 +154,16 @@ def run_synth_bag(args: argparse.Namespace) -> int:
     for storage in storages:
         out = Path(f"{args.out}_{storage}") if args.storage == "both" else Path(args.out)
         try:
-            result = write_synthetic_bag(out, storage, args.frames, args.seed, args.rate_hz, args.image_size, progress=True)
+            result = write_synthetic_bag(
+                out, storage, args.frames, args.seed, args.rate_hz, args.image_size, progress=True
+            )
         except (BagError, ValueError) as error:
             print(f"min2real data synth-bag: {error}", file=sys.stderr)
             return 2
         info = inspect_bag(result.path)
-        print(f"wrote {result.path} ({storage}): {result.num_frames} frames over {result.duration_s:.1f} s, "
-              f"{args.image_size[0]}x{args.image_size[1]} bgra8 camera")
+        print(
+            f"wrote {result.path} ({storage}): {result.num_frames} frames over {result.duration_s:.1f} s, "
+            f"{args.image_size[0]}x{args.image_size[1]} bgra8 camera"
+        )
         print(info.describe_topics())
     return 0

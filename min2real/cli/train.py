@@ -16,10 +16,18 @@ HELP = "train a model variant (training/<variant>.yaml) into a run directory; DD
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", type=Path, help="training config YAML (omit with --resume to reuse RUN/config.yaml)")
-    parser.add_argument("--out", type=Path, required=True, help="run directory (config, checkpoints, TensorBoard, metrics)")
     parser.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        "--config", type=Path, help="training config YAML (omit with --resume to reuse RUN/config.yaml)"
+    )
+    parser.add_argument(
+        "--out", type=Path, required=True, help="run directory (config, checkpoints, TensorBoard, metrics)"
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
         help="override a config key, value parsed as YAML (repeatable), e.g. --set train.lr=3e-4",
     )
     parser.add_argument("--resume", action="store_true", help="continue from RUN/checkpoints/last.pt")
@@ -37,7 +45,9 @@ def run(args: argparse.Namespace) -> int:
             return 2
         config_path = args.out / "config.yaml"
     if args.resume and not (args.out / "checkpoints" / LAST_CHECKPOINT).is_file():
-        print(f"min2real train: --resume but {args.out / 'checkpoints' / LAST_CHECKPOINT} does not exist", file=sys.stderr)
+        print(
+            f"min2real train: --resume but {args.out / 'checkpoints' / LAST_CHECKPOINT} does not exist", file=sys.stderr
+        )
         return 2
     try:
         config = TrainConfig.load(config_path, args.overrides)

@@ -51,15 +51,39 @@ from min2real.data.navsim import NavsimDataset
 from min2real.data.safe_pickle import UnsafePickleError, load_navsim_log
 
 __all__ = [
-    "CarlaGarageDataset", "NavsimDataset", "MixedDomainDataset", "DomainRatioSampler", "DataProblem",
-    "DataProblems", "DataError", "UnsafePickleError", "build_dataset", "build_sampler", "datasets_from_config",
-    "batch_size", "build_sample", "collate_samples", "load_navsim_log", "worker_init_fn",
+    "CarlaGarageDataset",
+    "NavsimDataset",
+    "MixedDomainDataset",
+    "DomainRatioSampler",
+    "DataProblem",
+    "DataProblems",
+    "DataError",
+    "UnsafePickleError",
+    "build_dataset",
+    "build_sampler",
+    "datasets_from_config",
+    "batch_size",
+    "build_sample",
+    "collate_samples",
+    "load_navsim_log",
+    "worker_init_fn",
 ]
 
 DATA_CONFIG_KEYS = (
-    "sim_roots", "real_roots", "real_split", "sim_real_ratio", "real_driving_labels", "use_real_lidar",
-    "real_camera", "real_target_point", "require_perfect_score", "skip_crashed_routes", "samples_per_epoch",
-    "val_sim_roots", "val_real_roots", "val_real_split",
+    "sim_roots",
+    "real_roots",
+    "real_split",
+    "sim_real_ratio",
+    "real_driving_labels",
+    "use_real_lidar",
+    "real_camera",
+    "real_target_point",
+    "require_perfect_score",
+    "skip_crashed_routes",
+    "samples_per_epoch",
+    "val_sim_roots",
+    "val_real_roots",
+    "val_real_split",
 )
 
 
@@ -76,13 +100,30 @@ def build_dataset(
     skip_crashed_routes: bool = True,
 ) -> MixedDomainDataset:
     """Sim (CARLA Garage layout) and real (NAVSIM layout) data as one `MixedDomainDataset`."""
-    sim = CarlaGarageDataset(list(sim_roots), contract, require_perfect_score=require_perfect_score,
-                             skip_crashed_routes=skip_crashed_routes) if sim_roots else None
+    sim = (
+        CarlaGarageDataset(
+            list(sim_roots),
+            contract,
+            require_perfect_score=require_perfect_score,
+            skip_crashed_routes=skip_crashed_routes,
+        )
+        if sim_roots
+        else None
+    )
     real = None
     if real_roots:
-        parts = [NavsimDataset(root, real_split, contract, camera=real_camera, use_lidar=use_real_lidar,
-                               driving_labels=real_driving_labels, target_point=real_target_point)
-                 for root in real_roots]
+        parts = [
+            NavsimDataset(
+                root,
+                real_split,
+                contract,
+                camera=real_camera,
+                use_lidar=use_real_lidar,
+                driving_labels=real_driving_labels,
+                target_point=real_target_point,
+            )
+            for root in real_roots
+        ]
         if len(parts) == 1:
             real = parts[0]
         else:
@@ -94,7 +135,9 @@ def build_dataset(
     return MixedDomainDataset(sim, real)
 
 
-def build_sampler(dataset: MixedDomainDataset, data_config: dict, seed: int = 0, rank: int = 0, world_size: int = 1) -> DomainRatioSampler:
+def build_sampler(
+    dataset: MixedDomainDataset, data_config: dict, seed: int = 0, rank: int = 0, world_size: int = 1
+) -> DomainRatioSampler:
     """The training sampler of a `data:` config section (sim_real_ratio, samples_per_epoch)."""
     ratio = data_config.get("sim_real_ratio", 1.0)
     ratio = math.inf if ratio in (None, "inf", float("inf")) else float(ratio)
@@ -105,7 +148,9 @@ def build_sampler(dataset: MixedDomainDataset, data_config: dict, seed: int = 0,
     return DomainRatioSampler(dataset, ratio, data_config.get("samples_per_epoch"), seed, rank, world_size)
 
 
-def datasets_from_config(data_config: dict, contract: C.Contract = C.DEFAULT_CONTRACT) -> tuple[MixedDomainDataset, MixedDomainDataset | None]:
+def datasets_from_config(
+    data_config: dict, contract: C.Contract = C.DEFAULT_CONTRACT
+) -> tuple[MixedDomainDataset, MixedDomainDataset | None]:
     """(train, validation or None) from a YAML `data:` section (keys in the module docstring)."""
     unknown = sorted(set(data_config) - set(DATA_CONFIG_KEYS))
     if unknown:
@@ -123,8 +168,12 @@ def datasets_from_config(data_config: dict, contract: C.Contract = C.DEFAULT_CON
     train = build_dataset(data_config.get("sim_roots"), data_config.get("real_roots"), real_split=split, **shared)
     val = None
     if data_config.get("val_sim_roots") or data_config.get("val_real_roots"):
-        val = build_dataset(data_config.get("val_sim_roots"), data_config.get("val_real_roots"),
-                            real_split=data_config.get("val_real_split", split), **shared)
+        val = build_dataset(
+            data_config.get("val_sim_roots"),
+            data_config.get("val_real_roots"),
+            real_split=data_config.get("val_real_split", split),
+            **shared,
+        )
     return train, val
 
 

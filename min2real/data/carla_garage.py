@@ -66,7 +66,9 @@ def read_laz_xyz(path: str | Path) -> np.ndarray:
         # parallel backend's thread pool deadlocks in a worker forked after the parent read a file.
         return np.asarray(laspy.read(str(path), laz_backend=laspy.LazBackend.Lazrs).xyz, dtype=np.float64)
     except Exception as error:  # laspy/lazrs raise many types for damaged files; all mean "corrupt"
-        raise DataError(BAD_LIDAR, path, f"not a readable LAS/LAZ point cloud ({type(error).__name__}: {error})") from error
+        raise DataError(
+            BAD_LIDAR, path, f"not a readable LAS/LAZ point cloud ({type(error).__name__}: {error})"
+        ) from error
 
 
 def _to_contract_frame(
@@ -84,7 +86,9 @@ def _to_contract_frame(
     except (KeyError, TypeError, ValueError) as error:
         raise DataError(BAD_MEASUREMENT, path, f"ego_matrix/target_point missing or malformed ({error})") from error
     if matrices.shape[1:] != (4, 4) or not np.isfinite(matrices).all():
-        raise DataError(BAD_MEASUREMENT, path, f"ego_matrix has shape {matrices.shape[1:]}; expected a finite 4x4 matrix")
+        raise DataError(
+            BAD_MEASUREMENT, path, f"ego_matrix has shape {matrices.shape[1:]}; expected a finite 4x4 matrix"
+        )
     positions_world = C.carla_to_rep103(matrices[:, :2, 3])
     forward_world = C.carla_to_rep103(matrices[0, :2, 0])  # the vehicle's x axis in the world
     yaw_world = float(np.arctan2(forward_world[1], forward_world[0]))
@@ -128,8 +132,14 @@ class CarlaGarageDataset:
         self.frame_stride = round(stride)
         self.index_problems = DataProblems()
         self.problems = DataProblems()
-        self.stats = {"routes": 0, "routes_used": 0, "routes_imperfect": 0, "routes_crashed": 0,
-                      "frames": 0, "frames_without_future": 0}
+        self.stats = {
+            "routes": 0,
+            "routes_used": 0,
+            "routes_imperfect": 0,
+            "routes_crashed": 0,
+            "frames": 0,
+            "frames_without_future": 0,
+        }
         self.route_dirs: list[str] = []
         samples: list[tuple[int, int]] = []
         for route_dir in find_route_dirs(list(roots)):
@@ -184,7 +194,9 @@ class CarlaGarageDataset:
             self.stats["frames"] += 1
             if missing:
                 for name in missing:
-                    self.index_problems.add(warn_problem(DataProblem(MISSING_FILE, str(route_dir / name), "frame file is missing")))
+                    self.index_problems.add(
+                        warn_problem(DataProblem(MISSING_FILE, str(route_dir / name), "frame file is missing"))
+                    )
                 continue
             future = [frame + k * self.frame_stride for k in range(1, self.contract.num_waypoints + 1)]
             if not all(f in measurements for f in future):
@@ -217,16 +229,30 @@ class CarlaGarageDataset:
                 speed = float(current["speed"])
                 road_option = int(current["command"])
             except (KeyError, TypeError, ValueError) as error:
-                raise DataError(BAD_MEASUREMENT, measurement_path, f"speed/command missing or malformed ({error})") from error
+                raise DataError(
+                    BAD_MEASUREMENT, measurement_path, f"speed/command missing or malformed ({error})"
+                ) from error
             if road_option not in C.CARLA_ROAD_OPTION_TO_COMMAND:
-                raise DataError(BAD_MEASUREMENT, measurement_path,
-                                f"command {road_option} is not a CARLA RoadOption; expected one of {sorted(C.CARLA_ROAD_OPTION_TO_COMMAND)}")
+                raise DataError(
+                    BAD_MEASUREMENT,
+                    measurement_path,
+                    f"command {road_option} is not a CARLA RoadOption; expected one of {sorted(C.CARLA_ROAD_OPTION_TO_COMMAND)}",
+                )
             times = np.asarray(frames, dtype=np.float64) / self.frame_rate_hz
             waypoints = C.future_waypoints_from_poses(times, positions, 0, yaw, self.contract)
             if waypoints is None:
                 raise DataError(BAD_MEASUREMENT, measurement_path, "future frames do not reach the waypoint horizon")
-            return build_sample(image, lidar_ego, target_ego, speed, C.CARLA_ROAD_OPTION_TO_COMMAND[road_option],
-                                waypoints, self.domain, self.has_labels, self.contract)
+            return build_sample(
+                image,
+                lidar_ego,
+                target_ego,
+                speed,
+                C.CARLA_ROAD_OPTION_TO_COMMAND[road_option],
+                waypoints,
+                self.domain,
+                self.has_labels,
+                self.contract,
+            )
         except DataError as error:
             problem = error.problem
         except (KeyError, TypeError, ValueError, IndexError) as error:

@@ -104,7 +104,9 @@ class DataProblems:
     def summary(self) -> str:
         if not self._counts:
             return "data problems: none"
-        lines = [f"data problems: {self.total} skipped ({', '.join(f'{k} {v}' for k, v in self.counts_by_kind().items())})"]
+        lines = [
+            f"data problems: {self.total} skipped ({', '.join(f'{k} {v}' for k, v in self.counts_by_kind().items())})"
+        ]
         for kind in sorted(self._examples):
             for example in self._examples[kind]:
                 lines.append(f"  {kind}: {example}")
@@ -170,8 +172,11 @@ def read_image_rgb(path: str | Path) -> np.ndarray:
 def write_image_rgb(path: str | Path, image_rgb: np.ndarray, jpeg_quality: int = 92) -> None:
     import cv2
 
-    ok, encoded = cv2.imencode(Path(path).suffix or ".jpg", cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR),
-                               [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality])
+    ok, encoded = cv2.imencode(
+        Path(path).suffix or ".jpg",
+        cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR),
+        [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality],
+    )
     if not ok:
         raise OSError(f"OpenCV could not encode image {path}")
     Path(path).write_bytes(encoded.tobytes())
@@ -179,8 +184,15 @@ def write_image_rgb(path: str | Path, image_rgb: np.ndarray, jpeg_quality: int =
 
 # ---- the sample ---------------------------------------------------------------------------------
 SAMPLE_KEYS = (
-    C.INPUT_IMAGE, C.INPUT_LIDAR_BEV, C.INPUT_TARGET_POINT, C.INPUT_SPEED, C.INPUT_COMMAND,
-    C.TARGET_WAYPOINTS, C.TARGET_STEER_CLASS, C.SAMPLE_DOMAIN, C.SAMPLE_HAS_LABELS,
+    C.INPUT_IMAGE,
+    C.INPUT_LIDAR_BEV,
+    C.INPUT_TARGET_POINT,
+    C.INPUT_SPEED,
+    C.INPUT_COMMAND,
+    C.TARGET_WAYPOINTS,
+    C.TARGET_STEER_CLASS,
+    C.SAMPLE_DOMAIN,
+    C.SAMPLE_HAS_LABELS,
 )
 
 

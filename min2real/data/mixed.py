@@ -38,7 +38,9 @@ class MixedDomainDataset:
         self.sim_dataset, self.real_dataset = sim_dataset, real_dataset
         self.num_sim = len(sim_dataset) if sim_dataset is not None else 0
         self.num_real = len(real_dataset) if real_dataset is not None else 0
-        self.domains = np.concatenate([np.full(self.num_sim, C.DOMAIN_SIM, np.int64), np.full(self.num_real, C.DOMAIN_REAL, np.int64)])
+        self.domains = np.concatenate(
+            [np.full(self.num_sim, C.DOMAIN_SIM, np.int64), np.full(self.num_real, C.DOMAIN_REAL, np.int64)]
+        )
 
     def __len__(self) -> int:
         return self.num_sim + self.num_real
@@ -101,8 +103,9 @@ class DomainRatioSampler:
         if self.sim_fraction > 0 and dataset.num_sim == 0:
             raise ValueError(f"sim_real_ratio={sim_real_ratio} asks for sim samples but the dataset has none")
         if self.sim_fraction < 1 and dataset.num_real == 0:
-            raise ValueError(f"sim_real_ratio={sim_real_ratio} asks for real samples but the dataset has none "
-                             "(use inf for sim only)")
+            raise ValueError(
+                f"sim_real_ratio={sim_real_ratio} asks for real samples but the dataset has none (use inf for sim only)"
+            )
         self.dataset = dataset
         self.num_samples = len(dataset) if num_samples is None else int(num_samples)
         self.seed, self.rank, self.world_size = int(seed), int(rank), int(world_size)
@@ -123,7 +126,9 @@ class DomainRatioSampler:
             rounds = -(-count // size)
             return offset + np.concatenate([rng.permutation(size) for _ in range(rounds)])[:count]
 
-        indices = np.concatenate([draw(num_sim, 0, self.dataset.num_sim), draw(num_real, self.dataset.num_sim, self.dataset.num_real)])
+        indices = np.concatenate(
+            [draw(num_sim, 0, self.dataset.num_sim), draw(num_real, self.dataset.num_sim, self.dataset.num_real)]
+        )
         return rng.permutation(indices)
 
     def __iter__(self) -> Iterator[int]:
@@ -150,7 +155,9 @@ def collate_samples(samples: Sequence) -> dict:
         elif isinstance(sample, DataProblem):
             problems.append(sample)
         else:
-            problems.append(warn_problem(DataProblem(UNKNOWN, "<dataset>", f"sample is {type(sample).__name__}; expected a dict")))
+            problems.append(
+                warn_problem(DataProblem(UNKNOWN, "<dataset>", f"sample is {type(sample).__name__}; expected a dict"))
+            )
     batch: dict = {"problems": problems}
     if not good:
         return batch

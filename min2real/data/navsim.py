@@ -59,20 +59,34 @@ def stitch_cameras(left_rgb: np.ndarray, front_rgb: np.ndarray, right_rgb: np.nd
     rows = round(_STITCH_ROW_CROP * height)
     cols = round(_STITCH_SIDE_CROP * width)
     band = slice(rows, height - rows)
-    return np.concatenate([left_rgb[band, cols : width - cols], front_rgb[band], right_rgb[band, cols : width - cols]], axis=1)
+    return np.concatenate(
+        [left_rgb[band, cols : width - cols], front_rgb[band], right_rgb[band, cols : width - cols]], axis=1
+    )
 
 
 def _rotation_from_quaternion_wxyz(quaternion: np.ndarray) -> np.ndarray:
     w, x, y, z = np.asarray(quaternion, dtype=np.float64) / np.linalg.norm(quaternion)
-    return np.array([
-        [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-        [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-        [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
-    ])
+    return np.array(
+        [
+            [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+            [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+            [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
+        ]
+    )
 
 
-_PCD_TYPES = {("F", 4): "<f4", ("F", 8): "<f8", ("U", 1): "<u1", ("U", 2): "<u2", ("U", 4): "<u4",
-              ("I", 1): "<i1", ("I", 2): "<i2", ("I", 4): "<i4", ("U", 8): "<u8", ("I", 8): "<i8"}
+_PCD_TYPES = {
+    ("F", 4): "<f4",
+    ("F", 8): "<f8",
+    ("U", 1): "<u1",
+    ("U", 2): "<u2",
+    ("U", 4): "<u4",
+    ("I", 1): "<i1",
+    ("I", 2): "<i2",
+    ("I", 4): "<i4",
+    ("U", 8): "<u8",
+    ("I", 8): "<i8",
+}
 
 
 def read_pcd_xyz(path: str | Path) -> np.ndarray:
@@ -98,8 +112,12 @@ def read_pcd_xyz(path: str | Path) -> np.ndarray:
         types = header["TYPE"]
         counts = [int(v) for v in header.get("COUNT", ["1"] * len(fields))]
         num_points = int(header["POINTS"][0])
-        dtype = np.dtype([(f"{name}_{i}" if count > 1 else name, _PCD_TYPES[(kind, size)], (count,) if count > 1 else ())
-                          for i, (name, size, kind, count) in enumerate(zip(fields, sizes, types, counts))])
+        dtype = np.dtype(
+            [
+                (f"{name}_{i}" if count > 1 else name, _PCD_TYPES[(kind, size)], (count,) if count > 1 else ())
+                for i, (name, size, kind, count) in enumerate(zip(fields, sizes, types, counts))
+            ]
+        )
     except (KeyError, ValueError, IndexError) as error:
         raise DataError(BAD_LIDAR, path, f"PCD header is malformed ({error})") from error
     if not {"x", "y", "z"} <= set(dtype.names):
@@ -108,7 +126,11 @@ def read_pcd_xyz(path: str | Path) -> np.ndarray:
     body = data[offset:]
     if mode == "binary":
         if len(body) < num_points * dtype.itemsize:
-            raise DataError(BAD_LIDAR, path, f"PCD is truncated: {len(body)} bytes for {num_points} points of {dtype.itemsize} bytes")
+            raise DataError(
+                BAD_LIDAR,
+                path,
+                f"PCD is truncated: {len(body)} bytes for {num_points} points of {dtype.itemsize} bytes",
+            )
         cloud = np.frombuffer(body, dtype=dtype, count=num_points)
         columns = [cloud[name] for name in ("x", "y", "z")]
     elif mode == "ascii":
@@ -121,7 +143,9 @@ def read_pcd_xyz(path: str | Path) -> np.ndarray:
         try:
             import lzf
         except ImportError as error:
-            raise DataError(BAD_LIDAR, path, "PCD is binary_compressed (LZF); install the 'python-lzf' package to read it") from error
+            raise DataError(
+                BAD_LIDAR, path, "PCD is binary_compressed (LZF); install the 'python-lzf' package to read it"
+            ) from error
         compressed, uncompressed = np.frombuffer(body[:8], dtype="<u4")
         raw = lzf.decompress(body[8 : 8 + int(compressed)], int(uncompressed))
         if raw is None or len(raw) != uncompressed:
@@ -135,7 +159,9 @@ def read_pcd_xyz(path: str | Path) -> np.ndarray:
                 columns.append((name, values))
         columns = [values for _, values in sorted(columns, key=lambda item: "xyz".index(item[0]))]
     else:
-        raise DataError(BAD_LIDAR, path, f"PCD DATA mode {mode!r} is not supported; expected ascii, binary or binary_compressed")
+        raise DataError(
+            BAD_LIDAR, path, f"PCD DATA mode {mode!r} is not supported; expected ascii, binary or binary_compressed"
+        )
     return np.stack([np.asarray(c, dtype=np.float64) for c in columns], axis=1)
 
 
@@ -161,7 +187,9 @@ class NavsimDataset:
         target_point: str = "straight_ahead",
     ) -> None:
         if target_point not in TARGET_POINT_MODES:
-            raise ValueError(f"NAVSIM target_point {target_point!r} is not supported; expected one of {TARGET_POINT_MODES}")
+            raise ValueError(
+                f"NAVSIM target_point {target_point!r} is not supported; expected one of {TARGET_POINT_MODES}"
+            )
         if camera not in CAMERA_MODES:
             raise ValueError(f"NAVSIM camera {camera!r} is not supported; expected one of {CAMERA_MODES}")
         self.root = Path(root)
@@ -172,7 +200,9 @@ class NavsimDataset:
         self.has_labels = driving_labels
         logs_dir = self.root / "navsim_logs" / split
         if not logs_dir.is_dir():
-            raise FileNotFoundError(f"NAVSIM logs folder {logs_dir} does not exist; expected <root>/navsim_logs/<split>/*.pkl")
+            raise FileNotFoundError(
+                f"NAVSIM logs folder {logs_dir} does not exist; expected <root>/navsim_logs/<split>/*.pkl"
+            )
         self.blobs_dir = self.root / "sensor_blobs" / split
         self.index_problems = DataProblems()
         self.problems = DataProblems()
@@ -187,7 +217,16 @@ class NavsimDataset:
             except UnsafePickleError as error:
                 self.index_problems.add(warn_problem(DataProblem(UNSAFE_PICKLE, str(log_path), str(error))))
                 continue
-            except (pickle.UnpicklingError, EOFError, OSError, ValueError, KeyError, TypeError, IndexError, AttributeError) as error:
+            except (
+                pickle.UnpicklingError,
+                EOFError,
+                OSError,
+                ValueError,
+                KeyError,
+                TypeError,
+                IndexError,
+                AttributeError,
+            ) as error:
                 self.index_problems.add(warn_problem(problem_from_exception(error, log_path, BAD_LOG)))
                 continue
             self.stats["frames"] += len(log["times"])
@@ -227,12 +266,16 @@ class NavsimDataset:
         frames = sorted(frames, key=lambda frame: int(frame["timestamp"]))
         times = np.array([int(f["timestamp"]) for f in frames], dtype=np.float64) * 1e-6
         positions = np.array([np.asarray(f["ego2global_translation"], dtype=np.float64)[:2] for f in frames])
-        yaws = C.yaw_from_quaternion_wxyz(np.array([np.asarray(f["ego2global_rotation"], dtype=np.float64) for f in frames]))
+        yaws = C.yaw_from_quaternion_wxyz(
+            np.array([np.asarray(f["ego2global_rotation"], dtype=np.float64) for f in frames])
+        )
         speeds = np.array([float(np.hypot(*np.asarray(f["ego_dynamic_state"], dtype=np.float64)[:2])) for f in frames])
         commands = []
         for frame in frames:
             one_hot = np.asarray(frame["driving_command"], dtype=np.float64).reshape(-1)
-            commands.append(int(np.argmax(one_hot)) if one_hot.sum() > 0 and len(one_hot) == len(C.COMMANDS) else C.COMMAND_UNKNOWN)
+            commands.append(
+                int(np.argmax(one_hot)) if one_hot.sum() > 0 and len(one_hot) == len(C.COMMANDS) else C.COMMAND_UNKNOWN
+            )
         images = [[str(f["cams"][name]["data_path"]) for name in cameras] for f in frames]
         lidar_paths = [str(f.get("lidar_path", "")) for f in frames]
         lidar2ego = []
@@ -242,8 +285,16 @@ class NavsimDataset:
                 pose[:3, :3] = _rotation_from_quaternion_wxyz(frame["lidar2ego_rotation"])
                 pose[:3, 3] = np.asarray(frame["lidar2ego_translation"], dtype=np.float64)[:3]
             lidar2ego.append(pose)
-        return {"times": times, "positions": positions, "yaws": yaws, "speeds": speeds, "commands": commands,
-                "images": images, "lidar_paths": lidar_paths, "lidar2ego": lidar2ego}
+        return {
+            "times": times,
+            "positions": positions,
+            "yaws": yaws,
+            "speeds": speeds,
+            "commands": commands,
+            "images": images,
+            "lidar_paths": lidar_paths,
+            "lidar2ego": lidar2ego,
+        }
 
     def __len__(self) -> int:
         return len(self.target_points)
@@ -261,8 +312,17 @@ class NavsimDataset:
                 points = read_pcd_xyz(self.blobs_dir / lidar_path)
                 pose = self.lidar2ego[index]
                 lidar_ego = points @ pose[:3, :3].T + pose[:3, 3]
-            return build_sample(image, lidar_ego, self.target_points[index], float(self.speeds[index]),
-                                int(self.commands[index]), self.waypoints[index], self.domain, self.has_labels, self.contract)
+            return build_sample(
+                image,
+                lidar_ego,
+                self.target_points[index],
+                float(self.speeds[index]),
+                int(self.commands[index]),
+                self.waypoints[index],
+                self.domain,
+                self.has_labels,
+                self.contract,
+            )
         except DataError as error:
             problem = error.problem
         except ValueError as error:

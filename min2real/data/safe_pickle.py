@@ -53,8 +53,24 @@ def _allowed_globals() -> dict[tuple[str, str], object]:
     for module in ("numpy.core.numeric", "numpy._core.numeric"):
         allowed[(module, "_frombuffer")] = numeric._frombuffer
     # numpy scalar and dtype classes referenced by name (np.float64, np.dtypes.Float64DType, ...).
-    for name in ("bool_", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
-                 "float16", "float32", "float64", "complex64", "complex128", "str_", "bytes_"):
+    for name in (
+        "bool_",
+        "int8",
+        "int16",
+        "int32",
+        "int64",
+        "uint8",
+        "uint16",
+        "uint32",
+        "uint64",
+        "float16",
+        "float32",
+        "float64",
+        "complex64",
+        "complex128",
+        "str_",
+        "bytes_",
+    ):
         allowed[("numpy", name)] = getattr(np, name)
     for name in dir(np.dtypes):
         if name.endswith("DType") and name not in ("ObjectDType", "VoidDType"):

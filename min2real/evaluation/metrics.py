@@ -66,7 +66,9 @@ def steering_confusion(steer_class_pred, steer_class_gt, num_classes: int = len(
         raise ValueError(f"steering predictions {pred.shape} and ground truth {gt.shape}; expected equal (N,)")
     bad = (pred < 0) | (pred >= num_classes) | (gt < 0) | (gt >= num_classes)
     if bad.any():
-        raise ValueError(f"steering classes must lie in 0..{num_classes - 1}; got {np.unique(np.concatenate([pred, gt]))}")
+        raise ValueError(
+            f"steering classes must lie in 0..{num_classes - 1}; got {np.unique(np.concatenate([pred, gt]))}"
+        )
     return np.bincount(gt * num_classes + pred, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
 
 
@@ -179,10 +181,14 @@ class MetricsAccumulator:
             if not in_domain.any():
                 continue
             labelled = in_domain & has_labels
-            metrics = driving_metrics(wp_pred[labelled], wp_gt[labelled], logits[labelled], steer_gt[labelled], self.contract)
+            metrics = driving_metrics(
+                wp_pred[labelled], wp_gt[labelled], logits[labelled], steer_gt[labelled], self.contract
+            )
             metrics["num_samples_total"] = int(in_domain.sum())
             metrics["discriminator_accuracy"] = (
-                discriminator_accuracy(domain_logits.ravel()[in_domain], domain[in_domain]) if domain_logits is not None else None
+                discriminator_accuracy(domain_logits.ravel()[in_domain], domain[in_domain])
+                if domain_logits is not None
+                else None
             )
             report[domain_name] = metrics
         if domain_logits is not None:

@@ -32,8 +32,12 @@ from min2real import contract as C
 from min2real.evaluation.metrics import discriminator_accuracy, driving_metrics
 
 # Situation split: speed bands in m/s (lower bound inclusive).
-SPEED_BANDS_MPS = ((0.0, 0.5, "standing (<0.5 m/s)"), (0.5, 5.0, "slow (0.5-5 m/s)"),
-                   (5.0, 10.0, "medium (5-10 m/s)"), (10.0, math.inf, "fast (>=10 m/s)"))
+SPEED_BANDS_MPS = (
+    (0.0, 0.5, "standing (<0.5 m/s)"),
+    (0.5, 5.0, "slow (0.5-5 m/s)"),
+    (5.0, 10.0, "medium (5-10 m/s)"),
+    (10.0, math.inf, "fast (>=10 m/s)"),
+)
 SAMPLE_JUNCTION = "junction"  # optional per-sample flag (CARLA Garage measurement `junction`)
 
 
@@ -169,7 +173,9 @@ class ExportedPredictor(Predictor):
         for index, domain_id in enumerate(domains):
             policy = self.policies.get(int(domain_id))
             if policy is None:
-                raise EvaluationError(f"no exported model for domain {C.DOMAINS[int(domain_id)]!r} in run {self.name!r}")
+                raise EvaluationError(
+                    f"no exported model for domain {C.DOMAINS[int(domain_id)]!r} in run {self.name!r}"
+                )
             inputs = {
                 name: np.ascontiguousarray(batch[name][index : index + 1], dtype=np.float32)
                 for name in policy.backend.input_shapes
@@ -273,7 +279,9 @@ def run_predictor(
     for index in range(len(dataset)):
         sample = dataset[index]
         if not isinstance(sample, dict):
-            skipped["broken sample (see the loader's warnings)"] = skipped.get("broken sample (see the loader's warnings)", 0) + 1
+            skipped["broken sample (see the loader's warnings)"] = (
+                skipped.get("broken sample (see the loader's warnings)", 0) + 1
+            )
             continue
         domain_id = int(np.asarray(sample[C.SAMPLE_DOMAIN]))
         if domain_id not in allowed:
@@ -342,13 +350,17 @@ def compute_metrics(run: RunPredictions) -> dict:
             continue
         labelled = in_domain & run.has_labels
         metrics = driving_metrics(
-            run.waypoints_pred[labelled], run.waypoints_gt[labelled], run.steer_logits[labelled],
-            run.steer_gt[labelled], run.contract,
+            run.waypoints_pred[labelled],
+            run.waypoints_gt[labelled],
+            run.steer_logits[labelled],
+            run.steer_gt[labelled],
+            run.contract,
         )
         metrics["num_samples_total"] = int(in_domain.sum())
         metrics["discriminator_accuracy"] = (
             discriminator_accuracy(run.domain_logits[in_domain], run.domain[in_domain])
-            if run.domain_logits is not None else None
+            if run.domain_logits is not None
+            else None
         )
         situations: dict = {}
         for split_name, masks in splits.items():
@@ -357,8 +369,12 @@ def compute_metrics(run: RunPredictions) -> dict:
                 selected = labelled & mask
                 if selected.any():
                     groups[situation] = driving_metrics(
-                        run.waypoints_pred[selected], run.waypoints_gt[selected], run.steer_logits[selected],
-                        run.steer_gt[selected], run.contract, split_turns=False,
+                        run.waypoints_pred[selected],
+                        run.waypoints_gt[selected],
+                        run.steer_logits[selected],
+                        run.steer_gt[selected],
+                        run.contract,
+                        split_turns=False,
                     )
             situations[split_name] = groups
         metrics["situations"] = situations
@@ -417,8 +433,13 @@ def find_layouts(data_dir: str | Path) -> tuple[list[Path], list[tuple[Path, lis
     root = Path(data_dir)
     if not root.is_dir():
         raise EvaluationError(f"data directory {root} does not exist")
-    garage_roots = sorted({path.parent.parent.parent for path in root.glob("**/measurements") if path.is_dir()
-                           and len(path.relative_to(root).parts) >= 3})
+    garage_roots = sorted(
+        {
+            path.parent.parent.parent
+            for path in root.glob("**/measurements")
+            if path.is_dir() and len(path.relative_to(root).parts) >= 3
+        }
+    )
     navsim_roots = []
     for logs in sorted(root.glob("**/navsim_logs")):
         splits = sorted(child.name for child in logs.iterdir() if child.is_dir())
@@ -426,8 +447,13 @@ def find_layouts(data_dir: str | Path) -> tuple[list[Path], list[tuple[Path, lis
     return garage_roots, navsim_roots
 
 
-def open_data_dir(data_dir: str | Path, contract: C.Contract, real_split: str | None = None,
-                  navsim_camera: str = "front", require_perfect_score: bool = False) -> ConcatSamples:
+def open_data_dir(
+    data_dir: str | Path,
+    contract: C.Contract,
+    real_split: str | None = None,
+    navsim_camera: str = "front",
+    require_perfect_score: bool = False,
+) -> ConcatSamples:
     """Every CARLA Garage root and NAVSIM split under `data_dir` as one sample sequence (sim
     first). Routes are taken whatever their driving score unless `require_perfect_score`."""
     garage_roots, navsim_roots = find_layouts(data_dir)
@@ -442,7 +468,9 @@ def open_data_dir(data_dir: str | Path, contract: C.Contract, real_split: str | 
         wanted = [real_split] if real_split else splits
         for split in wanted:
             if split not in splits:
-                raise EvaluationError(f"NAVSIM split {split!r} not found under {navsim_root}/navsim_logs; found {splits}")
+                raise EvaluationError(
+                    f"NAVSIM split {split!r} not found under {navsim_root}/navsim_logs; found {splits}"
+                )
             datasets.append(NavsimDataset(navsim_root, split, contract, camera=navsim_camera))
     samples = ConcatSamples(datasets)
     if len(samples) == 0:

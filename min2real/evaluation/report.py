@@ -75,20 +75,25 @@ def plot_error_vs_horizon(path: Path, runs: list[RunPredictions], metrics: list[
 
 def plot_confusions(path: Path, runs: list[RunPredictions], metrics: list[dict]) -> Path:
     plt = _pyplot()
-    panels = [(run.name, domain_name, report[domain_name]["steer_confusion"])
-              for run, report in zip(runs, metrics) for domain_name in C.DOMAINS
-              if report.get(domain_name, {}).get("steer_confusion") is not None]
+    panels = [
+        (run.name, domain_name, report[domain_name]["steer_confusion"])
+        for run, report in zip(runs, metrics)
+        for domain_name in C.DOMAINS
+        if report.get(domain_name, {}).get("steer_confusion") is not None
+    ]
     columns = max(1, min(4, len(panels)))
     rows = max(1, -(-len(panels) // columns))
     fig, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 3.0 * rows), squeeze=False)
-    for ax in axes.ravel()[len(panels):]:
+    for ax in axes.ravel()[len(panels) :]:
         ax.axis("off")
     for ax, (run_name, domain_name, confusion) in zip(axes.ravel(), panels):
         matrix = np.asarray(confusion, dtype=np.float64)
         rates = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
         ax.imshow(rates, vmin=0, vmax=1, cmap="Blues")
         for (row, col), count in np.ndenumerate(matrix):
-            ax.text(col, row, f"{int(count)}", ha="center", va="center", color="black" if rates[row, col] < 0.6 else "white")
+            ax.text(
+                col, row, f"{int(count)}", ha="center", va="center", color="black" if rates[row, col] < 0.6 else "white"
+            )
         ax.set_xticks(range(len(C.STEER_CLASSES)), C.STEER_CLASSES, fontsize=8)
         ax.set_yticks(range(len(C.STEER_CLASSES)), C.STEER_CLASSES, fontsize=8)
         ax.set_xlabel("predicted")
@@ -103,8 +108,12 @@ def plot_confusions(path: Path, runs: list[RunPredictions], metrics: list[dict])
 def plot_situation_ade(path: Path, runs: list[RunPredictions], metrics: list[dict], split: str) -> Path:
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7.0, 3.6))
-    bars = [(f"{run.name} ({domain_name})", report[domain_name]["situations"].get(split, {}))
-            for run, report in zip(runs, metrics) for domain_name in C.DOMAINS if domain_name in report]
+    bars = [
+        (f"{run.name} ({domain_name})", report[domain_name]["situations"].get(split, {}))
+        for run, report in zip(runs, metrics)
+        for domain_name in C.DOMAINS
+        if domain_name in report
+    ]
     situations = situation_order(bars)
     values = situation_ade_values(bars, situations)
     width = 0.8 / max(1, len(bars))
@@ -160,9 +169,17 @@ def example_tiles(runs: list[RunPredictions], indices: list[int], camera) -> lis
             image_rgb = np.moveaxis(np.asarray(sample[C.INPUT_IMAGE]), 0, -1)
             ade = float(per_sample_ade(run)[row])
             label = f"{run.name} #{dataset_index} gt {C.STEER_CLASSES[run.steer_gt[row]]} ADE {ade:.2f} m"
-            tiles.append(draw_overlay(image_rgb, run.waypoints_pred[row], label, camera=camera.scaled_to(
-                image_rgb.shape[1], image_rgb.shape[0]), recorded_ego=run.waypoints_gt[row],
-                target_point_ego=run.target_point[row], tile_height=180))
+            tiles.append(
+                draw_overlay(
+                    image_rgb,
+                    run.waypoints_pred[row],
+                    label,
+                    camera=camera.scaled_to(image_rgb.shape[1], image_rgb.shape[0]),
+                    recorded_ego=run.waypoints_gt[row],
+                    target_point_ego=run.target_point[row],
+                    tile_height=180,
+                )
+            )
     return tiles
 
 
@@ -247,23 +264,40 @@ def write_report(
     lines = ["# Min2Real open-loop evaluation", ""]
     if data_description:
         lines += [f"Data: {data_description}", ""]
-    lines += ["Waypoints are in the ego frame (REP 103, metres); L2 = Euclidean error per waypoint, "
-              "ADE = mean over waypoints, FDE = last waypoint. Steering classes follow the contract's rule "
-              "on the ground-truth trajectory. Open-loop numbers on this data only: they are not driving scores.", ""]
+    lines += [
+        "Waypoints are in the ego frame (REP 103, metres); L2 = Euclidean error per waypoint, "
+        "ADE = mean over waypoints, FDE = last waypoint. Steering classes follow the contract's rule "
+        "on the ground-truth trajectory. Open-loop numbers on this data only: they are not driving scores.",
+        "",
+    ]
 
     lines += ["## Runs", ""]
     rows = []
     for run in runs:
-        counts = ", ".join(f"{name} {int((run.domain == i).sum())}" for i, name in enumerate(C.DOMAINS) if (run.domain == i).any())
+        counts = ", ".join(
+            f"{name} {int((run.domain == i).sum())}" for i, name in enumerate(C.DOMAINS) if (run.domain == i).any()
+        )
         skipped = "; ".join(f"{reason}: {count}" for reason, count in run.skipped.items()) or "none"
-        rows.append([run.name, run.kind, str(run.details.get("variant", "?")), str(run.details.get("backend", "?")),
-                     counts, skipped, f"`{run.source}`"])
+        rows.append(
+            [
+                run.name,
+                run.kind,
+                str(run.details.get("variant", "?")),
+                str(run.details.get("backend", "?")),
+                counts,
+                skipped,
+                f"`{run.source}`",
+            ]
+        )
     lines += _table(["run", "kind", "variant", "backend", "samples", "skipped", "source"], rows)
 
     lines += ["## Metrics per domain", ""]
     horizon = _horizon_columns(runs[0].contract)
-    header = ["run", "domain", "labelled", "ADE [m]", "FDE [m]"] + [f"L2@{t:g}s [m]" for _, t in horizon] + [
-        "steer acc", "turn ADE [m]", "straight ADE [m]", "discriminator acc"]
+    header = (
+        ["run", "domain", "labelled", "ADE [m]", "FDE [m]"]
+        + [f"L2@{t:g}s [m]" for _, t in horizon]
+        + ["steer acc", "turn ADE [m]", "straight ADE [m]", "discriminator acc"]
+    )
     rows = []
     for run, report in zip(runs, metrics):
         for domain_name in C.DOMAINS:
@@ -271,18 +305,37 @@ def write_report(
                 continue
             m = report[domain_name]
             per_step = m.get("l2_per_step_m") or []
-            rows.append([run.name, domain_name, _fmt(m["num_samples"]), _fmt(m["ade_m"]), _fmt(m["fde_m"])]
-                        + [_fmt(per_step[i] if i < len(per_step) else None) for i, _ in horizon]
-                        + [_fmt(m.get("steer_accuracy")), _fmt(m.get("turn", {}).get("ade_m")),
-                           _fmt(m.get("straight", {}).get("ade_m")), _fmt(m.get("discriminator_accuracy"))])
+            rows.append(
+                [run.name, domain_name, _fmt(m["num_samples"]), _fmt(m["ade_m"]), _fmt(m["fde_m"])]
+                + [_fmt(per_step[i] if i < len(per_step) else None) for i, _ in horizon]
+                + [
+                    _fmt(m.get("steer_accuracy")),
+                    _fmt(m.get("turn", {}).get("ade_m")),
+                    _fmt(m.get("straight", {}).get("ade_m")),
+                    _fmt(m.get("discriminator_accuracy")),
+                ]
+            )
     lines += _table(header, rows)
-    lines += ["Discriminator accuracy (checkpoints of variants with a discriminator): near 0.5 means the DINOv2 "
-              "features no longer tell virtual from real images, which is what the adversarial training aims for.", ""]
+    lines += [
+        "Discriminator accuracy (checkpoints of variants with a discriminator): near 0.5 means the DINOv2 "
+        "features no longer tell virtual from real images, which is what the adversarial training aims for.",
+        "",
+    ]
 
-    lines += ["## Error against horizon", "",
-              f"![L2 error against horizon]({rel(plot_error_vs_horizon(figures / 'error_vs_horizon.png', runs, metrics))})", ""]
-    lines += ["## Steering confusion", "", "Rows: ground truth, columns: prediction (counts; colour = row rate).", "",
-              f"![steering confusion]({rel(plot_confusions(figures / 'steer_confusion.png', runs, metrics))})", ""]
+    lines += [
+        "## Error against horizon",
+        "",
+        f"![L2 error against horizon]({rel(plot_error_vs_horizon(figures / 'error_vs_horizon.png', runs, metrics))})",
+        "",
+    ]
+    lines += [
+        "## Steering confusion",
+        "",
+        "Rows: ground truth, columns: prediction (counts; colour = row rate).",
+        "",
+        f"![steering confusion]({rel(plot_confusions(figures / 'steer_confusion.png', runs, metrics))})",
+        "",
+    ]
 
     lines += ["## By situation", ""]
     split_names = []
@@ -297,25 +350,39 @@ def write_report(
         for run, report in zip(runs, metrics):
             for domain_name in C.DOMAINS:
                 for situation, m in report.get(domain_name, {}).get("situations", {}).get(split, {}).items():
-                    rows.append([situation, run.name, domain_name, _fmt(m["num_samples"]), _fmt(m["ade_m"]),
-                                 _fmt(m["fde_m"]), _fmt(m.get("steer_accuracy"))])
+                    rows.append(
+                        [
+                            situation,
+                            run.name,
+                            domain_name,
+                            _fmt(m["num_samples"]),
+                            _fmt(m["ade_m"]),
+                            _fmt(m["fde_m"]),
+                            _fmt(m.get("steer_accuracy")),
+                        ]
+                    )
         lines += _table(["situation", "run", "domain", "samples", "ADE [m]", "FDE [m]", "steer acc"], rows)
         slug = split.replace(" ", "_").replace("-", "_")
         figure = plot_situation_ade(figures / f"ade_by_{slug}.png", runs, metrics, split)
         lines += [f"![ADE by {split}]({rel(figure)})", ""]
 
-    lines += ["## Example trajectories", "",
-              "Left: camera image with waypoints projected onto the ground (assumed camera: "
-              f"{camera_fov_deg:g} deg horizontal FOV at {tuple(camera_mount_m)} m in base_link, level, horizon at "
-              f"{camera_horizon_fraction:g} of the image height; "
-              "exact for data recorded with that camera). Right: top-down view, ego at the bottom heading up. "
-              "Red: prediction, green: ground truth, blue: target point.", ""]
+    lines += [
+        "## Example trajectories",
+        "",
+        "Left: camera image with waypoints projected onto the ground (assumed camera: "
+        f"{camera_fov_deg:g} deg horizontal FOV at {tuple(camera_mount_m)} m in base_link, level, horizon at "
+        f"{camera_horizon_fraction:g} of the image height; "
+        "exact for data recorded with that camera). Right: top-down view, ego at the bottom heading up. "
+        "Red: prediction, green: ground truth, blue: target point.",
+        "",
+    ]
     examples = select_examples(runs[0], examples_per_domain)
     for domain_id, indices in examples.items():
         width, height = runs[0].contract.camera_width, runs[0].contract.camera_height
         focal = width / (2.0 * np.tan(np.radians(camera_fov_deg) / 2.0))
-        camera = CameraModel(width, height, focal, focal, width / 2.0, camera_horizon_fraction * height,
-                             tuple(camera_mount_m), 0.0)
+        camera = CameraModel(
+            width, height, focal, focal, width / 2.0, camera_horizon_fraction * height, tuple(camera_mount_m), 0.0
+        )
         tiles = example_tiles(runs, indices, camera)
         if tiles:
             sheet = contact_sheet(tiles, columns=len(runs) if len(runs) > 1 else 2)
@@ -334,18 +401,35 @@ def write_report(
         figure, stats = result
         adapter_stats[run.name] = stats
         rgb = ", ".join(f"{v:+.2f}" for v in stats["mean_signed_difference_rgb"])
-        lines += [f"### {run.name}", "",
-                  f"Mean |adapted - plain| over {stats['samples']} virtual samples: {stats['mean_abs_difference']:.2f} "
-                  f"(max {stats['max_abs_difference']:.1f}) on the 0..255 scale; mean signed change R, G, B: {rgb}.", "",
-                  f"![adapter {run.name}]({rel(figure)})", ""]
+        lines += [
+            f"### {run.name}",
+            "",
+            f"Mean |adapted - plain| over {stats['samples']} virtual samples: {stats['mean_abs_difference']:.2f} "
+            f"(max {stats['max_abs_difference']:.1f}) on the 0..255 scale; mean signed change R, G, B: {rgb}.",
+            "",
+            f"![adapter {run.name}]({rel(figure)})",
+            "",
+        ]
     if not adapter_stats:
-        lines += ["No run shows the adapter: it needs a training checkpoint of a variant with the V2R adapter "
-                  "and virtual (sim) samples (an exported graph does not expose the adapter's output).", ""]
+        lines += [
+            "No run shows the adapter: it needs a training checkpoint of a variant with the V2R adapter "
+            "and virtual (sim) samples (an exported graph does not expose the adapter's output).",
+            "",
+        ]
 
     summary = {
         "data": data_description,
-        "runs": [{"name": run.name, "kind": run.kind, "source": run.source, "details": run.details,
-                  "skipped": run.skipped, "metrics": report} for run, report in zip(runs, metrics)],
+        "runs": [
+            {
+                "name": run.name,
+                "kind": run.kind,
+                "source": run.source,
+                "details": run.details,
+                "skipped": run.skipped,
+                "metrics": report,
+            }
+            for run, report in zip(runs, metrics)
+        ],
         "adapter": adapter_stats,
     }
     (markdown_path.parent / "metrics.json").write_text(json.dumps(_json_ready(summary), indent=2, sort_keys=True))

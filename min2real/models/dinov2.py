@@ -77,7 +77,9 @@ def load_dinov2_weights(vit: nn.Module, source: str, checkpoint_path: str = "") 
     if source == "none":
         return "none"
     if source not in ("official", "timm_file"):
-        raise ValueError(f"DINOv2 weight source {source!r} cannot be loaded from a file; expected one of {DINOV2_WEIGHT_SOURCES}")
+        raise ValueError(
+            f"DINOv2 weight source {source!r} cannot be loaded from a file; expected one of {DINOV2_WEIGHT_SOURCES}"
+        )
     from timm.models.vision_transformer import checkpoint_filter_fn
 
     if not checkpoint_path or not os.path.isfile(checkpoint_path):
@@ -89,7 +91,9 @@ def load_dinov2_weights(vit: nn.Module, source: str, checkpoint_path: str = "") 
     else:
         state_dict = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
     if not isinstance(state_dict, dict):
-        raise ValueError(f"DINOv2 checkpoint {checkpoint_path!r} holds a {type(state_dict).__name__}; expected a state dict")
+        raise ValueError(
+            f"DINOv2 checkpoint {checkpoint_path!r} holds a {type(state_dict).__name__}; expected a state dict"
+        )
     is_official = "mask_token" in state_dict
     if source == "official" and not is_official:
         raise ValueError(

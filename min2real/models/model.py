@@ -115,7 +115,9 @@ class Min2RealModel(nn.Module):
             if tuple(tensor.shape) != expected[name]:
                 raise ContractError(f"model input {name!r} has shape {tuple(tensor.shape)}; expected {expected[name]}")
 
-    def _image_backbone_input(self, image_norm: torch.Tensor, sim_index: torch.Tensor | None, all_sim: bool) -> torch.Tensor:
+    def _image_backbone_input(
+        self, image_norm: torch.Tensor, sim_index: torch.Tensor | None, all_sim: bool
+    ) -> torch.Tensor:
         if self.config.image_backbone == "resnet":
             return image_norm  # TransFuser baseline: the camera-size image
         if self.adapter is not None and all_sim:
@@ -169,7 +171,9 @@ class Min2RealModel(nn.Module):
             raise ContractError(f"model inputs {missing} are missing; got {sorted(inputs)}")
         image = inputs[contract_lib.INPUT_IMAGE]
         if domain.ndim != 1 or domain.shape[0] != image.shape[0]:
-            raise ContractError(f"domain has shape {tuple(domain.shape)}; expected ({image.shape[0]},) int64 sim=0 / real=1")
+            raise ContractError(
+                f"domain has shape {tuple(domain.shape)}; expected ({image.shape[0]},) int64 sim=0 / real=1"
+            )
         sim_index = torch.nonzero(domain == contract_lib.DOMAIN_SIM).flatten()
         lidar_bev = inputs.get(contract_lib.INPUT_LIDAR_BEV)
         outputs = self._predict(

@@ -56,7 +56,9 @@ _VARIANT_FIELDS: dict[str, dict] = {
 TABLE_I_VARIANTS = ("baseline", "augment", "min2real", "mixdata", "mix_min2real", "full")
 ABLATION_VARIANTS = tuple(name for name in _VARIANT_FIELDS if name.startswith("ablation_"))
 
-VARIANTS: dict[str, ModelConfig] = {name: ModelConfig(variant=name, **fields) for name, fields in _VARIANT_FIELDS.items()}
+VARIANTS: dict[str, ModelConfig] = {
+    name: ModelConfig(variant=name, **fields) for name, fields in _VARIANT_FIELDS.items()
+}
 
 # CPU-test size: a 2-block, 48-dim ViT, a quarter-width resnet18 and narrow adapter / heads. With TINY_CONTRACT a
 # batch of 4 runs forward + backward in a fraction of a second on one core.

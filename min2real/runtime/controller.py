@@ -153,7 +153,9 @@ class WaypointController:
         if braking:
             throttle = 0.0
 
-        aim_distance = cfg.aim_distance_slow_m if desired_speed < cfg.aim_distance_threshold_mps else cfg.aim_distance_fast_m
+        aim_distance = (
+            cfg.aim_distance_slow_m if desired_speed < cfg.aim_distance_threshold_mps else cfg.aim_distance_fast_m
+        )
         far_enough = np.flatnonzero(np.linalg.norm(waypoints, axis=1) >= aim_distance)
         aim = waypoints[far_enough[0]] if far_enough.size else waypoints[-1]
         # CARLA steer is positive to the right: the angle of the aim point with y pointing right.

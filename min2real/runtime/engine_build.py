@@ -104,7 +104,9 @@ def calibration_batches(samples: Iterable[dict], input_names: Sequence[str]) -> 
         missing = [name for name in input_names if name not in sample]
         if missing:
             raise ContractError(f"calibration sample lacks inputs {missing}; it has {sorted(sample)}")
-        batches.append({name: np.ascontiguousarray(np.asarray(sample[name], dtype=np.float32)[None]) for name in input_names})
+        batches.append(
+            {name: np.ascontiguousarray(np.asarray(sample[name], dtype=np.float32)[None]) for name in input_names}
+        )
     return batches
 
 
@@ -205,8 +207,7 @@ def build_serialized_engine(
     if precision == "int8":
         if not calibration and not (calibration_cache and calibration_cache.is_file()):
             raise EngineBuildError(
-                "int8 needs calibration data (--calib DATA_DIR) or an existing calibration cache "
-                f"({calibration_cache})"
+                f"int8 needs calibration data (--calib DATA_DIR) or an existing calibration cache ({calibration_cache})"
             )
         config.set_flag(trt.BuilderFlag.INT8)
         calibrator = _make_entropy_calibrator(trt, _import_cudart(), calibration or [], calibration_cache)
@@ -269,7 +270,9 @@ def build_engine(
     if decision.action == "load" and force:
         decision = Decision("build", ("rebuild forced",))
     if decision.action == "refuse":
-        raise EngineCacheError(f"cached engine {engine_path} does not match and rebuilding is not allowed: {'; '.join(decision.reasons)}")
+        raise EngineCacheError(
+            f"cached engine {engine_path} does not match and rebuilding is not allowed: {'; '.join(decision.reasons)}"
+        )
     if decision.action == "load":
         result = EngineBuildResult(engine_path, decision, wanted, built=False, build_seconds=0.0)
         LOGGER.info("%s", result.summary())
@@ -278,7 +281,9 @@ def build_engine(
     calibration = None
     calibration_cache = None
     if precision == "int8":
-        calibration_cache = Path(calib_cache) if calib_cache else calibration_cache_path(engine_path.parent, onnx_path, onnx_sha256)
+        calibration_cache = (
+            Path(calib_cache) if calib_cache else calibration_cache_path(engine_path.parent, onnx_path, onnx_sha256)
+        )
         if calib_data is not None:
             from min2real.data import load_dataset_samples
 

@@ -62,7 +62,9 @@ class EngineCacheKey:
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
             raise ValueError(f"engine precision {self.precision!r} is not supported; expected one of {PRECISIONS}")
-        normalised = tuple(sorted((str(name), tuple(int(d) for d in shape)) for name, shape in _items(self.input_shapes)))
+        normalised = tuple(
+            sorted((str(name), tuple(int(d) for d in shape)) for name, shape in _items(self.input_shapes))
+        )
         object.__setattr__(self, "input_shapes", normalised)
 
     @property

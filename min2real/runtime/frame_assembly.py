@@ -109,8 +109,11 @@ class FrameAssembler:
         """Age of the newest value of each input (None = never received), for diagnostics."""
         with self._lock:
             lidar = self._lidar[-1].stamp_s if self._lidar else None
-            entries = {"lidar": lidar, "speed": self._speed.stamp_s if self._speed else None,
-                       "target": self._target.stamp_s if self._target else None}
+            entries = {
+                "lidar": lidar,
+                "speed": self._speed.stamp_s if self._speed else None,
+                "target": self._target.stamp_s if self._target else None,
+            }
         return {name: (None if stamp is None else now_s - stamp) for name, stamp in entries.items()}
 
     def assemble(self, camera: CameraFrame, now_s: float) -> AssemblyResult:
@@ -143,7 +146,9 @@ class FrameAssembler:
             if skew is None:
                 return AssemblyResult(None, "no LiDAR sweep received yet")
             return AssemblyResult(
-                None, f"nearest LiDAR sweep is {skew:.3f} s from the camera frame (limit {limits.max_lidar_skew_s} s)", skew
+                None,
+                f"nearest LiDAR sweep is {skew:.3f} s from the camera frame (limit {limits.max_lidar_skew_s} s)",
+                skew,
             )
         frame = FrameInputs(
             image_rgb=camera.image_rgb,
@@ -160,8 +165,10 @@ def _age_problem(name: str, age_s: float, limit_s: float) -> str | None:
     if age_s > limit_s:
         return f"{name} is {age_s:.3f} s old (limit {limit_s} s)"
     if age_s < -limit_s:
-        return (f"{name} is stamped {-age_s:.3f} s ahead of the node clock (limit {limit_s} s); "
-                "expected sensor stamps on the node's time base (check use_sim_time and /clock)")
+        return (
+            f"{name} is stamped {-age_s:.3f} s ahead of the node clock (limit {limit_s} s); "
+            "expected sensor stamps on the node's time base (check use_sim_time and /clock)"
+        )
     return None
 
 
@@ -255,4 +262,3 @@ class RunningStats:
             if not self._values:
                 return self.last, None, None, 0
             return self.last, float(np.mean(self._values)), float(np.max(self._values)), len(self._values)
-

@@ -36,8 +36,9 @@ class CameraModel:
     pitch_rad: float = 0.0
 
     @classmethod
-    def from_horizontal_fov(cls, width: int, height: int, hfov_deg: float, mount_xyz_m: tuple[float, float, float],
-                            pitch_rad: float = 0.0) -> CameraModel:
+    def from_horizontal_fov(
+        cls, width: int, height: int, hfov_deg: float, mount_xyz_m: tuple[float, float, float], pitch_rad: float = 0.0
+    ) -> CameraModel:
         """Square pixels, principal point at the centre (the CARLA camera model)."""
         focal = width / (2.0 * math.tan(math.radians(hfov_deg) / 2.0))
         return cls(width, height, focal, focal, width / 2.0, height / 2.0, tuple(mount_xyz_m), pitch_rad)
@@ -63,8 +64,9 @@ class CameraModel:
     def scaled_to(self, width: int, height: int) -> CameraModel:
         """The same camera for an image resized to `width x height`."""
         sx, sy = width / self.width, height / self.height
-        return CameraModel(width, height, self.fx * sx, self.fy * sy, self.cx * sx, self.cy * sy,
-                           self.mount_xyz_m, self.pitch_rad)
+        return CameraModel(
+            width, height, self.fx * sx, self.fy * sy, self.cx * sx, self.cy * sy, self.mount_xyz_m, self.pitch_rad
+        )
 
 
 def draw_ground_points(
@@ -133,8 +135,11 @@ def draw_overlay(
     width = max(1, int(round(image.shape[1] * tile_height / image.shape[0])))
     frame = cv2.resize(image, (width, tile_height), interpolation=cv2.INTER_AREA)
     if camera is not None:
-        draw_ground_points(frame, camera.scaled_to(width, tile_height),
-                           [(recorded_ego, COLOR_RECORDED), (waypoints_ego, COLOR_PREDICTED)])
+        draw_ground_points(
+            frame,
+            camera.scaled_to(width, tile_height),
+            [(recorded_ego, COLOR_RECORDED), (waypoints_ego, COLOR_PREDICTED)],
+        )
     layers = [(recorded_ego, COLOR_RECORDED), (waypoints_ego, COLOR_PREDICTED)]
     if target_point_ego is not None:
         layers.append((np.asarray(target_point_ego).reshape(1, 2), COLOR_TARGET))

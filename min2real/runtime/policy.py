@@ -100,7 +100,9 @@ class DrivingPolicy:
         self.backend.close()
 
 
-def load_policy(model_path: str, *, domain: str | None = None, backend: str = "auto", **backend_options) -> DrivingPolicy:
+def load_policy(
+    model_path: str, *, domain: str | None = None, backend: str = "auto", **backend_options
+) -> DrivingPolicy:
     """Open a model artifact (.engine/.plan, .onnx or a .pt checkpoint) as a DrivingPolicy.
 
     domain: "sim" | "real" the caller drives in; a model exported for the other domain is refused

@@ -101,7 +101,9 @@ class RoutePlanner:
         # Candidate i (absolute index > head) is examined when the route length from the head to
         # the point before it is at most max_distance.
         arc = self._arc_length
-        last_examined = int(np.searchsorted(arc, arc[head] + self.max_distance_m, side="right"))  # exclusive bound of i-1
+        last_examined = int(
+            np.searchsorted(arc, arc[head] + self.max_distance_m, side="right")
+        )  # exclusive bound of i-1
         stop = min(last_examined + 1, self._route_xy.shape[0])
         candidates = np.arange(head + 1, stop)
         if candidates.size == 0:

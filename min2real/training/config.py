@@ -138,7 +138,14 @@ class TrainSection:
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"train.{name}={getattr(self, name)}; expected a positive integer")
-        non_negative = ("max_steps", "warmup_steps", "num_threads", "num_workers", "val_interval", "checkpoint_interval")
+        non_negative = (
+            "max_steps",
+            "warmup_steps",
+            "num_threads",
+            "num_workers",
+            "val_interval",
+            "checkpoint_interval",
+        )
         for name in non_negative:
             if getattr(self, name) < 0:
                 raise ConfigError(f"train.{name}={getattr(self, name)}; expected >= 0")
@@ -191,7 +198,11 @@ def _section_from_dict(cls, data: Any, name: str):
                 raise ConfigError(f"{name}.{key}={value!r}; expected a number") from error
         elif isinstance(default, bool) and not isinstance(value, bool):
             raise ConfigError(f"{name}.{key}={value!r}; expected true or false")
-        elif isinstance(default, int) and not isinstance(default, bool) and (isinstance(value, bool) or not isinstance(value, int)):
+        elif (
+            isinstance(default, int)
+            and not isinstance(default, bool)
+            and (isinstance(value, bool) or not isinstance(value, int))
+        ):
             raise ConfigError(f"{name}.{key}={value!r}; expected an integer")
         elif isinstance(default, str) and not isinstance(value, str):
             raise ConfigError(f"{name}.{key}={value!r}; expected a string")
@@ -275,7 +286,9 @@ class TrainConfig:
         known = {item.name for item in dataclasses.fields(ModelConfig)} - {"variant"}
         unknown = sorted(set(overrides) - known)
         if unknown:
-            raise ConfigError(f"config section 'model' has unknown keys {unknown}; known keys: {sorted(known | {'variant', 'tiny'})}")
+            raise ConfigError(
+                f"config section 'model' has unknown keys {unknown}; known keys: {sorted(known | {'variant', 'tiny'})}"
+            )
         try:
             return variant_config(variant, tiny=tiny, **overrides)
         except (TypeError, ValueError) as error:
@@ -303,7 +316,9 @@ class TrainConfig:
                 return Contract.from_dict(values)
             except (ContractError, TypeError) as error:
                 raise ConfigError(f"contract section is invalid: {error}") from error
-        raise ConfigError(f"contract={self.contract!r}; expected omitted, 'tiny', 'default' or a mapping of Contract fields")
+        raise ConfigError(
+            f"contract={self.contract!r}; expected omitted, 'tiny', 'default' or a mapping of Contract fields"
+        )
 
 
 # Training-side settings of the paper's Table I variants (the model side lives in

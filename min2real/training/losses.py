@@ -71,7 +71,9 @@ def waypoint_l1_loss(
     return (error * weight).sum() / labelled.sum().clamp(min=1)
 
 
-def steer_ce_loss(steer_logits: torch.Tensor, steer_class_target: torch.Tensor, has_labels: torch.Tensor) -> torch.Tensor:
+def steer_ce_loss(
+    steer_logits: torch.Tensor, steer_class_target: torch.Tensor, has_labels: torch.Tensor
+) -> torch.Tensor:
     """Cross-entropy of the 3-class steering head (straight/left/right) over labelled samples.
 
     steer_logits: (B, 3). steer_class_target: (B,) int64. has_labels: (B,) bool.
@@ -92,7 +94,9 @@ def domain_bce_loss(domain_logits: torch.Tensor, domain: torch.Tensor) -> torch.
     """
     logits = domain_logits.float().reshape(-1)
     if logits.shape[0] != domain.shape[0]:
-        raise ValueError(f"domain logits have {logits.shape[0]} entries for a batch of {domain.shape[0]}; expected (B,)")
+        raise ValueError(
+            f"domain logits have {logits.shape[0]} entries for a batch of {domain.shape[0]}; expected (B,)"
+        )
     target = (domain.to(logits.device) == DOMAIN_REAL).float()
     return F.binary_cross_entropy_with_logits(logits, target)
 

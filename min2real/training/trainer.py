@@ -53,8 +53,14 @@ LAST_CHECKPOINT = "last.pt"
 BEST_CHECKPOINT = "best.pt"
 # Changing these between a run and its resume cannot change the weights it produces.
 RESUME_SAFE_KEYS = {
-    "train.num_workers", "train.log_interval", "train.progress_bar", "train.val_interval",
-    "train.checkpoint_interval", "train.val_batch_size", "train.num_threads", "train.val_at_start",
+    "train.num_workers",
+    "train.log_interval",
+    "train.progress_bar",
+    "train.val_interval",
+    "train.checkpoint_interval",
+    "train.val_batch_size",
+    "train.num_threads",
+    "train.val_at_start",
 }
 
 
@@ -138,7 +144,13 @@ def capture_rng_state(device: torch.device) -> dict:
     python_state = random.getstate()
     state = {
         "torch": torch.get_rng_state(),
-        "numpy": [numpy_state[0], numpy_state[1].tolist(), int(numpy_state[2]), int(numpy_state[3]), float(numpy_state[4])],
+        "numpy": [
+            numpy_state[0],
+            numpy_state[1].tolist(),
+            int(numpy_state[2]),
+            int(numpy_state[3]),
+            float(numpy_state[4]),
+        ],
         "python": [python_state[0], list(python_state[1]), python_state[2]],
         "cuda": [torch.cuda.get_rng_state(device)] if device.type == "cuda" else [],
     }
@@ -253,9 +265,14 @@ def build_train_sampler(train_set, config: TrainConfig, context: DistributedCont
     """The domain-ratio sampler: every rank computes the same (seed, epoch) draw and takes its share."""
     from min2real.data import build_sampler
 
-    data_options = {"sim_real_ratio": config.data.sim_real_ratio, "samples_per_epoch": config.data.samples_per_epoch or None}
+    data_options = {
+        "sim_real_ratio": config.data.sim_real_ratio,
+        "samples_per_epoch": config.data.samples_per_epoch or None,
+    }
     try:
-        return build_sampler(train_set, data_options, seed=config.train.seed, rank=context.rank, world_size=context.world_size)
+        return build_sampler(
+            train_set, data_options, seed=config.train.seed, rank=context.rank, world_size=context.world_size
+        )
     except ValueError as error:
         raise TrainingError(f"data section: {error}") from error
 
@@ -270,7 +287,9 @@ def _seed_worker(worker_id: int) -> None:
     random.seed(worker_seed)
 
 
-def make_train_loader(train_set, sampler, config: TrainConfig, context: DistributedContext, epoch: int, skip_batches: int, device):
+def make_train_loader(
+    train_set, sampler, config: TrainConfig, context: DistributedContext, epoch: int, skip_batches: int, device
+):
     """The epoch's DataLoader over this rank's share, skipping the batches already done."""
     from min2real.data import collate_samples
 
@@ -300,7 +319,9 @@ def steps_per_epoch(sampler, config: TrainConfig, context: DistributedContext) -
 
 
 def to_device(batch: dict, device: torch.device) -> dict:
-    return {key: value.to(device, non_blocking=True) if torch.is_tensor(value) else value for key, value in batch.items()}
+    return {
+        key: value.to(device, non_blocking=True) if torch.is_tensor(value) else value for key, value in batch.items()
+    }
 
 
 def model_inputs(batch: dict) -> dict:
@@ -386,7 +407,9 @@ class TrainResult:
     world_size: int
 
 
-def _checkpoint_payload(model, optimizer, scheduler, scaler, state, config, model_config, contract, rng_states, context):
+def _checkpoint_payload(
+    model, optimizer, scheduler, scaler, state, config, model_config, contract, rng_states, context
+):
     return {
         "model": model.state_dict(),
         "model_config": model_config.to_dict(),
@@ -517,7 +540,9 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False) -> Tra
         trained_model = torch.nn.parallel.DistributedDataParallel(
             model,
             device_ids=[device.index] if device.type == "cuda" else None,
-            find_unused_parameters=needs_unused_parameter_search(model_config, loss_weights, cfg.ddp_find_unused_parameters),
+            find_unused_parameters=needs_unused_parameter_search(
+                model_config, loss_weights, cfg.ddp_find_unused_parameters
+            ),
         )
     if cfg.compile:
         trained_model = torch.compile(trained_model)
@@ -532,7 +557,9 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False) -> Tra
         from tqdm import tqdm
 
         writer = SummaryWriter(str(run_dir / "tensorboard"), purge_step=state.step if resume else None)
-        progress = tqdm(total=total_steps, initial=state.step, disable=not cfg.progress_bar, unit="step", dynamic_ncols=True)
+        progress = tqdm(
+            total=total_steps, initial=state.step, disable=not cfg.progress_bar, unit="step", dynamic_ncols=True
+        )
 
     def save(name: str) -> None:
         rng_states = gather_rng_states(context, device)  # collective: every rank takes part
@@ -552,15 +579,27 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False) -> Tra
             report = validate(model, val_set, config, contract, device, autocast)
             (run_dir / "metrics").mkdir(exist_ok=True)
             record = {"step": state.step, "epoch": state.epoch, "variant": model_config.variant, "metrics": report}
-            (run_dir / "metrics" / f"step_{state.step:08d}.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
+            (run_dir / "metrics" / f"step_{state.step:08d}.json").write_text(
+                json.dumps(record, indent=2), encoding="utf-8"
+            )
             _log_scalars(writer, flatten_metrics(report, "val"), state.step)
             metric = target_ade(report)
             if metric is not None and (state.best_metric is None or metric < state.best_metric):
                 state.best_metric = metric
                 save_checkpoint(
                     checkpoint_dir / BEST_CHECKPOINT,
-                    _checkpoint_payload(model, optimizer, scheduler, scaler, state, config, model_config, contract,
-                                        [capture_rng_state(device)], context),
+                    _checkpoint_payload(
+                        model,
+                        optimizer,
+                        scheduler,
+                        scaler,
+                        state,
+                        config,
+                        model_config,
+                        contract,
+                        [capture_rng_state(device)],
+                        context,
+                    ),
                 )
         if context.is_distributed:
             dist.barrier()
@@ -568,13 +607,15 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False) -> Tra
 
     def log_step(losses, grad_norm, samples: int, seconds: float) -> None:
         values = {f"train/{name}": float(value) for name, value in losses.parts.items()}
-        values.update({
-            "train/loss": float(losses.total.detach()),
-            "train/lr": scheduler.get_last_lr()[0],
-            "train/grad_norm": float(grad_norm),
-            "train/samples_per_s": samples / max(seconds, 1e-9),
-            "train/grl_coefficient": model.grl_coefficient,
-        })
+        values.update(
+            {
+                "train/loss": float(losses.total.detach()),
+                "train/lr": scheduler.get_last_lr()[0],
+                "train/grad_norm": float(grad_norm),
+                "train/samples_per_s": samples / max(seconds, 1e-9),
+                "train/grl_coefficient": model.grl_coefficient,
+            }
+        )
         _log_scalars(writer, values, state.step)
         progress.set_postfix(loss=f"{values['train/loss']:.3f}", samples_s=f"{values['train/samples_per_s']:.1f}")
 

@@ -59,8 +59,14 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
     "waypoint_timeout_s": (0.5, "watchdog: full brake when the waypoints are older than this"),
     "speed_timeout_s": (0.5, "watchdog: full brake when the speed is older than this"),
     "waypoint_dt_s": (0.5, "spacing of the waypoints in seconds (the model contract's waypoint_dt_s)"),
-    "turn_kp": (1.25, "turn PID (Garage)"), "turn_ki": (0.75, ""), "turn_kd": (0.3, ""), "turn_window": (20, ""),
-    "speed_kp": (5.0, "speed PID (Garage)"), "speed_ki": (0.5, ""), "speed_kd": (1.0, ""), "speed_window": (20, ""),
+    "turn_kp": (1.25, "turn PID (Garage)"),
+    "turn_ki": (0.75, ""),
+    "turn_kd": (0.3, ""),
+    "turn_window": (20, ""),
+    "speed_kp": (5.0, "speed PID (Garage)"),
+    "speed_ki": (0.5, ""),
+    "speed_kd": (1.0, ""),
+    "speed_window": (20, ""),
     "aim_distance_fast_m": (3.0, "aim distance at desired speed >= aim_distance_threshold_mps"),
     "aim_distance_slow_m": (2.25, "aim distance below it"),
     "aim_distance_threshold_mps": (5.5, ""),
@@ -79,7 +85,9 @@ def controller_config_from_parameters(get: Any) -> ControllerConfig:
     """ControllerConfig from a parameter getter `get(name) -> value`."""
     return ControllerConfig(
         turn=PIDGains(float(get("turn_kp")), float(get("turn_ki")), float(get("turn_kd")), int(get("turn_window"))),
-        speed=PIDGains(float(get("speed_kp")), float(get("speed_ki")), float(get("speed_kd")), int(get("speed_window"))),
+        speed=PIDGains(
+            float(get("speed_kp")), float(get("speed_ki")), float(get("speed_kd")), int(get("speed_window"))
+        ),
         aim_distance_fast_m=float(get("aim_distance_fast_m")),
         aim_distance_slow_m=float(get("aim_distance_slow_m")),
         aim_distance_threshold_mps=float(get("aim_distance_threshold_mps")),
@@ -130,9 +138,11 @@ class ControllerNode(Node):
         self.controller = WaypointController(controller_config_from_parameters(get))
         self.output_type = str(get("output_type"))
         self._message_type = import_output_type(self.output_type)
-        default_topic = {"carla": f"/carla/{get('role_name')}/vehicle_control_cmd",
-                         "ackermann": f"/carla/{get('role_name')}/ackermann_cmd",
-                         "twist": f"/carla/{get('role_name')}/twist"}[self.output_type]
+        default_topic = {
+            "carla": f"/carla/{get('role_name')}/vehicle_control_cmd",
+            "ackermann": f"/carla/{get('role_name')}/ackermann_cmd",
+            "twist": f"/carla/{get('role_name')}/twist",
+        }[self.output_type]
         self.output_topic = str(get("output_topic")) or default_topic
         self._max_steer_rad = math.radians(float(get("max_steering_angle_deg")))
         self._wheelbase_m = float(get("wheelbase_m"))
@@ -147,8 +157,12 @@ class ControllerNode(Node):
         self.watchdog_reason: str | None = "no waypoints yet"
         self.malformed = 0
 
-        path_qos = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
-                              durability=DurabilityPolicy.VOLATILE)
+        path_qos = QoSProfile(
+            depth=1,
+            history=HistoryPolicy.KEEP_LAST,
+            reliability=ReliabilityPolicy.RELIABLE,
+            durability=DurabilityPolicy.VOLATILE,
+        )
         self.create_subscription(Path, str(get("waypoints_topic")), self._on_waypoints, path_qos)
         speed_source = str(get("speed_source"))
         if speed_source == "speedometer":
@@ -174,8 +188,10 @@ class ControllerNode(Node):
             frame = msg.header.frame_id.strip("/")
             if frame != self._waypoints_frame_id:
                 # A route or a map-frame path here would be steered at as if it were ego-relative.
-                raise MessageError(f"waypoints Path is in frame {msg.header.frame_id!r}; expected "
-                                   f"{self._waypoints_frame_id!r} (the vehicle frame the driver publishes in)")
+                raise MessageError(
+                    f"waypoints Path is in frame {msg.header.frame_id!r}; expected "
+                    f"{self._waypoints_frame_id!r} (the vehicle frame the driver publishes in)"
+                )
             waypoints = path_to_xy(msg, name="waypoints")
         except MessageError as error:
             self.malformed += 1
@@ -247,7 +263,9 @@ class ControllerNode(Node):
             angle, speed = (0.0, 0.0) if step is None else ackermann_command(step, self._max_steer_rad)
             msg.drive.steering_angle, msg.drive.speed = float(angle), float(speed)
         else:
-            linear, angular = (0.0, 0.0) if step is None else twist_command(step, self._max_steer_rad, self._wheelbase_m)
+            linear, angular = (
+                (0.0, 0.0) if step is None else twist_command(step, self._max_steer_rad, self._wheelbase_m)
+            )
             msg.linear.x, msg.angular.z = float(linear), float(angular)
         return msg
 
@@ -258,10 +276,17 @@ class ControllerNode(Node):
         else:
             status.level, status.message = DiagnosticStatus.ERROR, f"full brake: {self.watchdog_reason}"
         control = self.last_control
-        status.values = [KeyValue(key=key, value=str(value)) for key, value in {
-            "steer": f"{control.steer:.3f}", "throttle": f"{control.throttle:.3f}", "brake": f"{control.brake:.3f}",
-            "desired_speed_mps": "n/a" if self.last_step is None else f"{self.last_step.desired_speed_mps:.2f}",
-            "output_topic": self.output_topic, "malformed_waypoints": self.malformed}.items()]
+        status.values = [
+            KeyValue(key=key, value=str(value))
+            for key, value in {
+                "steer": f"{control.steer:.3f}",
+                "throttle": f"{control.throttle:.3f}",
+                "brake": f"{control.brake:.3f}",
+                "desired_speed_mps": "n/a" if self.last_step is None else f"{self.last_step.desired_speed_mps:.2f}",
+                "output_topic": self.output_topic,
+                "malformed_waypoints": self.malformed,
+            }.items()
+        ]
         array = DiagnosticArray()
         array.header.stamp = self.get_clock().now().to_msg()
         array.status = [status]

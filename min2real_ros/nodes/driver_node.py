@@ -98,8 +98,11 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
     "odometry_topic": ("/carla/ego_vehicle/odometry", "nav_msgs/Odometry (pose in the route's frame)"),
     "target_source": ("route", "route (nav_msgs/Path + odometry) | target_point (geometry_msgs/PointStamped)"),
     "route_topic": ("/carla/ego_vehicle/waypoints", "nav_msgs/Path, transient local"),
-    "route_durability": ("transient_local", "route subscription durability: transient_local (latched, as "
-                         "carla_waypoint_publisher) | volatile (a route publisher that is not latched)"),
+    "route_durability": (
+        "transient_local",
+        "route subscription durability: transient_local (latched, as "
+        "carla_waypoint_publisher) | volatile (a route publisher that is not latched)",
+    ),
     "target_point_topic": ("~/target_point", "geometry_msgs/PointStamped in base_link"),
     "command_topic": ("", "std_msgs/Int8 driving command; empty or none = unknown command"),
     "route_min_distance_m": (7.5, "route planner: pop route points within this distance (Garage)"),
@@ -134,8 +137,12 @@ def load_runtime_policy(model_path: str, domain: str, backend: str) -> Any:
 
 
 def _sensor_qos(depth: int) -> QoSProfile:
-    return QoSProfile(depth=max(1, int(depth)), history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.BEST_EFFORT,
-                      durability=DurabilityPolicy.VOLATILE)
+    return QoSProfile(
+        depth=max(1, int(depth)),
+        history=HistoryPolicy.KEEP_LAST,
+        reliability=ReliabilityPolicy.BEST_EFFORT,
+        durability=DurabilityPolicy.VOLATILE,
+    )
 
 
 ROUTE_DURABILITIES = {"transient_local": DurabilityPolicy.TRANSIENT_LOCAL, "volatile": DurabilityPolicy.VOLATILE}
@@ -144,8 +151,12 @@ ROUTE_DURABILITIES = {"transient_local": DurabilityPolicy.TRANSIENT_LOCAL, "vola
 def _route_qos(durability: str) -> QoSProfile:
     if durability not in ROUTE_DURABILITIES:
         raise ValueError(f"parameter route_durability={durability!r}; expected one of {tuple(ROUTE_DURABILITIES)}")
-    return QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
-                      durability=ROUTE_DURABILITIES[durability])
+    return QoSProfile(
+        depth=1,
+        history=HistoryPolicy.KEEP_LAST,
+        reliability=ReliabilityPolicy.RELIABLE,
+        durability=ROUTE_DURABILITIES[durability],
+    )
 
 
 def _subscription_event_callbacks(on_incompatible_qos: Callable[[Any], None]) -> Any:
@@ -165,8 +176,14 @@ def _policy_name(kind: Any) -> str:
         return QoSPolicyKind(int(kind)).name.lower()
     except ValueError:
         return f"policy {kind}"
-OUTPUT_QOS = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
-                        durability=DurabilityPolicy.VOLATILE)
+
+
+OUTPUT_QOS = QoSProfile(
+    depth=1,
+    history=HistoryPolicy.KEEP_LAST,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.VOLATILE,
+)
 
 
 class DriverNode(LifecycleNode):
@@ -204,7 +221,9 @@ class DriverNode(LifecycleNode):
 
     def _reset_counters(self) -> None:
         self.rates = {name: RateMeter() for name in ("camera", "lidar", "speed", "target", "published")}
-        self.malformed: dict[str, int] = {name: 0 for name in ("camera", "lidar", "speed", "odometry", "route", "target", "command")}
+        self.malformed: dict[str, int] = {
+            name: 0 for name in ("camera", "lidar", "speed", "odometry", "route", "target", "command")
+        }
         self.rejected = 0
         self.published = 0
         self.inference_errors = 0
@@ -254,10 +273,14 @@ class DriverNode(LifecycleNode):
             require_lidar=bool(self._p("require_lidar")) and bool(self._topic("lidar_topic")),
         )
         self.assembler = FrameAssembler(limits)
-        self.route_planner = RoutePlanner(float(self._p("route_min_distance_m")), float(self._p("route_max_distance_m")))
+        self.route_planner = RoutePlanner(
+            float(self._p("route_min_distance_m")), float(self._p("route_max_distance_m"))
+        )
         self._route_frame: str | None = None
-        self._lidar_mount = ((float(self._p("lidar_mount_x")), float(self._p("lidar_mount_y")), float(self._p("lidar_mount_z"))),
-                             math.radians(float(self._p("lidar_mount_yaw_deg"))))
+        self._lidar_mount = (
+            (float(self._p("lidar_mount_x")), float(self._p("lidar_mount_y")), float(self._p("lidar_mount_z"))),
+            math.radians(float(self._p("lidar_mount_yaw_deg"))),
+        )
         self._camera_info: CameraInfo | None = None
         self._reset_counters()
         self._create_interfaces()
@@ -372,11 +395,19 @@ class DriverNode(LifecycleNode):
     # ---- input callbacks (executor thread: conversion only, never inference) ------------------
     def _on_incompatible_qos(self, topic: str, qos: QoSProfile, status: Any) -> None:
         policy = _policy_name(status.last_policy_kind)
-        wanted = {"durability": qos.durability.name.lower(), "reliability": qos.reliability.name.lower()}.get(policy, "")
-        text = (f"a publisher on {topic} offers QoS incompatible with this subscription ({policy}"
-                + (f": the subscription requests {wanted}" if wanted else "") + "); its messages are not received"
-                + ("; set route_durability to volatile for a route publisher that is not latched"
-                   if policy == "durability" else ""))
+        wanted = {"durability": qos.durability.name.lower(), "reliability": qos.reliability.name.lower()}.get(
+            policy, ""
+        )
+        text = (
+            f"a publisher on {topic} offers QoS incompatible with this subscription ({policy}"
+            + (f": the subscription requests {wanted}" if wanted else "")
+            + "); its messages are not received"
+            + (
+                "; set route_durability to volatile for a route publisher that is not latched"
+                if policy == "durability"
+                else ""
+            )
+        )
         with self._stats_lock:
             self.qos_incompatible[topic] = text
         self.get_logger().error(text, throttle_duration_sec=5.0)
@@ -416,7 +447,9 @@ class DriverNode(LifecycleNode):
             self._malformed("lidar", error)
             return
         translation, yaw = self._lidar_mount
-        self.assembler.update_lidar(transform_points_xyz_yaw(points, translation, yaw), stamp_to_seconds(msg.header.stamp))
+        self.assembler.update_lidar(
+            transform_points_xyz_yaw(points, translation, yaw), stamp_to_seconds(msg.header.stamp)
+        )
         self.rates["lidar"].tick(self._now_s())
 
     def _on_speed(self, msg: Float32) -> None:
@@ -467,8 +500,12 @@ class DriverNode(LifecycleNode):
         frame = msg.header.frame_id
         expected = str(self._p("output_frame_id"))
         if not np.isfinite(target).all() or (frame and frame != expected):
-            self._malformed("target", MessageError(
-                f"target point ({msg.point.x}, {msg.point.y}) in frame {frame!r}; expected finite metres in {expected!r}"))
+            self._malformed(
+                "target",
+                MessageError(
+                    f"target point ({msg.point.x}, {msg.point.y}) in frame {frame!r}; expected finite metres in {expected!r}"
+                ),
+            )
             return
         self.assembler.update_target(target, stamp_to_seconds(msg.header.stamp))
         self.rates["target"].tick(self._now_s())
@@ -510,9 +547,13 @@ class DriverNode(LifecycleNode):
         prediction = self.policy.predict(result.frame)
         waypoints = np.asarray(prediction.waypoints_ego, dtype=np.float64)
         if waypoints.shape != (self.contract.num_waypoints, 2) or not np.isfinite(waypoints).all():
-            raise ContractError(f"prediction waypoints have shape {waypoints.shape} or non-finite values; nothing published")
+            raise ContractError(
+                f"prediction waypoints have shape {waypoints.shape} or non-finite values; nothing published"
+            )
         if int(prediction.steer_class) not in range(len(STEER_CLASSES)):
-            raise ContractError(f"prediction steer class {prediction.steer_class}; expected 0..{len(STEER_CLASSES) - 1}")
+            raise ContractError(
+                f"prediction steer class {prediction.steer_class}; expected 0..{len(STEER_CLASSES) - 1}"
+            )
         self._publish_prediction(camera, waypoints, int(prediction.steer_class), result.frame.target_point_ego)
         processing_ms = (time.perf_counter() - started) * 1e3
         latency_ms = (self._now_s() - camera.stamp_s) * 1e3
@@ -528,7 +569,9 @@ class DriverNode(LifecycleNode):
             slow = processing_ms > float(self._p("processing_time_warn_ms"))
             self._slow_streak = self._slow_streak + 1 if slow else 0
 
-    def _publish_prediction(self, camera: CameraFrame, waypoints: np.ndarray, steer_class: int, target: np.ndarray) -> None:
+    def _publish_prediction(
+        self, camera: CameraFrame, waypoints: np.ndarray, steer_class: int, target: np.ndarray
+    ) -> None:
         frame_id = str(self._p("output_frame_id"))
         path = Path()
         path.header.stamp = camera.stamp
@@ -554,8 +597,16 @@ class DriverNode(LifecycleNode):
         pitch = math.radians(float(self._p("camera_pitch_deg")))
         info = self._camera_info
         if info is not None and info.width and info.height and info.k[0] > 0:
-            model = CameraModel(int(info.width), int(info.height), float(info.k[0]), float(info.k[4]), float(info.k[2]),
-                                float(info.k[5]), mount, pitch)
+            model = CameraModel(
+                int(info.width),
+                int(info.height),
+                float(info.k[0]),
+                float(info.k[4]),
+                float(info.k[2]),
+                float(info.k[5]),
+                mount,
+                pitch,
+            )
             return model.scaled_to(width, height)
         return CameraModel.from_horizontal_fov(width, height, float(self._p("camera_fov_deg")), mount, pitch)
 
@@ -563,8 +614,13 @@ class DriverNode(LifecycleNode):
         image = np.ascontiguousarray(camera.image_rgb)
         height, width = image.shape[:2]
         target_ego = np.asarray(target, dtype=np.float64).reshape(1, 2)
-        draw_ground_points(image, self._camera_model(width, height),
-                           [(waypoints, COLOR_PREDICTED), (target_ego, COLOR_TARGET)], thickness_px=2, radius_px=5)
+        draw_ground_points(
+            image,
+            self._camera_model(width, height),
+            [(waypoints, COLOR_PREDICTED), (target_ego, COLOR_TARGET)],
+            thickness_px=2,
+            radius_px=5,
+        )
         msg = Image()
         msg.header.stamp = camera.stamp
         msg.header.frame_id = camera.frame_id
@@ -575,13 +631,25 @@ class DriverNode(LifecycleNode):
     @staticmethod
     def _markers(header: Any, waypoints: np.ndarray, target: np.ndarray) -> MarkerArray:
         line = Marker()
-        line.header, line.ns, line.id, line.type, line.action = header, "min2real_waypoints", 0, Marker.LINE_STRIP, Marker.ADD
+        line.header, line.ns, line.id, line.type, line.action = (
+            header,
+            "min2real_waypoints",
+            0,
+            Marker.LINE_STRIP,
+            Marker.ADD,
+        )
         line.scale.x = 0.15
         line.color.r, line.color.g, line.color.b, line.color.a = 0.9, 0.15, 0.15, 1.0
         line.pose.orientation.w = 1.0
         line.points = [Point(x=0.0, y=0.0, z=0.0)] + [Point(x=float(x), y=float(y), z=0.0) for x, y in waypoints]
         goal = Marker()
-        goal.header, goal.ns, goal.id, goal.type, goal.action = header, "min2real_target_point", 1, Marker.SPHERE, Marker.ADD
+        goal.header, goal.ns, goal.id, goal.type, goal.action = (
+            header,
+            "min2real_target_point",
+            1,
+            Marker.SPHERE,
+            Marker.ADD,
+        )
         goal.pose.position.x, goal.pose.position.y = float(target[0]), float(target[1])
         goal.pose.orientation.w = 1.0
         goal.scale.x = goal.scale.y = goal.scale.z = 0.6
@@ -638,28 +706,47 @@ class DriverNode(LifecycleNode):
         ages["camera"] = None if camera_stamp is None else now_s - camera_stamp
         for name, age in ages.items():
             values[f"{name}_age_s"] = "never" if age is None else f"{age:.3f}"
-        for name, stats in (("inference_ms", self.inference_ms), ("preprocess_ms", self.preprocess_ms),
-                            ("processing_ms", self.processing_ms)):
+        for name, stats in (
+            ("inference_ms", self.inference_ms),
+            ("preprocess_ms", self.preprocess_ms),
+            ("processing_ms", self.processing_ms),
+        ):
             last, mean, peak, _count = stats.summary()
             stats.reset()
             values[f"{name}_last"] = "n/a" if last is None else f"{last:.2f}"
             values[f"{name}_mean"] = "n/a" if mean is None else f"{mean:.2f}"
             values[f"{name}_max"] = "n/a" if peak is None else f"{peak:.2f}"
-        values.update({
-            "frames_published": self.published, "frames_refused": self.rejected, "frames_dropped": dropped_total,
-            "inference_errors": self.inference_errors, "last_refusal": self.last_reject_reason or "",
-            "last_error": self.last_error or "", "last_malformed": self.last_malformed or "",
-            "qos_incompatible": " | ".join(qos_problems),
-        })
+        values.update(
+            {
+                "frames_published": self.published,
+                "frames_refused": self.rejected,
+                "frames_dropped": dropped_total,
+                "inference_errors": self.inference_errors,
+                "last_refusal": self.last_reject_reason or "",
+                "last_error": self.last_error or "",
+                "last_malformed": self.last_malformed or "",
+                "qos_incompatible": " | ".join(qos_problems),
+            }
+        )
         for source, count in self.malformed.items():
             values[f"malformed_{source}"] = count
         if self.policy is not None:
             meta = self.policy.metadata
-            values.update({"backend": self.policy.backend_name, "model_variant": meta.variant, "model_domain": meta.domain,
-                           "model_checkpoint_sha256": str(getattr(meta, "checkpoint_sha256", ""))[:16],
-                           "model_path": str(self._p("model_path"))})
-        status = DiagnosticStatus(level=level, name=f"{self.get_name()}: driving policy", message=message,
-                                  hardware_id=str(values.get("backend", "none")))
+            values.update(
+                {
+                    "backend": self.policy.backend_name,
+                    "model_variant": meta.variant,
+                    "model_domain": meta.domain,
+                    "model_checkpoint_sha256": str(getattr(meta, "checkpoint_sha256", ""))[:16],
+                    "model_path": str(self._p("model_path")),
+                }
+            )
+        status = DiagnosticStatus(
+            level=level,
+            name=f"{self.get_name()}: driving policy",
+            message=message,
+            hardware_id=str(values.get("backend", "none")),
+        )
         status.values = [KeyValue(key=key, value=str(value)) for key, value in values.items()]
         return status
 

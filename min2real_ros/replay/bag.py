@@ -148,7 +148,9 @@ def inspect_bag(bag_path: str | Path) -> BagInfo:
         for connection in reader.connections:
             counts[connection.topic] = counts.get(connection.topic, 0) + int(connection.msgcount)
         topics = {
-            connection.topic: TopicInfo(connection.topic, connection.msgtype, counts[connection.topic], _qos_kind(connection))
+            connection.topic: TopicInfo(
+                connection.topic, connection.msgtype, counts[connection.topic], _qos_kind(connection)
+            )
             for connection in reader.connections
         }
         start = int(reader.start_time) if reader.message_count else 0
@@ -165,8 +167,10 @@ def require_topics(info: BagInfo, required: dict[str, str], purpose: str = "repl
     The message lists the topics the bag does have, so the user can remap.
     """
     if info.message_count == 0:
-        raise BagError(f"bag {str(info.path)!r} is empty (no messages); {purpose} needs {_listing(required)}.\n"
-                       f"Topics in the bag:\n{info.describe_topics()}")
+        raise BagError(
+            f"bag {str(info.path)!r} is empty (no messages); {purpose} needs {_listing(required)}.\n"
+            f"Topics in the bag:\n{info.describe_topics()}"
+        )
     problems = []
     for name, msgtype in required.items():
         topic = info.topics.get(name)
@@ -254,7 +258,9 @@ class BagWriter:
     def write(self, topic: str, timestamp_ns: int, data: bytes | memoryview) -> None:
         """Store CDR bytes on a topic added before."""
         if topic not in self._connections:
-            raise BagError(f"topic {topic} was not added to output bag {str(self.path)!r}; known: {sorted(self._connections)}")
+            raise BagError(
+                f"topic {topic} was not added to output bag {str(self.path)!r}; known: {sorted(self._connections)}"
+            )
         self._writer.write(self._connections[topic], int(timestamp_ns), data)
         self.counts[topic] += 1
 

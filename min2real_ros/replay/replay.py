@@ -119,7 +119,7 @@ def required_topics(topics: BridgeTopics, use_lidar: bool) -> dict[str, str]:
 
 
 def _message_class(msgtype: str) -> Any:
-    """"sensor_msgs/msg/Image" -> the rclpy message class sensor_msgs.msg.Image."""
+    """ "sensor_msgs/msg/Image" -> the rclpy message class sensor_msgs.msg.Image."""
     package, kind, name = msgtype.split("/")
     try:
         return getattr(importlib.import_module(f"{package}.{kind}"), name)
@@ -206,35 +206,52 @@ class _Session:
         try:
             sim_time = Parameter("use_sim_time", value=True)
             driver_values: dict[str, Any] = {
-                "model_path": str(options.model), "backend": options.backend, "domain": options.domain,
-                "camera_topic": topics.camera, "lidar_topic": topics.lidar if options.use_lidar else "",
-                "speed_topic": topics.speedometer, "odometry_topic": topics.odometry, "route_topic": topics.route,
+                "model_path": str(options.model),
+                "backend": options.backend,
+                "domain": options.domain,
+                "camera_topic": topics.camera,
+                "lidar_topic": topics.lidar if options.use_lidar else "",
+                "speed_topic": topics.speedometer,
+                "odometry_topic": topics.odometry,
+                "route_topic": topics.route,
                 "autostart": False,
             }
             lidar_mount = mounts.get(topics.lidar_frame)
             if lidar_mount is not None:
-                driver_values.update(lidar_mount_x=lidar_mount[0], lidar_mount_y=lidar_mount[1], lidar_mount_z=lidar_mount[2],
-                                     lidar_mount_yaw_deg=math.degrees(lidar_mount[3]))
+                driver_values.update(
+                    lidar_mount_x=lidar_mount[0],
+                    lidar_mount_y=lidar_mount[1],
+                    lidar_mount_z=lidar_mount[2],
+                    lidar_mount_yaw_deg=math.degrees(lidar_mount[3]),
+                )
             driver_values.update(options.driver_parameters)
             self.driver_values = driver_values
-            self.driver = DriverNode(context=self.context, parameter_overrides=[sim_time] + [
-                Parameter(name, value=value) for name, value in driver_values.items()])
+            self.driver = DriverNode(
+                context=self.context,
+                parameter_overrides=[sim_time]
+                + [Parameter(name, value=value) for name, value in driver_values.items()],
+            )
             self.nodes.append(self.driver)
             from rclpy.lifecycle import TransitionCallbackReturn
 
             if self.driver.trigger_configure() != TransitionCallbackReturn.SUCCESS:
-                raise ReplayError(f"the driver node could not load model {options.model}: {self.driver.configure_error}")
+                raise ReplayError(
+                    f"the driver node could not load model {options.model}: {self.driver.configure_error}"
+                )
             self.contract = self.driver.contract
-            self.controller = ControllerNode(context=self.context, parameter_overrides=[
-                sim_time,
-                Parameter("output_type", value=options.control_output),
-                Parameter("role_name", value=topics.role),
-                Parameter("speed_topic", value=topics.speedometer),
-                Parameter("odometry_topic", value=topics.odometry),
-                Parameter("waypoints_topic", value=f"/{DRIVER_NODE_NAME}/waypoints"),
-                Parameter("waypoints_frame_id", value=str(driver_values.get("output_frame_id", "base_link"))),
-                Parameter("waypoint_dt_s", value=float(self.contract.waypoint_dt_s)),
-            ])
+            self.controller = ControllerNode(
+                context=self.context,
+                parameter_overrides=[
+                    sim_time,
+                    Parameter("output_type", value=options.control_output),
+                    Parameter("role_name", value=topics.role),
+                    Parameter("speed_topic", value=topics.speedometer),
+                    Parameter("odometry_topic", value=topics.odometry),
+                    Parameter("waypoints_topic", value=f"/{DRIVER_NODE_NAME}/waypoints"),
+                    Parameter("waypoints_frame_id", value=str(driver_values.get("output_frame_id", "base_link"))),
+                    Parameter("waypoint_dt_s", value=float(self.contract.waypoint_dt_s)),
+                ],
+            )
             self.nodes.append(self.controller)
 
             # Player: one publisher per replayed topic. The route is always offered latched
@@ -244,16 +261,25 @@ class _Session:
             # else is offered reliable (volatile), which a best-effort subscription also matches.
             self.player = Node("min2real_replay_player", context=self.context)
             self.nodes.append(self.player)
-            latched = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
-                                 durability=DurabilityPolicy.TRANSIENT_LOCAL)
-            streaming = QoSProfile(depth=10, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
-                                   durability=DurabilityPolicy.VOLATILE)
+            latched = QoSProfile(
+                depth=1,
+                history=HistoryPolicy.KEEP_LAST,
+                reliability=ReliabilityPolicy.RELIABLE,
+                durability=DurabilityPolicy.TRANSIENT_LOCAL,
+            )
+            streaming = QoSProfile(
+                depth=10,
+                history=HistoryPolicy.KEEP_LAST,
+                reliability=ReliabilityPolicy.RELIABLE,
+                durability=DurabilityPolicy.VOLATILE,
+            )
             self.replayed = list(required_topics(topics, options.use_lidar))
             self.publishers: dict[str, Any] = {}
             for name in self.replayed:
                 kind = info.topics[name].qos
                 self.publishers[name] = self.player.create_publisher(
-                    _message_class(info.topics[name].msgtype), name, _player_qos(name, kind, topics, latched, streaming))
+                    _message_class(info.topics[name].msgtype), name, _player_qos(name, kind, topics, latched, streaming)
+                )
             from rosgraph_msgs.msg import Clock
 
             self.clock_class = Clock
@@ -334,8 +360,12 @@ class _Session:
         def store(topic: str) -> Any:
             return lambda raw: recording.store(topic, raw)
 
-        callbacks = {f"{driver}/waypoints": on_path, f"{driver}/steer_class": on_steer,
-                     f"{driver}/processing_time_ms": on_processing, self.controller.output_topic: on_control}
+        callbacks = {
+            f"{driver}/waypoints": on_path,
+            f"{driver}/steer_class": on_steer,
+            f"{driver}/processing_time_ms": on_processing,
+            self.controller.output_topic: on_control,
+        }
         self.subscriptions = [
             self.recorder.create_subscription(cls, topic, callbacks.get(topic) or store(topic), qos, raw=True)
             for topic, cls in self.output_topics.items()
@@ -346,8 +376,11 @@ class _Session:
         deadline = time.monotonic() + self.options.startup_timeout_s
         while time.monotonic() < deadline:
             missing = [name for name in self.replayed if self.publishers[name].get_subscription_count() == 0]
-            missing += [s.topic_name for s in self.subscriptions
-                        if s.topic_name != "/diagnostics" and self.recorder.count_publishers(s.topic_name) == 0]
+            missing += [
+                s.topic_name
+                for s in self.subscriptions
+                if s.topic_name != "/diagnostics" and self.recorder.count_publishers(s.topic_name) == 0
+            ]
             if not missing:
                 return
             time.sleep(0.05)
@@ -516,7 +549,9 @@ def _camera_model(info: BagInfo, topics: BridgeTopics, mounts: dict, driver_valu
         return float(driver_values.get(name, PARAMETERS[name][0]))
 
     mount = mounts.get(topics.camera_frame)
-    mount_xyz = mount[:3] if mount is not None else (value("camera_mount_x"), value("camera_mount_y"), value("camera_mount_z"))
+    mount_xyz = (
+        mount[:3] if mount is not None else (value("camera_mount_x"), value("camera_mount_y"), value("camera_mount_z"))
+    )
     pitch = math.radians(value("camera_pitch_deg"))
     info_msg = _decode_first(info, topics.camera_info)
     if info_msg is not None and info_msg.k[0] > 0:
@@ -525,7 +560,9 @@ def _camera_model(info: BagInfo, topics: BridgeTopics, mounts: dict, driver_valu
     first = _decode_first(info, topics.camera)
     if first is None:
         return None
-    return CameraModel.from_horizontal_fov(int(first.width), int(first.height), value("camera_fov_deg"), tuple(mount_xyz), pitch)
+    return CameraModel.from_horizontal_fov(
+        int(first.width), int(first.height), value("camera_fov_deg"), tuple(mount_xyz), pitch
+    )
 
 
 def _pose_at(track: tuple[np.ndarray, np.ndarray, np.ndarray], stamp_s: float, tolerance_s: float = 0.1) -> int | None:
@@ -542,8 +579,14 @@ def _ego_to_map(points_ego: np.ndarray, xy: np.ndarray, yaw: float) -> np.ndarra
 
 
 def _write_outputs(
-    options: ReplayOptions, info: BagInfo, session_data: dict, recording: _Recording, contract: Any,
-    mounts: dict, driver_values: dict, outputs: dict[str, Path],
+    options: ReplayOptions,
+    info: BagInfo,
+    session_data: dict,
+    recording: _Recording,
+    contract: Any,
+    mounts: dict,
+    driver_values: dict,
+    outputs: dict[str, Path],
 ) -> dict[str, Any]:
     """Overlays, plots; returns the per-frame error numbers for the summary."""
     topics = options.topics
@@ -571,8 +614,12 @@ def _write_outputs(
                 errors_m.append(float(distance.mean()))
                 final_errors_m.append(float(distance[-1]))
         outputs["trajectory_plot"] = report.plot_trajectories(
-            options.out / "trajectory.png", track[1], predicted_map, route_xy,
-            title=f"predicted vs recorded trajectory ({len(predicted_map)} predictions)")
+            options.out / "trajectory.png",
+            track[1],
+            predicted_map,
+            route_xy,
+            title=f"predicted vs recorded trajectory ({len(predicted_map)} predictions)",
+        )
 
     latencies = np.array([(recording.paths[s][1] - session_data["published_at"][s]) * 1e3 for s in predicted])
     outputs["latency_histogram"] = report.plot_latency_histogram(options.out / "latency_histogram.png", latencies)
@@ -580,8 +627,14 @@ def _write_outputs(
     # Overlays: a second pass over the camera topic draws the predictions on their frames.
     camera_model = _camera_model(info, topics, mounts, driver_values)
     steer_by_stamp = dict(zip(recording.path_order, recording.steer_classes))
-    chosen = set(predicted[i] for i in np.linspace(0, len(predicted) - 1, min(options.tiles, len(predicted))).round().astype(int)) \
-        if predicted else set()
+    chosen = (
+        set(
+            predicted[i]
+            for i in np.linspace(0, len(predicted) - 1, min(options.tiles, len(predicted))).round().astype(int)
+        )
+        if predicted
+        else set()
+    )
     tiles, video_frames = [], []
     wanted = set(stamps)
     camera_type = info.topics[topics.camera].msgtype
@@ -595,9 +648,11 @@ def _write_outputs(
         waypoints = recording.paths.get(stamp, (None,))[0]
         steer = steer_by_stamp.get(stamp)
         label = f"#{frame_index} t={stamp * 1e-9:.2f}s " + (
-            "no prediction" if waypoints is None else
-            f"{report.STEER_CLASSES[steer] if steer is not None else '?'} "
-            f"{(recording.paths[stamp][1] - session_data['published_at'][stamp]) * 1e3:.0f}ms")
+            "no prediction"
+            if waypoints is None
+            else f"{report.STEER_CLASSES[steer] if steer is not None else '?'} "
+            f"{(recording.paths[stamp][1] - session_data['published_at'][stamp]) * 1e3:.0f}ms"
+        )
         tile = draw_overlay(image_to_rgb(message), waypoints, label, camera_model, recorded_future.get(stamp))
         if stamp in chosen:
             tiles.append(tile)
@@ -605,7 +660,9 @@ def _write_outputs(
         if options.video:
             video_frames.append(tile)
     if tiles:
-        outputs["contact_sheet"] = report.write_png(options.out / "contact_sheet.png", report.contact_sheet(tiles, columns=3))
+        outputs["contact_sheet"] = report.write_png(
+            options.out / "contact_sheet.png", report.contact_sheet(tiles, columns=3)
+        )
         outputs["overlays"] = overlay_dir
     if options.video and video_frames:
         rate_hz = len(stamps) / max(info.duration_s, 1e-3)
@@ -621,17 +678,19 @@ def _write_outputs(
 def replay(options: ReplayOptions) -> ReplayResult:
     """Run one replay and write its outputs under `options.out`:
 
-        output_bag/            MCAP bag: driver Path, steering class, processing time, latency,
-                               controller commands, diagnostics
-        contact_sheet.png      overlay tiles (camera + projected waypoints + top-down panel)
-        overlays/frame_*.png   the same tiles one by one
-        overlays.mp4           every frame (with `video`)
-        trajectory.png         predicted vs recorded trajectory (bags with odometry)
-        latency_histogram.png  camera published -> Path received
-        summary.json           the summary (also returned)
+    output_bag/            MCAP bag: driver Path, steering class, processing time, latency,
+                           controller commands, diagnostics
+    contact_sheet.png      overlay tiles (camera + projected waypoints + top-down panel)
+    overlays/frame_*.png   the same tiles one by one
+    overlays.mp4           every frame (with `video`)
+    trajectory.png         predicted vs recorded trajectory (bags with odometry)
+    latency_histogram.png  camera published -> Path received
+    summary.json           the summary (also returned)
     """
     if not options.model.is_file():
-        raise ReplayError(f"model {str(options.model)!r} does not exist; expected an exported min2real model (.onnx, .engine)")
+        raise ReplayError(
+            f"model {str(options.model)!r} does not exist; expected an exported min2real model (.onnx, .engine)"
+        )
     info = inspect_bag(options.bag)
     require_topics(info, required_topics(options.topics, options.use_lidar))
     output_bag = options.out / "output_bag"

@@ -30,7 +30,9 @@ def contact_sheet(tiles: list[np.ndarray], columns: int = 3, gap_px: int = 4) ->
     sheet = np.full((rows * (height + gap_px) - gap_px, columns * (width + gap_px) - gap_px, 3), 255, dtype=np.uint8)
     for index, tile in enumerate(tiles):
         if tile.shape[:2] != (height, width):
-            raise ValueError(f"contact sheet tile {index} has size {tile.shape[:2]}; expected {(height, width)} like tile 0")
+            raise ValueError(
+                f"contact sheet tile {index} has size {tile.shape[:2]}; expected {(height, width)} like tile 0"
+            )
         row, column = divmod(index, columns)
         top, left = row * (height + gap_px), column * (width + gap_px)
         sheet[top : top + height, left : left + width] = tile
@@ -89,8 +91,15 @@ def plot_trajectories(
     if route_xy_map is not None and len(route_xy_map):
         axes.plot(route_xy_map[:, 0], route_xy_map[:, 1], "--", color="0.6", lw=1, label="route")
     for index, predicted in enumerate(predicted_paths_map):
-        axes.plot(predicted[:, 0], predicted[:, 1], "-", color="tab:red", lw=0.8, alpha=0.6,
-                  label="predicted waypoints" if index == 0 else None)
+        axes.plot(
+            predicted[:, 0],
+            predicted[:, 1],
+            "-",
+            color="tab:red",
+            lw=0.8,
+            alpha=0.6,
+            label="predicted waypoints" if index == 0 else None,
+        )
     axes.plot(recorded_xy_map[:, 0], recorded_xy_map[:, 1], "-", color="tab:green", lw=2, label="recorded (odometry)")
     axes.plot(recorded_xy_map[:1, 0], recorded_xy_map[:1, 1], "o", color="tab:green", label="start")
     # Frame the drive (the route usually extends far beyond the part that was replayed).
@@ -147,8 +156,11 @@ def latency_stats_ms(latencies_ms: np.ndarray) -> dict[str, float | None]:
 
 
 def steer_class_counts(steer_classes: list[int]) -> dict[str, int]:
-    counts = np.bincount(np.asarray(steer_classes, dtype=np.int64), minlength=len(STEER_CLASSES)) if steer_classes else \
-        np.zeros(len(STEER_CLASSES), dtype=np.int64)
+    counts = (
+        np.bincount(np.asarray(steer_classes, dtype=np.int64), minlength=len(STEER_CLASSES))
+        if steer_classes
+        else np.zeros(len(STEER_CLASSES), dtype=np.int64)
+    )
     return {name: int(counts[index]) for index, name in enumerate(STEER_CLASSES)}
 
 
@@ -173,8 +185,10 @@ def format_summary(summary: dict) -> str:
         ("camera frames in", number(summary.get("frames_in"))),
         ("predictions out (Path)", number(summary.get("predictions_out"))),
         ("frames without prediction", number(summary.get("drops"))),
-        ("  refused / dropped busy / lost", " / ".join(number(summary.get(key)) for key in
-                                                      ("refused", "dropped_while_busy", "not_received_by_driver"))),
+        (
+            "  refused / dropped busy / lost",
+            " / ".join(number(summary.get(key)) for key in ("refused", "dropped_while_busy", "not_received_by_driver")),
+        ),
         ("control commands out", number(summary.get("controls_out"))),
         ("latency p50 / p99", f"{number(latency.get('p50'), ' ms')} / {number(latency.get('p99'), ' ms')}"),
         ("steering classes", ", ".join(f"{name} {count}" for name, count in counts.items())),

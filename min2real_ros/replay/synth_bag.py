@@ -155,26 +155,45 @@ class _Messages:
 
     def image(self, stamp_ns: int, frame_id: str, image_rgb: np.ndarray) -> Any:
         fields = rgb_to_image_fields(np.ascontiguousarray(image_rgb), "bgra8")
-        return self.Image(header=self.header(stamp_ns, frame_id), height=fields.height, width=fields.width,
-                          encoding=fields.encoding, is_bigendian=fields.is_bigendian, step=fields.step,
-                          data=np.frombuffer(fields.data, np.uint8))
+        return self.Image(
+            header=self.header(stamp_ns, frame_id),
+            height=fields.height,
+            width=fields.width,
+            encoding=fields.encoding,
+            is_bigendian=fields.is_bigendian,
+            step=fields.step,
+            data=np.frombuffer(fields.data, np.uint8),
+        )
 
     def camera_info(self, stamp_ns: int, frame_id: str, width: int, height: int, intrinsics: np.ndarray) -> Any:
         """Pinhole camera without distortion; intrinsics: (3, 3) K in pixels."""
         k = np.asarray(intrinsics, dtype=np.float64).reshape(3, 3)
         p = np.concatenate([k, np.zeros((3, 1))], axis=1)
         return self.CameraInfo(
-            header=self.header(stamp_ns, frame_id), height=height, width=width, distortion_model="plumb_bob",
-            d=np.zeros(5), k=k.reshape(-1), r=np.eye(3).reshape(-1), p=p.reshape(-1), binning_x=0, binning_y=0,
+            header=self.header(stamp_ns, frame_id),
+            height=height,
+            width=width,
+            distortion_model="plumb_bob",
+            d=np.zeros(5),
+            k=k.reshape(-1),
+            r=np.eye(3).reshape(-1),
+            p=p.reshape(-1),
+            binning_x=0,
+            binning_y=0,
             roi=self.RegionOfInterest(x_offset=0, y_offset=0, height=0, width=0, do_rectify=False),
         )
 
     def tf_message(self, stamp_ns: int, parent: str, mounts: dict[str, tuple[float, float, float]]) -> Any:
         """Static transforms parent -> child for sensors mounted at xyz (no rotation)."""
         transforms = [
-            self.TransformStamped(header=self.header(stamp_ns, parent), child_frame_id=child, transform=self.Transform(
-                translation=self.Vector3(x=float(x), y=float(y), z=float(z)),
-                rotation=self.Quaternion(x=0.0, y=0.0, z=0.0, w=1.0)))
+            self.TransformStamped(
+                header=self.header(stamp_ns, parent),
+                child_frame_id=child,
+                transform=self.Transform(
+                    translation=self.Vector3(x=float(x), y=float(y), z=float(z)),
+                    rotation=self.Quaternion(x=0.0, y=0.0, z=0.0, w=1.0),
+                ),
+            )
             for child, (x, y, z) in mounts.items()
         ]
         return self.TFMessage(transforms=transforms)
@@ -184,24 +203,38 @@ class _Messages:
         intensity = points[:, 3] if points.shape[1] > 3 else None
         fields = xyz_to_pointcloud2_fields(points[:, :3], intensity)
         return self.PointCloud2(
-            header=self.header(stamp_ns, frame_id), height=fields.height, width=fields.width,
-            fields=[self.PointField(name=f.name, offset=f.offset, datatype=f.datatype, count=f.count) for f in fields.fields],
-            is_bigendian=fields.is_bigendian, point_step=fields.point_step, row_step=fields.row_step,
-            data=np.frombuffer(fields.data, np.uint8), is_dense=fields.is_dense,
+            header=self.header(stamp_ns, frame_id),
+            height=fields.height,
+            width=fields.width,
+            fields=[
+                self.PointField(name=f.name, offset=f.offset, datatype=f.datatype, count=f.count) for f in fields.fields
+            ],
+            is_bigendian=fields.is_bigendian,
+            point_step=fields.point_step,
+            row_step=fields.row_step,
+            data=np.frombuffer(fields.data, np.uint8),
+            is_dense=fields.is_dense,
         )
 
     def pose(self, x: float, y: float, yaw_rad: float) -> Any:
-        return self.Pose(position=self.Point(x=float(x), y=float(y), z=0.0),
-                         orientation=self.Quaternion(x=0.0, y=0.0, z=math.sin(yaw_rad / 2.0), w=math.cos(yaw_rad / 2.0)))
+        return self.Pose(
+            position=self.Point(x=float(x), y=float(y), z=0.0),
+            orientation=self.Quaternion(x=0.0, y=0.0, z=math.sin(yaw_rad / 2.0), w=math.cos(yaw_rad / 2.0)),
+        )
 
-    def odometry(self, stamp_ns: int, frame_id: str, child_frame_id: str, pose_xy_yaw: np.ndarray, speed_mps: float) -> Any:
+    def odometry(
+        self, stamp_ns: int, frame_id: str, child_frame_id: str, pose_xy_yaw: np.ndarray, speed_mps: float
+    ) -> Any:
         x, y, yaw = (float(v) for v in pose_xy_yaw)
         zero = self.Vector3(x=0.0, y=0.0, z=0.0)
         return self.Odometry(
-            header=self.header(stamp_ns, frame_id), child_frame_id=child_frame_id,
+            header=self.header(stamp_ns, frame_id),
+            child_frame_id=child_frame_id,
             pose=self.PoseWithCovariance(pose=self.pose(x, y, yaw), covariance=np.zeros(36)),
-            twist=self.TwistWithCovariance(twist=self.Twist(linear=self.Vector3(x=float(speed_mps), y=0.0, z=0.0), angular=zero),
-                                           covariance=np.zeros(36)),
+            twist=self.TwistWithCovariance(
+                twist=self.Twist(linear=self.Vector3(x=float(speed_mps), y=0.0, z=0.0), angular=zero),
+                covariance=np.zeros(36),
+            ),
         )
 
     def path(self, stamp_ns: int, frame_id: str, xy: np.ndarray) -> Any:
@@ -267,8 +300,11 @@ def write_frames_to_bag(
                 bag.write_message(topics.tf_static, stamp_ns, build.tf_message(stamp_ns, topics.base_frame, mounts))
                 bag.write_message(topics.route, stamp_ns, build.path(stamp_ns, "map", frame.route_world))
             bag.write_message(topics.clock, stamp_ns, build.clock(stamp_ns))
-            bag.write_message(topics.odometry, stamp_ns,
-                              build.odometry(stamp_ns, "map", topics.base_frame, frame.pose_world, frame.speed_mps))
+            bag.write_message(
+                topics.odometry,
+                stamp_ns,
+                build.odometry(stamp_ns, "map", topics.base_frame, frame.pose_world, frame.speed_mps),
+            )
             bag.write_message(topics.speedometer, stamp_ns, build.float32(frame.speed_mps))
             if frame.lidar_points_ego is None:
                 raise ValueError("synthetic frame has no LiDAR points; the CARLA bridge layout needs the 'sim' domain")
@@ -277,8 +313,11 @@ def write_frames_to_bag(
             bag.write_message(topics.lidar, stamp_ns, build.pointcloud(stamp_ns, topics.lidar_frame, points))
             image = np.asarray(frame.image_rgb)
             if camera is not None:
-                bag.write_message(topics.camera_info, stamp_ns, build.camera_info(
-                    stamp_ns, topics.camera_frame, image.shape[1], image.shape[0], camera.intrinsics))
+                bag.write_message(
+                    topics.camera_info,
+                    stamp_ns,
+                    build.camera_info(stamp_ns, topics.camera_frame, image.shape[1], image.shape[0], camera.intrinsics),
+                )
             bag.write_message(topics.camera, stamp_ns, build.image(stamp_ns, topics.camera_frame, image))
             count += 1
             last_ns = stamp_ns
@@ -307,5 +346,7 @@ def write_synthetic_bag(
         raise ValueError(f"synthetic bag rate_hz={rate_hz}; expected > 0")
     pinhole = synthetic.make_camera(tuple(image_size))
     camera = BagCamera(pinhole.intrinsics, (synthetic.CAMERA_FORWARD_M, 0.0, synthetic.CAMERA_HEIGHT_M))
-    frames = synthetic.generate_drive(seed, num_frames, domain=synthetic.SIM, image_size=tuple(image_size), rate_hz=rate_hz)
+    frames = synthetic.generate_drive(
+        seed, num_frames, domain=synthetic.SIM, image_size=tuple(image_size), rate_hz=rate_hz
+    )
     return write_frames_to_bag(frames, out, storage, camera, progress=progress, total_frames=num_frames)

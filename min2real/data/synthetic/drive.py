@@ -139,6 +139,7 @@ class SyntheticDrive:
             side_images=images,
         )
 
+
 def generate_drive(
     seed: int | Sequence[int],
     num_frames: int,

@@ -133,7 +133,9 @@ class SyntheticRoute:
             if junction.kind == "straight":
                 across = self.path_yaw[(start + end) // 2] + math.pi / 2
                 direction = np.array([math.cos(across), math.sin(across)])
-                self.side_roads.append(np.stack([junction.centre_xy - stub_m * direction, junction.centre_xy + stub_m * direction]))
+                self.side_roads.append(
+                    np.stack([junction.centre_xy - stub_m * direction, junction.centre_xy + stub_m * direction])
+                )
             else:
                 d0 = np.array([math.cos(self.path_yaw[start]), math.sin(self.path_yaw[start])])
                 d1 = np.array([math.cos(self.path_yaw[end]), math.sin(self.path_yaw[end])])
@@ -158,7 +160,9 @@ class SyntheticRoute:
         side[kind == 2] = -1.0  # parked cars stand on the right shoulder
         length = np.choose(kind, [rng.uniform(5, 12, k), np.full(k, 1.4), np.full(k, 4.4), np.full(k, 0.35)])
         width = np.choose(kind, [rng.uniform(5, 10, k), np.full(k, 1.4), np.full(k, 1.9), np.full(k, 0.35)])
-        height = np.choose(kind, [rng.uniform(4, 12, k), rng.uniform(4, 8, k), np.full(k, 1.5), rng.uniform(1.0, 3.5, k)])
+        height = np.choose(
+            kind, [rng.uniform(4, 12, k), rng.uniform(4, 8, k), np.full(k, 1.5), rng.uniform(1.0, 3.5, k)]
+        )
         gap = np.choose(kind, [rng.uniform(3, 8, k), rng.uniform(1.5, 5, k), np.full(k, 0.3), rng.uniform(0.6, 2, k)])
         index = np.minimum((s_positions / PATH_STEP_M).astype(np.int64), len(self.path_s) - 1)
         yaw = self.path_yaw[index]

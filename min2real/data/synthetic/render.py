@@ -28,14 +28,28 @@ RENDER_DISTANCE_M = 90.0
 NAVSIM_SIDE_CROP = (28 / 1080, 416 / 1920)  # NAVSIM TransFuser's stitch crop, as fractions
 
 _SIM_COLOURS = {
-    "grass": (72, 150, 72), "road": (105, 105, 110), "marking": (235, 235, 235), "centre": (235, 205, 60),
-    "sky": (120, 175, 235), "haze": (190, 210, 230),
-    "building": (190, 120, 90), "tree": (40, 110, 40), "car": (200, 40, 40), "pole": (230, 230, 60),
+    "grass": (72, 150, 72),
+    "road": (105, 105, 110),
+    "marking": (235, 235, 235),
+    "centre": (235, 205, 60),
+    "sky": (120, 175, 235),
+    "haze": (190, 210, 230),
+    "building": (190, 120, 90),
+    "tree": (40, 110, 40),
+    "car": (200, 40, 40),
+    "pole": (230, 230, 60),
 }
 _REAL_COLOURS = {
-    "grass": (96, 104, 72), "road": (72, 72, 74), "marking": (200, 198, 190), "centre": (200, 170, 90),
-    "sky": (175, 185, 195), "haze": (170, 175, 180),
-    "building": (140, 130, 122), "tree": (58, 72, 48), "car": (70, 78, 92), "pole": (120, 120, 115),
+    "grass": (96, 104, 72),
+    "road": (72, 72, 74),
+    "marking": (200, 198, 190),
+    "centre": (200, 170, 90),
+    "sky": (175, 185, 195),
+    "haze": (170, 175, 180),
+    "building": (140, 130, 122),
+    "tree": (58, 72, 48),
+    "car": (70, 78, 92),
+    "pole": (120, 120, 115),
 }
 
 
@@ -56,8 +70,15 @@ def _appearance(domain: str, rng: np.random.Generator) -> _Appearance:
         return _Appearance(colours, False, np.ones(3, np.float32), 0.0, 0.0, 0.0, 400.0)
     jitter = {k: np.clip(np.array(v, np.float32) * rng.uniform(0.85, 1.15), 0, 255) for k, v in _REAL_COLOURS.items()}
     gain = rng.uniform(0.88, 1.12, size=3).astype(np.float32)
-    return _Appearance(jitter, True, gain, float(rng.uniform(-0.25, 0.25)), float(rng.uniform(0.6, 1.3)),
-                       float(rng.uniform(2.0, 6.0)), float(rng.uniform(70.0, 160.0)))
+    return _Appearance(
+        jitter,
+        True,
+        gain,
+        float(rng.uniform(-0.25, 0.25)),
+        float(rng.uniform(0.6, 1.3)),
+        float(rng.uniform(2.0, 6.0)),
+        float(rng.uniform(70.0, 160.0)),
+    )
 
 
 @dataclass(frozen=True)
@@ -76,7 +97,9 @@ class PinholeCamera:
         return np.array([[self.focal_px, 0.0, self.cx], [0.0, self.focal_px, self.cy], [0.0, 0.0, 1.0]])
 
 
-def make_camera(image_size: tuple[int, int], contract: C.Contract = C.DEFAULT_CONTRACT, yaw_rad: float = 0.0) -> PinholeCamera:
+def make_camera(
+    image_size: tuple[int, int], contract: C.Contract = C.DEFAULT_CONTRACT, yaw_rad: float = 0.0
+) -> PinholeCamera:
     """Camera for an image of `image_size` (width, height): the contract's centre crop of it sees
     CAMERA_HFOV_DEG horizontally with the horizon at HORIZON_FRACTION of the crop, whatever the
     source aspect, so both domains look the same to the model after the crop."""
@@ -100,7 +123,11 @@ class _GroundMap:
         import cv2
 
         margin = 40.0
-        points = np.concatenate([route.all_road_points, route.object_centre_xy]) if len(route.object_centre_xy) else route.all_road_points
+        points = (
+            np.concatenate([route.all_road_points, route.object_centre_xy])
+            if len(route.object_centre_xy)
+            else route.all_road_points
+        )
         self.x_min, self.y_max = float(points[:, 0].min() - margin), float(points[:, 1].max() + margin)
         width = int((points[:, 0].max() + margin - self.x_min) * MAP_PX_PER_M) + 1
         height = int((self.y_max - points[:, 1].min() + margin) * MAP_PX_PER_M) + 1
@@ -113,7 +140,9 @@ class _GroundMap:
 
         road_mask = np.zeros((height, width), np.uint8)
         roads = [route.road_centre_xy, *route.side_roads]
-        cv2.polylines(road_mask, [to_px(r) for r in roads], False, 255, int(ROAD_WIDTH_M * MAP_PX_PER_M), cv2.LINE_8, shift)
+        cv2.polylines(
+            road_mask, [to_px(r) for r in roads], False, 255, int(ROAD_WIDTH_M * MAP_PX_PER_M), cv2.LINE_8, shift
+        )
         colours = appearance.colours
         if appearance.textured:
             grass = self._texture(rng, (height, width), colours["grass"], 22.0, 14.0)
@@ -133,15 +162,21 @@ class _GroundMap:
             normal = np.stack([-np.sin(yaw), np.cos(yaw)], axis=1)
             s = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(dense, axis=0), axis=1))])
             if len(centres):
-                outside = np.min(np.linalg.norm(dense[:, None] - centres[None], axis=2), axis=1) > 0.75 * ROAD_WIDTH_M + 2.0
+                outside = (
+                    np.min(np.linalg.norm(dense[:, None] - centres[None], axis=2), axis=1) > 0.75 * ROAD_WIDTH_M + 2.0
+                )
             else:
                 outside = np.ones(len(dense), bool)
             for side in (-1.0, 1.0):
                 edges += self._runs(dense + side * (0.5 * ROAD_WIDTH_M - 0.3) * normal, outside)
             dashes += self._runs(dense, outside & (np.mod(s, 6.0) < 3.0))
         line_px = max(1, int(round(0.15 * MAP_PX_PER_M)))
-        cv2.polylines(ground, [to_px(r) for r in edges], False, colours["marking"].tolist(), line_px, cv2.LINE_AA, shift)
-        cv2.polylines(ground, [to_px(r) for r in dashes], False, colours["centre"].tolist(), line_px, cv2.LINE_AA, shift)
+        cv2.polylines(
+            ground, [to_px(r) for r in edges], False, colours["marking"].tolist(), line_px, cv2.LINE_AA, shift
+        )
+        cv2.polylines(
+            ground, [to_px(r) for r in dashes], False, colours["centre"].tolist(), line_px, cv2.LINE_AA, shift
+        )
         self.image = ground
         self.border_colour = colours["grass"].tolist()
 
@@ -209,14 +244,22 @@ class SceneRenderer:
         """(N, 4) float32 x, y, z, intensity in the ego frame (REP 103) from the ego pose."""
         return self._lidar(np.asarray(ego_xy, dtype=np.float64), float(ego_yaw), rng)
 
-    def _render(self, camera: PinholeCamera, ego_xy: np.ndarray, ego_yaw: float, rng: np.random.Generator) -> np.ndarray:
+    def _render(
+        self, camera: PinholeCamera, ego_xy: np.ndarray, ego_yaw: float, rng: np.random.Generator
+    ) -> np.ndarray:
         import cv2
 
         look = self.appearance
         colours = look.colours
         homography = self.ground.homography_to(camera, ego_xy, ego_yaw)
-        image = cv2.warpPerspective(self.ground.image, homography, (camera.width, camera.height), flags=cv2.INTER_LINEAR,
-                                    borderMode=cv2.BORDER_CONSTANT, borderValue=self.ground.border_colour)
+        image = cv2.warpPerspective(
+            self.ground.image,
+            homography,
+            (camera.width, camera.height),
+            flags=cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_CONSTANT,
+            borderValue=self.ground.border_colour,
+        )
         # Sky above the horizon; haze blends in beyond 25 m, i.e. only in a band of rows under
         # the horizon (flat ground, no pitch: a row's ground distance is f * h / (v - cy)).
         sky_rows = int(min(max(math.ceil(camera.cy + 0.5), 0), camera.height))
@@ -281,7 +324,13 @@ class SceneRenderer:
             hull = cv2.convexHull(np.round(ring * scale).astype(np.int32))
             cv2.fillConvexPoly(image, hull, (colour * 0.8).tolist(), cv2.LINE_AA, shift)
             # The top face is lit: shows whether we look down on it (cars) or not (buildings).
-            cv2.fillConvexPoly(image, np.round(top * scale).astype(np.int32), np.minimum(colour * 1.15, 255).tolist(), cv2.LINE_AA, shift)
+            cv2.fillConvexPoly(
+                image,
+                np.round(top * scale).astype(np.int32),
+                np.minimum(colour * 1.15, 255).tolist(),
+                cv2.LINE_AA,
+                shift,
+            )
             # The side facing the camera (nearest two bottom corners) is the brightest face.
             near = np.argsort(forward[order[i]])[:2]
             face = np.concatenate([bottom[near], top[near][::-1]])

@@ -56,7 +56,12 @@ def _carla_measurement(frame: SyntheticFrame, next_frame: SyntheticFrame | None)
     position_carla = C.carla_to_rep103(np.array([x, y]))
     yaw_carla = -yaw
     c, s = math.cos(yaw_carla), math.sin(yaw_carla)
-    ego_matrix = [[c, -s, 0.0, float(position_carla[0])], [s, c, 0.0, float(position_carla[1])], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]]
+    ego_matrix = [
+        [c, -s, 0.0, float(position_carla[0])],
+        [s, c, 0.0, float(position_carla[1])],
+        [0.0, 0.0, 1.0, 0.0],
+        [0.0, 0.0, 0.0, 1.0],
+    ]
     route_ego = C.world_to_ego_xy(frame.route_world, np.array([x, y]), yaw)
     ahead = np.flatnonzero(route_ego[:, 0] > 0)[:20]
     target_carla = C.carla_to_rep103(frame.target_point_ego.astype(np.float64))
@@ -78,7 +83,10 @@ def _carla_measurement(frame: SyntheticFrame, next_frame: SyntheticFrame | None)
         "throttle": 0.5 if next_speed > frame.speed_mps + 0.05 else 0.0,
         "brake": next_speed < frame.speed_mps - 0.2,
         "junction": frame.in_junction,
-        "vehicle_hazard": False, "light_hazard": False, "walker_hazard": False, "stop_sign_hazard": False,
+        "vehicle_hazard": False,
+        "light_hazard": False,
+        "walker_hazard": False,
+        "stop_sign_hazard": False,
         "angle": steer_carla,
         "augmentation_translation": 0.0,
         "augmentation_rotation": 0.0,
@@ -104,14 +112,19 @@ def write_carla_route(route_dir: Path, drive: SyntheticDrive, num_labelled: int,
             _write_laz(route_dir / "lidar" / f"{index:04d}.laz", C.carla_to_rep103(points[:, :3]), points[:, 3])
         with gzip.open(route_dir / "measurements" / f"{index:04d}.json.gz", "wt", encoding="utf-8") as handle:
             json.dump(_carla_measurement(frame, next_frame), handle)
-    results = {"scores": {"score_composed": score, "score_route": 100.0, "score_penalty": score / 100.0},
-               "status": "Completed" if score >= 100.0 else "Failed", "num_infractions": 0}
+    results = {
+        "scores": {"score_composed": score, "score_route": 100.0, "score_penalty": score / 100.0},
+        "status": "Completed" if score >= 100.0 else "Failed",
+        "num_infractions": 0,
+    }
     with gzip.open(route_dir / "results.json.gz", "wt", encoding="utf-8") as handle:
         json.dump(results, handle)
     return total
 
 
-def write_navsim_log(root: Path, split: str, log_name: str, drive: SyntheticDrive, num_labelled: int, log_index: int) -> int:
+def write_navsim_log(
+    root: Path, split: str, log_name: str, drive: SyntheticDrive, num_labelled: int, log_index: int
+) -> int:
     """One NAVSIM log at 2 Hz: navsim_logs/<split>/<log>.pkl (list of frame dicts) and
     sensor_blobs/<split>/<log>/<CAM>/<token>.jpg (+ MergedPointCloud/<token>.pcd with LiDAR)."""
     total = drive.frames_with_tail(num_labelled, NAVSIM_RATE_HZ)
@@ -142,25 +155,32 @@ def write_navsim_log(root: Path, split: str, log_name: str, drive: SyntheticDriv
         if frame.lidar_points_ego is not None:
             write_pcd(blobs / lidar_path, frame.lidar_points_ego)
         x, y, yaw = frame.pose_world
-        records.append({
-            "token": token,
-            "timestamp": int(start_us + round(frame.timestamp_s * 1e6)),
-            "log_name": log_name,
-            "frame_idx": index,
-            "ego2global_translation": np.array([x, y, 0.0]),
-            "ego2global_rotation": np.array([math.cos(yaw / 2), 0.0, 0.0, math.sin(yaw / 2)]),
-            "ego_dynamic_state": [frame.speed_mps, 0.0, 0.0, 0.0],
-            "driving_command": C.command_one_hot(frame.command).astype(np.int64),
-            "cams": cams,
-            "lidar_path": lidar_path,
-            "lidar2ego_translation": np.zeros(3),
-            "lidar2ego_rotation": np.array([1.0, 0.0, 0.0, 0.0]),
-            "anns": {"gt_boxes": np.zeros((0, 7)), "gt_names": np.array([], dtype="<U8"),
-                     "gt_velocity_3d": np.zeros((0, 3)), "instance_tokens": [], "track_tokens": []},
-            "map_location": "synthetic",
-            "roadblock_ids": [],
-            "traffic_lights": [],
-        })
+        records.append(
+            {
+                "token": token,
+                "timestamp": int(start_us + round(frame.timestamp_s * 1e6)),
+                "log_name": log_name,
+                "frame_idx": index,
+                "ego2global_translation": np.array([x, y, 0.0]),
+                "ego2global_rotation": np.array([math.cos(yaw / 2), 0.0, 0.0, math.sin(yaw / 2)]),
+                "ego_dynamic_state": [frame.speed_mps, 0.0, 0.0, 0.0],
+                "driving_command": C.command_one_hot(frame.command).astype(np.int64),
+                "cams": cams,
+                "lidar_path": lidar_path,
+                "lidar2ego_translation": np.zeros(3),
+                "lidar2ego_rotation": np.array([1.0, 0.0, 0.0, 0.0]),
+                "anns": {
+                    "gt_boxes": np.zeros((0, 7)),
+                    "gt_names": np.array([], dtype="<U8"),
+                    "gt_velocity_3d": np.zeros((0, 3)),
+                    "instance_tokens": [],
+                    "track_tokens": [],
+                },
+                "map_location": "synthetic",
+                "roadblock_ids": [],
+                "traffic_lights": [],
+            }
+        )
     with (root / "navsim_logs" / split / f"{log_name}.pkl").open("wb") as handle:
         pickle.dump(records, handle, protocol=4)
     return total
@@ -191,7 +211,9 @@ def write_synthetic_dataset(
     `generate_drive` with one seed gives both looks of the same drive.
     """
     if routes < 1 or frames < routes:
-        raise ValueError(f"synthetic dataset needs routes >= 1 and frames >= routes; got frames={frames} routes={routes}")
+        raise ValueError(
+            f"synthetic dataset needs routes >= 1 and frames >= routes; got frames={frames} routes={routes}"
+        )
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     per_route = [frames // routes + (1 if r < frames % routes else 0) for r in range(routes)]
@@ -205,13 +227,24 @@ def write_synthetic_dataset(
             drive_seed = (seed, C.DOMAINS.index(domain), route_index)
             first_turn = "left" if route_index % 2 == 0 else "right"  # every class in even a tiny dataset
             if domain == SIM:
-                drive = SyntheticDrive(drive_seed, labelled / rate, SIM, sim_image_size, contract, first_turn=first_turn)
-                written += write_carla_route(out_dir / "carla" / "synthetic" / f"route_{route_index:03d}", drive, labelled)
+                drive = SyntheticDrive(
+                    drive_seed, labelled / rate, SIM, sim_image_size, contract, first_turn=first_turn
+                )
+                written += write_carla_route(
+                    out_dir / "carla" / "synthetic" / f"route_{route_index:03d}", drive, labelled
+                )
             else:
-                drive = SyntheticDrive(drive_seed, labelled / rate, REAL, real_image_size, contract, real_cameras, real_lidar,
-                                       first_turn)
-                written += write_navsim_log(out_dir / "navsim", split, f"synthetic_{route_index:03d}", drive, labelled, route_index)
-        summary["domains"][domain] = {"labelled_frames": frames, "frames_written": written, "rate_hz": rate,
-                                      "image_size": list(sim_image_size if domain == SIM else real_image_size)}
+                drive = SyntheticDrive(
+                    drive_seed, labelled / rate, REAL, real_image_size, contract, real_cameras, real_lidar, first_turn
+                )
+                written += write_navsim_log(
+                    out_dir / "navsim", split, f"synthetic_{route_index:03d}", drive, labelled, route_index
+                )
+        summary["domains"][domain] = {
+            "labelled_frames": frames,
+            "frames_written": written,
+            "rate_hz": rate,
+            "image_size": list(sim_image_size if domain == SIM else real_image_size),
+        }
     (out_dir / "synthetic.json").write_text(json.dumps(summary, indent=2))
     return summary

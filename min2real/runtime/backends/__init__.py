@@ -66,7 +66,9 @@ def _tensorrt_engine_for_onnx(onnx_path: Path, options: dict) -> Path:
         command = f"min2real build-engine {onnx_path} --precision {precision}"
         if cache_dir:
             command += f" --cache-dir {cache_dir}"
-        raise EngineCacheError(f"no {precision} TensorRT engine for {onnx_path} in {searched}; build it with `{command}`")
+        raise EngineCacheError(
+            f"no {precision} TensorRT engine for {onnx_path} in {searched}; build it with `{command}`"
+        )
     return found
 
 
@@ -91,7 +93,9 @@ def load_backend(
     if kind == "onnxruntime":
         if backend in ORT_BACKEND_PROVIDERS:
             if options.get("providers") and list(options["providers"]) != ORT_BACKEND_PROVIDERS[backend]:
-                raise ValueError(f"backend {backend!r} sets the providers; got providers={options['providers']!r} as well")
+                raise ValueError(
+                    f"backend {backend!r} sets the providers; got providers={options['providers']!r} as well"
+                )
             options["providers"] = ORT_BACKEND_PROVIDERS[backend]
         from min2real.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
 

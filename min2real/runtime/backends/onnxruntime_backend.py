@@ -66,7 +66,9 @@ class OnnxRuntimeBackend(Backend):
             raise FileNotFoundError(f"ONNX model {self.path} does not exist")
         available = ort.get_available_providers()
         explicit = bool(providers)
-        wanted = list(providers) if explicit else [p for p in GPU_PROVIDERS if p in available] + ["CPUExecutionProvider"]
+        wanted = (
+            list(providers) if explicit else [p for p in GPU_PROVIDERS if p in available] + ["CPUExecutionProvider"]
+        )
         unknown = [p for p in wanted if p not in available]
         if unknown:
             raise RuntimeError(
@@ -77,12 +79,14 @@ class OnnxRuntimeBackend(Backend):
         for provider in wanted:
             if provider == "TensorrtExecutionProvider":
                 trt_cache = engine_cache.resolve_cache_dir(cache_dir or self.path.parent, LOGGER)
-                provider_options.append({
-                    "device_id": device_id,
-                    "trt_engine_cache_enable": True,
-                    "trt_engine_cache_path": str(trt_cache),
-                    "trt_fp16_enable": fp16,
-                })
+                provider_options.append(
+                    {
+                        "device_id": device_id,
+                        "trt_engine_cache_enable": True,
+                        "trt_engine_cache_path": str(trt_cache),
+                        "trt_fp16_enable": fp16,
+                    }
+                )
             elif provider == "CUDAExecutionProvider":
                 provider_options.append({"device_id": device_id})
             else:

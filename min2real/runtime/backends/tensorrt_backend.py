@@ -28,7 +28,9 @@ def _import_tensorrt():
             "`pip install tensorrt`) and a CUDA GPU; use an .onnx model with ONNX Runtime instead"
         ) from error
     if int(tensorrt.__version__.split(".")[0]) < 10:
-        raise ImportError(f"TensorRT {tensorrt.__version__} is too old; min2real needs TensorRT 10 (named tensors, execute_async_v3)")
+        raise ImportError(
+            f"TensorRT {tensorrt.__version__} is too old; min2real needs TensorRT 10 (named tensors, execute_async_v3)"
+        )
     return tensorrt
 
 
@@ -39,7 +41,9 @@ def _import_cudart():
         try:
             from cuda import cudart  # older cuda-python layout
         except ImportError as error:
-            raise ImportError("the TensorRT backend needs NVIDIA's 'cuda-python' package (cuda.bindings.runtime)") from error
+            raise ImportError(
+                "the TensorRT backend needs NVIDIA's 'cuda-python' package (cuda.bindings.runtime)"
+            ) from error
     return cudart
 
 
@@ -68,7 +72,9 @@ def tensorrt_platform(device_id: int = 0) -> dict[str, str]:
     }
 
 
-def wanted_engine_key(cached: EngineCacheKey, platform: dict[str, str], onnx_sha256: str | None = None) -> EngineCacheKey:
+def wanted_engine_key(
+    cached: EngineCacheKey, platform: dict[str, str], onnx_sha256: str | None = None
+) -> EngineCacheKey:
     """The key this machine needs for an engine built as `cached` says: same precision and shapes,
     this machine's TensorRT and GPU, and (when the ONNX is at hand) its current hash."""
     changes = dict(platform)
@@ -200,9 +206,12 @@ class TensorRTBackend(Backend):
         for name in self._inputs:
             array = inputs[name]
             self._host[name][: array.size] = array.reshape(-1)
-            cuda_call(cudart, cudart.cudaMemcpyAsync(
-                self._device[name], self._host[name].ctypes.data, array.nbytes, h2d, self._stream
-            ))
+            cuda_call(
+                cudart,
+                cudart.cudaMemcpyAsync(
+                    self._device[name], self._host[name].ctypes.data, array.nbytes, h2d, self._stream
+                ),
+            )
         start, end = self._events
         cuda_call(cudart, cudart.cudaEventRecord(start, self._stream))
         if not self._context.execute_async_v3(int(self._stream)):
@@ -211,13 +220,16 @@ class TensorRTBackend(Backend):
         shapes = {name: tuple(self._context.get_tensor_shape(name)) for name in self._outputs}
         for name in self._outputs:
             nbytes = int(np.prod(shapes[name])) * 4
-            cuda_call(cudart, cudart.cudaMemcpyAsync(
-                self._host[name].ctypes.data, self._device[name], nbytes, d2h, self._stream
-            ))
+            cuda_call(
+                cudart,
+                cudart.cudaMemcpyAsync(self._host[name].ctypes.data, self._device[name], nbytes, d2h, self._stream),
+            )
         cuda_call(cudart, cudart.cudaStreamSynchronize(self._stream))
         self.last_gpu_ms = float(cuda_call(cudart, cudart.cudaEventElapsedTime(start, end)))
         # Copies: the pinned host buffers are reused by the next frame.
-        return {name: self._host[name][: int(np.prod(shapes[name]))].reshape(shapes[name]).copy() for name in self._outputs}
+        return {
+            name: self._host[name][: int(np.prod(shapes[name]))].reshape(shapes[name]).copy() for name in self._outputs
+        }
 
     def close(self) -> None:
         cudart = getattr(self, "_cudart", None)
