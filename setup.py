@@ -58,5 +58,11 @@ setup(
             "driver_node = min2real_ros.nodes.driver_node:main",
             "controller_node = min2real_ros.nodes.controller_node:main",
         ],
+        # `min2real` subcommands that need ROS 2, discovered by min2real.cli (see its docstring).
+        "min2real.commands": [
+            "replay = min2real_ros.cli.replay",
+            "demo = min2real_ros.cli.demo",
+            "synth-bag = min2real_ros.cli.synth_bag",
+        ],
     },
 )

@@ -250,6 +250,31 @@ def prepare_camera_rgb(image_rgb: np.ndarray, contract: Contract = DEFAULT_CONTR
     return cv2.resize(crop, size, interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
 
 
+# NAVSIM TransFuser's camera panorama: rows cropped by 28/1080 of the height on both sides, the
+# side cameras by 416/1920 of the width on their outer sides (navsim/agents/transfuser).
+NAVSIM_STITCH_ROW_CROP, NAVSIM_STITCH_SIDE_CROP = 28 / 1080, 416 / 1920
+
+
+def stitch_navsim_cameras(left_rgb: np.ndarray, front_rgb: np.ndarray, right_rgb: np.ndarray) -> np.ndarray:
+    """CAM_L0 | CAM_F0 | CAM_R0 (each (H, W, 3) RGB, same size) -> NAVSIM TransFuser's panorama
+    (H', W_l + W_f + W_r, 3), before the contract's crop/resize. Training samples and the NAVSIM
+    agent both stitch here."""
+    height, width = front_rgb.shape[:2]
+    if left_rgb.shape != front_rgb.shape or right_rgb.shape != front_rgb.shape:
+        raise ContractError(
+            f"NAVSIM stitch cameras differ in size: CAM_L0 {left_rgb.shape}, CAM_F0 {front_rgb.shape}, "
+            f"CAM_R0 {right_rgb.shape}; expected three (H, W, 3) images of one size"
+        )
+    rows = round(NAVSIM_STITCH_ROW_CROP * height)
+    cols = round(NAVSIM_STITCH_SIDE_CROP * width)
+    band = slice(rows, height - rows)
+    return np.ascontiguousarray(
+        np.concatenate(
+            [left_rgb[band, cols : width - cols], front_rgb[band], right_rgb[band, cols : width - cols]], axis=1
+        )
+    )
+
+
 def image_to_input(image_rgb: np.ndarray) -> np.ndarray:
     """(..., H, W, 3) RGB uint8/float 0..255 -> (..., 3, H, W) float32 0..255 (graph input layout).
 

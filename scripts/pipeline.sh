@@ -34,7 +34,7 @@ $M export --checkpoint "$OUT/run/checkpoints/last.pt" --domain sim --out "$OUT/m
 echo "== 4/6 open-loop evaluation on the validation drive"
 $M eval --model "$OUT/model_sim.onnx" --data "$OUT/synth/val" --out "$OUT/eval"
 echo "== 5/6 synthetic CARLA-bridge bag"
-$M data synth-bag --out "$OUT/bag" --frames "$BAG_FRAMES" --seed 0
+$M synth-bag --out "$OUT/bag" --frames "$BAG_FRAMES" --seed 0
 echo "== 6/6 replay the bag through the nodes with the new model"
 $M replay "$OUT/bag" --model "$OUT/model_sim.onnx" --out "$OUT/replay" --fast
 echo "pipeline: done; model $OUT/model_sim.onnx, evaluation $OUT/eval/report.md, replay $OUT/replay/summary.json"

@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from min2real.cli.demo import bundled_model_path
 from min2real.contract import STEER_CLASSES
 from min2real.runtime.onnx_metadata import read_onnx_metadata
 from min2real.runtime.overlay import CameraModel
+from min2real_ros.cli.demo import bundled_model_path
 from min2real_ros.conversions import image_to_rgb, path_to_xy, pointcloud2_to_xyz
 from min2real_ros.replay.bag import BagError, BagWriter, deserialize, inspect_bag, iter_raw_messages, require_topics
 from min2real_ros.replay.replay import ReplayOptions, replay, required_topics
@@ -168,7 +168,7 @@ def test_synth_bag_cli_writes_the_bridge_layout_in_both_storages(tmp_path, capsy
 
     out = tmp_path / "drive"
     assert (
-        main(["data", "synth-bag", "--out", str(out), "--storage", "both", "--frames", "3", "--image-size", "64x32"])
+        main(["synth-bag", "--out", str(out), "--storage", "both", "--frames", "3", "--image-size", "64x32"])
         == 0
     )
     assert "/carla/ego_vehicle/rgb_front/image" in capsys.readouterr().out

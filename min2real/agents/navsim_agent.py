@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from min2real.agents import lazy_agent_class
-from min2real.contract import COMMAND_UNKNOWN, COMMANDS, NO_ROUTE_TARGET_POINT_EGO, Contract
+from min2real.contract import COMMAND_UNKNOWN, COMMANDS, NO_ROUTE_TARGET_POINT_EGO, Contract, stitch_navsim_cameras
 from min2real.runtime.types import FrameInputs
 
 ENTRY_POINT = "Min2RealNavsimAgent"
@@ -50,17 +50,14 @@ def sensor_config_fields(camera_mode: str = "front", frame_index: int = CURRENT_
 
 def stitch_front_cameras(left_rgb: np.ndarray, front_rgb: np.ndarray, right_rgb: np.ndarray) -> np.ndarray:
     """NAVSIM TransFuser's left | front | right panorama, exactly as the NAVSIM training samples
-    build it (training.data.navsim.stitch_cameras: rows cropped by 28/1080 of the height, side
-    cameras by 416/1920 of the width on their outer sides)."""
+    build it (contract.stitch_navsim_cameras)."""
     for name, image in (("cam_l0", left_rgb), ("cam_f0", front_rgb), ("cam_r0", right_rgb)):
         if image is None or np.asarray(image).ndim != 3 or np.asarray(image).shape[2] != 3:
             shape = None if image is None else np.asarray(image).shape
             raise ValueError(
                 f"NAVSIM {name} image has shape {shape}; expected (H, W, 3) uint8 RGB (is it in the sensor config?)"
             )
-    from min2real.data.navsim import stitch_cameras  # numpy-only; the one stitch implementation
-
-    return np.ascontiguousarray(stitch_cameras(np.asarray(left_rgb), np.asarray(front_rgb), np.asarray(right_rgb)))
+    return stitch_navsim_cameras(np.asarray(left_rgb), np.asarray(front_rgb), np.asarray(right_rgb))
 
 
 def command_from_one_hot(driving_command) -> int | None:

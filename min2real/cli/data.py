@@ -2,10 +2,9 @@
 
     min2real data synth --out DIR --seed S [--frames N] [--routes R] [--image-size WxH] [--tiny]
     min2real data check DIR [--contract tiny] [--limit N]
-    min2real data synth-bag --out BAG [--storage mcap|sqlite3|both] [--frames N] [--rate-hz HZ]
 
 Each subcommand is one entry of SUBCOMMANDS (help, add_arguments, run): adding one is a
-function pair and a line there.
+function pair and a line there. (`min2real synth-bag` writes rosbags; it lives in min2real_ros.)
 """
 
 from __future__ import annotations
@@ -205,27 +204,9 @@ def _check_run(args: argparse.Namespace) -> int:
     return 0 if total_samples else 2
 
 
-# ---- synth-bag (implemented with the replay tool in min2real.cli.replay) --------------------
-def _synth_bag_arguments(parser: argparse.ArgumentParser) -> None:
-    from min2real.cli.replay import add_synth_bag_arguments
-
-    add_synth_bag_arguments(parser)
-
-
-def _synth_bag_run(args: argparse.Namespace) -> int:
-    from min2real.cli.replay import run_synth_bag
-
-    return run_synth_bag(args)
-
-
 SUBCOMMANDS = {
     "synth": ("render the synthetic two-domain dataset (CARLA Garage + NAVSIM layouts)", _synth_arguments, _synth_run),
     "check": ("validate a dataset and print counts, problems and label statistics", _check_arguments, _check_run),
-    "synth-bag": (
-        "write a synthetic drive as a rosbag2 bag in the CARLA ROS bridge layout (MCAP or sqlite3)",
-        _synth_bag_arguments,
-        _synth_bag_run,
-    ),
 }
 
 

@@ -45,25 +45,10 @@ from min2real.data.safe_pickle import UnsafePickleError, load_navsim_log
 CAMERA_MODES = ("front", "stitch")
 TARGET_POINT_MODES = ("straight_ahead", "future_path")
 _STITCH_CAMERAS = ("CAM_L0", "CAM_F0", "CAM_R0")
+
+
 # NAVSIM TransFuser's stitch crop of 1920 x 1080 images: 28 rows top and bottom, 416 columns
 # on each side of the side cameras; as fractions so any image size works.
-_STITCH_ROW_CROP, _STITCH_SIDE_CROP = 28 / 1080, 416 / 1920
-
-
-def stitch_cameras(left_rgb: np.ndarray, front_rgb: np.ndarray, right_rgb: np.ndarray) -> np.ndarray:
-    """NAVSIM TransFuser's panorama: crop the rows of all three and the outer columns of the side
-    cameras, then place left | front | right side by side ((H', W_l + W_f + W_r, 3) RGB)."""
-    height, width = front_rgb.shape[:2]
-    if left_rgb.shape != front_rgb.shape or right_rgb.shape != front_rgb.shape:
-        raise ValueError(f"stitch cameras differ in size: {left_rgb.shape}, {front_rgb.shape}, {right_rgb.shape}")
-    rows = round(_STITCH_ROW_CROP * height)
-    cols = round(_STITCH_SIDE_CROP * width)
-    band = slice(rows, height - rows)
-    return np.concatenate(
-        [left_rgb[band, cols : width - cols], front_rgb[band], right_rgb[band, cols : width - cols]], axis=1
-    )
-
-
 def _rotation_from_quaternion_wxyz(quaternion: np.ndarray) -> np.ndarray:
     w, x, y, z = np.asarray(quaternion, dtype=np.float64) / np.linalg.norm(quaternion)
     return np.array(
@@ -303,7 +288,7 @@ class NavsimDataset:
         paths = [self.blobs_dir / p.decode() for p in self.image_paths[index]]
         try:
             images = [read_image_rgb(path) for path in paths]
-            image = stitch_cameras(*images) if self.camera == "stitch" else images[0]
+            image = C.stitch_navsim_cameras(*images) if self.camera == "stitch" else images[0]
             lidar_ego = None
             if self.use_lidar:
                 lidar_path = self.lidar_paths[index].decode()

@@ -15,21 +15,13 @@ from pathlib import Path
 import numpy as np
 
 from min2real import contract as C
+from min2real.evaluation.figures import contact_sheet, pyplot, write_png
 from min2real.evaluation.open_loop import RunPredictions, per_sample_ade, select_examples
 
 # Default camera for projecting waypoints onto images: CARLA Garage's front camera (110 degrees
 # horizontal FOV, 1.5 m behind and 2.0 m above the vehicle origin, no pitch).
 DEFAULT_CAMERA_FOV_DEG = 110.0
 DEFAULT_CAMERA_MOUNT_M = (-1.5, 0.0, 2.0)
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def _fmt(value, digits: int = 3) -> str:
@@ -55,7 +47,7 @@ def _horizon_columns(contract: C.Contract) -> list[tuple[int, float]]:
 
 # ---- plots ---------------------------------------------------------------------------------------
 def plot_error_vs_horizon(path: Path, runs: list[RunPredictions], metrics: list[dict]) -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
     for run, report in zip(runs, metrics):
         for domain_name, style in zip(C.DOMAINS, ("-o", "--s")):
@@ -74,7 +66,7 @@ def plot_error_vs_horizon(path: Path, runs: list[RunPredictions], metrics: list[
 
 
 def plot_confusions(path: Path, runs: list[RunPredictions], metrics: list[dict]) -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     panels = [
         (run.name, domain_name, report[domain_name]["steer_confusion"])
         for run, report in zip(runs, metrics)
@@ -106,7 +98,7 @@ def plot_confusions(path: Path, runs: list[RunPredictions], metrics: list[dict])
 
 
 def plot_situation_ade(path: Path, runs: list[RunPredictions], metrics: list[dict], split: str) -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7.0, 3.6))
     bars = [
         (f"{run.name} ({domain_name})", report[domain_name]["situations"].get(split, {}))
@@ -191,7 +183,7 @@ def plot_adapter(path: Path, run: RunPredictions, indices: list[int]) -> tuple[P
         return None
     plain, adapted = result
     difference = np.abs(adapted.astype(np.float32) - plain.astype(np.float32)).mean(axis=-1)
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(len(indices), 3, figsize=(12, 2.2 * len(indices)), squeeze=False)
     vmax = max(float(np.percentile(difference, 99)), 1.0)
     for row, dataset_index in enumerate(indices):
@@ -249,7 +241,6 @@ def write_report(
     `camera_horizon_fraction` of the image height (0.5 for CARLA's cameras; the synthetic
     generator's is training.data.synthetic.HORIZON_FRACTION)."""
     from min2real.runtime.overlay import CameraModel
-    from min2real_ros.replay.report import contact_sheet, write_png
 
     if not runs or len(runs) != len(metrics):
         raise ValueError(f"report needs one metrics dict per run; got {len(runs)} runs and {len(metrics)} metrics")

@@ -117,7 +117,7 @@ def _open_reader(bag_path: str | Path) -> Any:
     if path.is_dir() and not (path / "metadata.yaml").is_file():
         raise BagError(
             f"bag {str(bag_path)!r} is not readable: it has no metadata.yaml; expected a rosbag2 directory "
-            "(sqlite3 or MCAP) as written by `ros2 bag record` or `min2real data synth-bag`"
+            "(sqlite3 or MCAP) as written by `ros2 bag record` or `min2real synth-bag`"
         )
     try:
         reader = Reader(path)

@@ -21,7 +21,7 @@ Timing (`timing`):
          handled the frame (published a Path or refused the frame), so every frame is processed.
 
 Sensor mounts: when the bag has /tf_static with the LiDAR (and camera) transforms from the
-vehicle frame (as the CARLA bridge and `min2real data synth-bag` write them), the driver's
+vehicle frame (as the CARLA bridge and `min2real synth-bag` write them), the driver's
 `lidar_mount_*` parameters and the overlay camera take them from there.
 """
 
@@ -37,7 +37,8 @@ from typing import Any
 
 import numpy as np
 
-from min2real.contract import future_waypoints_from_poses
+from min2real.contract import future_waypoints_from_poses, yaw_from_quaternion_wxyz
+from min2real.evaluation import figures
 from min2real.runtime.overlay import CameraModel, draw_overlay
 from min2real_ros.conversions import (
     image_to_rgb,
@@ -146,7 +147,7 @@ def _read_static_mounts(info: BagInfo, topics: BridgeTopics) -> dict[str, tuple[
             if transform.header.frame_id.strip("/") not in (topics.base_frame, "base_link"):
                 continue
             t, q = transform.transform.translation, transform.transform.rotation
-            yaw = math.atan2(2.0 * (q.w * q.z + q.x * q.y), 1.0 - 2.0 * (q.y * q.y + q.z * q.z))
+            yaw = float(yaw_from_quaternion_wxyz(np.array([q.w, q.x, q.y, q.z])))
             mounts[transform.child_frame_id.strip("/")] = (float(t.x), float(t.y), float(t.z), yaw)
     return mounts
 
@@ -656,17 +657,17 @@ def _write_outputs(
         tile = draw_overlay(image_to_rgb(message), waypoints, label, camera_model, recorded_future.get(stamp))
         if stamp in chosen:
             tiles.append(tile)
-            report.write_png(overlay_dir / f"frame_{frame_index:05d}.png", tile)
+            figures.write_png(overlay_dir / f"frame_{frame_index:05d}.png", tile)
         if options.video:
             video_frames.append(tile)
     if tiles:
-        outputs["contact_sheet"] = report.write_png(
-            options.out / "contact_sheet.png", report.contact_sheet(tiles, columns=3)
+        outputs["contact_sheet"] = figures.write_png(
+            options.out / "contact_sheet.png", figures.contact_sheet(tiles, columns=3)
         )
         outputs["overlays"] = overlay_dir
     if options.video and video_frames:
         rate_hz = len(stamps) / max(info.duration_s, 1e-3)
-        outputs["video"] = report.write_video(options.out / "overlays.mp4", video_frames, rate_hz)
+        outputs["video"] = figures.write_video(options.out / "overlays.mp4", video_frames, rate_hz)
     return {
         "latencies_ms": latencies,
         "ade_m": round(float(np.mean(errors_m)), 3) if errors_m else None,

@@ -25,7 +25,6 @@ HORIZON_FRACTION = 0.42  # horizon row as a fraction of the contract crop band
 LIDAR_HEIGHT_M, LIDAR_RANGE_M = 2.5, 50.0
 MAP_PX_PER_M = 8.0
 RENDER_DISTANCE_M = 90.0
-NAVSIM_SIDE_CROP = (28 / 1080, 416 / 1920)  # NAVSIM TransFuser's stitch crop, as fractions
 
 _SIM_COLOURS = {
     "grass": (72, 150, 72),
@@ -111,7 +110,7 @@ def make_camera(
 
 def side_camera_yaw(camera: PinholeCamera) -> float:
     """Yaw of CAM_L0 (and minus that of CAM_R0) so NAVSIM's side crops continue the front view."""
-    keep = 1.0 - 2.0 * NAVSIM_SIDE_CROP[1]
+    keep = 1.0 - 2.0 * C.NAVSIM_STITCH_SIDE_CROP
     half = math.atan(0.5 * camera.width / camera.focal_px)
     return half + math.atan(keep * math.tan(half))
 

@@ -1,15 +1,13 @@
 """`min2real replay BAG --model FILE --out DIR`: a recorded drive through the real nodes.
 
-Also home of `min2real data synth-bag` (registered in `min2real.cli.data`), which writes
-the bags this command replays.
+A subcommand of the `min2real` command contributed by min2real_ros (entry point group
+`min2real.commands` in setup.py), so the ROS-free core never imports the ROS side.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-
-from min2real.cli.data import image_size_arg
 
 HELP = "replay a rosbag2 bag (sqlite3/MCAP) through the driver and controller nodes; write an output bag, overlays, plots, summary"
 
@@ -124,46 +122,3 @@ def run_replay(options) -> int:
 
 def run(args: argparse.Namespace) -> int:
     return run_replay(options_from_args(args, args.bag, args.model, args.out))
-
-
-# ---- min2real data synth-bag -------------------------------------------------------------------
-SYNTH_BAG_HELP = "write a synthetic drive as a rosbag2 bag in the CARLA ROS bridge layout (MCAP or sqlite3)"
-
-
-def add_synth_bag_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", required=True, help="bag directory to create (must not exist)")
-    parser.add_argument(
-        "--storage",
-        choices=("mcap", "sqlite3", "both"),
-        default="mcap",
-        help="storage plugin; 'both' writes OUT_mcap and OUT_sqlite3",
-    )
-    parser.add_argument("--frames", type=int, default=100, help="camera frames (default 100)")
-    parser.add_argument("--rate-hz", type=float, default=10.0, help="camera/LiDAR rate (default 10 Hz)")
-    parser.add_argument("--image-size", type=image_size_arg, default=(512, 192), help="camera WxH (default 512x192)")
-    parser.add_argument("--seed", type=int, default=0, help="drive seed (route, objects, speed profile)")
-
-
-def run_synth_bag(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from min2real_ros.replay.bag import BagError, inspect_bag
-    from min2real_ros.replay.synth_bag import write_synthetic_bag
-
-    storages = ("mcap", "sqlite3") if args.storage == "both" else (args.storage,)
-    for storage in storages:
-        out = Path(f"{args.out}_{storage}") if args.storage == "both" else Path(args.out)
-        try:
-            result = write_synthetic_bag(
-                out, storage, args.frames, args.seed, args.rate_hz, args.image_size, progress=True
-            )
-        except (BagError, ValueError) as error:
-            print(f"min2real data synth-bag: {error}", file=sys.stderr)
-            return 2
-        info = inspect_bag(result.path)
-        print(
-            f"wrote {result.path} ({storage}): {result.num_frames} frames over {result.duration_s:.1f} s, "
-            f"{args.image_size[0]}x{args.image_size[1]} bgra8 camera"
-        )
-        print(info.describe_topics())
-    return 0

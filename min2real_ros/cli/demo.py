@@ -52,7 +52,7 @@ def _prepare_out(out: Path) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from min2real.cli.replay import run_replay
+    from min2real_ros.cli.replay import run_replay
     from min2real_ros.replay.replay import ReplayOptions
     from min2real_ros.replay.synth_bag import write_synthetic_bag
 
