@@ -300,10 +300,11 @@ def carla_to_rep103(points_carla: np.ndarray) -> np.ndarray:
     The one place in min2real that flips CARLA's y axis. Works on (..., 2) and (..., 3)
     arrays of positions; the same flip applies to CARLA yaw angles (use `-yaw`).
     """
-    points = np.array(points_carla, dtype=np.float64 if np.asarray(points_carla).dtype == np.float64 else np.float32)
+    dtype = np.float64 if np.asarray(points_carla).dtype == np.float64 else np.float32
+    points: np.ndarray = np.array(points_carla, dtype=dtype)
     if points.shape[-1] not in (2, 3):
         raise ContractError(f"points have shape {points.shape}; expected (..., 2) or (..., 3)")
-    points[..., 1] *= -1.0
+    points[..., 1] = -points[..., 1]
     return points
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import array
 import math
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -183,7 +184,8 @@ _POINTFIELD_NAMES = {
 }
 
 
-class PointFieldSpec(NamedTuple):
+@dataclass(frozen=True)
+class PointFieldSpec:
     """A sensor_msgs/PointField's values (same attribute names, so it duck-types as one)."""
 
     name: str

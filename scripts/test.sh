@@ -7,5 +7,7 @@ source scripts/ros_env.sh
 echo "== lint (ruff check, ruff format --check)"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
+echo "== types (mypy, files in pyproject.toml)"
+.venv/bin/mypy
 echo "== tests (pytest)"
 .venv/bin/python -m pytest "$@"

@@ -167,10 +167,7 @@ def test_synth_bag_cli_writes_the_bridge_layout_in_both_storages(tmp_path, capsy
     from min2real.cli import main
 
     out = tmp_path / "drive"
-    assert (
-        main(["synth-bag", "--out", str(out), "--storage", "both", "--frames", "3", "--image-size", "64x32"])
-        == 0
-    )
+    assert main(["synth-bag", "--out", str(out), "--storage", "both", "--frames", "3", "--image-size", "64x32"]) == 0
     assert "/carla/ego_vehicle/rgb_front/image" in capsys.readouterr().out
     for storage in ("mcap", "sqlite3"):
         info = inspect_bag(Path(f"{out}_{storage}"))

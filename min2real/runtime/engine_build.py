@@ -111,7 +111,7 @@ def calibration_batches(samples: Iterable[dict], input_names: Sequence[str]) -> 
 
 
 # ---- TensorRT ----------------------------------------------------------------------------------
-def _make_entropy_calibrator(trt, cudart, batches: list[dict[str, np.ndarray]], cache_path: Path):
+def _make_entropy_calibrator(trt, cudart, batches: list[dict[str, np.ndarray]], cache_path: Path | None):
     """An IInt8EntropyCalibrator2 feeding `batches` (batch 1 each) from device buffers allocated once."""
     from min2real.runtime.backends.tensorrt_backend import cuda_call
 
@@ -137,12 +137,14 @@ def _make_entropy_calibrator(trt, cudart, batches: list[dict[str, np.ndarray]], 
             return [int(self.device[name]) for name in names]
 
         def read_calibration_cache(self):
-            if cache_path.is_file():
+            if cache_path is not None and cache_path.is_file():
                 LOGGER.info("reusing INT8 calibration cache %s", cache_path)
                 return cache_path.read_bytes()
             return None
 
         def write_calibration_cache(self, cache) -> None:
+            if cache_path is None:
+                return
             atomic_write_bytes(cache_path, bytes(cache))
             LOGGER.info("wrote INT8 calibration cache %s", cache_path)
 
@@ -302,12 +304,10 @@ def build_engine(
     )
     seconds = time.perf_counter() - start
     atomic_write_bytes(engine_path, serialized)
-    extra = {
-        "onnx_path": str(onnx_path.resolve()),
-        "build": {"workspace_mb": workspace_mb, "seconds": round(seconds, 1), "max_batch": max_batch},
-    }
+    build: dict[str, object] = {"workspace_mb": workspace_mb, "seconds": round(seconds, 1), "max_batch": max_batch}
     if calibration_cache is not None:
-        extra["build"]["calibration_cache"] = str(calibration_cache)
+        build["calibration_cache"] = str(calibration_cache)
+    extra = {"onnx_path": str(onnx_path.resolve()), "build": build}
     engine_cache.write_sidecar(engine_path, metadata.to_json(), wanted, extra=extra)
     result = EngineBuildResult(engine_path, decision, wanted, built=True, build_seconds=seconds)
     LOGGER.info("%s", result.summary())

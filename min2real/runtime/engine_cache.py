@@ -23,8 +23,10 @@ import json
 import logging
 import os
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from min2real.files import atomic_write_bytes
 
@@ -57,7 +59,7 @@ class EngineCacheKey:
     gpu_name: str
     compute_capability: str
     precision: str
-    input_shapes: tuple[tuple[str, tuple[int, ...]], ...]
+    input_shapes: Any  # given as a mapping or pairs; stored as sorted ((name, shape), ...) pairs
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -130,6 +132,7 @@ class Decision:
 def decide(cached_key: EngineCacheKey | None, wanted_key: EngineCacheKey, allow_rebuild: bool) -> Decision:
     """The cache rule. `cached_key` is the key in the existing engine's sidecar (None when there
     is no engine or no readable sidecar: an engine without its key is never loaded)."""
+    reasons: tuple[str, ...]
     if cached_key is None:
         reasons = ("no cached engine with a readable key sidecar",)
     else:
@@ -241,7 +244,7 @@ def engine_search_dirs(onnx_path: str | Path, cache_dir: str | Path | None = Non
     return [*dirs, Path(onnx_path).parent, user_cache_dir()]
 
 
-def find_cached_engine(onnx_path: str | Path, precision: str, cache_dirs: list[str | Path]) -> Path | None:
+def find_cached_engine(onnx_path: str | Path, precision: str, cache_dirs: Sequence[str | Path | None]) -> Path | None:
     """First existing `<stem>.<precision>.engine` among `cache_dirs` (read-only lookup: a
     deployment may ship prebuilt engines in a read-only directory)."""
     name = engine_file_name(onnx_path, precision)

@@ -41,7 +41,10 @@ class CameraModel:
     ) -> CameraModel:
         """Square pixels, principal point at the centre (the CARLA camera model)."""
         focal = width / (2.0 * math.tan(math.radians(hfov_deg) / 2.0))
-        return cls(width, height, focal, focal, width / 2.0, height / 2.0, tuple(mount_xyz_m), pitch_rad)
+        x_m, y_m, z_m = mount_xyz_m
+        return cls(
+            width, height, focal, focal, width / 2.0, height / 2.0, (float(x_m), float(y_m), float(z_m)), pitch_rad
+        )
 
     def project_ground(self, points_ego_xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(N, 2) ground points (z = 0) in base_link -> ((N, 2) pixel u, v in this camera's image,
@@ -140,10 +143,14 @@ def draw_overlay(
             camera.scaled_to(width, tile_height),
             [(recorded_ego, COLOR_RECORDED), (waypoints_ego, COLOR_PREDICTED)],
         )
-    layers = [(recorded_ego, COLOR_RECORDED), (waypoints_ego, COLOR_PREDICTED)]
+    layers = [
+        (points, colour)
+        for points, colour in ((recorded_ego, COLOR_RECORDED), (waypoints_ego, COLOR_PREDICTED))
+        if points is not None
+    ]
     if target_point_ego is not None:
         layers.append((np.asarray(target_point_ego).reshape(1, 2), COLOR_TARGET))
-    reach = [np.abs(np.asarray(p)).max() for p, _ in layers if p is not None and len(p)]
+    reach = [np.abs(np.asarray(p)).max() for p, _ in layers if len(p)]
     range_m = float(np.clip(max(reach, default=10.0) * 1.15, 10.0, 60.0))
     panel = _bev_panel(tile_height, range_m, layers)
     tile = np.concatenate([frame, panel], axis=1)

@@ -36,6 +36,7 @@ def backend_kind_for(path: str | Path, backend: str = "auto") -> str:
     if backend not in BACKENDS:
         raise ValueError(f"backend {backend!r} is not supported; expected one of {BACKENDS}")
     suffix = Path(path).suffix.lower()
+    allowed: tuple[str, ...]
     if suffix in ENGINE_SUFFIXES:
         natural, allowed = "tensorrt", ("tensorrt",)
     elif suffix in ONNX_SUFFIXES:

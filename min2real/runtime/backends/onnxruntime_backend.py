@@ -66,9 +66,7 @@ class OnnxRuntimeBackend(Backend):
             raise FileNotFoundError(f"ONNX model {self.path} does not exist")
         available = ort.get_available_providers()
         explicit = bool(providers)
-        wanted = (
-            list(providers) if explicit else [p for p in GPU_PROVIDERS if p in available] + ["CPUExecutionProvider"]
-        )
+        wanted = list(providers or ()) or [p for p in GPU_PROVIDERS if p in available] + ["CPUExecutionProvider"]
         unknown = [p for p in wanted if p not in available]
         if unknown:
             raise RuntimeError(

@@ -77,10 +77,13 @@ def wanted_engine_key(
 ) -> EngineCacheKey:
     """The key this machine needs for an engine built as `cached` says: same precision and shapes,
     this machine's TensorRT and GPU, and (when the ONNX is at hand) its current hash."""
-    changes = dict(platform)
-    if onnx_sha256 is not None:
-        changes["onnx_sha256"] = onnx_sha256
-    return dataclasses.replace(cached, **changes)
+    return dataclasses.replace(
+        cached,
+        tensorrt_version=platform["tensorrt_version"],
+        gpu_name=platform["gpu_name"],
+        compute_capability=platform["compute_capability"],
+        onnx_sha256=cached.onnx_sha256 if onnx_sha256 is None else onnx_sha256,
+    )
 
 
 class TensorRTBackend(Backend):
@@ -169,7 +172,7 @@ class TensorRTBackend(Backend):
                 self.max_batch = max(self.max_batch, int(engine.get_tensor_profile_shape(name, 0)[2][0]))
             else:
                 self.max_batch = max(self.max_batch, int(shape[0]))
-        self._batch = None
+        self._batch: int | None = None
         self._set_batch(self.max_batch)
         self._host: dict[str, np.ndarray] = {}
         self._device: dict[str, int] = {}
@@ -214,7 +217,7 @@ class TensorRTBackend(Backend):
             )
         start, end = self._events
         cuda_call(cudart, cudart.cudaEventRecord(start, self._stream))
-        if not self._context.execute_async_v3(int(self._stream)):
+        if not self._context.execute_async_v3(int(self._stream or 0)):
             raise RuntimeError(f"TensorRT execute_async_v3 failed for {self.engine_path}")
         cuda_call(cudart, cudart.cudaEventRecord(end, self._stream))
         shapes = {name: tuple(self._context.get_tensor_shape(name)) for name in self._outputs}
