@@ -8,15 +8,18 @@ import numpy as np
 import pytest
 
 from min2real.contract import DEFAULT_CONTRACT
-from min2real.runtime.controller import (
-    ControllerConfig,
-    PIDController,
-    PIDGains,
-    WaypointController,
-    ackermann_command,
+from min2real.runtime.controller import ControllerConfig, PIDController, PIDGains, WaypointController
+from min2real.runtime.types import VehicleControl
+from min2real.runtime.vehicle_commands import (
+    COAST_LINEAR_X,
+    ackermann_from_control,
     carla_control_fields,
-    twist_command,
+    control_from_twist,
+    steer_from_ackermann,
+    twist_from_control,
 )
+
+MAX_STEER_RAD = math.radians(70.0)
 
 
 def _arc(turn_rad_per_m: float, speed_mps: float, dt: float = 0.5, count: int = 8) -> np.ndarray:
@@ -63,10 +66,10 @@ def test_left_curving_path_gives_negative_carla_steer_and_positive_rep103_comman
         step = controller.compute(_arc(0.08, 6.0), speed_mps=5.0)
     assert step.control.steer < 0  # CARLA: positive = right
     assert carla_control_fields(step.control)["steer"] < 0
-    angle, speed = ackermann_command(step, math.radians(70))
-    assert angle > 0 and speed == pytest.approx(step.desired_speed_mps)  # REP 103: positive = left
-    linear, angular = twist_command(step, math.radians(70), wheelbase_m=2.9)
-    assert linear > 0 and angular > 0
+    drive = ackermann_from_control(step.control, step.desired_speed_mps, MAX_STEER_RAD)
+    assert drive.steering_angle_rad > 0 and drive.speed_mps == pytest.approx(step.desired_speed_mps)  # + = left
+    linear, angular = twist_from_control(step.control, MAX_STEER_RAD)
+    assert linear > 0 and angular > 0  # carla_twist_to_control: angular.z = wheel angle, positive = left
     right = WaypointController().compute(_arc(-0.08, 6.0), speed_mps=5.0)
     assert right.control.steer > 0
 
@@ -80,7 +83,7 @@ def test_throttle_when_slow_brake_when_too_fast_or_stopping():
     assert too_fast.braking and too_fast.control.brake == 1.0 and too_fast.control.throttle == 0.0
     stop = WaypointController().compute(np.zeros((8, 2)) + [0.05, 0.0], speed_mps=1.0)
     assert stop.braking and stop.control.steer == 0.0
-    assert ackermann_command(stop, 1.0)[1] == 0.0
+    assert ackermann_from_control(stop.control, stop.desired_speed_mps, 1.0).speed_mps == 0.0
 
 
 def test_aim_distance_depends_on_desired_speed():
@@ -95,3 +98,86 @@ def test_rejects_bad_input():
         WaypointController().compute(np.full((8, 2), np.nan), 1.0)
     with pytest.raises(ValueError, match="expected"):
         WaypointController().compute(np.zeros((8, 3)), 1.0)
+
+
+# ---- vehicle_commands: each output means what its ros-bridge consumer reads ---------------------
+def _carla_twist_to_control(linear_x, angular_z, max_steering_angle):
+    """carla-simulator/ros-bridge carla_twist_to_control.py TwistToVehicleControl.twist_received,
+    restated (MAX_LON_ACCELERATION 10; max_steering_angle from vehicle_info, radians)."""
+    if linear_x == 0.0 and angular_z == 0.0:
+        return {"throttle": 0.0, "brake": 1.0, "steer": 0.0, "reverse": False}
+    out = {"brake": 0.0, "reverse": False}
+    if linear_x > 0:
+        out["throttle"] = min(10.0, linear_x) / 10.0
+    else:
+        out["reverse"] = True
+        out["throttle"] = max(-10.0, linear_x) / -10.0
+    if angular_z > 0:
+        out["steer"] = -min(max_steering_angle, angular_z) / max_steering_angle
+    else:
+        out["steer"] = -max(-max_steering_angle, angular_z) / max_steering_angle
+    return out
+
+
+@pytest.mark.parametrize(
+    "control",
+    [
+        VehicleControl(steer=-0.3, throttle=0.6, brake=0.0),
+        VehicleControl(steer=0.25, throttle=0.1, brake=0.0),
+        VehicleControl(steer=1.0, throttle=0.75, brake=0.0),
+        VehicleControl(steer=-0.4, throttle=0.0, brake=0.0),  # coasting
+        VehicleControl(steer=0.0, throttle=0.0, brake=1.0),
+        VehicleControl(steer=0.5, throttle=0.0, brake=1.0),  # braking: steer is not sent
+    ],
+)
+def test_twist_means_what_carla_twist_to_control_reads(control):
+    linear_x, angular_z = twist_from_control(control, MAX_STEER_RAD)
+    bridge = _carla_twist_to_control(linear_x, angular_z, MAX_STEER_RAD)
+    assert not bridge["reverse"]
+    if control.brake > 0:
+        assert bridge == {"throttle": 0.0, "brake": 1.0, "steer": 0.0, "reverse": False}
+    else:
+        assert bridge["brake"] == 0.0
+        assert bridge["steer"] == pytest.approx(control.steer)
+        assert bridge["throttle"] == pytest.approx(control.throttle, abs=COAST_LINEAR_X / 10 + 1e-12)
+    decoded = control_from_twist(linear_x, angular_z, MAX_STEER_RAD)
+    assert (decoded.steer, decoded.throttle, decoded.brake, decoded.reverse) == pytest.approx(
+        (bridge["steer"], bridge["throttle"], bridge["brake"], bridge["reverse"])
+    )
+
+
+def test_twist_inverse_follows_the_bridge_for_arbitrary_twists():
+    rng = np.random.default_rng(4)
+    for linear_x, angular_z in rng.uniform([-15, -2], [15, 2], size=(50, 2)):
+        bridge = _carla_twist_to_control(linear_x, angular_z, MAX_STEER_RAD)
+        decoded = control_from_twist(linear_x, angular_z, MAX_STEER_RAD)
+        assert (decoded.steer, decoded.throttle, decoded.brake, decoded.reverse) == pytest.approx(
+            (bridge["steer"], bridge["throttle"], bridge["brake"], bridge["reverse"])
+        )
+    # 0.2 rad of left wheel angle, not a yaw rate: steer = -0.2 / max wheel angle
+    assert control_from_twist(5.0, 0.2, MAX_STEER_RAD).steer == pytest.approx(-0.2 / MAX_STEER_RAD)
+
+
+def test_ackermann_means_what_carla_ackermann_control_reads():
+    # carla_ackermann_control: target.steering_angle = -msg.steering_angle; steer = target / max angle.
+    control = VehicleControl(steer=-0.5, throttle=0.4, brake=0.0)
+    drive = ackermann_from_control(control, 6.0, MAX_STEER_RAD)
+    assert drive.steering_angle_rad == pytest.approx(0.5 * MAX_STEER_RAD)  # left wheel angle
+    assert steer_from_ackermann(drive.steering_angle_rad, MAX_STEER_RAD) == pytest.approx(control.steer)
+    assert (drive.speed_mps, drive.acceleration_mps2, drive.jerk_mps3) == (6.0, 0.0, 0.0)
+    assert ackermann_from_control(VehicleControl(0.2, 0.0, 1.0), 6.0, MAX_STEER_RAD).speed_mps == 0.0
+    with pytest.raises(ValueError, match="max steering angle"):
+        twist_from_control(control, 0.0)
+    with pytest.raises(ValueError, match="target speed"):
+        ackermann_from_control(control, float("nan"), MAX_STEER_RAD)
+
+
+def test_ackermann_output_is_the_unstamped_message_carla_ackermann_control_subscribes():
+    import importlib.util
+
+    if importlib.util.find_spec("ackermann_msgs") is None:
+        pytest.skip("ackermann_msgs is not installed here (the node refuses output_type ackermann with a clear error)")
+    from min2real_ros.nodes.controller_node import import_output_type
+
+    message_class = import_output_type("ackermann")
+    assert message_class.__name__ == "AckermannDrive" and not hasattr(message_class(), "header")

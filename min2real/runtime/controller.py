@@ -19,8 +19,8 @@ control_pid`, `transfuser_utils.PIDController`):
 
 Frames and signs: input waypoints are REP 103 `base_link` (x forward, y LEFT). The output
 `VehicleControl` is CARLA's convention (steer positive = RIGHT), so a path curving left gives a
-negative steer. `ackermann_command` and `twist_command` convert to REP 103 conventions
-(steering angle / yaw rate positive = LEFT).
+negative steer. min2real.runtime.vehicle_commands encodes it for each ROS output (CARLA control,
+Twist for carla_twist_to_control, AckermannDrive for carla_ackermann_control).
 """
 
 from __future__ import annotations
@@ -177,38 +177,3 @@ def _check_waypoints(waypoints_ego: np.ndarray) -> np.ndarray:
     if not np.isfinite(waypoints).all():
         raise ValueError("controller waypoints contain non-finite values; expected finite metres")
     return waypoints
-
-
-# ---- output conventions -----------------------------------------------------------------------
-def carla_control_fields(control: VehicleControl) -> dict:
-    """VehicleControl -> carla_msgs/CarlaEgoVehicleControl field values (steer + = right, forward gear)."""
-    return {
-        "throttle": float(np.clip(control.throttle, 0.0, 1.0)),
-        "steer": float(np.clip(control.steer, -1.0, 1.0)),
-        "brake": float(np.clip(control.brake, 0.0, 1.0)),
-        "hand_brake": False,
-        "reverse": False,
-        "gear": 1,
-        "manual_gear_shift": False,
-    }
-
-
-def ackermann_command(step: ControlStep, max_steering_angle_rad: float) -> tuple[float, float]:
-    """-> (steering_angle rad, positive = LEFT as in REP 103 / ackermann_msgs; speed m/s).
-
-    CARLA's normalised steer maps linearly onto the vehicle's maximum wheel angle (a CARLA
-    vehicle reports it; a real vehicle takes it from its spec). Speed is the desired speed,
-    zero while braking.
-    """
-    steering_angle = -float(step.control.steer) * float(max_steering_angle_rad)
-    speed = 0.0 if step.braking else float(step.desired_speed_mps)
-    return steering_angle, speed
-
-
-def twist_command(step: ControlStep, max_steering_angle_rad: float, wheelbase_m: float) -> tuple[float, float]:
-    """-> (linear.x m/s, angular.z rad/s, positive = LEFT): the bicycle model's yaw rate
-    v * tan(steering_angle) / wheelbase at the commanded speed."""
-    if wheelbase_m <= 0:
-        raise ValueError(f"wheelbase {wheelbase_m} m; expected > 0")
-    steering_angle, speed = ackermann_command(step, max_steering_angle_rad)
-    return speed, speed * math.tan(steering_angle) / float(wheelbase_m)

@@ -46,8 +46,10 @@ class Prediction:
 @dataclass(frozen=True)
 class VehicleControl:
     """A vehicle command in CARLA's convention: steer in [-1, 1] with positive = RIGHT,
-    throttle and brake in [0, 1]."""
+    throttle and brake in [0, 1]; reverse selects the reverse gear (the controller never does).
+    min2real.runtime.vehicle_commands says how each ROS output encodes it."""
 
     steer: float
     throttle: float
     brake: float
+    reverse: bool = False

@@ -7,8 +7,11 @@ parameters) at `control_rate_hz` on the latest waypoints and speed, and publishe
 (`output_type` parameter):
   carla      carla_msgs/CarlaEgoVehicleControl on /carla/<role_name>/vehicle_control_cmd
              (steer in [-1, 1], positive = RIGHT; needs the carla_msgs package)
-  ackermann  ackermann_msgs/AckermannDriveStamped (steering_angle rad, positive = LEFT; speed m/s)
-  twist      geometry_msgs/Twist (linear.x m/s, angular.z rad/s positive = LEFT, bicycle model)
+  ackermann  ackermann_msgs/AckermannDrive (unstamped, as carla_ackermann_control subscribes it:
+             steering_angle = wheel angle rad, positive = LEFT; speed = target speed m/s)
+  twist      geometry_msgs/Twist as carla_twist_to_control reads it (linear.x = 10 x throttle,
+             angular.z = wheel angle rad, positive = LEFT; all-zero = full brake)
+(min2real.runtime.vehicle_commands defines each encoding.)
 A selected type whose package is not installed is a clear error at start.
 
 Watchdog: when the newest waypoints are older than `waypoint_timeout_s` (by their stamp, which
@@ -37,11 +40,9 @@ from min2real.runtime.controller import (
     ControlStep,
     PIDGains,
     WaypointController,
-    ackermann_command,
-    carla_control_fields,
-    twist_command,
 )
 from min2real.runtime.types import VehicleControl
+from min2real.runtime.vehicle_commands import ackermann_from_control, carla_control_fields, twist_from_control
 from min2real_ros.conversions import MessageError, odometry_speed_mps, path_to_xy, stamp_to_seconds
 
 NODE_NAME = "min2real_controller"
@@ -75,7 +76,6 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
     "clip_delta_mps": (0.25, "speed error clip"),
     "clip_throttle": (0.75, "throttle clip"),
     "max_steering_angle_deg": (70.0, "ackermann/twist: wheel angle at |steer| = 1 (CARLA default vehicles: 70)"),
-    "wheelbase_m": (2.875, "twist: wheelbase for the bicycle-model yaw rate"),
 }
 
 OUTPUT_TYPES = ("carla", "ackermann", "twist")
@@ -113,13 +113,13 @@ def import_output_type(output_type: str) -> Any:
         return CarlaEgoVehicleControl
     if output_type == "ackermann":
         try:
-            from ackermann_msgs.msg import AckermannDriveStamped
+            from ackermann_msgs.msg import AckermannDrive
         except ImportError as error:
             raise RuntimeError(
                 "output_type 'ackermann' needs the ROS package ackermann_msgs, which is not installed: "
                 "install ros-<distro>-ackermann-msgs and source it, or set output_type to 'twist'"
             ) from error
-        return AckermannDriveStamped
+        return AckermannDrive
     if output_type == "twist":
         from geometry_msgs.msg import Twist
 
@@ -145,7 +145,6 @@ class ControllerNode(Node):
         }[self.output_type]
         self.output_topic = str(get("output_topic")) or default_topic
         self._max_steer_rad = math.radians(float(get("max_steering_angle_deg")))
-        self._wheelbase_m = float(get("wheelbase_m"))
         self._waypoint_timeout_s = float(get("waypoint_timeout_s"))
         self._speed_timeout_s = float(get("speed_timeout_s"))
         self._waypoints_frame_id = str(get("waypoints_frame_id")).strip("/")
@@ -258,15 +257,12 @@ class ControllerNode(Node):
             for key, value in carla_control_fields(self.last_control).items():
                 setattr(msg, key, value)
         elif self.output_type == "ackermann":
-            msg.header.stamp = self.get_clock().now().to_msg()
-            msg.header.frame_id = "base_link"
-            angle, speed = (0.0, 0.0) if step is None else ackermann_command(step, self._max_steer_rad)
-            msg.drive.steering_angle, msg.drive.speed = float(angle), float(speed)
+            speed = 0.0 if step is None else step.desired_speed_mps
+            drive = ackermann_from_control(self.last_control, speed, self._max_steer_rad)
+            msg.steering_angle, msg.speed = drive.steering_angle_rad, drive.speed_mps
+            msg.acceleration, msg.jerk = drive.acceleration_mps2, drive.jerk_mps3
         else:
-            linear, angular = (
-                (0.0, 0.0) if step is None else twist_command(step, self._max_steer_rad, self._wheelbase_m)
-            )
-            msg.linear.x, msg.angular.z = float(linear), float(angular)
+            msg.linear.x, msg.angular.z = twist_from_control(self.last_control, self._max_steer_rad)
         return msg
 
     def _publish_diagnostics(self) -> None:
