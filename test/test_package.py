@@ -120,3 +120,75 @@ def test_cli_lists_only_registered_subcommands():
 def test_contract_module_does_not_import_torch():
     code = "import sys, min2real.contract; assert 'torch' not in sys.modules, 'contract imported torch'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def _all_modules(root: Path) -> list[str]:
+    modules = []
+    for package in ("min2real", "min2real_ros"):
+        for path in sorted((root / package).rglob("*.py")):
+            parts = list(path.relative_to(root).with_suffix("").parts)
+            if parts[-1] == "__main__":
+                continue
+            modules.append(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
+    return modules
+
+
+def test_editable_install_imports_every_module_from_outside_the_checkout(tmp_path):
+    """`colcon build --symlink-install` installs in develop/editable mode: a prefix whose site
+    directory points back at the sources. Every module of both packages must import from there,
+    from another working directory, without the checkout on sys.path."""
+    import site
+    import sysconfig
+
+    prefix = tmp_path / "prefix"
+    # A bare environment whose only min2real comes from the editable install under test; the
+    # third-party packages come from this venv through a plain path entry (its own .pth files,
+    # including this checkout's editable install, are not processed from there).
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(prefix)], check=True)
+    site_dir = Path(sysconfig.get_path("purelib", vars={"base": str(prefix), "platbase": str(prefix)}))
+    site_dir.mkdir(parents=True, exist_ok=True)
+    (site_dir / "third_party.pth").write_text("\n".join(site.getsitepackages()) + "\n")
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--ignore-installed",
+            "--prefix",
+            str(prefix),
+            "--config-settings",
+            "editable_mode=compat",
+            "-e",
+            str(REPO),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    modules = _all_modules(REPO)
+    probe = (
+        "import importlib, sys\n"
+        f"modules = {modules!r}\n"
+        "for name in modules:\n"
+        "    importlib.import_module(name)\n"
+        "import min2real, min2real_ros\n"
+        "print(min2real.__file__)\n"
+        "print(min2real_ros.__file__)\n"
+        "print(len(modules))\n"
+    )
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    result = subprocess.run(
+        [str(prefix / "bin" / "python"), "-c", probe], cwd=outside, env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    core_file, ros_file, count = result.stdout.split()
+    assert Path(core_file) == REPO / "min2real" / "__init__.py"
+    assert Path(ros_file) == REPO / "min2real_ros" / "__init__.py"
+    assert int(count) == len(modules) > 50
+    assert (prefix / "bin" / "min2real").is_file(), "console scripts not installed into the prefix"
