@@ -198,3 +198,125 @@ def test_data_check_reports_counts_labels_and_problems(clean_dir, broken_dir, ca
     report = capsys.readouterr().out
     assert "bad_image 1" in report and "0002.jpg" in report
     assert _run_check(broken_dir / "carla" / "synthetic" / "route_000" / "rgb") == 2
+
+
+# ---- NAVSIM: what the navtrain download and the devkit's scene filters look like -------------------
+def _write_navsim_log(root, log_name, positions_xy, split="trainval", image_hw=(36, 64)):
+    """A log in OpenScene's pickle format: one frame dict per 0.5 s at `positions_xy` (heading +x),
+    with a CAM_F0 image per frame under sensor_blobs/<split>/<log>/CAM_F0/<image token>.jpg (the
+    image name is the camera's own token, not the frame token, as in OpenScene)."""
+    from min2real.data.common import write_image_rgb
+
+    rng = np.random.default_rng(len(log_name))
+    (root / "navsim_logs" / split).mkdir(parents=True, exist_ok=True)
+    frames = []
+    for index, (x, y) in enumerate(positions_xy):
+        data_path = f"{log_name}/CAM_F0/img{index:03d}{log_name[-4:]}.jpg"
+        image_path = root / "sensor_blobs" / split / data_path
+        image_path.parent.mkdir(parents=True, exist_ok=True)
+        write_image_rgb(image_path, rng.integers(0, 255, (*image_hw, 3), dtype=np.uint8))
+        frames.append(
+            {
+                "token": f"{log_name}-tok{index:03d}",
+                "timestamp": 1_600_000_000_000_000 + index * 500_000,
+                "log_name": log_name,
+                "ego2global_translation": np.array([x, y, 0.0]),
+                "ego2global_rotation": np.array([1.0, 0.0, 0.0, 0.0]),
+                "ego_dynamic_state": [3.0, 0.0, 0.0, 0.0],
+                "driving_command": np.array([0, 1, 0, 0]),
+                "cams": {"CAM_F0": {"data_path": data_path, "cam_intrinsic": np.eye(3), "distortion": np.zeros(5)}},
+                "lidar_path": f"{log_name}/MergedPointCloud/{index:03d}.pcd",
+                "roadblock_ids": [],
+            }
+        )
+    with (root / "navsim_logs" / split / f"{log_name}.pkl").open("wb") as handle:
+        pickle.dump(frames, handle, protocol=4)
+    return frames
+
+
+def test_navsim_indexes_only_frames_whose_images_were_downloaded(tmp_path, caplog):
+    # navtrain ships every trainval log but sensor blobs only for navtrain frames: 13 frames
+    # logged, images for 4 of them (and none of a second log).
+    frames = _write_navsim_log(tmp_path, "2021.05.12.22.00.38_veh-35_01008_01518", [(3.0 * i, 0.0) for i in range(13)])
+    _write_navsim_log(tmp_path, "2021.06.07.12.54.00_veh-35_01843_02314", [(0.0, 3.0 * i) for i in range(10)])
+    blobs = tmp_path / "sensor_blobs" / "trainval"
+    kept = {0, 2, 4, 12}
+    for index, frame in enumerate(frames):
+        if index not in kept:
+            (blobs / frame["cams"]["CAM_F0"]["data_path"]).unlink()
+    shutil.rmtree(blobs / "2021.06.07.12.54.00_veh-35_01843_02314")
+    with caplog.at_level("WARNING", logger="min2real.data"):
+        dataset = NavsimDataset(tmp_path, "trainval", TINY_CONTRACT)
+    # 0, 2 and 4 have images and a full 4 s horizon (8 frames ahead); 12 has images but no future.
+    assert len(dataset) == 3
+    assert dataset.stats["frames"] == 23 and dataset.stats["frames_without_sensors"] == 9 + 10
+    assert dataset.stats["frames_without_future"] == 1 and dataset.stats["logs_used"] == 1
+    assert all(isinstance(dataset[i], dict) for i in range(len(dataset)))  # nothing found missing on read
+    assert (
+        "3 samples from 23 frames" in caplog.text and "dropped 19 frames whose camera images are missing" in caplog.text
+    )
+
+
+NAVSIM_SCENE_FILTER_YAML = """\
+_target_: navsim.common.dataclasses.SceneFilter
+_convert_: 'all'
+num_history_frames: 4
+num_future_frames: 10
+frame_interval: 1
+has_route: true
+max_scenes: null
+log_names:
+  - '2021.05.12.22.00.38_veh-35_01008_01518'
+tokens:
+  - '2021.05.12.22.00.38_veh-35_01008_01518-tok001'
+  - '2021.05.12.22.00.38_veh-35_01008_01518-tok003'
+  - '2021.06.07.12.54.00_veh-35_01843_02314-tok000'
+"""
+
+
+def test_navsim_scene_filter_from_the_devkit_yaml(tmp_path):
+    from min2real.data.navsim import SceneFilter, load_scene_filter
+
+    for name, offset in (
+        ("2021.05.12.22.00.38_veh-35_01008_01518", 0.0),
+        ("2021.06.07.12.54.00_veh-35_01843_02314", 50.0),
+    ):
+        _write_navsim_log(tmp_path / "data", name, [(3.0 * i, offset) for i in range(12)])
+    # The devkit's layout: train_test_split/<split>.yaml names scene_filter/<split>.yaml in its defaults.
+    split_dir = tmp_path / "train_test_split"
+    (split_dir / "scene_filter").mkdir(parents=True)
+    (split_dir / "scene_filter" / "navtrain.yaml").write_text(NAVSIM_SCENE_FILTER_YAML)
+    (split_dir / "navtrain.yaml").write_text("defaults:\n  - scene_filter: navtrain\n\ndata_split: trainval\n")
+    scene_filter = load_scene_filter(split_dir / "navtrain.yaml")
+    assert scene_filter == load_scene_filter(split_dir / "scene_filter" / "navtrain.yaml")
+    assert scene_filter.log_names == ["2021.05.12.22.00.38_veh-35_01008_01518"] and len(scene_filter.tokens) == 3
+
+    dataset = NavsimDataset(tmp_path / "data", "trainval", TINY_CONTRACT, scene_filter=scene_filter)
+    assert len(dataset) == 2  # tok001 and tok003 of the kept log; the other log is filtered out
+    assert dataset.stats["logs_filtered"] == 1 and dataset.stats["frames_filtered"] == 10
+    assert [round(float(x), 3) for x in dataset.waypoints[:, -1, 0]] == [24.0, 24.0]  # 8 frames x 3 m
+    only_tokens = NavsimDataset(
+        tmp_path / "data", "trainval", TINY_CONTRACT, scene_filter=SceneFilter(tokens=scene_filter.tokens)
+    )
+    assert len(only_tokens) == 3 and only_tokens.stats["logs_filtered"] == 0
+
+    all_scenes = tmp_path / "all_scenes.yaml"
+    all_scenes.write_text("num_history_frames: 4\nlog_names: null # all logs\ntokens: null\n")
+    assert load_scene_filter(all_scenes) == SceneFilter()
+    (tmp_path / "bad.yaml").write_text("log_names: 2021.05.12\n")
+    with pytest.raises(ValueError, match=r"bad.yaml: SceneFilter.log_names is '2021.05.12'; expected a list"):
+        load_scene_filter(tmp_path / "bad.yaml")
+    (tmp_path / "other.yaml").write_text("num_history_frames: 4\n")
+    with pytest.raises(ValueError, match="neither log_names nor tokens"):
+        load_scene_filter(tmp_path / "other.yaml")
+
+
+def test_navsim_straight_ahead_mode_keeps_a_full_horizon_short_of_30m(tmp_path):
+    # 3 m/s: the 4 s horizon covers 12 m, far short of the 30 m a route-like target needs.
+    _write_navsim_log(tmp_path, "slow", [(1.5 * i, 0.0) for i in range(12)])
+    straight_ahead = NavsimDataset(tmp_path, "trainval", TINY_CONTRACT)
+    assert len(straight_ahead) == 4 and straight_ahead.stats["frames_without_future"] == 8
+    np.testing.assert_allclose(straight_ahead.waypoints[0, :, 0], 1.5 * np.arange(1, 9), atol=1e-5)
+    future_path = NavsimDataset(tmp_path, "trainval", TINY_CONTRACT, target_point="future_path")
+    assert len(future_path) == 0 and future_path.stats["frames_without_future"] == 12
+    assert "short of the waypoint horizon or target distance" in future_path.describe()

@@ -11,7 +11,15 @@ contract's NO_ROUTE_TARGET_POINT_EGO, exactly what the NAVSIM agent feeds the mo
 intent comes from the command. `target_point="future_path"` instead takes the point of the logged
 future path `target_point_distance_m` ahead, a route-like target for data that will be deployed
 with a route (it reveals where the ego went, so do not score on NAVSIM with it). Frames whose
-log does not reach the waypoint horizon or that distance are not samples.
+log does not reach the waypoint horizon (and, in future_path mode only, that distance) are not
+samples.
+
+Which frames are indexed: NAVSIM's scene filter (`SceneFilter`, read from the devkit's
+`train_test_split/scene_filter/*.yaml` by `load_scene_filter`) keeps only the named logs and
+frame tokens, and a frame is indexed only when its camera images (and, with `use_lidar`, its
+point cloud) exist under `sensor_blobs/<split>/`: the standard navtrain download ships every
+trainval log but sensor blobs only for navtrain frames. Every drop is counted in `self.stats`
+and reported in one log line when the dataset is built (`describe()`).
 
 The LiDAR BEV is all zeros, as in the paper, unless `use_lidar=True` reads the merged point
 cloud (`lidar_path`, PCD) and moves it to the ego frame with the log's lidar2ego pose.
@@ -19,7 +27,9 @@ cloud (`lidar_path`, PCD) and moves it to the ego frame with the log's lidar2ego
 
 from __future__ import annotations
 
+import os
 import pickle
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +38,7 @@ from min2real import contract as C
 from min2real.data.common import (
     BAD_LIDAR,
     BAD_LOG,
+    LOG,
     MISSING_FILE,
     TARGET_POINT_DISTANCE_M,
     UNSAFE_PICKLE,
@@ -45,6 +56,83 @@ from min2real.data.safe_pickle import UnsafePickleError, load_navsim_log
 CAMERA_MODES = ("front", "stitch")
 TARGET_POINT_MODES = ("straight_ahead", "future_path")
 _STITCH_CAMERAS = ("CAM_L0", "CAM_F0", "CAM_R0")
+
+
+@dataclass(frozen=True)
+class SceneFilter:
+    """NAVSIM's scene filter, the part that selects data (navsim.common.dataclasses.SceneFilter):
+    `log_names` keeps only those logs (file name without .pkl), `tokens` only frames with those
+    tokens (NAVSIM's scene token is the token of the scene's current frame); None keeps all.
+
+    NAVSIM's other keys (num_history_frames, num_future_frames, frame_interval, has_route,
+    max_scenes) shape its scenes, not which logged frames exist: this loader makes one sample per
+    frame with the contract's horizon, so it does not apply them.
+    """
+
+    log_names: list[str] | None = None
+    tokens: list[str] | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("log_names", "tokens"):
+            value = getattr(self, name)
+            if value is not None and (
+                isinstance(value, (str, bytes)) or not all(isinstance(item, str) for item in value)
+            ):
+                raise ValueError(f"SceneFilter.{name} is {value!r}; expected a list of strings or None")
+
+
+def load_scene_filter(path: str | Path) -> SceneFilter:
+    """A NAVSIM scene filter YAML -> `SceneFilter` (keys log_names and tokens; null = all).
+
+    Takes the devkit's `config/common/train_test_split/scene_filter/<name>.yaml`, or the split
+    file one folder up (`train_test_split/<name>.yaml`), whose `defaults: [{scene_filter: <name>}]`
+    names the filter file beside it.
+    """
+    import yaml
+
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as error:
+        raise FileNotFoundError(f"NAVSIM scene filter {path} does not exist") from error
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # navtrain.yaml lists ~100k tokens
+    try:
+        config = yaml.load(text, Loader=loader)
+    except yaml.YAMLError as error:
+        raise ValueError(f"NAVSIM scene filter {path} is not valid YAML ({error})") from error
+    if not isinstance(config, dict):
+        raise ValueError(f"NAVSIM scene filter {path} holds {type(config).__name__}; expected a mapping")
+    if "log_names" not in config and "tokens" not in config:
+        names = [item["scene_filter"] for item in config.get("defaults") or [] if isinstance(item, dict)]
+        if len(names) == 1:
+            return load_scene_filter(path.parent / "scene_filter" / f"{names[0]}.yaml")
+        raise ValueError(
+            f"NAVSIM scene filter {path} has neither log_names nor tokens (nor a defaults entry "
+            "'scene_filter: <name>'); expected a file like train_test_split/scene_filter/navtrain.yaml"
+        )
+    try:
+        return SceneFilter(log_names=config.get("log_names"), tokens=config.get("tokens"))
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"NAVSIM scene filter {path}: {error}") from error
+
+
+class _FileIndex:
+    """Which files exist, one directory listing per folder (not one stat per file)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._listings: dict[str, frozenset[str]] = {}
+
+    def exists(self, relative: str) -> bool:
+        folder, _, name = relative.rpartition("/")
+        listing = self._listings.get(folder)
+        if listing is None:
+            try:
+                listing = frozenset(os.listdir(self.root / folder))
+            except (FileNotFoundError, NotADirectoryError):
+                listing = frozenset()
+            self._listings[folder] = listing
+        return name in listing
 
 
 # NAVSIM TransFuser's stitch crop of 1920 x 1080 images: 28 rows top and bottom, 416 columns
@@ -155,7 +243,9 @@ class NavsimDataset:
 
     `__getitem__` returns a sample dict or a `DataProblem` (logged; counted in `self.problems`).
     Logs that cannot be read (refused pickle globals, damaged files, missing keys) are skipped
-    at construction and counted in `self.index_problems`.
+    at construction and counted in `self.index_problems`. `scene_filter` keeps only NAVSIM's
+    selected logs/tokens; frames without their sensor files on disk are not indexed. Counts of
+    every kind of drop are in `self.stats` (see `describe()`, logged once at construction).
     """
 
     domain = C.DOMAINS[C.DOMAIN_REAL]
@@ -170,6 +260,7 @@ class NavsimDataset:
         driving_labels: bool = True,
         target_point_distance_m: float = TARGET_POINT_DISTANCE_M,
         target_point: str = "straight_ahead",
+        scene_filter: SceneFilter | None = None,
     ) -> None:
         if target_point not in TARGET_POINT_MODES:
             raise ValueError(
@@ -191,12 +282,28 @@ class NavsimDataset:
         self.blobs_dir = self.root / "sensor_blobs" / split
         self.index_problems = DataProblems()
         self.problems = DataProblems()
-        self.stats = {"logs": 0, "logs_used": 0, "frames": 0, "frames_without_future": 0}
+        self.scene_filter = scene_filter
+        self.target_point_mode = target_point
+        self.stats = {
+            "logs": 0,
+            "logs_filtered": 0,
+            "logs_used": 0,
+            "frames": 0,
+            "frames_filtered": 0,
+            "frames_without_sensors": 0,
+            "frames_without_future": 0,
+        }
         cameras = _STITCH_CAMERAS if camera == "stitch" else ("CAM_F0",)
+        blobs = _FileIndex(self.blobs_dir)
+        wanted_logs = None if scene_filter is None or scene_filter.log_names is None else set(scene_filter.log_names)
+        wanted_tokens = None if scene_filter is None or scene_filter.tokens is None else set(scene_filter.tokens)
         image_paths, lidar_paths, lidar_poses = [], [], []
         targets, waypoints, speeds, commands = [], [], [], []
         for log_path in sorted(logs_dir.glob("*.pkl")):
             self.stats["logs"] += 1
+            if wanted_logs is not None and log_path.stem not in wanted_logs:
+                self.stats["logs_filtered"] += 1
+                continue
             try:
                 log = self._parse_log(log_path, cameras)
             except UnsafePickleError as error:
@@ -217,12 +324,23 @@ class NavsimDataset:
             self.stats["frames"] += len(log["times"])
             used = 0
             for i in range(len(log["times"])):
+                if wanted_tokens is not None and log["tokens"][i] not in wanted_tokens:
+                    self.stats["frames_filtered"] += 1
+                    continue
+                sensor_files = list(log["images"][i]) + ([log["lidar_paths"][i]] if use_lidar else [])
+                if not all(path and blobs.exists(path) for path in sensor_files):
+                    self.stats["frames_without_sensors"] += 1
+                    continue
                 future = C.future_waypoints_from_poses(log["times"], log["positions"], i, log["yaws"][i], contract)
-                target_world = point_along_path(log["positions"][i:], target_point_distance_m)
-                if future is None or target_world is None:
+                if future is None:
                     self.stats["frames_without_future"] += 1
                     continue
                 if target_point == "future_path":
+                    # Only a route-like target needs the logged path to reach target_point_distance_m.
+                    target_world = point_along_path(log["positions"][i:], target_point_distance_m)
+                    if target_world is None:
+                        self.stats["frames_without_future"] += 1
+                        continue
                     targets.append(C.world_to_ego_xy(target_world[None], log["positions"][i], log["yaws"][i])[0])
                 else:
                     targets.append(np.array(C.NO_ROUTE_TARGET_POINT_EGO))
@@ -243,6 +361,25 @@ class NavsimDataset:
         self.waypoints = np.array(waypoints, dtype=np.float32).reshape(n, contract.num_waypoints, 2)
         self.speeds = np.array(speeds, dtype=np.float32).reshape(n)
         self.commands = np.array(commands, dtype=np.int64).reshape(n)
+        dropped = self.stats["frames_without_sensors"] + self.index_problems.total
+        (LOG.warning if dropped else LOG.info)("%s", self.describe())
+
+    def describe(self) -> str:
+        """One line: what was indexed and why frames were dropped (logged at construction)."""
+        s = self.stats
+        filtered = (
+            ""
+            if self.scene_filter is None
+            else f", scene filter dropped {s['logs_filtered']} logs and {s['frames_filtered']} frames"
+        )
+        sensors = "camera images" + (" or point cloud" if self.use_lidar else "")
+        future = "waypoint horizon" + (" or target distance" if self.target_point_mode == "future_path" else "")
+        return (
+            f"NAVSIM {self.split} at {self.root}: {len(self)} samples from {s['frames']} frames of "
+            f"{s['logs_used']}/{s['logs']} logs{filtered}; dropped {s['frames_without_sensors']} frames "
+            f"whose {sensors} are missing under {self.blobs_dir}, {s['frames_without_future']} frames "
+            f"short of the {future}, {self.index_problems.total} unreadable logs"
+        )
 
     def _parse_log(self, log_path: Path, cameras: tuple[str, ...]) -> dict:
         frames = load_navsim_log(log_path)
@@ -261,6 +398,7 @@ class NavsimDataset:
             commands.append(
                 int(np.argmax(one_hot)) if one_hot.sum() > 0 and len(one_hot) == len(C.COMMANDS) else C.COMMAND_UNKNOWN
             )
+        tokens = [str(f["token"]) for f in frames]
         images = [[str(f["cams"][name]["data_path"]) for name in cameras] for f in frames]
         lidar_paths = [str(f.get("lidar_path", "")) for f in frames]
         lidar2ego = []
@@ -272,6 +410,7 @@ class NavsimDataset:
             lidar2ego.append(pose)
         return {
             "times": times,
+            "tokens": tokens,
             "positions": positions,
             "yaws": yaws,
             "speeds": speeds,
