@@ -320,3 +320,111 @@ def test_navsim_straight_ahead_mode_keeps_a_full_horizon_short_of_30m(tmp_path):
     future_path = NavsimDataset(tmp_path, "trainval", TINY_CONTRACT, target_point="future_path")
     assert len(future_path) == 0 and future_path.stats["frames_without_future"] == 12
     assert "short of the waypoint horizon or target distance" in future_path.describe()
+
+
+# ---- CARLA Garage: augmented views and the 2.5 s skip ----------------------------------------------
+def _add_garage_augmented_views(route, translation_m, rotation_deg):
+    """Turn a route folder into what Garage's data_agent records with augmentation: per frame an
+    augmentation_translation / augmentation_rotation in the measurement and an rgb_augmented/
+    image (here the plain image inverted, so a test can tell which camera was read)."""
+    import cv2
+
+    (route / "rgb_augmented").mkdir()
+    for path in sorted((route / "measurements").glob("*.json.gz")):
+        with gzip.open(path, "rt", encoding="utf-8") as handle:
+            measurement = json.load(handle)
+        frame = int(path.name.split(".")[0])
+        measurement["augmentation_translation"] = translation_m[frame % len(translation_m)]
+        measurement["augmentation_rotation"] = rotation_deg[frame % len(rotation_deg)]
+        with gzip.open(path, "wt", encoding="utf-8") as handle:
+            json.dump(measurement, handle)
+        image = cv2.imread(str(route / "rgb" / f"{frame:04d}.jpg"))
+        cv2.imwrite(str(route / "rgb_augmented" / f"{frame:04d}.jpg"), 255 - image)
+
+
+def _garage_augmented_labels(route, frame, stride, num_waypoints):
+    """Garage's own arithmetic (data.py get_waypoints, augment_target_point, align) in CARLA axes
+    (x forward, y right), then y flipped for REP 103: the reference the loader must match."""
+    import laspy
+
+    def measurement(f):
+        with gzip.open(route / "measurements" / f"{f:04d}.json.gz", "rt", encoding="utf-8") as handle:
+            return json.load(handle)
+
+    current = measurement(frame)
+    t, yaw = current["augmentation_translation"], np.deg2rad(current["augmentation_rotation"])
+    rotation = np.array([[np.cos(yaw), -np.sin(yaw)], [np.sin(yaw), np.cos(yaw)]])
+    origin = np.array(current["ego_matrix"])[:3]
+    waypoints = []
+    for k in range(1, num_waypoints + 1):
+        position = np.array(measurement(frame + k * stride)["ego_matrix"])[:3, 3]
+        ego = origin[:, :3].T @ (position - origin[:, 3])
+        waypoints.append(rotation.T @ (ego[:2] - np.array([0.0, t])))
+    target = rotation.T @ (np.array(current["target_point"]) - np.array([0.0, t]))
+    lidar = np.asarray(laspy.read(str(route / "lidar" / f"{frame:04d}.laz")).xyz)
+    rotation_3d = np.eye(3)
+    rotation_3d[:2, :2] = rotation
+    lidar = (rotation_3d.T @ (lidar - np.array([0.0, t, 0.0])).T).T
+    flip = np.array([1.0, -1.0])
+    return np.array(waypoints) * flip, target * flip, lidar * np.array([1.0, -1.0, 1.0])
+
+
+def test_garage_augmented_views_move_every_label_into_the_shifted_camera(broken_dir):
+    from min2real import contract as C
+
+    route = _route(broken_dir)
+    _add_garage_augmented_views(route, translation_m=[0.8, -0.6, 1.0], rotation_deg=[-4.0, 5.0, 2.5])
+    plain = CarlaGarageDataset([route], TINY_CONTRACT)
+    augmented = CarlaGarageDataset([route], TINY_CONTRACT, augmented_view_probability=1.0)
+    assert len(augmented) == len(plain) > 3
+    for index in (0, 1, 2):
+        frame = int(augmented.samples[index, 1])
+        waypoints, target, lidar = _garage_augmented_labels(
+            route, frame, augmented.frame_stride, TINY_CONTRACT.num_waypoints
+        )
+        sample, original = augmented[index], plain[index]
+        np.testing.assert_allclose(sample["waypoints"], waypoints, atol=1e-4)
+        np.testing.assert_allclose(sample["target_point"], target, atol=1e-4)
+        np.testing.assert_array_equal(sample["lidar_bev"], C.lidar_bev_from_points(lidar, TINY_CONTRACT))
+        assert np.abs(sample["lidar_bev"] - original["lidar_bev"]).sum() > 1.0
+        # rgb_augmented was read (the inverted image), not rgb.
+        inverted = 255 - original["image"].astype(int)
+        assert np.abs(sample["image"].astype(int) - inverted).mean() < 8
+        assert sample["steer_class"] == C.steer_class_from_waypoints(waypoints, TINY_CONTRACT)
+    # Signs: a camera shifted 1 m right sees the path that ran straight ahead of the car 1 m to its left.
+    from min2real.data.carla_garage import to_augmented_view
+
+    np.testing.assert_allclose(to_augmented_view(np.array([[10.0, 0.0]]), 1.0, 0.0), [[10.0, 1.0]])
+    assert to_augmented_view(np.array([[10.0, 0.0]]), 0.0, 5.0)[0, 1] > 0  # turned right: ahead is left
+    # Garage's probability picks either camera per draw (Python's random, seeded per DataLoader worker).
+    import random
+
+    random.seed(0)
+    half = CarlaGarageDataset([route], TINY_CONTRACT, use_lidar=False, augmented_view_probability=0.5)
+    plain_image = plain[0]["image"].astype(int)
+    picks = [np.abs(half[0]["image"].astype(int) - plain_image).mean() > 20 for _ in range(40)]
+    assert 10 <= sum(picks) <= 30
+    with pytest.raises(ValueError, match="augmented_view_probability 1.5 is not a probability"):
+        CarlaGarageDataset([route], TINY_CONTRACT, augmented_view_probability=1.5)
+
+
+def test_garage_augmented_views_require_the_augmented_camera(broken_dir):
+    route = _route(broken_dir)
+    dataset = CarlaGarageDataset([route], TINY_CONTRACT, augmented_view_probability=0.5)
+    assert len(dataset) == 0 and dataset.index_problems.counts_by_kind()["missing_file"] == dataset.stats["frames"]
+    assert "rgb_augmented/0000.jpg" in dataset.index_problems.summary()
+
+
+def test_garage_skips_the_first_2_5_s_of_each_route(clean_dir):
+    from min2real.data.carla_garage import GARAGE_SKIP_FIRST_S
+
+    whole = CarlaGarageDataset([clean_dir / "carla"], TINY_CONTRACT)
+    skipping = CarlaGarageDataset([clean_dir / "carla"], TINY_CONTRACT, skip_first_s=GARAGE_SKIP_FIRST_S)
+    skipped = int(GARAGE_SKIP_FIRST_S * 4)  # Garage: int(2.5 * 20 fps) // save every 5th = 10 frames at 4 Hz
+    for route in range(2):
+        frames = whole.samples[whole.samples[:, 0] == route, 1]
+        kept = skipping.samples[skipping.samples[:, 0] == route, 1]
+        np.testing.assert_array_equal(kept, frames[frames >= skipped])
+        assert kept.min() == skipped
+    assert skipping.stats["frames_skipped_at_start"] == 2 * skipped
+    assert len(whole) - len(skipping) == 2 * skipped

@@ -11,11 +11,25 @@ route command (CARLA RoadOption -> contract command), future waypoints from late
 `ego_matrix` at the contract's spacing (4 Hz frames: every second frame for 0.5 s) and the
 steering class from the contract's rule. CARLA's axes (left-handed world, ego y right) become
 the contract's REP 103 frame in `_to_contract_frame` only, through `contract.carla_to_rep103`.
+
+Two CARLA Garage habits, both constructor options:
+- `skip_first_s`: frames in the first seconds of each route are not samples. Garage skips 2.5 s
+  (`config.skip_first`, GARAGE_SKIP_FIRST_S): its first LiDAR frames hold only half a sweep.
+  Default 0 (the synthetic world's routes are whole from frame 0); set it for data Garage recorded.
+- `augmented_view_probability`: Garage also records a camera shifted sideways by
+  `augmentation_translation` metres (CARLA y, right) and turned by `augmentation_rotation`
+  degrees (CARLA yaw, right) into `rgb_augmented/`, and trains on it with probability 0.5
+  (`config.augment_percentage`, GARAGE_AUGMENTED_VIEW_PROBABILITY) with every label moved into
+  the shifted camera's frame (data.py augment_target_point / get_waypoints / align): here the
+  waypoints, the target point and the LiDAR points. Default 0 (off). The draw uses Python's
+  `random`, which DataLoader seeds per worker.
 """
 
 from __future__ import annotations
 
+import math
 import os
+import random
 import re
 from pathlib import Path
 
@@ -37,6 +51,11 @@ from min2real.data.common import (
 )
 
 _FRAME_FILE = re.compile(r"^(\d+)\.(jpg|png|laz|json\.gz)$")
+
+# CARLA Garage's defaults (team_code/config.py): skip_first = int(2.5 * carla_fps) // data_save_freq
+# frames of each route; augment_percentage of samples use the augmented camera.
+GARAGE_SKIP_FIRST_S = 2.5
+GARAGE_AUGMENTED_VIEW_PROBABILITY = 0.5
 
 
 def find_route_dirs(roots: list[str | Path]) -> list[Path]:
@@ -97,6 +116,25 @@ def _to_contract_frame(
     return positions_world, yaw_world, target_ego, lidar_ego
 
 
+def augmented_view_pose(translation_m: float, rotation_deg: float) -> tuple[np.ndarray, float]:
+    """Pose of Garage's augmented camera in the REP 103 ego frame: (origin (2,), yaw rad).
+
+    `translation_m` / `rotation_deg` are the measurement's augmentation_translation (CARLA ego y,
+    right) and augmentation_rotation (CARLA yaw, degrees, positive turns right).
+    """
+    origin = C.carla_to_rep103(np.array([0.0, float(translation_m)]))
+    return origin, -math.radians(float(rotation_deg))
+
+
+def to_augmented_view(points_ego: np.ndarray, translation_m: float, rotation_deg: float) -> np.ndarray:
+    """(..., 2) or (N, >=3) points in the REP 103 ego frame -> the frame of Garage's augmented
+    camera (CARLA Garage data.py: R(yaw)^T (p - (0, y))); z and further columns are unchanged."""
+    origin, yaw = augmented_view_pose(translation_m, rotation_deg)
+    points = np.array(points_ego, dtype=np.float64)
+    points[..., :2] = C.world_to_ego_xy(points[..., :2], origin, yaw)
+    return points
+
+
 class CarlaGarageDataset:
     """Map-style dataset of CARLA Garage frames -> contract samples (domain "sim").
 
@@ -117,9 +155,20 @@ class CarlaGarageDataset:
         use_lidar: bool = True,
         frame_rate_hz: float = 4.0,
         has_labels: bool = True,
+        skip_first_s: float = 0.0,
+        augmented_view_probability: float = 0.0,
     ) -> None:
         if isinstance(roots, (str, Path)):
             roots = [roots]
+        if not 0.0 <= augmented_view_probability <= 1.0:
+            raise ValueError(
+                f"augmented_view_probability {augmented_view_probability} is not a probability; expected 0..1 "
+                f"(CARLA Garage uses {GARAGE_AUGMENTED_VIEW_PROBABILITY})"
+            )
+        if not skip_first_s >= 0.0:
+            raise ValueError(f"skip_first_s {skip_first_s} is negative; expected >= 0 (CARLA Garage skips 2.5 s)")
+        self.augmented_view_probability = float(augmented_view_probability)
+        self.skip_first_frames = int(round(skip_first_s * frame_rate_hz))
         self.contract = contract
         self.use_lidar = use_lidar
         self.frame_rate_hz = frame_rate_hz
@@ -138,6 +187,7 @@ class CarlaGarageDataset:
             "routes_imperfect": 0,
             "routes_crashed": 0,
             "frames": 0,
+            "frames_skipped_at_start": 0,
             "frames_without_future": 0,
         }
         self.route_dirs: list[str] = []
@@ -187,11 +237,17 @@ class CarlaGarageDataset:
         kinds = [("measurements", measurements, ".json.gz"), ("rgb", images, ".jpg")]
         if lidars is not None:
             kinds.append(("lidar", lidars, ".laz"))
+        if self.augmented_view_probability > 0:
+            kinds.append(("rgb_augmented", numbers("rgb_augmented", ("jpg", "png")), ".jpg"))
         every = set().union(*(found for _, found, _ in kinds))
         usable = []
+        first = min(every, default=0)
         for frame in sorted(every):
-            missing = [f"{sub}/{frame:04d}{suffix}" for sub, found, suffix in kinds if frame not in found]
             self.stats["frames"] += 1
+            if frame < first + self.skip_first_frames:
+                self.stats["frames_skipped_at_start"] += 1
+                continue
+            missing = [f"{sub}/{frame:04d}{suffix}" for sub, found, suffix in kinds if frame not in found]
             if missing:
                 for name in missing:
                     self.index_problems.add(
@@ -213,14 +269,21 @@ class CarlaGarageDataset:
         return Path(self.route_dirs[route_index]), int(frame)
 
     def __getitem__(self, index: int) -> dict[str, np.ndarray] | DataProblem:
+        augmented = self.augmented_view_probability > 0 and random.random() < self.augmented_view_probability
+        return self.load(index, augmented)
+
+    def load(self, index: int, augmented: bool = False) -> dict[str, np.ndarray] | DataProblem:
+        """Sample `index` from the recorded camera, or (`augmented`) from Garage's shifted and
+        rotated camera with its labels moved into that camera's frame."""
         route_dir, frame = self._paths(index)
         measurement_path = route_dir / "measurements" / f"{frame:04d}.json.gz"
         try:
             frames = [frame + k * self.frame_stride for k in range(self.contract.num_waypoints + 1)]
             measurements = [read_json_gz(route_dir / "measurements" / f"{f:04d}.json.gz") for f in frames]
-            image_path = route_dir / "rgb" / f"{frame:04d}.jpg"
-            if not image_path.is_file() and (route_dir / "rgb" / f"{frame:04d}.png").is_file():
-                image_path = route_dir / "rgb" / f"{frame:04d}.png"
+            camera_dir = route_dir / ("rgb_augmented" if augmented else "rgb")
+            image_path = camera_dir / f"{frame:04d}.jpg"
+            if not image_path.is_file() and (camera_dir / f"{frame:04d}.png").is_file():
+                image_path = camera_dir / f"{frame:04d}.png"
             image = read_image_rgb(image_path)
             lidar_carla = read_laz_xyz(route_dir / "lidar" / f"{frame:04d}.laz") if self.use_lidar else None
             positions, yaw, target_ego, lidar_ego = _to_contract_frame(measurements, lidar_carla, measurement_path)
@@ -242,6 +305,21 @@ class CarlaGarageDataset:
             waypoints = C.future_waypoints_from_poses(times, positions, 0, yaw, self.contract)
             if waypoints is None:
                 raise DataError(BAD_MEASUREMENT, measurement_path, "future frames do not reach the waypoint horizon")
+            if augmented:
+                try:
+                    translation_m = float(current["augmentation_translation"])
+                    rotation_deg = float(current["augmentation_rotation"])
+                except (KeyError, TypeError, ValueError) as error:
+                    raise DataError(
+                        BAD_MEASUREMENT,
+                        measurement_path,
+                        f"augmentation_translation/augmentation_rotation missing or malformed ({error}); "
+                        "expected the metres and degrees of the rgb_augmented camera",
+                    ) from error
+                waypoints = to_augmented_view(waypoints, translation_m, rotation_deg)
+                target_ego = to_augmented_view(target_ego, translation_m, rotation_deg)
+                if lidar_ego is not None:
+                    lidar_ego = to_augmented_view(lidar_ego, translation_m, rotation_deg)
             return build_sample(
                 image,
                 lidar_ego,
