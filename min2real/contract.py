@@ -59,7 +59,7 @@ CARLA_ROAD_OPTION_TO_COMMAND = {
     4: COMMAND_STRAIGHT,
     5: COMMAND_LEFT,
     6: COMMAND_RIGHT,
-    -1: COMMAND_UNKNOWN,
+    -1: COMMAND_STRAIGHT,  # VOID: CARLA Garage reads it as LANEFOLLOW (transfuser_utils.command_to_one_hot)
 }
 
 # Target point when there is no route (NAVSIM gives agents only the driving command): a point
@@ -293,6 +293,82 @@ def denormalize_image(image_chw: np.ndarray, contract: Contract = DEFAULT_CONTRA
     return np.clip(rgb * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
+@dataclass(frozen=True)
+class CameraSpec:
+    """A pinhole camera as CARLA's camera blueprint describes it: image size in pixels and the
+    horizontal field of view `fov_deg` (CARLA's `fov`; square pixels, principal point centred).
+    `lens`: further CARLA blueprint attributes the images were rendered with (lens circle,
+    chromatic aberration), empty when none were set.
+
+    The model never sees this camera as is: `prepare_camera_rgb` centre-crops it to the
+    contract's aspect and scales the crop to camera_width x camera_height, which multiplies the
+    focal length. `model_input_focal_length_px` gives the result; two cameras whose values agree
+    show objects at the same size to the model.
+    """
+
+    width_px: int
+    height_px: int
+    fov_deg: float
+    lens: dict = field(default_factory=dict, hash=False)
+
+    def __post_init__(self) -> None:
+        sizes = (self.width_px, self.height_px)
+        if any(not float(size).is_integer() or size <= 0 for size in sizes):
+            raise ContractError(
+                f"camera size {self.width_px}x{self.height_px}; expected positive whole numbers of pixels"
+            )
+        if not 0.0 < float(self.fov_deg) < 180.0:
+            raise ContractError(f"camera fov_deg {self.fov_deg}; expected a horizontal field of view in (0, 180)")
+
+    @property
+    def focal_length_px(self) -> float:
+        """Focal length in pixels of the full image: (width / 2) / tan(fov / 2)."""
+        return 0.5 * self.width_px / math.tan(math.radians(self.fov_deg) / 2.0)
+
+    def model_input_focal_length_px(self, contract: Contract = DEFAULT_CONTRACT) -> float:
+        """Focal length in pixels of the image the model sees (after the contract's crop and resize)."""
+        _, _, _, crop_w = camera_crop_box((self.height_px, self.width_px), contract)
+        return self.focal_length_px * contract.camera_width / crop_w
+
+    def model_input_fov_deg(self, contract: Contract = DEFAULT_CONTRACT) -> float:
+        """Horizontal field of view of the contract's crop of this camera."""
+        _, _, _, crop_w = camera_crop_box((self.height_px, self.width_px), contract)
+        return math.degrees(2.0 * math.atan(0.5 * crop_w / self.focal_length_px))
+
+    def carla_attributes(self) -> dict:
+        """CARLA camera blueprint attributes (objects.json / blueprint.set_attribute) of this camera."""
+        size = {"image_size_x": int(self.width_px), "image_size_y": int(self.height_px), "fov": float(self.fov_deg)}
+        return {**size, **dict(sorted(self.lens.items()))}
+
+    def to_dict(self) -> dict:
+        return {
+            "width_px": int(self.width_px),
+            "height_px": int(self.height_px),
+            "fov_deg": float(self.fov_deg),
+            "lens": dict(self.lens),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> CameraSpec:
+        known = {"width_px", "height_px", "fov_deg", "lens"}
+        if not isinstance(data, dict) or not {"width_px", "height_px", "fov_deg"} <= set(data) or set(data) - known:
+            raise ContractError(f"camera {data!r}; expected a mapping of width_px, height_px, fov_deg (and lens)")
+        return cls(int(data["width_px"]), int(data["height_px"]), float(data["fov_deg"]), dict(data.get("lens") or {}))
+
+
+# The lens attributes CARLA Garage's leaderboard (and leaderboard 1.0) apply to every camera it
+# spawns (leaderboard/autoagents/agent_wrapper*.py); leaderboard 2.x sets none.
+CARLA_LEADERBOARD_1_CAMERA_LENS = {
+    "lens_circle_multiplier": 3.0,
+    "lens_circle_falloff": 3.0,
+    "chromatic_aberration_intensity": 0.5,
+    "chromatic_aberration_offset": 0.0,
+}
+# The camera CARLA Garage records its training data with (team_code/config.py camera_width,
+# camera_height, camera_fov), spawned through that leaderboard.
+CARLA_GARAGE_CAMERA = CameraSpec(1024, 256, 110.0, dict(CARLA_LEADERBOARD_1_CAMERA_LENS))
+
+
 # ---- frames -------------------------------------------------------------------------------------
 def carla_to_rep103(points_carla: np.ndarray) -> np.ndarray:
     """CARLA axes (x forward, y right, z up) -> REP 103 (x forward, y left, z up).
@@ -497,6 +573,9 @@ class ArtifactMetadata:
     input_shapes: dict
     output_shapes: dict
     extra: dict = field(default_factory=dict)
+    # The camera the training images were recorded with (before the contract's crop/resize), so a
+    # deployment can request the same one; None in artifacts exported before it was recorded.
+    source_camera: CameraSpec | None = None
 
     def __post_init__(self) -> None:
         if self.domain not in DOMAINS:
@@ -505,6 +584,7 @@ class ArtifactMetadata:
     def to_json(self) -> str:
         data = dataclasses.asdict(self)
         data["contract"] = self.contract.to_dict()
+        data["source_camera"] = None if self.source_camera is None else self.source_camera.to_dict()
         return json.dumps(data, sort_keys=True)
 
     @classmethod
@@ -513,10 +593,13 @@ class ArtifactMetadata:
             data = json.loads(text)
         except json.JSONDecodeError as error:
             raise ContractError(f"artifact metadata is not valid JSON: {error}") from error
-        missing = [f.name for f in dataclasses.fields(cls) if f.name not in data and f.name != "extra"]
+        optional = ("extra", "source_camera")
+        missing = [f.name for f in dataclasses.fields(cls) if f.name not in data and f.name not in optional]
         if missing:
             raise ContractError(f"artifact metadata lacks fields {missing}")
         data["contract"] = Contract.from_dict(data["contract"])
+        if data.get("source_camera") is not None:
+            data["source_camera"] = CameraSpec.from_dict(data["source_camera"])
         data["input_shapes"] = {k: tuple(v) for k, v in data["input_shapes"].items()}
         data["output_shapes"] = {k: tuple(v) for k, v in data["output_shapes"].items()}
         return cls(**data)

@@ -10,11 +10,19 @@ adapter (real camera images). DINOv2 is built at the contract's fixed input size
 positional-embedding interpolation in the graph) and `deploy` disables timm's fused attention,
 so the graph holds only standard ONNX ops (checked: any custom-domain or fused attention op is an
 export error, since TensorRT and other runtimes reject them).
+
+The metadata also names the camera the training images were recorded with (`source_camera`,
+before the contract's crop/resize): a deployment (the CARLA leaderboard agent, the CARLA ROS
+launch) requests exactly that camera, so objects appear at the size the model learnt them.
+`source_camera_from_checkpoint` reads it from the checkpoint's training config and data.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
+import math
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -26,11 +34,13 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from min2real.contract import (  # noqa: E402
+    CARLA_GARAGE_CAMERA,
     DOMAINS,
     INPUT_NAMES,
     METADATA_KEY,
     OUTPUT_NAMES,
     ArtifactMetadata,
+    CameraSpec,
     Contract,
     ContractError,
     example_inputs,
@@ -83,6 +93,53 @@ class ExportReport:
         else:
             lines.append("  parity not verified (verify=False)")
         return "\n".join(lines)
+
+
+def _synthetic_summary(root: Path) -> dict | None:
+    """The synthetic generator's synthetic.json for a sim root it wrote (the root, or a folder above it)."""
+    for folder in (root, *list(root.parents)[:3]):
+        summary = folder / "synthetic.json"
+        if summary.is_file():
+            return json.loads(summary.read_text())
+    return None
+
+
+def source_camera_from_checkpoint(checkpoint: dict | None, contract: Contract) -> CameraSpec | None:
+    """The camera the checkpoint's simulator training images were recorded with, or None.
+
+    From the training config's data section (`train_config.data`): its `sim_camera` mapping
+    (width_px, height_px, fov_deg, lens) when it names one; else for `sim_roots` written by the
+    synthetic generator (a synthetic.json beside them) the synthetic world's camera; else, for
+    CARLA Garage data, Garage's recording camera (1024 x 256, 110 degrees, the leaderboard's lens).
+    None when the model saw no simulator images or its roots are not on this machine (the camera
+    cannot be told; pass `source_camera` to export_onnx then).
+    """
+    data = ((checkpoint or {}).get("train_config") or {}).get("data") or {}
+    if data.get("sim_camera"):
+        return CameraSpec.from_dict(data["sim_camera"])
+    roots = [Path(str(root)) for root in data.get("sim_roots") or []]
+    if not roots:
+        return None
+    present = [root for root in roots if root.exists()]
+    if not present:
+        LOGGER.warning(
+            "source camera unknown: the training sim_roots %s are not on this machine; pass source_camera", roots
+        )
+        return None
+    summaries = [_synthetic_summary(root) for root in present]
+    if all(summary is None for summary in summaries):
+        return CARLA_GARAGE_CAMERA
+    if any(summary is None for summary in summaries):
+        raise ContractError(f"sim_roots {roots} mix synthetic and CARLA Garage data; name data.sim_camera")
+    from min2real.data.synthetic.render import make_camera
+
+    sizes = {tuple(summary["domains"]["sim"]["image_size"]) for summary in summaries if summary}
+    if len(sizes) != 1:
+        raise ContractError(f"synthetic sim_roots {roots} hold images of sizes {sorted(sizes)}; expected one")
+    width, height = sizes.pop()
+    camera = make_camera((width, height), contract)
+    fov_deg = math.degrees(2.0 * math.atan(0.5 * width / camera.focal_px))
+    return CameraSpec(int(width), int(height), fov_deg)
 
 
 def _torch_outputs(module, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -163,11 +220,13 @@ def export_model(
     num_random: int = 2,
     verify_samples: Iterable[dict] | None = None,
     tolerances: dict[str, float] | None = None,
+    source_camera: CameraSpec | None = None,
 ) -> ExportReport:
     """Export an in-memory Min2Real model's `domain` graph to `out` (see module docstring).
 
     verify_samples: dataset sample dicts (shared sample convention) compared in addition to
-    `num_random` random inputs. Raises ExportError on a failed check (the file is removed).
+    `num_random` random inputs. source_camera: the camera the training images were recorded
+    with (metadata `source_camera`). Raises ExportError on a failed check (the file is removed).
     """
     if domain not in DOMAINS:
         raise ContractError(f"export domain {domain!r} is not supported; expected one of {DOMAINS}")
@@ -195,6 +254,7 @@ def export_model(
             input_names=graph_inputs,
             extra={"opset": opset, "exporter": exporter},
         )
+        metadata = dataclasses.replace(metadata, source_camera=source_camera)
         _check_graph(proto, opset)
         del proto.metadata_props[:]
         entry = proto.metadata_props.add()
@@ -254,8 +314,13 @@ def export_onnx(
     verify_data: str | Path | None = None,
     verify_samples: int = 8,
     tolerances: dict[str, float] | None = None,
+    source_camera: CameraSpec | None = None,
 ) -> ExportReport:
-    """`min2real export`: checkpoint -> `out` ONNX of the `domain` graph, verified (see module docstring)."""
+    """`min2real export`: checkpoint -> `out` ONNX of the `domain` graph, verified (see module docstring).
+
+    source_camera: the training images' camera; default: read from the checkpoint for "sim"
+    graphs (`source_camera_from_checkpoint`), none for "real" graphs (a real vehicle's camera is
+    not a simulator's to request)."""
     from min2real.files import file_sha256
     from min2real.models.checkpoint import model_from_checkpoint
 
@@ -276,4 +341,7 @@ def export_onnx(
         verify=verify,
         verify_samples=samples,
         tolerances=tolerances,
+        source_camera=source_camera
+        if source_camera is not None or domain != "sim"
+        else source_camera_from_checkpoint(checkpoint_dict, contract),
     )

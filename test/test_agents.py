@@ -13,11 +13,13 @@ import pytest
 from min2real.agents import carla_leaderboard_agent as carla_agent
 from min2real.agents import navsim_agent
 from min2real.contract import (
+    CARLA_GARAGE_CAMERA,
     COMMAND_LEFT,
     COMMAND_RIGHT,
     COMMAND_STRAIGHT,
     DEFAULT_CONTRACT,
     TINY_CONTRACT,
+    CameraSpec,
     Contract,
     ContractError,
     lidar_bev_from_points,
@@ -201,17 +203,26 @@ def test_previous_sweep_moves_into_the_current_pose():
     np.testing.assert_allclose(moved, [[0.0, -10.0, 1.0]], atol=1e-5)
 
 
-def test_sensor_suite_matches_the_contract():
+def test_sensor_suite_requests_the_models_source_camera():
     config = carla_agent.CarlaAgentConfig(model_path="unused.onnx")
-    sensors = {sensor["id"]: sensor for sensor in carla_agent.sensor_suite(config, DEFAULT_CONTRACT)}
+    camera = carla_agent.agent_camera(config, None)  # a model that records none: Garage's camera
+    assert camera == CARLA_GARAGE_CAMERA
+    sensors = {sensor["id"]: sensor for sensor in carla_agent.sensor_suite(config, camera)}
     assert set(sensors) == {"rgb_front", "lidar", "gps", "imu", "speed"}
-    assert (sensors["rgb_front"]["width"], sensors["rgb_front"]["height"]) == (1024, 384)
+    assert (sensors["rgb_front"]["width"], sensors["rgb_front"]["height"], sensors["rgb_front"]["fov"]) == (
+        1024,
+        256,
+        110.0,
+    )
     assert sensors["lidar"]["yaw"] == -90.0 and sensors["lidar"]["type"] == "sensor.lidar.ray_cast"
+    synthetic = CameraSpec(256, 96, 100.0)
     camera_only = carla_agent.sensor_suite(
-        carla_agent.CarlaAgentConfig(model_path="m.onnx", use_lidar=False), TINY_CONTRACT
+        carla_agent.CarlaAgentConfig(model_path="m.onnx", use_lidar=False), carla_agent.agent_camera(config, synthetic)
     )
     assert "lidar" not in {sensor["id"] for sensor in camera_only}
-    assert {s["id"]: s for s in camera_only}["rgb_front"]["width"] == TINY_CONTRACT.camera_width
+    assert {s["id"]: s for s in camera_only}["rgb_front"]["width"] == 256
+    override = carla_agent.CarlaAgentConfig(model_path="m.onnx", camera_fov_deg=90.0, camera_height_px=300)
+    assert carla_agent.agent_camera(override, synthetic) == CameraSpec(256, 300, 90.0)
 
 
 def test_agent_config_from_model_file_and_yaml(tmp_path):
@@ -277,26 +288,12 @@ def test_a_wrong_geo_reference_would_scale_every_distance():
     assert np.linalg.norm(wrong[1] - wrong[0]) == pytest.approx(10.0 / math.cos(math.radians(49.0)), rel=1e-3)
 
 
-class _StandInAutonomousAgent:
-    """leaderboard.autoagents.autonomous_agent.AutonomousAgent (1.0): __init__ calls setup, the
-    evaluator then calls set_global_plan (downsampled GPS + world plan), sensors(), run_step, destroy."""
-
-    def __init__(self, path_to_conf_file):
-        self.track = None
-        self._global_plan = None
-        self._global_plan_world_coord = None
-        self.setup(path_to_conf_file)
-
-    def set_global_plan(self, global_plan_gps, global_plan_world_coord):
-        self._global_plan_world_coord = global_plan_world_coord
-        self._global_plan = global_plan_gps
-
-
 class _StandInPolicy:
     """Predicts a path bending RIGHT (REP 103: y < 0) and records what it was given."""
 
-    def __init__(self, contract):
+    def __init__(self, contract, source_camera=None):
         self.contract, self.frames, self.closed = contract, [], False
+        self.metadata = SimpleNamespace(source_camera=source_camera)
 
     def predict(self, frame):
         self.frames.append(frame)
@@ -308,34 +305,20 @@ class _StandInPolicy:
         self.closed = True
 
 
-def test_leaderboard_agent_drives_with_stand_in_carla_and_leaderboard(monkeypatch, tmp_path):
-    import sys
-    import types
+@pytest.mark.parametrize("leaderboard", ["garage_1.0_fork", "leaderboard_2.x"])
+def test_leaderboard_agent_through_the_evaluators_call_sequence(monkeypatch, tmp_path, leaderboard):
+    import leaderboard_stand_ins as lb
 
     import min2real.runtime.policy as policy_module
 
-    carla = types.ModuleType("carla")
-    carla.VehicleControl = lambda steer=0.0, throttle=0.0, brake=0.0: SimpleNamespace(
-        steer=steer, throttle=throttle, brake=brake
-    )
-    autonomous_agent = types.ModuleType("leaderboard.autoagents.autonomous_agent")
-    autonomous_agent.AutonomousAgent = _StandInAutonomousAgent
-    autonomous_agent.Track = enum.Enum("Track", "SENSORS MAP")
-    leaderboard = types.ModuleType("leaderboard")
-    autoagents = types.ModuleType("leaderboard.autoagents")
-    leaderboard.autoagents, autoagents.autonomous_agent = autoagents, autonomous_agent
-    for name, module in (
-        ("carla", carla),
-        ("leaderboard", leaderboard),
-        ("leaderboard.autoagents", autoagents),
-        ("leaderboard.autoagents.autonomous_agent", autonomous_agent),
-    ):
-        monkeypatch.setitem(sys.modules, name, module)
+    garage = leaderboard == "garage_1.0_fork"
+    lb.install(monkeypatch, lb.GarageAutonomousAgent if garage else lb.Leaderboard2AutonomousAgent)
+    source_camera = None if garage else CameraSpec(320, 120, 100.0)  # an old model / a synthetic-data model
     policies = []
 
     def fake_load_policy(path, domain=None, backend="auto"):
         assert (domain, backend) == ("sim", "auto")
-        policies.append(_StandInPolicy(TINY_CONTRACT))
+        policies.append(_StandInPolicy(TINY_CONTRACT, source_camera))
         return policies[-1]
 
     monkeypatch.setattr(policy_module, "load_policy", fake_load_policy)
@@ -343,31 +326,35 @@ def test_leaderboard_agent_drives_with_stand_in_carla_and_leaderboard(monkeypatc
     model = tmp_path / "tiny_sim.onnx"
     model.write_bytes(b"stand-in")
 
-    agent_class = getattr(carla_agent, carla_agent.get_entry_point())
-    agent = agent_class(str(model))
-    sensors = {sensor["id"]: sensor for sensor in agent.sensors()}
-    assert (sensors["rgb_front"]["width"], sensors["rgb_front"]["height"]) == (
-        TINY_CONTRACT.camera_width,
-        TINY_CONTRACT.camera_height,
-    )
-
-    # A town geo-referenced at 49 N, 8 E; the route runs north (CARLA -y) from the spawn point.
+    # The leaderboard's dense plan (1 m): north (CARLA -y) from (100, 200) in a town geo-referenced
+    # at 49 N, 8 E, LANEFOLLOW then a LEFT junction at 120 m, then LANEFOLLOW again.
     lat_ref, lon_ref = 49.0, 8.0
-    route_world = np.array([[100.0, 200.0], [100.0, 190.0], [100.0, 170.0], [100.0, 150.0]])
+    route_world = np.stack([np.full(301, 100.0), 200.0 - np.arange(301.0)], axis=1)
+    options = [lb.RoadOption.LANEFOLLOW] * 120 + [lb.RoadOption.LEFT] * 15 + [lb.RoadOption.LANEFOLLOW] * 166
     route_gps = carla_agent.carla_world_to_gps(route_world, lat_ref, lon_ref)
-    agent.set_global_plan(
-        [({"lat": lat, "lon": lon, "z": 0.0}, RoadOption.LANEFOLLOW) for lat, lon in route_gps],
-        [(SimpleNamespace(location=SimpleNamespace(x=x, y=y, z=0.0)), RoadOption.LANEFOLLOW) for x, y in route_world],
+    gps_route = [({"lat": lat, "lon": lon, "z": 0.0}, option) for (lat, lon), option in zip(route_gps, options)]
+    route = [(lb.transform(x, y), option) for (x, y), option in zip(route_world, options)]
+    start = lb.garage_evaluator_start if garage else lb.leaderboard2_evaluator_start
+    agent, sensors = start(carla_agent, str(model), gps_route, route)
+
+    camera = {sensor["id"]: sensor for sensor in sensors}["rgb_front"]
+    expected_camera = CARLA_GARAGE_CAMERA if source_camera is None else source_camera
+    assert (camera["width"], camera["height"], camera["fov"]) == (
+        expected_camera.width_px,
+        expected_camera.height_px,
+        expected_camera.fov_deg,
     )
+    # Garage's 50 m plan under both leaderboards (2.x's own base class would keep 200 m).
+    garage_kept = lb.leaderboard_downsample_route(route, 50)
+    assert len(lb.leaderboard_downsample_route(route, 200)) < len(garage_kept)
+    assert [t.location.y for t, _ in agent._global_plan_world_coord] == [route[i][0].location.y for i in garage_kept]
+    assert agent._global_plan == [gps_route[i] for i in garage_kept]
 
     def input_data(frame, ego_world):
         rng = np.random.default_rng(frame)
         lat, lon = carla_agent.carla_world_to_gps(np.asarray(ego_world, dtype=np.float64), lat_ref, lon_ref)
         return {
-            "rgb_front": (
-                frame,
-                rng.integers(0, 255, (TINY_CONTRACT.camera_height, TINY_CONTRACT.camera_width, 4), dtype=np.uint8),
-            ),
+            "rgb_front": (frame, rng.integers(0, 255, (camera["height"], camera["width"], 4), dtype=np.uint8)),
             "lidar": (frame, rng.uniform(-20, 20, (500, 4)).astype(np.float32)),
             "gps": (frame, np.array([lat, lon, 0.0])),
             "imu": (frame, np.array([0.0, 0.0, 9.81, 0.0, 0.0, 0.0, 0.0])),  # compass 0: heading north
@@ -379,15 +366,28 @@ def test_leaderboard_agent_drives_with_stand_in_carla_and_leaderboard(monkeypatc
     control = agent.run_step(input_data(1, [100.0, 199.0]), 0.10)
     np.testing.assert_allclose(agent.lat_lon_ref_deg, (lat_ref, lon_ref), atol=1e-9)
     frame = policies[0].frames[-1]
-    # Ego 1 m up the route heading north: the next route point beyond 7.5 m is 9 m straight ahead
-    # (metric; with the reference assumed at (0, 0) it would be 13.7 m away).
-    np.testing.assert_allclose(frame.target_point_ego, [9.0, 0.0], atol=1e-2)
-    assert frame.image_rgb.shape == (TINY_CONTRACT.camera_height, TINY_CONTRACT.camera_width, 3)
+    # Ego 1 m up the route: the target is Garage's next plan point, the first past 50 m of route
+    # (index 52), 51 m straight ahead, metric (with the reference assumed at (0, 0): 77.7 m).
+    assert garage_kept[1] == 52
+    np.testing.assert_allclose(frame.target_point_ego, [51.0, 0.0], atol=1e-2)
+    assert frame.command == COMMAND_STRAIGHT  # Garage's history starts at LANEFOLLOW
+    assert frame.image_rgb.shape == (camera["height"], camera["width"], 3)
     assert frame.lidar_points_ego.shape == (1000, 3)  # this half sweep + the previous one
     assert frame.speed_mps == 2.0
     assert control.steer > 0.0  # a path bending right is a positive (CARLA: right) steer
-    agent.destroy()
+    if garage:
+        lb.garage_evaluator_cleanup(agent, SimpleNamespace(scores={"score_composed": 100.0}))
+    else:
+        lb.leaderboard2_evaluator_cleanup(agent)
     assert policies[0].closed and agent.policy is None
+
+
+def test_road_option_void_reads_as_lanefollow_as_in_garage():
+    import leaderboard_stand_ins as lb
+
+    assert carla_agent.road_option_to_command(lb.RoadOption.VOID) == COMMAND_STRAIGHT
+    assert carla_agent.road_option_to_command(lb.RoadOption.LANEFOLLOW) == COMMAND_STRAIGHT
+    assert carla_agent.road_option_to_command(lb.RoadOption.CHANGELANELEFT) == COMMAND_LEFT
 
 
 # ---- NAVSIM -------------------------------------------------------------------------------------------

@@ -5,6 +5,22 @@ Give this file to the leaderboard as `--agent` (TEAM_AGENT) and a model or an ag
 the ROS nodes: `runtime.policy.load_policy` (TensorRT / ONNX Runtime / PyTorch), the Garage PID
 `runtime.controller.WaypointController` and the Garage `runtime.route.RoutePlanner`.
 
+Camera: the agent requests the camera the model's training images were recorded with
+(`ArtifactMetadata.source_camera`, CARLA Garage's 1024 x 256 at 110 degrees for Garage data), not
+one at the contract's input size: the runtime then crops and scales it exactly as the loader
+did, so the focal length at the model input matches training. The lens attributes of that
+camera (lens circle, chromatic aberration) are set by the leaderboard itself: Garage's fork and
+leaderboard 1.0 apply them to every camera, leaderboard 2.x applies none (its images then lack
+the lens effects Garage's training images have; the agent cannot request them there).
+
+Route: the agent keeps the leaderboard's dense plan and reduces it to Garage's 50 m plan itself
+(`set_global_plan`), so leaderboard 2.x (whose base class keeps one point per 200 m) gives the
+model the target points it was trained with; commands are the plan's RoadOptions, the history
+starts at LANEFOLLOW and RoadOption VOID (-1) reads as LANEFOLLOW, as in Garage.
+
+Garage's evaluator (leaderboard_evaluator_local.py) calls `agent.destroy(results)`, leaderboard
+2.x `agent.destroy()`: `destroy(self, results=None)` takes both.
+
 Pure logic (tested without CARLA): GNSS lat/lon -> metres (the exact inverse of the
 leaderboard's `_location_to_gps`, EARTH_RADIUS_EQUA = 6378137 m), compass -> heading, the
 leaderboard's global plan -> route + commands, sensor dict -> `FrameInputs` (BGRA camera ->
@@ -21,6 +37,7 @@ works in a right-handed `map` frame (x east, y north, yaw counter-clockwise) obt
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,14 +47,17 @@ import numpy as np
 
 from min2real.agents import lazy_agent_class
 from min2real.contract import (
+    CARLA_GARAGE_CAMERA,
     CARLA_ROAD_OPTION_TO_COMMAND,
     COMMAND_UNKNOWN,
-    DEFAULT_CONTRACT,
-    Contract,
+    CameraSpec,
     ContractError,
     carla_to_rep103,
 )
+from min2real.runtime.route import GARAGE_PLAN_SPACING_M, downsample_route_indices
 from min2real.runtime.types import FrameInputs
+
+LOGGER = logging.getLogger("min2real.agents")
 
 EARTH_RADIUS_EQUA_M = 6378137.0  # the leaderboard's / CARLA's equatorial radius
 
@@ -60,14 +80,17 @@ class AgentDependencyError(ImportError):
 @dataclass(frozen=True)
 class CarlaAgentConfig:
     """What TEAM_CONFIG sets. Sensor placement defaults are CARLA Garage's (config.py):
-    camera at (-1.5, 0, 2.0) m with 110 degrees FOV, LiDAR at (0, 0, 2.5) m yawed -90 degrees.
-    The camera resolution always comes from the model's contract (paper: 1024 x 384)."""
+    camera at (-1.5, 0, 2.0) m, LiDAR at (0, 0, 2.5) m yawed -90 degrees. The camera's size and
+    FOV come from the model (`agent_camera`); camera_width_px / camera_height_px / camera_fov_deg
+    override them (None = the model's)."""
 
     model_path: str
     backend: str = "auto"
     domain: str = "sim"  # CARLA images go through the V2R adapter
     camera_xyz_m: tuple[float, float, float] = (-1.5, 0.0, 2.0)
-    camera_fov_deg: float = 110.0
+    camera_width_px: int | None = None
+    camera_height_px: int | None = None
+    camera_fov_deg: float | None = None
     lidar_xyz_m: tuple[float, float, float] = (0.0, 0.0, 2.5)
     lidar_yaw_deg: float = -90.0
     use_lidar: bool = True
@@ -113,8 +136,21 @@ def load_agent_config(path: str | Path) -> CarlaAgentConfig:
     return CarlaAgentConfig(model_path=str(model), **values)
 
 
-def sensor_suite(config: CarlaAgentConfig, contract: Contract = DEFAULT_CONTRACT) -> list[dict]:
-    """The leaderboard sensor list: a front RGB camera at the contract's resolution, a LiDAR,
+def agent_camera(config: CarlaAgentConfig, source_camera: CameraSpec | None) -> CameraSpec:
+    """The camera the agent requests: the model's training camera (`source_camera`, from its
+    metadata), CARLA Garage's recording camera for a model exported before that was recorded,
+    with any size / FOV the config overrides."""
+    camera = source_camera if source_camera is not None else CARLA_GARAGE_CAMERA
+    return CameraSpec(
+        config.camera_width_px if config.camera_width_px is not None else camera.width_px,
+        config.camera_height_px if config.camera_height_px is not None else camera.height_px,
+        config.camera_fov_deg if config.camera_fov_deg is not None else camera.fov_deg,
+        dict(camera.lens),
+    )
+
+
+def sensor_suite(config: CarlaAgentConfig, camera: CameraSpec = CARLA_GARAGE_CAMERA) -> list[dict]:
+    """The leaderboard sensor list: the front RGB `camera` (see `agent_camera`), a LiDAR,
     GNSS, IMU and speedometer (the SENSORS track)."""
     cam_x, cam_y, cam_z = config.camera_xyz_m
     lid_x, lid_y, lid_z = config.lidar_xyz_m
@@ -129,9 +165,9 @@ def sensor_suite(config: CarlaAgentConfig, contract: Contract = DEFAULT_CONTRACT
             "roll": 0.0,
             "pitch": 0.0,
             "yaw": 0.0,
-            "width": contract.camera_width,
-            "height": contract.camera_height,
-            "fov": config.camera_fov_deg,
+            "width": int(camera.width_px),
+            "height": int(camera.height_px),
+            "fov": float(camera.fov_deg),
         },
         {
             "type": "sensor.other.imu",
@@ -248,6 +284,17 @@ def compass_to_map_yaw(compass_rad: float) -> float:
         raise ValueError(f"IMU compass {compass_rad}; expected a finite angle in radians")
     yaw = math.pi / 2.0 - compass_rad
     return (yaw + math.pi) % (2.0 * math.pi) - math.pi
+
+
+def garage_plan_indices(global_plan_world_coord: list, spacing_m: float = GARAGE_PLAN_SPACING_M) -> np.ndarray:
+    """Indices of the leaderboard's dense plan [(carla.Transform, RoadOption), ...] that Garage's
+    leaderboard keeps (route_manipulation.downsample_route with 50 m); leaderboard 2.x's own base
+    class would keep 200 m."""
+    if not global_plan_world_coord:
+        raise ValueError("the leaderboard global plan is empty; expected [(carla.Transform, RoadOption), ...]")
+    xy = np.array([[float(t.location.x), float(t.location.y)] for t, _ in global_plan_world_coord])
+    options = np.array([int(getattr(option, "value", option)) for _, option in global_plan_world_coord])
+    return downsample_route_indices(xy, options, spacing_m)
 
 
 def global_plan_to_route(
@@ -475,6 +522,27 @@ def _build_agent_class():
             self.config = load_agent_config(path_to_conf_file)
             self.policy = load_policy(self.config.model_path, domain=self.config.domain, backend=self.config.backend)
             self.contract = self.policy.contract
+            source_camera = getattr(getattr(self.policy, "metadata", None), "source_camera", None)
+            self.camera = agent_camera(self.config, source_camera)
+            if source_camera is None:
+                LOGGER.warning(
+                    "%s records no source camera; requesting CARLA Garage's %dx%d at %.0f degrees",
+                    self.config.model_path,
+                    CARLA_GARAGE_CAMERA.width_px,
+                    CARLA_GARAGE_CAMERA.height_px,
+                    CARLA_GARAGE_CAMERA.fov_deg,
+                )
+            trained_focal_px = (source_camera or CARLA_GARAGE_CAMERA).model_input_focal_length_px(self.contract)
+            focal_px = self.camera.model_input_focal_length_px(self.contract)
+            if abs(focal_px - trained_focal_px) > 0.01 * trained_focal_px:
+                LOGGER.warning(
+                    "camera %dx%d at %.1f degrees gives the model a %.1f px focal length; it was trained at %.1f px",
+                    self.camera.width_px,
+                    self.camera.height_px,
+                    self.camera.fov_deg,
+                    focal_px,
+                    trained_focal_px,
+                )
             self.controller = WaypointController(ControllerConfig(waypoint_dt_s=self.contract.waypoint_dt_s))
             self.route_planner = RoutePlanner(self.config.route_min_distance_m, self.config.route_max_distance_m)
             self.initialized = False
@@ -484,7 +552,13 @@ def _build_agent_class():
             self.last_prediction = None
 
         def sensors(self):
-            return sensor_suite(self.config, self.contract)
+            return sensor_suite(self.config, self.camera)
+
+        def set_global_plan(self, global_plan_gps, global_plan_world_coord):
+            # The evaluators pass the dense plan; keep Garage's 50 m points whatever the version.
+            keep = garage_plan_indices(global_plan_world_coord)
+            self._global_plan_world_coord = [tuple(global_plan_world_coord[i]) for i in keep]
+            self._global_plan = [global_plan_gps[i] for i in keep]
 
         def _init_route(self):
             if self.config.estimate_geo_reference:
@@ -527,7 +601,8 @@ def _build_agent_class():
                 steer=float(control.steer), throttle=float(control.throttle), brake=float(control.brake)
             )
 
-        def destroy(self):
+        def destroy(self, results=None):
+            del results  # Garage's evaluator passes the route's results; leaderboard 2.x passes none
             # The leaderboard builds a new agent per route: free the engine's CUDA buffers / the
             # ONNX Runtime session now rather than whenever the garbage collector gets to them.
             if getattr(self, "policy", None) is not None:
