@@ -91,6 +91,11 @@ def test_pip_wheel_installs_namespaced_modules(tmp_path):
         text=True,
     )
     assert (target / "min2real" / "contract.py").is_file()
+    metadata = next(target.glob("min2real-*.dist-info")).joinpath("METADATA").read_text()
+    extras = {line.split(":", 1)[1].strip() for line in metadata.splitlines() if line.startswith("Provides-Extra:")}
+    assert {"train", "runtime", "tensorrt"} <= extras, extras
+    runtime_requirements = [line for line in metadata.splitlines() if 'extra == "runtime"' in line]
+    assert runtime_requirements and not any("torch" in line for line in runtime_requirements), runtime_requirements
     assert (target / "min2real" / "training" / "checkpoint.py").is_file()
     assert not (target / "models").exists() and not (target / "training").exists()
     probe = subprocess.run(
