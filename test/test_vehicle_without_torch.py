@@ -127,7 +127,8 @@ def test_agents_run_without_torch(no_torch_env, bundled_model):
 
         config = carla_agent.CarlaAgentConfig(model_path={str(bundled_model)!r})
         policy = load_policy(config.model_path, domain=config.domain, backend="onnxruntime-cpu")
-        sensors = {{sensor["id"]: sensor for sensor in carla_agent.sensor_suite(config, policy.contract)}}
+        camera = carla_agent.agent_camera(config, policy.metadata.source_camera)
+        sensors = {{sensor["id"]: sensor for sensor in carla_agent.sensor_suite(config, camera)}}
         assert sensors, "no sensors"
         image = np.zeros((1080, 1920, 3), np.uint8)
         panorama = navsim_agent.stitch_front_cameras(image, image, image)
