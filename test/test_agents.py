@@ -480,3 +480,34 @@ def test_navsim_agent_target_point_is_the_contracts_no_route_point():
     from min2real.contract import NO_ROUTE_TARGET_POINT_EGO
 
     assert navsim_agent.DEFAULT_TARGET_POINT_EGO == NO_ROUTE_TARGET_POINT_EGO
+
+
+def test_documented_navsim_commands_use_navsim_v2_hydra_keys():
+    """docs/evaluation.md's NAVSIM steps may only override keys NAVSIM v2's Hydra configs define
+    (navsim/planning/script/config: metric_caching/default_metric_caching.yaml,
+    pdm_scoring/default_run_pdm_score.yaml, common/default_common.yaml and
+    common/default_dataset_paths.yaml): v1's `cache.cache_path` makes Hydra refuse the first step."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "evaluation.md").read_text()
+    navsim_v2_keys = {
+        "run_metric_caching.py": {"train_test_split", "metric_cache_path", "worker", "navsim_log_path"},
+        "run_pdm_score.py": {
+            "train_test_split",
+            "agent",
+            "experiment_name",
+            "metric_cache_path",
+            "synthetic_sensor_path",
+            "synthetic_scenes_path",
+            "worker",
+        },
+    }
+    for script, known in navsim_v2_keys.items():
+        # A command runs from `python .../<script>` to the first line without a trailing backslash.
+        commands = re.findall(rf"python \S*{re.escape(script)}(?:[^\n]*\\\n)*[^\n]*", text)
+        assert commands, f"docs/evaluation.md has no {script} command"
+        for command in commands:
+            keys = {token.split("=", 1)[0] for token in command.replace("\\\n", " ").split() if "=" in token}
+            assert keys and keys <= known, f"{script}: {sorted(keys - known)} are not NAVSIM v2 config keys"
+            assert "metric_cache_path" in keys
