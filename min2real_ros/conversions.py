@@ -203,7 +203,8 @@ def pointcloud2_fields_xyzi() -> list[PointFieldSpec]:
 
 
 def pointcloud2_to_xyz(msg: Any, name: str = "LiDAR cloud") -> np.ndarray:
-    """sensor_msgs/PointCloud2 -> (N, 3) float32 x, y, z in the cloud's frame; NaN/inf points dropped.
+    """sensor_msgs/PointCloud2 -> (N, 3) float32 x, y, z in the cloud's frame; NaN/inf points dropped
+    (a cloud with no finite point raises, as an empty one does).
 
     Any layout with float32 x, y, z works: extra fields and padding (via a numpy structured dtype
     with explicit offsets and itemsize = point_step), row padding (row_step > width * point_step),
@@ -254,7 +255,7 @@ def pointcloud2_to_xyz(msg: Any, name: str = "LiDAR cloud") -> np.ndarray:
         # Common layout (x, y, z adjacent, 4-byte aligned): view the points as float32 rows.
         floats = np.frombuffer(buffer, dtype=order + "f4", count=num_points * point_step // 4)
         start = offsets[0] // 4
-        return _finite_rows(floats.reshape(num_points, point_step // 4)[:, start : start + 3])
+        return _finite_rows(floats.reshape(num_points, point_step // 4)[:, start : start + 3], name)
     dtype = np.dtype(
         {
             "names": ["x", "y", "z"],
@@ -272,18 +273,23 @@ def pointcloud2_to_xyz(msg: Any, name: str = "LiDAR cloud") -> np.ndarray:
     xyz[:, 0] = points["x"]
     xyz[:, 1] = points["y"]
     xyz[:, 2] = points["z"]
-    return _finite_rows(xyz)
+    return _finite_rows(xyz, name)
 
 
-def _finite_rows(xyz: np.ndarray) -> np.ndarray:
+def _finite_rows(xyz: np.ndarray, name: str) -> np.ndarray:
     """(N, 3) float32 view/array -> contiguous native float32 copy without non-finite rows.
 
     The check runs on the contiguous copy (numpy is slow on strided views and on `.all(axis=1)`
-    over a 3-wide axis); the common all-finite cloud costs one copy and one flat pass."""
+    over a 3-wide axis); the common all-finite cloud costs one copy and one flat pass. A cloud
+    without a single finite point is malformed like an empty one (never an all-zero BEV)."""
     out = np.array(xyz, dtype=np.float32, order="C")
     if np.isfinite(out).all():
         return out
     finite = np.isfinite(out[:, 0]) & np.isfinite(out[:, 1]) & np.isfinite(out[:, 2])
+    if not finite.any():
+        raise MessageError(
+            f"{name} has {out.shape[0]} points and none is finite (all NaN/inf); expected at least one finite point"
+        )
     return out[finite]
 
 
@@ -321,16 +327,6 @@ def xyz_to_pointcloud2_fields(points_xyz: np.ndarray, intensity: np.ndarray | No
         packed.tobytes(),
         bool(np.isfinite(points).all()),
     )
-
-
-def transform_points_xyz_yaw(
-    points: np.ndarray, translation_xyz: tuple[float, float, float], yaw_rad: float
-) -> np.ndarray:
-    """(N, 3) points in a sensor frame -> parent frame, for a sensor mounted at `translation_xyz`
-    with heading `yaw_rad` (REP 103, counter-clockwise) in the parent (e.g. LiDAR -> base_link)."""
-    cos_yaw, sin_yaw = math.cos(yaw_rad), math.sin(yaw_rad)
-    rotation_t = np.array([[cos_yaw, sin_yaw, 0.0], [-sin_yaw, cos_yaw, 0.0], [0.0, 0.0, 1.0]], dtype=np.float32)
-    return points @ rotation_t + np.asarray(translation_xyz, dtype=np.float32)
 
 
 # ---- route, odometry --------------------------------------------------------------------------

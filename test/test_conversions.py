@@ -22,7 +22,6 @@ from min2real_ros.conversions import (
     rgb_to_bgra8_bytes,
     rgb_to_image_fields,
     rgb_to_jpeg_bytes,
-    transform_points_xyz_yaw,
     xyz_to_pointcloud2_fields,
 )
 
@@ -170,16 +169,16 @@ def test_cloud_errors():
         pointcloud2_to_xyz(SimpleNamespace(**{**good._asdict(), "fields": f64}))
     with pytest.raises(MessageError, match="truncated"):
         pointcloud2_to_xyz(SimpleNamespace(**{**good._asdict(), "data": good.data[:-1]}))
-    with pytest.raises(MessageError, match="is empty"):
+    with pytest.raises(MessageError, match="is empty"):  # what an all-NaN cloud is too (below)
         pointcloud2_to_xyz(SimpleNamespace(**{**good._asdict(), "width": 0, "row_step": 0, "data": b""}))
     with pytest.raises(MessageError, match="row_step"):
         pointcloud2_to_xyz(SimpleNamespace(**{**good._asdict(), "row_step": 8}))
 
 
-def test_lidar_to_base_link_transform():
-    points = np.array([[1.0, 0.0, 0.0]], dtype=np.float32)
-    out = transform_points_xyz_yaw(points, (1.3, 0.0, 2.5), math.pi / 2)
-    np.testing.assert_allclose(out, [[1.3, 1.0, 2.5]], atol=1e-6)  # sensor x axis points left
+def test_all_nan_cloud_is_malformed_like_an_empty_one():
+    nan_cloud = xyz_to_pointcloud2_fields(np.full((30, 3), np.nan, np.float32))
+    with pytest.raises(MessageError, match="none is finite"):
+        pointcloud2_to_xyz(SimpleNamespace(**nan_cloud._asdict()))
 
 
 def _pose(x, y, yaw=0.0):

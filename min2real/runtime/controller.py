@@ -177,3 +177,82 @@ def _check_waypoints(waypoints_ego: np.ndarray) -> np.ndarray:
     if not np.isfinite(waypoints).all():
         raise ValueError("controller waypoints contain non-finite values; expected finite metres")
     return waypoints
+
+
+# ---- watchdog -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class WatchdogLimits:
+    """waypoint_timeout_s / speed_timeout_s: brake when the newest input is older than this, by
+    its stamp (pipeline latency counts) AND by its receipt time (so a Path stamped in the future
+    cannot keep the vehicle going: braking starts at most one timeout after the last valid Path);
+    future_stamp_tolerance_s: a Path (or odometry) stamped further ahead of the controller's
+    clock than this is refused (clock mismatch or a bad stamp, never followed)."""
+
+    waypoint_timeout_s: float = 0.5
+    speed_timeout_s: float = 0.5
+    future_stamp_tolerance_s: float = 0.1
+
+    def __post_init__(self) -> None:
+        for name in ("waypoint_timeout_s", "speed_timeout_s"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"watchdog {name}={getattr(self, name)}; expected > 0 s")
+        if not self.future_stamp_tolerance_s >= 0:
+            raise ValueError(f"watchdog future_stamp_tolerance_s={self.future_stamp_tolerance_s}; expected >= 0 s")
+
+
+@dataclass(frozen=True)
+class _Timed:
+    value: object
+    stamp_s: float
+    received_s: float
+
+
+class Watchdog:
+    """The controller's inputs with their stamps and receipt times (seconds on the controller's
+    clock), and the reason to brake now (None = follow). ROS-free; not thread-safe (the node locks)."""
+
+    def __init__(self, limits: WatchdogLimits) -> None:
+        self.limits = limits
+        self._waypoints: _Timed | None = None
+        self._speed: _Timed | None = None
+
+    def future_refusal(self, name: str, stamp_s: float, now_s: float) -> str | None:
+        ahead = stamp_s - now_s
+        if ahead > self.limits.future_stamp_tolerance_s:
+            return (
+                f"{name} stamped {ahead:.3f} s ahead of the controller clock (tolerance "
+                f"{self.limits.future_stamp_tolerance_s} s); expected stamps on the controller's time base"
+            )
+        return None
+
+    def offer_waypoints(self, waypoints_ego: np.ndarray, stamp_s: float, now_s: float) -> str | None:
+        """Keep these waypoints, or return why they are refused (stamped in the future)."""
+        reason = self.future_refusal("waypoints", stamp_s, now_s)
+        if reason is None:
+            self._waypoints = _Timed(waypoints_ego, stamp_s, now_s)
+        return reason
+
+    def offer_speed(self, speed_mps: float, stamp_s: float, now_s: float) -> str | None:
+        reason = self.future_refusal("speed", stamp_s, now_s)
+        if reason is None:
+            self._speed = _Timed(float(speed_mps), stamp_s, now_s)
+        return reason
+
+    @staticmethod
+    def _age_s(entry: _Timed, now_s: float) -> float:
+        return max(now_s - entry.stamp_s, now_s - entry.received_s)
+
+    def check(self, now_s: float) -> tuple[str | None, np.ndarray | None, float | None]:
+        """(reason to brake or None, waypoints (T, 2), speed m/s)."""
+        limits = self.limits
+        if self._waypoints is None:
+            return "no waypoints yet", None, None
+        age = self._age_s(self._waypoints, now_s)
+        if age > limits.waypoint_timeout_s:
+            return f"waypoints are {age:.3f} s old (limit {limits.waypoint_timeout_s} s)", None, None
+        if self._speed is None:
+            return "no speed yet", None, None
+        age = self._age_s(self._speed, now_s)
+        if age > limits.speed_timeout_s:
+            return f"speed is {age:.3f} s old (limit {limits.speed_timeout_s} s)", None, None
+        return None, np.asarray(self._waypoints.value), float(self._speed.value)  # type: ignore[arg-type]

@@ -42,11 +42,17 @@ class FreshnessLimits:
     max_speed_age_s: float = 0.5
     max_target_age_s: float = 1.0
     require_lidar: bool = True
+    # Negative speed policy: the models learnt forward driving only. A speed in
+    # [-negative_speed_tolerance_mps, 0) (standing still, sensor noise, rolling back a little) is
+    # clamped to 0 and counted; a faster reverse speed refuses the frame with its reason.
+    negative_speed_tolerance_mps: float = 0.5
 
     def __post_init__(self) -> None:
         for name in ("max_image_age_s", "max_lidar_skew_s", "max_speed_age_s", "max_target_age_s"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"freshness limit {name}={getattr(self, name)}; expected a positive number of seconds")
+        if not self.negative_speed_tolerance_mps >= 0:
+            raise ValueError(f"negative_speed_tolerance_mps={self.negative_speed_tolerance_mps}; expected >= 0 m/s")
 
 
 @dataclass(frozen=True)
@@ -71,6 +77,7 @@ class AssemblyResult:
     frame: FrameInputs | None
     reason: str | None  # why no frame was assembled (stale / missing input), None when frame is set
     lidar_skew_s: float | None = None
+    speed_clamped: bool = False  # a small negative speed was clamped to 0 (negative speed policy)
 
 
 class FrameAssembler:
@@ -80,7 +87,7 @@ class FrameAssembler:
     """
 
     def __init__(self, limits: FreshnessLimits, lidar_history: int = 4) -> None:
-        self.limits = limits
+        self.limits = limits  # replaceable while running (a new frozen FreshnessLimits)
         self._lock = threading.Lock()
         self._lidar: deque[Stamped[np.ndarray]] = deque(maxlen=max(1, int(lidar_history)))
         self._speed: Stamped[float] | None = None
@@ -130,6 +137,15 @@ class FrameAssembler:
         reason = _age_problem("speed", now_s - speed.stamp_s, limits.max_speed_age_s)
         if reason:
             return AssemblyResult(None, reason)
+        speed_mps, speed_clamped = speed.value, False
+        if speed_mps < 0:
+            if speed_mps < -limits.negative_speed_tolerance_mps:
+                return AssemblyResult(
+                    None,
+                    f"speed {speed_mps:.2f} m/s is reversing faster than negative_speed_tolerance_mps "
+                    f"{limits.negative_speed_tolerance_mps} m/s; the model drives forward only",
+                )
+            speed_mps, speed_clamped = 0.0, True
         if target is None:
             return AssemblyResult(None, "no target point yet (route + odometry, or a target point topic)")
         reason = _age_problem("target point", now_s - target.stamp_s, limits.max_target_age_s)
@@ -153,11 +169,11 @@ class FrameAssembler:
         frame = FrameInputs(
             image_rgb=camera.image_rgb,
             lidar_points_ego=lidar_points,
-            speed_mps=speed.value,
+            speed_mps=speed_mps,
             target_point_ego=target.value,
             command=None if command is None else command.value,
         )
-        return AssemblyResult(frame, None, skew)
+        return AssemblyResult(frame, None, skew, speed_clamped)
 
 
 def _age_problem(name: str, age_s: float, limit_s: float) -> str | None:
@@ -218,12 +234,24 @@ class RateMeter:
         self._times: deque[float] = deque()
         self._lock = threading.Lock()
         self.count = 0
+        self._first_s: float | None = None
 
     def tick(self, now_s: float) -> None:
         with self._lock:
+            if self._first_s is None:
+                self._first_s = now_s
             self._times.append(now_s)
             self.count += 1
             self._trim(now_s)
+
+    def settled_rate_hz(self, now_s: float) -> float | None:
+        """The rate once the meter has watched a full window since the first event (None before:
+        a starting stream is not a slow one); events that stopped give a falling rate down to 0."""
+        with self._lock:
+            if self._first_s is None or now_s - self._first_s < self.window_s:
+                return None
+            self._trim(now_s)
+            return len(self._times) / self.window_s
 
     def rate_hz(self, now_s: float) -> float:
         with self._lock:
@@ -236,6 +264,40 @@ class RateMeter:
     def _trim(self, now_s: float) -> None:
         while self._times and now_s - self._times[0] > self.window_s:
             self._times.popleft()
+
+
+class StampGaps:
+    """Frames lost in transport, seen as gaps in the stamps of a stream with a nominal period.
+
+    Each gap longer than 1.5 nominal periods between consecutive received stamps counts
+    round(gap / period) - 1 lost frames. A stamp that goes backwards (a replay restarting, a
+    sensor clock reset) starts over without counting. Thread-safe.
+    """
+
+    def __init__(self, expected_rate_hz: float) -> None:
+        self.expected_rate_hz = float(expected_rate_hz)
+        self._lock = threading.Lock()
+        self._last_s: float | None = None
+        self.first_s: float | None = None
+        self.lost = 0
+
+    def add(self, stamp_s: float) -> int:
+        """Record a received stamp; returns the frames this gap says were lost (0 without an expected rate)."""
+        with self._lock:
+            if self.first_s is None:
+                self.first_s = stamp_s
+            previous, self._last_s = self._last_s, stamp_s
+            if previous is None or self.expected_rate_hz <= 0 or stamp_s <= previous:
+                return 0
+            period = 1.0 / self.expected_rate_hz
+            gap = stamp_s - previous
+            missing = int(round(gap / period)) - 1 if gap > 1.5 * period else 0
+            self.lost += missing
+            return missing
+
+    @property
+    def last_s(self) -> float | None:
+        return self._last_s
 
 
 class RunningStats:

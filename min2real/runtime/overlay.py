@@ -158,3 +158,34 @@ def draw_overlay(
     cv2.rectangle(tile, (0, 0), (text_w + 8, text_h + baseline + 6), (0, 0, 0), -1)  # legible on any background
     cv2.putText(tile, label, (4, text_h + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
     return tile
+
+
+# ---- the driver node's debug outputs ------------------------------------------------------------
+def debug_image(
+    image_rgb: np.ndarray, camera: CameraModel, waypoints_ego: np.ndarray, target_point_ego: np.ndarray | None
+) -> np.ndarray:
+    """A copy of the camera frame (H, W, 3 uint8) with the predicted waypoints (red) and the target
+    point (blue) projected on it: the driver's ~/output/debug_image."""
+    image = np.array(image_rgb[..., :3], dtype=np.uint8, order="C")
+    target = None if target_point_ego is None else np.asarray(target_point_ego, dtype=np.float64).reshape(1, 2)
+    draw_ground_points(
+        image,
+        camera.scaled_to(image.shape[1], image.shape[0]),
+        [(waypoints_ego, COLOR_PREDICTED), (target, COLOR_TARGET)],
+        thickness_px=2,
+        radius_px=5,
+    )
+    return image
+
+
+def marker_line_points(waypoints_ego: np.ndarray) -> np.ndarray:
+    """(T, 2) waypoints -> (T + 1, 3) points from the ego origin along the waypoints at z = 0, for
+    the driver's waypoint LINE_STRIP marker (base_link)."""
+    points = np.zeros((len(waypoints_ego) + 1, 3), dtype=np.float64)
+    points[1:, :2] = np.asarray(waypoints_ego, dtype=np.float64).reshape(-1, 2)
+    return points
+
+
+def colour_rgba(colour_rgb: tuple[int, int, int]) -> tuple[float, float, float, float]:
+    """One of the overlay colours as RViz's 0-1 RGBA (opaque), so markers match the images."""
+    return colour_rgb[0] / 255.0, colour_rgb[1] / 255.0, colour_rgb[2] / 255.0, 1.0

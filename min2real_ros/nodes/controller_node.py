@@ -1,22 +1,27 @@
-"""Controller node: waypoints (nav_msgs/Path in base_link) + speed -> vehicle command.
+"""Controller node: waypoints (nav_msgs/Path in the vehicle frame) + speed -> vehicle command.
 
-`ros2 run min2real controller_node --ros-args --params-file config/controller_node.param.yaml`
+    ros2 run min2real controller_node --ros-args --params-file config/controller_node.param.yaml \\
+        -r ~/input/waypoints:=/min2real_driver/output/waypoints -r ~/output/control:=/carla/ego_vehicle/vehicle_control_cmd
 
 Runs CARLA Garage's PID controller (runtime.controller.WaypointController, constants from
-parameters) at `control_rate_hz` on the latest waypoints and speed, and publishes one of
-(`output_type` parameter):
-  carla      carla_msgs/CarlaEgoVehicleControl on /carla/<role_name>/vehicle_control_cmd
-             (steer in [-1, 1], positive = RIGHT; needs the carla_msgs package)
+parameters) at `control_rate_hz` on the latest waypoints and speed.
+
+Inputs (relative, remapped at launch): ~/input/waypoints nav_msgs/Path (the driver's
+~/output/waypoints), ~/input/speed std_msgs/Float32 m/s (speed_source speedometer) or
+~/input/odometry nav_msgs/Odometry (speed_source odometry).
+Output ~/output/control, one of (`output_type`; min2real.runtime.vehicle_commands defines each):
+  carla      carla_msgs/CarlaEgoVehicleControl (steer in [-1, 1], positive = RIGHT; needs carla_msgs)
   ackermann  ackermann_msgs/AckermannDrive (unstamped, as carla_ackermann_control subscribes it:
              steering_angle = wheel angle rad, positive = LEFT; speed = target speed m/s)
   twist      geometry_msgs/Twist as carla_twist_to_control reads it (linear.x = 10 x throttle,
              angular.z = wheel angle rad, positive = LEFT; all-zero = full brake)
-(min2real.runtime.vehicle_commands defines each encoding.)
 A selected type whose package is not installed is a clear error at start.
 
-Watchdog: when the newest waypoints are older than `waypoint_timeout_s` (by their stamp, which
-is the camera stamp, so pipeline latency counts) or the speed is older than `speed_timeout_s`,
-the node commands a full brake (zero speed for ackermann/twist) and resets the PID windows.
+Watchdog (runtime.controller.Watchdog): a Path stamped more than `future_stamp_tolerance_s` ahead
+of the node clock is refused; the node brakes fully (and resets the PID windows) when the newest
+waypoints are older than `waypoint_timeout_s` by their stamp (the camera stamp, so pipeline
+latency counts) or by their receipt time, whatever their stamps say, or when the speed is older
+than `speed_timeout_s`.
 """
 
 from __future__ import annotations
@@ -25,13 +30,12 @@ import math
 import threading
 from typing import Any
 
-import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from nav_msgs.msg import Odometry, Path
-from rcl_interfaces.msg import ParameterDescriptor
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import qos_profile_sensor_data
 from std_msgs.msg import Float32
 
 from min2real.runtime.controller import (
@@ -39,46 +43,68 @@ from min2real.runtime.controller import (
     ControllerConfig,
     ControlStep,
     PIDGains,
+    Watchdog,
+    WatchdogLimits,
     WaypointController,
 )
 from min2real.runtime.types import VehicleControl
 from min2real.runtime.vehicle_commands import ackermann_from_control, carla_control_fields, twist_from_control
+from min2real_ros import qos
 from min2real_ros.conversions import MessageError, odometry_speed_mps, path_to_xy, stamp_to_seconds
+from min2real_ros.parameters import ParameterSpec as P
+from min2real_ros.parameters import declare, refusal
 
 NODE_NAME = "min2real_controller"
-
-PARAMETERS: dict[str, tuple[Any, str]] = {
-    "waypoints_topic": ("/min2real_driver/waypoints", "nav_msgs/Path in base_link from the driver node"),
-    "waypoints_frame_id": ("base_link", "frame the waypoints must be in (a Path in another frame is rejected)"),
-    "speed_source": ("speedometer", "speedometer (std_msgs/Float32) | odometry (twist.linear.x)"),
-    "speed_topic": ("/carla/ego_vehicle/speedometer", "std_msgs/Float32 m/s"),
-    "odometry_topic": ("/carla/ego_vehicle/odometry", "nav_msgs/Odometry"),
-    "output_type": ("carla", "carla | ackermann | twist"),
-    "role_name": ("ego_vehicle", "CARLA role: output on /carla/<role_name>/vehicle_control_cmd"),
-    "output_topic": ("", "override the output topic (empty: the type's default)"),
-    "control_rate_hz": (20.0, "control loop rate (CARLA Garage runs at 20 Hz)"),
-    "waypoint_timeout_s": (0.5, "watchdog: full brake when the waypoints are older than this"),
-    "speed_timeout_s": (0.5, "watchdog: full brake when the speed is older than this"),
-    "waypoint_dt_s": (0.5, "spacing of the waypoints in seconds (the model contract's waypoint_dt_s)"),
-    "turn_kp": (1.25, "turn PID (Garage)"),
-    "turn_ki": (0.75, ""),
-    "turn_kd": (0.3, ""),
-    "turn_window": (20, ""),
-    "speed_kp": (5.0, "speed PID (Garage)"),
-    "speed_ki": (0.5, ""),
-    "speed_kd": (1.0, ""),
-    "speed_window": (20, ""),
-    "aim_distance_fast_m": (3.0, "aim distance at desired speed >= aim_distance_threshold_mps"),
-    "aim_distance_slow_m": (2.25, "aim distance below it"),
-    "aim_distance_threshold_mps": (5.5, ""),
-    "brake_speed_mps": (0.4, "brake when the desired speed is below this"),
-    "brake_ratio": (1.1, "brake when speed > brake_ratio * desired speed"),
-    "clip_delta_mps": (0.25, "speed error clip"),
-    "clip_throttle": (0.75, "throttle clip"),
-    "max_steering_angle_deg": (70.0, "ackermann/twist: wheel angle at |steer| = 1 (CARLA default vehicles: 70)"),
-}
-
 OUTPUT_TYPES = ("carla", "ackermann", "twist")
+GAIN_RANGE = {"low": 0.0, "high": 100.0}
+WINDOW_RANGE = {"low": 1, "high": 1000}
+
+PARAMETERS: dict[str, P] = {
+    "waypoints_frame_id": P(
+        "base_link", "frame the waypoints must be in (a Path in another frame is refused)", read_only=True
+    ),
+    "speed_source": P(
+        "speedometer",
+        "speedometer (~/input/speed std_msgs/Float32) | odometry (~/input/odometry twist.linear.x)",
+        choices=("speedometer", "odometry"),
+        read_only=True,
+    ),
+    "output_type": P(
+        "carla",
+        "~/output/control type: carla | ackermann | twist (runtime.vehicle_commands)",
+        choices=OUTPUT_TYPES,
+        read_only=True,
+    ),
+    "control_rate_hz": P(20.0, "control loop rate (CARLA Garage runs at 20 Hz)", low=0.1, high=1000.0, read_only=True),
+    "waypoint_timeout_s": P(
+        0.5, "watchdog: full brake when the waypoints are older than this (stamp or receipt)", low=1e-3, high=60.0
+    ),
+    "speed_timeout_s": P(0.5, "watchdog: full brake when the speed is older than this", low=1e-3, high=60.0),
+    "future_stamp_tolerance_s": P(
+        0.1, "watchdog: refuse a Path (or odometry) stamped further ahead of the node clock", low=0.0, high=60.0
+    ),
+    "waypoint_dt_s": P(
+        0.5, "spacing of the waypoints in seconds (the model contract's waypoint_dt_s)", low=0.01, high=10.0
+    ),
+    "turn_kp": P(1.25, "turn PID (Garage)", **GAIN_RANGE),
+    "turn_ki": P(0.75, "", **GAIN_RANGE),
+    "turn_kd": P(0.3, "", **GAIN_RANGE),
+    "turn_window": P(20, "", **WINDOW_RANGE),
+    "speed_kp": P(5.0, "speed PID (Garage)", **GAIN_RANGE),
+    "speed_ki": P(0.5, "", **GAIN_RANGE),
+    "speed_kd": P(1.0, "", **GAIN_RANGE),
+    "speed_window": P(20, "", **WINDOW_RANGE),
+    "aim_distance_fast_m": P(3.0, "aim distance at desired speed >= aim_distance_threshold_mps", low=0.1, high=100.0),
+    "aim_distance_slow_m": P(2.25, "aim distance below it", low=0.1, high=100.0),
+    "aim_distance_threshold_mps": P(5.5, "", low=0.0, high=100.0),
+    "brake_speed_mps": P(0.4, "brake when the desired speed is below this", low=0.0, high=100.0),
+    "brake_ratio": P(1.1, "brake when speed > brake_ratio * desired speed", low=1.0, high=10.0),
+    "clip_delta_mps": P(0.25, "speed error clip", low=0.0, high=100.0),
+    "clip_throttle": P(0.75, "throttle clip", low=0.0, high=1.0),
+    "max_steering_angle_deg": P(
+        70.0, "ackermann/twist: wheel angle at |steer| = 1 (CARLA default vehicles: 70)", low=1.0, high=90.0
+    ),
+}
 
 
 def controller_config_from_parameters(get: Any) -> ControllerConfig:
@@ -99,6 +125,20 @@ def controller_config_from_parameters(get: Any) -> ControllerConfig:
     )
 
 
+def watchdog_limits_from_parameters(get: Any) -> WatchdogLimits:
+    return WatchdogLimits(
+        float(get("waypoint_timeout_s")), float(get("speed_timeout_s")), float(get("future_stamp_tolerance_s"))
+    )
+
+
+CARLA_MSGS_HINT = (
+    "carla_msgs is not in the Humble/Jazzy distributions (no ros-<distro>-carla-msgs package): build it "
+    "from source in your workspace (git clone https://github.com/carla-simulator/ros-carla-msgs into src/, "
+    "colcon build --packages-select carla_msgs) or run the CARLA ROS bridge container that ships it "
+    "(docs/deployment.md, 'CARLA ROS bridge on Humble/Jazzy'), source it"
+)
+
+
 def import_output_type(output_type: str) -> Any:
     """The ROS message class for `output_type`, or a clear error naming the missing package."""
     if output_type == "carla":
@@ -107,8 +147,7 @@ def import_output_type(output_type: str) -> Any:
         except ImportError as error:
             raise RuntimeError(
                 "output_type 'carla' needs the ROS package carla_msgs (CarlaEgoVehicleControl), which is not "
-                "installed: build carla-simulator/ros-bridge (or install ros-<distro>-carla-msgs) and source it, "
-                "or set output_type to 'ackermann' or 'twist'"
+                f"importable. {CARLA_MSGS_HINT}; or set output_type to 'ackermann' or 'twist'"
             ) from error
         return CarlaEgoVehicleControl
     if output_type == "ackermann":
@@ -128,59 +167,67 @@ def import_output_type(output_type: str) -> Any:
 
 
 class ControllerNode(Node):
-    """Waypoints + speed -> PID -> vehicle command, with a stale-input watchdog."""
+    """Waypoints + speed -> PID -> vehicle command, with a stale- and future-input watchdog."""
 
     def __init__(self, node_name: str = NODE_NAME, **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
-        for name, (default, description) in PARAMETERS.items():
-            self.declare_parameter(name, default, ParameterDescriptor(description=description))
-        get = lambda name: self.get_parameter(name).value  # noqa: E731
+        declare(self, PARAMETERS)
+        self._values = {name: self.get_parameter(name).value for name in PARAMETERS}
+        get = self._values.__getitem__
         self.controller = WaypointController(controller_config_from_parameters(get))
+        self.watchdog = Watchdog(watchdog_limits_from_parameters(get))
         self.output_type = str(get("output_type"))
         self._message_type = import_output_type(self.output_type)
-        default_topic = {
-            "carla": f"/carla/{get('role_name')}/vehicle_control_cmd",
-            "ackermann": f"/carla/{get('role_name')}/ackermann_cmd",
-            "twist": f"/carla/{get('role_name')}/twist",
-        }[self.output_type]
-        self.output_topic = str(get("output_topic")) or default_topic
         self._max_steer_rad = math.radians(float(get("max_steering_angle_deg")))
-        self._waypoint_timeout_s = float(get("waypoint_timeout_s"))
-        self._speed_timeout_s = float(get("speed_timeout_s"))
         self._waypoints_frame_id = str(get("waypoints_frame_id")).strip("/")
         self._lock = threading.Lock()
-        self._waypoints: tuple[np.ndarray, float] | None = None  # (T, 2) base_link, stamp seconds
-        self._speed: tuple[float, float] | None = None  # m/s, stamp seconds
         self.last_control: VehicleControl = FULL_BRAKE
         self.last_step: ControlStep | None = None
         self.watchdog_reason: str | None = "no waypoints yet"
         self.malformed = 0
+        self.refused_future = 0
+        self.last_refusal: str | None = None
+        self.add_on_set_parameters_callback(self._on_set_parameters)
 
-        path_qos = QoSProfile(
-            depth=1,
-            history=HistoryPolicy.KEEP_LAST,
-            reliability=ReliabilityPolicy.RELIABLE,
-            durability=DurabilityPolicy.VOLATILE,
-        )
-        self.create_subscription(Path, str(get("waypoints_topic")), self._on_waypoints, path_qos)
-        speed_source = str(get("speed_source"))
-        if speed_source == "speedometer":
-            self.create_subscription(Float32, str(get("speed_topic")), self._on_speed, qos_profile_sensor_data)
-        elif speed_source == "odometry":
-            self.create_subscription(Odometry, str(get("odometry_topic")), self._on_odometry, qos_profile_sensor_data)
+        self.create_subscription(Path, "~/input/waypoints", self._on_waypoints, qos.reliable_qos(1))
+        if str(get("speed_source")) == "speedometer":
+            self.create_subscription(Float32, "~/input/speed", self._on_speed, qos_profile_sensor_data)
         else:
-            raise ValueError(f"parameter speed_source={speed_source!r}; expected 'speedometer' or 'odometry'")
-        self._publisher = self.create_publisher(self._message_type, self.output_topic, 1)
+            self.create_subscription(Odometry, "~/input/odometry", self._on_odometry, qos_profile_sensor_data)
+        self._publisher = self.create_publisher(self._message_type, "~/output/control", 1)
+        self.output_topic = self._publisher.topic_name
         self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        rate_hz = float(get("control_rate_hz"))
-        if rate_hz <= 0:
-            raise ValueError(f"parameter control_rate_hz={rate_hz}; expected > 0")
-        self.create_timer(1.0 / rate_hz, self._control_cycle)
+        self.create_timer(1.0 / float(get("control_rate_hz")), self._control_cycle)
         self.create_timer(1.0, self._publish_diagnostics)
         self.get_logger().info(f"publishing {self._message_type.__name__} on {self.output_topic}")
 
+    def _on_set_parameters(self, parameters: list) -> SetParametersResult:
+        reason = refusal(PARAMETERS, parameters)
+        values = dict(self._values)
+        values.update({p.name: p.value for p in parameters if p.name in PARAMETERS})
+        if reason is None:
+            try:
+                config = controller_config_from_parameters(values.__getitem__)
+                limits = watchdog_limits_from_parameters(values.__getitem__)
+            except ValueError as error:
+                reason = str(error)
+        if reason is not None:
+            self.get_logger().warning(f"parameter change refused: {reason}")
+            return SetParametersResult(successful=False, reason=reason)
+        with self._lock:
+            self._values = values
+            if config != self.controller.config:
+                self.controller = WaypointController(config)  # new gains start with empty PID windows
+            self.watchdog.limits = limits
+            self._max_steer_rad = math.radians(float(values["max_steering_angle_deg"]))
+        return SetParametersResult(successful=True)
+
     def _now_s(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
+
+    def _refuse(self, what: str, reason: str) -> None:
+        self.last_refusal = reason
+        self.get_logger().warning(f"refused {what}: {reason}", throttle_duration_sec=2.0)
 
     def _on_waypoints(self, msg: Path) -> None:
         try:
@@ -194,15 +241,21 @@ class ControllerNode(Node):
             waypoints = path_to_xy(msg, name="waypoints")
         except MessageError as error:
             self.malformed += 1
-            self.get_logger().warning(f"rejected waypoints: {error}", throttle_duration_sec=2.0)
+            self._refuse("waypoints", str(error))
             return
         with self._lock:
-            self._waypoints = (waypoints, stamp_to_seconds(msg.header.stamp))
+            reason = self.watchdog.offer_waypoints(waypoints, stamp_to_seconds(msg.header.stamp), self._now_s())
+        if reason is not None:
+            self.refused_future += 1
+            self._refuse("waypoints", reason)
 
     def _on_speed(self, msg: Float32) -> None:
-        if math.isfinite(msg.data):
-            with self._lock:
-                self._speed = (float(msg.data), self._now_s())
+        if not math.isfinite(msg.data):
+            self.malformed += 1
+            return
+        now_s = self._now_s()  # std_msgs/Float32 has no stamp: its age is the receipt time
+        with self._lock:
+            self.watchdog.offer_speed(float(msg.data), now_s, now_s)
 
     def _on_odometry(self, msg: Odometry) -> None:
         try:
@@ -211,37 +264,25 @@ class ControllerNode(Node):
             self.malformed += 1
             return
         with self._lock:
-            self._speed = (speed, stamp_to_seconds(msg.header.stamp))
-
-    def _watchdog(self, now_s: float) -> str | None:
-        if self._waypoints is None:
-            return "no waypoints yet"
-        age = now_s - self._waypoints[1]
-        if age > self._waypoint_timeout_s:
-            return f"waypoints are {age:.3f} s old (limit {self._waypoint_timeout_s} s)"
-        if self._speed is None:
-            return "no speed yet"
-        age = now_s - self._speed[1]
-        if age > self._speed_timeout_s:
-            return f"speed is {age:.3f} s old (limit {self._speed_timeout_s} s)"
-        return None
+            reason = self.watchdog.offer_speed(speed, stamp_to_seconds(msg.header.stamp), self._now_s())
+        if reason is not None:
+            self._refuse("odometry", reason)
 
     def _control_cycle(self) -> None:
         now_s = self._now_s()
         with self._lock:
-            reason = self._watchdog(now_s)
-            waypoints = None if self._waypoints is None else self._waypoints[0]
-            speed = None if self._speed is None else self._speed[0]
+            reason, waypoints, speed = self.watchdog.check(now_s)
+            controller = self.controller
         step: ControlStep | None = None
         if reason is None:
             try:
-                step = self.controller.compute(waypoints, speed)
+                step = controller.compute(waypoints, speed)
             except ValueError as error:
                 reason = f"controller refused the input: {error}"
-        if reason is not None:
+        if reason is not None or step is None:
             if self.watchdog_reason is None:
                 self.get_logger().warning(f"full brake: {reason}", throttle_duration_sec=2.0)
-            self.controller.reset()
+            controller.reset()
             self.last_step = None
             self.last_control = FULL_BRAKE
         else:
@@ -281,6 +322,8 @@ class ControllerNode(Node):
                 "desired_speed_mps": "n/a" if self.last_step is None else f"{self.last_step.desired_speed_mps:.2f}",
                 "output_topic": self.output_topic,
                 "malformed_waypoints": self.malformed,
+                "refused_future_stamps": self.refused_future,
+                "last_refusal": self.last_refusal or "",
             }.items()
         ]
         array = DiagnosticArray()
@@ -290,7 +333,7 @@ class ControllerNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    from rclpy.executors import ExternalShutdownException
+    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 
     rclpy.init(args=args)
     try:
@@ -300,7 +343,9 @@ def main(args: list[str] | None = None) -> int:
         rclpy.try_shutdown()
         return 1
     try:
-        rclpy.spin(node)
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:

@@ -1,36 +1,41 @@
 """Driver node: camera + LiDAR + speed + route -> waypoints (nav_msgs/Path) and a steering class.
 
-`ros2 run min2real driver_node --ros-args --params-file config/driver_node.param.yaml`
+    ros2 run min2real driver_node --ros-args --params-file config/driver_node.param.yaml \\
+        -r ~/input/camera:=/carla/ego_vehicle/rgb_front/image ...
 
 A managed (lifecycle) node: `configure` loads the model (a model that cannot load fails the
-transition with a clear error), `activate` starts the inference worker. With the `autostart`
-parameter (default true) `main` runs both transitions itself, so `ros2 run` just works; a vehicle
-stack that wants a managed start sets autostart false and drives the transitions
-(`ros2 lifecycle set /min2real_driver configure`, then `activate`).
+transition with a clear error), `activate` starts the inference worker. With `autostart` (default
+true) `main` runs both transitions itself; a vehicle stack that manages it sets autostart false
+(launch_ros.actions.LifecycleNode, `ros2 lifecycle set /min2real_driver configure`, `activate`).
 
-Subscribed (names are parameters, defaults match the CARLA ROS bridge with role ego_vehicle):
-  camera      sensor_msgs/Image (rgb8, bgr8, bgra8, rgba8, mono8) or sensor_msgs/CompressedImage
-  lidar       sensor_msgs/PointCloud2 with float32 x, y, z (LiDAR frame; the LiDAR -> base_link
-              transform comes from the lidar_mount_* parameters: tf2 is not used, users with a
-              URDF copy the static transform into them)
-  speed       std_msgs/Float32 (speedometer, m/s) or the twist of nav_msgs/Odometry
-  route       nav_msgs/Path in the map frame (transient local, as carla_waypoint_publisher
-              sends it) + nav_msgs/Odometry -> target point (runtime.route.RoutePlanner), or a
-              target point directly as geometry_msgs/PointStamped in base_link
-  command     optional std_msgs/Int8 driving command (contract.COMMANDS index)
-Published (relative to the node, all stamped with the camera image's stamp):
-  ~/waypoints            nav_msgs/Path in base_link (REP 103: x forward, y left), contract.num_waypoints poses
-  ~/steer_class          std_msgs/Int8: 0 straight, 1 left, 2 right (contract.STEER_CLASSES)
-  ~/processing_time_ms   std_msgs/Float64: frame taken by the worker -> outputs published
-  ~/pipeline_latency_ms  std_msgs/Float64: now - camera stamp when the outputs are published
-  ~/debug_image          sensor_msgs/Image rgb8 with the waypoints drawn (debug_image parameter)
-  ~/markers              visualization_msgs/MarkerArray (debug_markers parameter)
-  /diagnostics           diagnostic_msgs/DiagnosticArray at 1 Hz
+Inputs (relative names, remapped at launch; launch/*.launch.py map them to the CARLA bridge):
+  ~/input/camera       sensor_msgs/Image (rgb8, bgr8, bgra8, rgba8, mono8) or CompressedImage
+                       (camera_compressed); QoS camera_qos (reliable keep-last 1 by default)
+  ~/input/camera_info  sensor_msgs/CameraInfo for the debug projection (use_camera_info)
+  ~/input/lidar        sensor_msgs/PointCloud2, float32 x, y, z in the LiDAR frame (use_lidar);
+                       LiDAR -> vehicle frame from tf2 (mount_source tf/auto) or lidar_mount_*
+  ~/input/speed        std_msgs/Float32 m/s (speed_source speedometer)
+  ~/input/odometry     nav_msgs/Odometry (speed_source odometry; pose for the route planner)
+  ~/input/route        nav_msgs/Path in the map frame (target_source route; transient local)
+  ~/input/target_point geometry_msgs/PointStamped in the output frame (target_source target_point)
+  ~/input/command      std_msgs/Int8 contract.COMMANDS index (use_command)
+Outputs (all stamped with the camera image's stamp, frame output_frame_id):
+  ~/output/waypoints            nav_msgs/Path, contract.num_waypoints poses (REP 103: x forward, y left)
+  ~/output/steer_probabilities  geometry_msgs/Vector3Stamped (x straight, y left, z right): the
+                                steering class with the Path's stamp, to pair by stamp
+  ~/output/steer_class          std_msgs/Int8 argmax of the same (0 straight, 1 left, 2 right),
+                                published right after the Path and the probabilities of its frame
+  ~/output/processing_time_ms   std_msgs/Float64: frame taken by the worker -> outputs published
+  ~/output/pipeline_latency_ms  std_msgs/Float64: now - camera stamp when the outputs are published
+  ~/output/debug_image, ~/output/markers   (debug_image, debug_markers)
+  /diagnostics                  diagnostic_msgs/DiagnosticArray every diagnostics_period_s
+                                (min2real.runtime.health: the ladder and its values)
 
 Only the latest camera frame is processed: callbacks convert messages (numpy views) and hand the
 newest frame to a worker thread; frames replaced before the worker took them are counted as
-dropped. Inference never runs on the executor thread that serves subscriptions and /clock.
-Nothing is published from stale or missing inputs, and nothing non-finite is ever published.
+dropped, gaps in the camera stamps as lost in transport. Inference never runs on the executor
+thread that serves subscriptions and /clock. Nothing is published from stale, missing or
+malformed inputs, and nothing non-finite is ever published.
 """
 
 from __future__ import annotations
@@ -44,16 +49,16 @@ from typing import Any
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from geometry_msgs.msg import Point, PointStamped, PoseStamped
+from geometry_msgs.msg import PointStamped, Vector3Stamped
 from nav_msgs.msg import Odometry, Path
-from rcl_interfaces.msg import ParameterDescriptor
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_msgs.msg import Float32, Float64, Int8
-from visualization_msgs.msg import Marker, MarkerArray
+from visualization_msgs.msg import MarkerArray
 
 from min2real.contract import COMMANDS, STEER_CLASSES, ContractError
+from min2real.runtime import health
 from min2real.runtime.frame_assembly import (
     CameraFrame,
     FrameAssembler,
@@ -61,9 +66,12 @@ from min2real.runtime.frame_assembly import (
     LatestSlot,
     RateMeter,
     RunningStats,
+    StampGaps,
 )
-from min2real.runtime.overlay import COLOR_PREDICTED, COLOR_TARGET, CameraModel, draw_ground_points
+from min2real.runtime.mounts import Mount, MountError
+from min2real.runtime.overlay import CameraModel, debug_image
 from min2real.runtime.route import RoutePlanner
+from min2real_ros import outputs, qos
 from min2real_ros.conversions import (
     MessageError,
     compressed_image_to_rgb,
@@ -72,59 +80,15 @@ from min2real_ros.conversions import (
     odometry_to_pose2d,
     path_to_xy,
     pointcloud2_to_xyz,
-    ros_uint8_array,
     stamp_to_seconds,
-    transform_points_xyz_yaw,
 )
+from min2real_ros.nodes.driver_parameters import EXPECTED_RATES, PARAMETERS, cross_check
+from min2real_ros.parameters import declare, refusal
+from min2real_ros.tf_mounts import TfMounts, tf2_available
 
 NODE_NAME = "min2real_driver"
-
-# name -> (default, description); the YAML in config/driver_node.param.yaml documents the same.
-PARAMETERS: dict[str, tuple[Any, str]] = {
-    "model_path": ("", "exported model (.onnx, or .engine/.plan with its .json sidecar)"),
-    "backend": ("auto", "auto | tensorrt | onnxruntime-cuda | onnxruntime-cpu | torch"),
-    "domain": ("sim", "sim (graph with the V2R adapter, simulator images) | real; must match the artifact"),
-    "autostart": (True, "configure + activate at start (false: wait for lifecycle transitions)"),
-    "output_frame_id": ("base_link", "frame of the published Path and markers"),
-    "camera_topic": ("/carla/ego_vehicle/rgb_front/image", "camera topic"),
-    "camera_compressed": (False, "subscribe sensor_msgs/CompressedImage (JPEG/PNG) instead of Image"),
-    "lidar_topic": ("/carla/ego_vehicle/lidar", "PointCloud2 topic; empty or none = no LiDAR (all-zero BEV)"),
-    "lidar_mount_x": (0.0, "LiDAR position in base_link, metres (CARLA Garage mount: 0, 0, 2.5)"),
-    "lidar_mount_y": (0.0, "metres"),
-    "lidar_mount_z": (2.5, "metres"),
-    "lidar_mount_yaw_deg": (0.0, "LiDAR heading in base_link, degrees counter-clockwise"),
-    "speed_source": ("speedometer", "speedometer (std_msgs/Float32) | odometry (twist.linear.x)"),
-    "speed_topic": ("/carla/ego_vehicle/speedometer", "std_msgs/Float32 speed in m/s"),
-    "odometry_topic": ("/carla/ego_vehicle/odometry", "nav_msgs/Odometry (pose in the route's frame)"),
-    "target_source": ("route", "route (nav_msgs/Path + odometry) | target_point (geometry_msgs/PointStamped)"),
-    "route_topic": ("/carla/ego_vehicle/waypoints", "nav_msgs/Path, transient local"),
-    "route_durability": (
-        "transient_local",
-        "route subscription durability: transient_local (latched, as "
-        "carla_waypoint_publisher) | volatile (a route publisher that is not latched)",
-    ),
-    "target_point_topic": ("~/target_point", "geometry_msgs/PointStamped in base_link"),
-    "command_topic": ("", "std_msgs/Int8 driving command; empty or none = unknown command"),
-    "route_min_distance_m": (7.5, "route planner: pop route points within this distance (Garage)"),
-    "route_max_distance_m": (50.0, "route planner: look at most this far along the route (Garage)"),
-    "max_image_age_s": (0.25, "camera frames older than this are not processed"),
-    "max_lidar_skew_s": (0.15, "nearest LiDAR sweep must be within this of the camera stamp"),
-    "max_speed_age_s": (0.5, "speed must be at least this recent"),
-    "max_target_age_s": (1.0, "target point (odometry / target topic) must be at least this recent"),
-    "require_lidar": (True, "refuse frames without a matching LiDAR sweep (false: all-zero BEV)"),
-    "sensor_qos_depth": (5, "keep-last depth of the best-effort sensor subscriptions"),
-    "diagnostics_period_s": (1.0, "diagnostics publishing period"),
-    "processing_time_warn_ms": (100.0, "processing time above this is a WARN"),
-    "processing_time_error_count": (5, "this many consecutive slow frames is an ERROR"),
-    "debug_image": (False, "publish ~/debug_image with the waypoints drawn on the camera frame"),
-    "debug_markers": (False, "publish ~/markers (waypoints and target point)"),
-    "camera_info_topic": ("", "sensor_msgs/CameraInfo for the debug projection; empty = camera_* parameters"),
-    "camera_fov_deg": (110.0, "debug projection: horizontal field of view (CARLA camera model)"),
-    "camera_mount_x": (-1.5, "debug projection: camera position in base_link, metres"),
-    "camera_mount_y": (0.0, "metres"),
-    "camera_mount_z": (2.0, "metres"),
-    "camera_pitch_deg": (0.0, "debug projection: positive looks down"),
-}
+INPUTS = ("camera", "lidar", "speed", "target")
+MALFORMED_SOURCES = ("camera", "lidar", "speed", "odometry", "route", "target", "command")
 
 PolicyFactory = Callable[[str, str, str], Any]
 
@@ -136,54 +100,35 @@ def load_runtime_policy(model_path: str, domain: str, backend: str) -> Any:
     return load_policy(model_path, domain=domain, backend=backend)
 
 
-def _sensor_qos(depth: int) -> QoSProfile:
-    return QoSProfile(
-        depth=max(1, int(depth)),
-        history=HistoryPolicy.KEEP_LAST,
-        reliability=ReliabilityPolicy.BEST_EFFORT,
-        durability=DurabilityPolicy.VOLATILE,
+def freshness_limits(values: dict) -> FreshnessLimits:
+    return FreshnessLimits(
+        max_image_age_s=float(values["max_image_age_s"]),
+        max_lidar_skew_s=float(values["max_lidar_skew_s"]),
+        max_speed_age_s=float(values["max_speed_age_s"]),
+        max_target_age_s=float(values["max_target_age_s"]),
+        require_lidar=bool(values["require_lidar"]) and bool(values["use_lidar"]),
+        negative_speed_tolerance_mps=float(values["negative_speed_tolerance_mps"]),
     )
 
 
-ROUTE_DURABILITIES = {"transient_local": DurabilityPolicy.TRANSIENT_LOCAL, "volatile": DurabilityPolicy.VOLATILE}
-
-
-def _route_qos(durability: str) -> QoSProfile:
-    if durability not in ROUTE_DURABILITIES:
-        raise ValueError(f"parameter route_durability={durability!r}; expected one of {tuple(ROUTE_DURABILITIES)}")
-    return QoSProfile(
-        depth=1,
-        history=HistoryPolicy.KEEP_LAST,
-        reliability=ReliabilityPolicy.RELIABLE,
-        durability=ROUTE_DURABILITIES[durability],
+def health_thresholds(values: dict) -> health.HealthThresholds:
+    return health.HealthThresholds(
+        processing_time_warn_ms=float(values["processing_time_warn_ms"]),
+        processing_time_error_count=int(values["processing_time_error_count"]),
+        rate_warn_ratio=float(values["rate_warn_ratio"]),
+        rate_error_ratio=float(values["rate_error_ratio"]),
     )
 
 
-def _subscription_event_callbacks(on_incompatible_qos: Callable[[Any], None]) -> Any:
-    """SubscriptionEventCallbacks reporting incompatible QoS (rclpy.event_handler on Iron/Jazzy,
-    rclpy.qos_event on Humble)."""
-    try:
-        from rclpy.event_handler import SubscriptionEventCallbacks
-    except ImportError:  # Humble
-        from rclpy.qos_event import SubscriptionEventCallbacks
-    return SubscriptionEventCallbacks(incompatible_qos=on_incompatible_qos)
-
-
-def _policy_name(kind: Any) -> str:
-    from rclpy.qos import QoSPolicyKind
-
-    try:
-        return QoSPolicyKind(int(kind)).name.lower()
-    except ValueError:
-        return f"policy {kind}"
-
-
-OUTPUT_QOS = QoSProfile(
-    depth=1,
-    history=HistoryPolicy.KEEP_LAST,
-    reliability=ReliabilityPolicy.RELIABLE,
-    durability=DurabilityPolicy.VOLATILE,
-)
+def lidar_mount_from_parameters(values: dict) -> Mount:
+    return Mount.from_xyz_rpy(
+        float(values["lidar_mount_x"]),
+        float(values["lidar_mount_y"]),
+        float(values["lidar_mount_z"]),
+        math.radians(float(values["lidar_mount_roll_deg"])),
+        math.radians(float(values["lidar_mount_pitch_deg"])),
+        math.radians(float(values["lidar_mount_yaw_deg"])),
+    )
 
 
 class DriverNode(LifecycleNode):
@@ -193,9 +138,11 @@ class DriverNode(LifecycleNode):
     def __init__(self, policy_factory: PolicyFactory | None = None, node_name: str = NODE_NAME, **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
         self._policy_factory = policy_factory or load_runtime_policy
-        for name, (default, description) in PARAMETERS.items():
-            self.declare_parameter(name, default, ParameterDescriptor(description=description))
+        declare(self, PARAMETERS)
+        self._values = {name: self.get_parameter(name).value for name in PARAMETERS}
+        self.add_on_set_parameters_callback(self._on_set_parameters)
         self.policy: Any = None
+        self.contract: Any = None
         self.configure_error: str | None = None
         self._processing = False
         self._worker: threading.Thread | None = None
@@ -205,38 +152,87 @@ class DriverNode(LifecycleNode):
         self._outputs: dict[str, Any] = {}
         self._owned_timers: list = []
         self._stats_lock = threading.Lock()
+        self._tf: TfMounts | None = None
+        self.mount_source = "parameters"
+        self.assembler = FrameAssembler(freshness_limits(self._values))
+        self.route_planner = RoutePlanner(
+            float(self._values["route_min_distance_m"]), float(self._values["route_max_distance_m"])
+        )
         self._reset_counters()
 
     # ---- parameters ---------------------------------------------------------------------------
     def _p(self, name: str) -> Any:
-        return self.get_parameter(name).value
+        return self._values[name]
 
-    def _topic(self, name: str) -> str:
-        """A topic parameter; "" or "none" disables the input (launch files cannot pass empty strings reliably)."""
-        value = str(self._p(name)).strip()
-        return "" if value.lower() in ("", "none") else value
+    def _on_set_parameters(self, parameters: list) -> SetParametersResult:
+        """Apply a change to a live parameter or refuse it with the reason (read-only ones are
+        refused by rclpy itself, ranges too; this checks allowed values and cross-rules)."""
+        reason = refusal(PARAMETERS, parameters)
+        values = dict(self._values)
+        values.update({p.name: p.value for p in parameters if p.name in PARAMETERS})
+        if reason is None:
+            reason = cross_check(values)
+        if reason is None:
+            try:
+                limits = freshness_limits(values)
+                thresholds = health_thresholds(values)
+                lidar_mount = lidar_mount_from_parameters(values)
+            except (ValueError, MountError) as error:
+                reason = str(error)
+        if reason is not None:
+            self.get_logger().warning(f"parameter change refused: {reason}")
+            return SetParametersResult(successful=False, reason=reason)
+        self._values = values
+        self.assembler.limits = limits
+        self._thresholds = thresholds
+        if self.mount_source == "parameters":
+            self._lidar_mount = lidar_mount
+        self.route_planner.min_distance_m = float(values["route_min_distance_m"])
+        self.route_planner.max_distance_m = float(values["route_max_distance_m"])
+        for name, parameter_name in EXPECTED_RATES.items():
+            self._gaps[name].expected_rate_hz = float(values[parameter_name]) if name == "camera" else 0.0
+        return SetParametersResult(successful=True)
 
     def _now_s(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
 
     def _reset_counters(self) -> None:
-        self.rates = {name: RateMeter() for name in ("camera", "lidar", "speed", "target", "published")}
-        self.malformed: dict[str, int] = {
-            name: 0 for name in ("camera", "lidar", "speed", "odometry", "route", "target", "command")
+        self.rates = {name: RateMeter() for name in (*INPUTS, "published")}
+        camera_rate = float(self._values["expected_camera_rate_hz"])
+        self._gaps = {
+            "camera": StampGaps(camera_rate),
+            "lidar": StampGaps(0.0),
+            "speed": StampGaps(0.0),
+            "target": StampGaps(0.0),
         }
+        self.malformed: dict[str, int] = {name: 0 for name in MALFORMED_SOURCES}
+        self.received = 0  # valid camera frames handed to the worker
         self.rejected = 0
         self.published = 0
         self.inference_errors = 0
+        self.speed_clamped = 0
         self.last_reject_reason: str | None = None
         self.last_error: str | None = None
         self.last_malformed: str | None = None
-        self._period = {"rejected": 0, "published": 0, "malformed": 0, "errors": 0, "dropped": 0, "camera": 0}
+        self._period = {key: 0 for key in ("camera", "published", "refused", "malformed", "errors", "lost", "clamped")}
+        self._dropped_reported = 0
         self._slow_streak = 0
-        self.qos_incompatible: dict[str, str] = {}  # input -> what the publisher offers that we cannot match
+        self.qos_incompatible: dict[str, str] = {}  # topic -> what the publisher offers that we cannot match
         self.inference_ms = RunningStats()
         self.preprocess_ms = RunningStats()
         self.processing_ms = RunningStats()
         self._last_camera_stamp_s: float | None = None
+        self._thresholds = health_thresholds(self._values)
+
+    @property
+    def frames_lost(self) -> int:
+        """Camera frames missing between received stamps (at the expected camera rate)."""
+        return int(self._gaps["camera"].lost)
+
+    @property
+    def frames_dropped(self) -> int:
+        """Camera frames replaced in the latest-only slot before the worker took them."""
+        return int(self._slot.dropped)
 
     # ---- lifecycle ----------------------------------------------------------------------------
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -253,8 +249,6 @@ class DriverNode(LifecycleNode):
 
     def _configure(self) -> None:
         domain, backend, model_path = str(self._p("domain")), str(self._p("backend")), str(self._p("model_path"))
-        if domain not in ("sim", "real"):
-            raise ValueError(f"parameter domain={domain!r}; expected 'sim' or 'real'")
         if not model_path:
             raise ValueError("parameter model_path is empty; expected the path of an exported min2real model")
         policy = self._policy_factory(model_path, domain, backend)
@@ -265,75 +259,76 @@ class DriverNode(LifecycleNode):
             )
         self.policy = policy
         self.contract = policy.contract
-        limits = FreshnessLimits(
-            max_image_age_s=float(self._p("max_image_age_s")),
-            max_lidar_skew_s=float(self._p("max_lidar_skew_s")),
-            max_speed_age_s=float(self._p("max_speed_age_s")),
-            max_target_age_s=float(self._p("max_target_age_s")),
-            require_lidar=bool(self._p("require_lidar")) and bool(self._topic("lidar_topic")),
-        )
-        self.assembler = FrameAssembler(limits)
+        self.assembler = FrameAssembler(freshness_limits(self._values))
         self.route_planner = RoutePlanner(
             float(self._p("route_min_distance_m")), float(self._p("route_max_distance_m"))
         )
         self._route_frame: str | None = None
-        self._lidar_mount = (
-            (float(self._p("lidar_mount_x")), float(self._p("lidar_mount_y")), float(self._p("lidar_mount_z"))),
-            math.radians(float(self._p("lidar_mount_yaw_deg"))),
-        )
+        self._configure_mounts()
         self._camera_info: CameraInfo | None = None
         self._reset_counters()
         self._create_interfaces()
         meta = policy.metadata
         self.get_logger().info(
             f"loaded {model_path}: variant {meta.variant}, domain {meta.domain}, backend {policy.backend_name}, "
-            f"{self.contract.num_waypoints} waypoints every {self.contract.waypoint_dt_s} s"
+            f"{self.contract.num_waypoints} waypoints every {self.contract.waypoint_dt_s} s; "
+            f"sensor mounts from {self.mount_source}"
         )
 
-    def _create_interfaces(self) -> None:
-        sensor_qos = _sensor_qos(int(self._p("sensor_qos_depth")))
-        route_qos = _route_qos(str(self._p("route_durability")))
+    def _configure_mounts(self) -> None:
+        source = str(self._p("mount_source"))
+        if source == "auto":
+            source = "tf" if tf2_available() else "parameters"
+            if source == "parameters":
+                self.get_logger().warning(
+                    "mount_source auto: tf2_ros is not importable, sensor mounts come from the *_mount_* parameters"
+                )
+        self.mount_source = source
+        self._lidar_mount = lidar_mount_from_parameters(self._values)
+        if source == "tf" and self._tf is None:
+            self._tf = TfMounts(self)  # raises with the package to install when tf2_ros is missing
 
-        def subscribe(msg_type: Any, topic: str, callback: Callable[[Any], None], qos: QoSProfile) -> None:
-            # Best-effort sensor subscriptions match reliable publishers too; a publisher this
-            # subscription cannot match (a volatile route publisher for a transient-local
-            # subscription, a best-effort one for the reliable route) is reported in diagnostics.
-            events = _subscription_event_callbacks(lambda status: self._on_incompatible_qos(topic, qos, status))
-            self._inputs.append(self.create_subscription(msg_type, topic, callback, qos, event_callbacks=events))
+    def _create_interfaces(self) -> None:
+        depth = int(self._p("sensor_qos_depth"))
+        sensor_qos = qos.sensor_qos(depth)
+
+        def subscribe(msg_type: Any, topic: str, callback: Callable[[Any], None], profile: Any) -> None:
+            # A publisher this subscription cannot match (a volatile route publisher for a
+            # transient-local subscription, a best-effort camera for a reliable one) is reported.
+            name = self.resolve_topic_name(topic)
+            events = qos.subscription_event_callbacks(lambda status: self._on_incompatible_qos(name, profile, status))
+            self._inputs.append(self.create_subscription(msg_type, topic, callback, profile, event_callbacks=events))
 
         camera_type = CompressedImage if bool(self._p("camera_compressed")) else Image
-        subscribe(camera_type, str(self._p("camera_topic")), self._on_camera, sensor_qos)
-        if self._topic("lidar_topic"):
-            subscribe(PointCloud2, self._topic("lidar_topic"), self._on_lidar, sensor_qos)
+        subscribe(camera_type, "~/input/camera", self._on_camera, qos.camera_qos(str(self._p("camera_qos")), depth))
+        if bool(self._p("use_lidar")):
+            subscribe(PointCloud2, "~/input/lidar", self._on_lidar, sensor_qos)
         speed_source, target_source = str(self._p("speed_source")), str(self._p("target_source"))
-        if speed_source not in ("speedometer", "odometry"):
-            raise ValueError(f"parameter speed_source={speed_source!r}; expected 'speedometer' or 'odometry'")
-        if target_source not in ("route", "target_point"):
-            raise ValueError(f"parameter target_source={target_source!r}; expected 'route' or 'target_point'")
         if speed_source == "speedometer":
-            subscribe(Float32, str(self._p("speed_topic")), self._on_speed, sensor_qos)
+            subscribe(Float32, "~/input/speed", self._on_speed, sensor_qos)
         if speed_source == "odometry" or target_source == "route":
-            subscribe(Odometry, str(self._p("odometry_topic")), self._on_odometry, sensor_qos)
+            subscribe(Odometry, "~/input/odometry", self._on_odometry, sensor_qos)
         if target_source == "route":
-            subscribe(Path, str(self._p("route_topic")), self._on_route, route_qos)
+            subscribe(Path, "~/input/route", self._on_route, qos.route_qos(str(self._p("route_durability"))))
         else:
-            subscribe(PointStamped, str(self._p("target_point_topic")), self._on_target_point, sensor_qos)
-        if self._topic("command_topic"):
-            subscribe(Int8, self._topic("command_topic"), self._on_command, sensor_qos)
-        if self._topic("camera_info_topic"):
-            subscribe(CameraInfo, self._topic("camera_info_topic"), self._on_camera_info, sensor_qos)
+            subscribe(PointStamped, "~/input/target_point", self._on_target_point, sensor_qos)
+        if bool(self._p("use_command")):
+            subscribe(Int8, "~/input/command", self._on_command, sensor_qos)
+        if bool(self._p("use_camera_info")):
+            subscribe(CameraInfo, "~/input/camera_info", self._on_camera_info, sensor_qos)
         publish = self.create_lifecycle_publisher
         self._outputs = {
-            "waypoints": publish(Path, "~/waypoints", OUTPUT_QOS),
-            "steer_class": publish(Int8, "~/steer_class", OUTPUT_QOS),
-            "processing_time_ms": publish(Float64, "~/processing_time_ms", OUTPUT_QOS),
-            "pipeline_latency_ms": publish(Float64, "~/pipeline_latency_ms", OUTPUT_QOS),
+            "waypoints": publish(Path, "~/output/waypoints", qos.OUTPUT_QOS),
+            "steer_probabilities": publish(Vector3Stamped, "~/output/steer_probabilities", qos.OUTPUT_QOS),
+            "steer_class": publish(Int8, "~/output/steer_class", qos.OUTPUT_QOS),
+            "processing_time_ms": publish(Float64, "~/output/processing_time_ms", qos.OUTPUT_QOS),
+            "pipeline_latency_ms": publish(Float64, "~/output/pipeline_latency_ms", qos.OUTPUT_QOS),
             "diagnostics": self.create_publisher(DiagnosticArray, "/diagnostics", 10),
         }
         if bool(self._p("debug_image")):
-            self._outputs["debug_image"] = publish(Image, "~/debug_image", OUTPUT_QOS)
+            self._outputs["debug_image"] = publish(Image, "~/output/debug_image", qos.reliable_qos())
         if bool(self._p("debug_markers")):
-            self._outputs["markers"] = publish(MarkerArray, "~/markers", OUTPUT_QOS)
+            self._outputs["markers"] = publish(MarkerArray, "~/output/markers", qos.reliable_qos())
         self._owned_timers.append(self.create_timer(float(self._p("diagnostics_period_s")), self._publish_diagnostics))
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -387,27 +382,9 @@ class DriverNode(LifecycleNode):
         self._stop_worker()
         super().destroy_node()
 
-    @property
-    def frames_dropped(self) -> int:
-        """Camera frames replaced in the latest-only slot before the worker took them."""
-        return int(self._slot.dropped)
-
     # ---- input callbacks (executor thread: conversion only, never inference) ------------------
-    def _on_incompatible_qos(self, topic: str, qos: QoSProfile, status: Any) -> None:
-        policy = _policy_name(status.last_policy_kind)
-        wanted = {"durability": qos.durability.name.lower(), "reliability": qos.reliability.name.lower()}.get(
-            policy, ""
-        )
-        text = (
-            f"a publisher on {topic} offers QoS incompatible with this subscription ({policy}"
-            + (f": the subscription requests {wanted}" if wanted else "")
-            + "); its messages are not received"
-            + (
-                "; set route_durability to volatile for a route publisher that is not latched"
-                if policy == "durability"
-                else ""
-            )
-        )
+    def _on_incompatible_qos(self, topic: str, profile: Any, status: Any) -> None:
+        text = qos.incompatible_qos_text(topic, profile, status)
         with self._stats_lock:
             self.qos_incompatible[topic] = text
         self.get_logger().error(text, throttle_duration_sec=5.0)
@@ -423,33 +400,35 @@ class DriverNode(LifecycleNode):
         if not self._processing:
             return
         try:
-            if isinstance(msg, CompressedImage):
-                image_rgb = compressed_image_to_rgb(msg)
-            else:
-                image_rgb = image_to_rgb(msg)
+            image_rgb = compressed_image_to_rgb(msg) if isinstance(msg, CompressedImage) else image_to_rgb(msg)
         except MessageError as error:
             self._malformed("camera", error)
             return
         stamp_s = stamp_to_seconds(msg.header.stamp)
-        now_s = self._now_s()
-        self.rates["camera"].tick(now_s)
+        self.rates["camera"].tick(self._now_s())
+        lost = self._gaps["camera"].add(stamp_s)
         with self._stats_lock:
             self._period["camera"] += 1
+            self._period["lost"] += lost
+            self.received += 1
             self._last_camera_stamp_s = stamp_s
         self._slot.put(CameraFrame(image_rgb, msg.header.stamp, stamp_s, msg.header.frame_id))
+
+    def _sensor_mount(self, frame_id: str) -> Mount:
+        if self.mount_source == "tf" and self._tf is not None:
+            return self._tf.mount(str(self._p("output_frame_id")), frame_id)
+        return self._lidar_mount
 
     def _on_lidar(self, msg: PointCloud2) -> None:
         if not self._processing:
             return
         try:
             points = pointcloud2_to_xyz(msg)
-        except MessageError as error:
+            mount = self._sensor_mount(msg.header.frame_id)
+        except (MessageError, MountError) as error:
             self._malformed("lidar", error)
             return
-        translation, yaw = self._lidar_mount
-        self.assembler.update_lidar(
-            transform_points_xyz_yaw(points, translation, yaw), stamp_to_seconds(msg.header.stamp)
-        )
+        self.assembler.update_lidar(mount.transform_points(points), stamp_to_seconds(msg.header.stamp))
         self.rates["lidar"].tick(self._now_s())
 
     def _on_speed(self, msg: Float32) -> None:
@@ -479,6 +458,8 @@ class DriverNode(LifecycleNode):
                 xy, yaw = odometry_to_pose2d(msg)
                 step = self.route_planner.step(xy, yaw)
                 self.assembler.update_target(step.target_point_ego, stamp_s)
+                if not bool(self._p("use_command")):  # the route's own command (unknown on a route without commands)
+                    self.assembler.update_command(step.command, stamp_s)
                 self.rates["target"].tick(self._now_s())
         except MessageError as error:
             self._malformed("odometry", error)
@@ -486,10 +467,12 @@ class DriverNode(LifecycleNode):
     def _on_route(self, msg: Path) -> None:
         try:
             route_xy = path_to_xy(msg)
-        except MessageError as error:
+            # A ROS route (carla_waypoint_publisher) is dense and has no commands: reduced to
+            # Garage's ~50 m plan with turn commands from its geometry (RoutePlanner.set_dense_route).
+            self.route_planner.set_dense_route(route_xy)
+        except (MessageError, ValueError) as error:
             self._malformed("route", error)
             return
-        self.route_planner.set_route(route_xy)
         self._route_frame = msg.header.frame_id or None
         self.get_logger().info(f"route received: {route_xy.shape[0]} points in frame {msg.header.frame_id!r}")
 
@@ -540,21 +523,32 @@ class DriverNode(LifecycleNode):
         if result.frame is None:
             with self._stats_lock:
                 self.rejected += 1
-                self._period["rejected"] += 1
+                self._period["refused"] += 1
                 self.last_reject_reason = result.reason
             self.get_logger().warning(f"no prediction: {result.reason}", throttle_duration_sec=2.0)
             return
+        if result.speed_clamped:
+            with self._stats_lock:
+                self.speed_clamped += 1
+                self._period["clamped"] += 1
         prediction = self.policy.predict(result.frame)
         waypoints = np.asarray(prediction.waypoints_ego, dtype=np.float64)
+        probabilities = np.asarray(prediction.steer_probs, dtype=np.float64).reshape(-1)
         if waypoints.shape != (self.contract.num_waypoints, 2) or not np.isfinite(waypoints).all():
             raise ContractError(
                 f"prediction waypoints have shape {waypoints.shape} or non-finite values; nothing published"
             )
-        if int(prediction.steer_class) not in range(len(STEER_CLASSES)):
+        steer_class = int(prediction.steer_class)
+        if (
+            steer_class not in range(len(STEER_CLASSES))
+            or probabilities.shape != (3,)
+            or not np.isfinite(probabilities).all()
+        ):
             raise ContractError(
-                f"prediction steer class {prediction.steer_class}; expected 0..{len(STEER_CLASSES) - 1}"
+                f"prediction steer class {prediction.steer_class} with probabilities {probabilities}; "
+                f"expected 0..{len(STEER_CLASSES) - 1} and 3 finite probabilities"
             )
-        self._publish_prediction(camera, waypoints, int(prediction.steer_class), result.frame.target_point_ego)
+        self._publish_prediction(camera, waypoints, steer_class, probabilities, result.frame.target_point_ego)
         processing_ms = (time.perf_counter() - started) * 1e3
         latency_ms = (self._now_s() - camera.stamp_s) * 1e3
         self._outputs["processing_time_ms"].publish(Float64(data=processing_ms))
@@ -570,140 +564,87 @@ class DriverNode(LifecycleNode):
             self._slow_streak = self._slow_streak + 1 if slow else 0
 
     def _publish_prediction(
-        self, camera: CameraFrame, waypoints: np.ndarray, steer_class: int, target: np.ndarray
+        self,
+        camera: CameraFrame,
+        waypoints: np.ndarray,
+        steer_class: int,
+        probabilities: np.ndarray,
+        target: np.ndarray,
     ) -> None:
         frame_id = str(self._p("output_frame_id"))
-        path = Path()
-        path.header.stamp = camera.stamp
-        path.header.frame_id = frame_id
-        # Heading of each pose along the trajectory (from the previous point, the first from the origin).
-        previous = np.vstack([np.zeros((1, 2)), waypoints[:-1]])
-        headings = np.arctan2(waypoints[:, 1] - previous[:, 1], waypoints[:, 0] - previous[:, 0])
-        for (x, y), heading in zip(waypoints, headings):
-            pose = PoseStamped()
-            pose.header = path.header
-            pose.pose.position.x, pose.pose.position.y = float(x), float(y)
-            pose.pose.orientation.z, pose.pose.orientation.w = math.sin(heading / 2), math.cos(heading / 2)
-            path.poses.append(pose)
-        self._outputs["waypoints"].publish(path)
+        self._outputs["waypoints"].publish(outputs.path_message(waypoints, camera.stamp, frame_id))
+        self._outputs["steer_probabilities"].publish(
+            outputs.steer_probabilities_message(probabilities, camera.stamp, frame_id)
+        )
         self._outputs["steer_class"].publish(Int8(data=steer_class))
         if "debug_image" in self._outputs:
-            self._publish_debug_image(camera, waypoints, target)
+            image = debug_image(camera.image_rgb, self._camera_model(camera), waypoints, target)
+            self._outputs["debug_image"].publish(outputs.rgb_image_message(image, camera.stamp, camera.frame_id))
         if "markers" in self._outputs:
-            self._outputs["markers"].publish(self._markers(path.header, waypoints, target))
+            self._outputs["markers"].publish(outputs.markers_message(waypoints, target, camera.stamp, frame_id))
 
-    def _camera_model(self, width: int, height: int) -> Any:
+    def _camera_model(self, camera: CameraFrame) -> CameraModel:
+        height, width = camera.image_rgb.shape[:2]
         mount = (float(self._p("camera_mount_x")), float(self._p("camera_mount_y")), float(self._p("camera_mount_z")))
         pitch = math.radians(float(self._p("camera_pitch_deg")))
+        if self.mount_source == "tf" and self._tf is not None and camera.frame_id:
+            try:
+                camera_mount = self._tf.mount(str(self._p("output_frame_id")), camera.frame_id)
+                mount, pitch = tuple(camera_mount.translation_m.tolist()), camera_mount.pitch_rad
+            except MountError as error:
+                self.get_logger().warning(
+                    f"debug image: {error}; using the camera_mount_* parameters", throttle_duration_sec=10.0
+                )
         info = self._camera_info
         if info is not None and info.width and info.height and info.k[0] > 0:
+            k = info.k
             model = CameraModel(
-                int(info.width),
-                int(info.height),
-                float(info.k[0]),
-                float(info.k[4]),
-                float(info.k[2]),
-                float(info.k[5]),
-                mount,
-                pitch,
+                int(info.width), int(info.height), float(k[0]), float(k[4]), float(k[2]), float(k[5]), mount, pitch
             )
             return model.scaled_to(width, height)
         return CameraModel.from_horizontal_fov(width, height, float(self._p("camera_fov_deg")), mount, pitch)
 
-    def _publish_debug_image(self, camera: CameraFrame, waypoints: np.ndarray, target: np.ndarray) -> None:
-        image = np.ascontiguousarray(camera.image_rgb)
-        height, width = image.shape[:2]
-        target_ego = np.asarray(target, dtype=np.float64).reshape(1, 2)
-        draw_ground_points(
-            image,
-            self._camera_model(width, height),
-            [(waypoints, COLOR_PREDICTED), (target_ego, COLOR_TARGET)],
-            thickness_px=2,
-            radius_px=5,
-        )
-        msg = Image()
-        msg.header.stamp = camera.stamp
-        msg.header.frame_id = camera.frame_id
-        msg.height, msg.width, msg.encoding, msg.step = height, width, "rgb8", 3 * width
-        msg.data = ros_uint8_array(image.tobytes())
-        self._outputs["debug_image"].publish(msg)
-
-    @staticmethod
-    def _markers(header: Any, waypoints: np.ndarray, target: np.ndarray) -> MarkerArray:
-        line = Marker()
-        line.header, line.ns, line.id, line.type, line.action = (
-            header,
-            "min2real_waypoints",
-            0,
-            Marker.LINE_STRIP,
-            Marker.ADD,
-        )
-        line.scale.x = 0.15
-        line.color.r, line.color.g, line.color.b, line.color.a = 0.9, 0.15, 0.15, 1.0
-        line.pose.orientation.w = 1.0
-        line.points = [Point(x=0.0, y=0.0, z=0.0)] + [Point(x=float(x), y=float(y), z=0.0) for x, y in waypoints]
-        goal = Marker()
-        goal.header, goal.ns, goal.id, goal.type, goal.action = (
-            header,
-            "min2real_target_point",
-            1,
-            Marker.SPHERE,
-            Marker.ADD,
-        )
-        goal.pose.position.x, goal.pose.position.y = float(target[0]), float(target[1])
-        goal.pose.orientation.w = 1.0
-        goal.scale.x = goal.scale.y = goal.scale.z = 0.6
-        goal.color.r, goal.color.g, goal.color.b, goal.color.a = 0.15, 0.45, 1.0, 1.0
-        return MarkerArray(markers=[line, goal])
-
     # ---- diagnostics -------------------------------------------------------------------------
-    def diagnostic_status(self) -> DiagnosticStatus:
-        """The node's health now (also what the 1 Hz /diagnostics message carries); resets the period counters."""
+    def health_snapshot(self) -> health.HealthSnapshot:
+        """This period's counters (resets them) as the ROS-free health module reads them."""
         now_s = self._now_s()
         with self._stats_lock:
-            period = dict(self._period)
+            counts = dict(self._period)
             self._period = {key: 0 for key in self._period}
-            slow_streak = self._slow_streak
-            camera_stamp = self._last_camera_stamp_s
             qos_problems = list(self.qos_incompatible.values())
+            slow_streak = self._slow_streak
         dropped_total = self._slot.dropped
-        period["dropped"] = dropped_total - getattr(self, "_dropped_reported", 0)
+        counts["dropped"] = dropped_total - self._dropped_reported
         self._dropped_reported = dropped_total
-        level, message = DiagnosticStatus.OK, "publishing waypoints"
-        warn_ms = float(self._p("processing_time_warn_ms"))
-        last_processing = self.processing_ms.last
-        if not self._processing:
-            level, message = DiagnosticStatus.WARN, "inactive (lifecycle)"
-        elif period["camera"] == 0:
-            level, message = DiagnosticStatus.ERROR, "no valid camera frames in the last period"
-            if period["malformed"]:
-                message += f"; malformed input: {self.last_malformed}"
-            if qos_problems:
-                message += f"; {qos_problems[-1]}"
-        elif period["errors"]:
-            level, message = DiagnosticStatus.ERROR, f"inference failed: {self.last_error}"
-        elif period["rejected"] and not period["published"]:
-            level, message = DiagnosticStatus.ERROR, f"no prediction: {self.last_reject_reason}"
-            if qos_problems:
-                message += f"; {qos_problems[-1]}"
-        elif slow_streak >= int(self._p("processing_time_error_count")):
-            level, message = DiagnosticStatus.ERROR, f"{slow_streak} consecutive frames slower than {warn_ms:g} ms"
-        elif qos_problems:
-            level, message = DiagnosticStatus.WARN, qos_problems[-1]
-        elif period["malformed"]:
-            level, message = DiagnosticStatus.WARN, f"malformed input: {self.last_malformed}"
-        elif period["rejected"]:
-            level, message = DiagnosticStatus.WARN, f"some frames refused: {self.last_reject_reason}"
-        elif last_processing is not None and last_processing > warn_ms:
-            level, message = DiagnosticStatus.WARN, f"processing time {last_processing:.1f} ms > {warn_ms:g} ms"
-        elif period["dropped"]:
-            level, message = DiagnosticStatus.WARN, f"{period['dropped']} camera frames dropped while busy"
+        expected = {name: float(self._p(parameter)) for name, parameter in EXPECTED_RATES.items()}
+        subscribed = {
+            "camera": True,
+            "lidar": bool(self._p("use_lidar")),
+            "speed": True,
+            "target": True,
+        }
+        return health.HealthSnapshot(
+            active=self._processing,
+            counts=counts,
+            rates_hz={name: self.rates[name].settled_rate_hz(now_s) for name in INPUTS},
+            expected_rates_hz={name: rate for name, rate in expected.items() if subscribed[name]},
+            slow_streak=slow_streak,
+            last_processing_ms=self.processing_ms.last,
+            last_refusal=self.last_reject_reason,
+            last_error=self.last_error,
+            last_malformed=self.last_malformed,
+            qos_problems=qos_problems,
+        )
 
-        values: dict[str, Any] = {}
+    def diagnostic_status(self) -> DiagnosticStatus:
+        """The node's health now (also what /diagnostics carries); resets the period counters."""
+        now_s = self._now_s()
+        result = health.assess(self.health_snapshot(), self._thresholds)
+        values: dict[str, Any] = dict(result.values)
         for name, meter in self.rates.items():
             values[f"{name}_rate_hz"] = f"{meter.rate_hz(now_s):.2f}"
-        ages = self.assembler.ages_s(now_s) if hasattr(self, "assembler") else {}
-        ages["camera"] = None if camera_stamp is None else now_s - camera_stamp
+        ages = self.assembler.ages_s(now_s)
+        ages["camera"] = None if self._last_camera_stamp_s is None else now_s - self._last_camera_stamp_s
         for name, age in ages.items():
             values[f"{name}_age_s"] = "never" if age is None else f"{age:.3f}"
         for name, stats in (
@@ -716,20 +657,28 @@ class DriverNode(LifecycleNode):
             values[f"{name}_last"] = "n/a" if last is None else f"{last:.2f}"
             values[f"{name}_mean"] = "n/a" if mean is None else f"{mean:.2f}"
             values[f"{name}_max"] = "n/a" if peak is None else f"{peak:.2f}"
-        values.update(
-            {
-                "frames_published": self.published,
-                "frames_refused": self.rejected,
-                "frames_dropped": dropped_total,
-                "inference_errors": self.inference_errors,
-                "last_refusal": self.last_reject_reason or "",
-                "last_error": self.last_error or "",
-                "last_malformed": self.last_malformed or "",
-                "qos_incompatible": " | ".join(qos_problems),
-            }
-        )
-        for source, count in self.malformed.items():
-            values[f"malformed_{source}"] = count
+        gaps = self._gaps["camera"]
+        with self._stats_lock:
+            values.update(
+                {
+                    "frames_received": self.received,
+                    "frames_published": self.published,
+                    "frames_refused": self.rejected,
+                    "frames_dropped": self.frames_dropped,
+                    "frames_lost": self.frames_lost,
+                    "inference_errors": self.inference_errors,
+                    "speeds_clamped": self.speed_clamped,
+                    "camera_first_stamp_s": "never" if gaps.first_s is None else f"{gaps.first_s:.6f}",
+                    "camera_last_stamp_s": "never" if gaps.last_s is None else f"{gaps.last_s:.6f}",
+                    "last_refusal": self.last_reject_reason or "",
+                    "last_error": self.last_error or "",
+                    "last_malformed": self.last_malformed or "",
+                    "qos_incompatible": " | ".join(self.qos_incompatible.values()),
+                    "mount_source": self.mount_source,
+                    "lidar_mount": self._lidar_mount.describe() if self.mount_source == "parameters" else "tf",
+                }
+            )
+            values.update({f"malformed_{source}": count for source, count in self.malformed.items()})
         if self.policy is not None:
             meta = self.policy.metadata
             values.update(
@@ -742,9 +691,9 @@ class DriverNode(LifecycleNode):
                 }
             )
         status = DiagnosticStatus(
-            level=level,
+            level=bytes([result.level]),
             name=f"{self.get_name()}: driving policy",
-            message=message,
+            message=result.message,
             hardware_id=str(values.get("backend", "none")),
         )
         status.values = [KeyValue(key=key, value=str(value)) for key, value in values.items()]
@@ -761,7 +710,12 @@ def main(args: list[str] | None = None) -> int:
     from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 
     rclpy.init(args=args)
-    node = DriverNode()
+    try:
+        node = DriverNode()
+    except ValueError as error:  # a parameter override outside its range or allowed values
+        rclpy.logging.get_logger(NODE_NAME).fatal(f"cannot start: {error}")
+        rclpy.try_shutdown()
+        return 1
     try:
         if bool(node.get_parameter("autostart").value):
             if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
