@@ -112,7 +112,7 @@ def bench_node_overhead(tiny: bool, frames: int) -> dict[str, float]:
 
     # The in-process graph harness the ROS tests use (publishes CARLA-bridge-style messages).
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "test"))
-    from ros_graph_helpers import Graph, driver_parameters, wait_for
+    from ros_graph_helpers import Graph, driver_parameters, driver_remaps, wait_for
 
     with tempfile.TemporaryDirectory() as directory:
         start = time.perf_counter()
@@ -138,6 +138,7 @@ def bench_node_overhead(tiny: bool, frames: int) -> dict[str, float]:
                 node_name="driver",
                 namespace="/bench",
                 context=context,
+                cli_args=driver_remaps("bench"),
                 parameter_overrides=driver_parameters("bench", model_path=str(model_path), **limits),
             )
             graph.add(driver)

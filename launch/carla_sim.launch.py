@@ -1,77 +1,105 @@
-"""CARLA simulation: CARLA ROS bridge + carla_spawn_objects (config/carla_objects.json, camera and
-LiDAR matching the model contract) + carla_waypoint_publisher + min2real driver and controller.
+"""CARLA simulation: CARLA ROS bridge (lock step) + carla_spawn_objects (the model's training camera,
+config/carla_objects.json) + carla_waypoint_publisher + min2real driver and controller.
 
     ros2 launch min2real carla_sim.launch.py model:=/path/to/min2real_sim.onnx [backend:=tensorrt]
         [host:=localhost port:=2000 town:=Town01 role_name:=ego_vehicle spawn_point:=x,y,z,roll,pitch,yaw]
+        [output_type:=carla|ackermann|twist]
 
-Needs a running CARLA server whose version matches the bridge's `carla` Python package, the
-ros-bridge packages (carla_ros_bridge, carla_spawn_objects, carla_waypoint_publisher, carla_msgs)
-sourced, and a goal on /carla/<role_name>/goal for the waypoint publisher to plan a route.
+Needs a running CARLA server whose version matches the bridge's `carla` Python package (0.9.13
+for ros-bridge master), the ros-bridge packages (carla_ros_bridge, carla_spawn_objects,
+carla_waypoint_publisher, carla_msgs; docs/deployment.md has a Humble/Jazzy recipe) sourced, and a
+goal on /carla/<role_name>/goal for the waypoint publisher to plan a route.
+
+* The bridge gets ego_vehicle_role_name as the one-element list it expects (it tests the actor's
+  role with `in`), so a custom role_name gets its control subscriber.
+* Lock step: synchronous mode with synchronous_mode_wait_for_vehicle_control_command, so
+  simulation time advances only when our controller has sent a command for the tick.
+* The camera is the model's training camera (its metadata's source_camera, else CARLA Garage's
+  1024 x 256 at 110 deg) with the leaderboard's lens attributes; the objects file for the role is
+  written to $ROS_HOME/min2real/carla_objects_<role>.json (replaced each launch, no temporary files).
+* The driver is a lifecycle node (autostart configures and activates it); its ~/input/* topics
+  are remapped onto the bridge's, and its outputs are in base_link, which a static transform
+  places at the bridge's vehicle frame (<role_name>) so RViz can show them.
+* The Fast DDS profile with a 32 MB shared-memory segment carries the images between processes.
 """
 
 # ruff: noqa: I001  (the local launch/ directory makes ruff sort the ROS `launch` package as first-party)
 
-import json
 import os
-import tempfile
 
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription, OpaqueFunction
+from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription, OpaqueFunction, SetEnvironmentVariable
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration
-from launch_ros.actions import Node
+from launch_ros.actions import LifecycleNode, Node
+
+from min2real_ros.launch_support import (
+    bridge_role_names_argument,
+    carla_control_topic,
+    carla_driver_remappings,
+    controller_remappings,
+    dds_profile_path,
+    write_carla_objects,
+)
 
 PACKAGE = "min2real"
-
-
-def _objects_file_for_role(role_name):
-    """config/carla_objects.json with the ego vehicle's id set to `role_name` (a temporary copy)."""
-    source = os.path.join(get_package_share_directory(PACKAGE), "config", "carla_objects.json")
-    if role_name == "ego_vehicle":
-        return source
-    with open(source, encoding="utf-8") as handle:
-        objects = json.load(handle)
-    for entry in objects["objects"]:
-        if entry["type"].startswith("vehicle."):
-            entry["id"] = role_name
-    handle = tempfile.NamedTemporaryFile("w", prefix="carla_objects_", suffix=".json", delete=False, encoding="utf-8")
-    with handle:
-        json.dump(objects, handle, indent=2)
-    return handle.name
+DRIVER = "min2real_driver"
 
 
 def _launch_setup(context, *args, **kwargs):
     del args, kwargs
     role = LaunchConfiguration("role_name").perform(context)
+    model = LaunchConfiguration("model").perform(context)
+    output_type = LaunchConfiguration("output_type").perform(context)
     share = get_package_share_directory(PACKAGE)
+    bridge_share = get_package_share_directory("carla_ros_bridge")
+    bridge = IncludeLaunchDescription(
+        PythonLaunchDescriptionSource(os.path.join(bridge_share, "carla_ros_bridge.launch.py")),
+        launch_arguments={
+            "host": LaunchConfiguration("host"),
+            "port": LaunchConfiguration("port"),
+            "timeout": LaunchConfiguration("timeout"),
+            "town": LaunchConfiguration("town"),
+            "synchronous_mode": "True",
+            "synchronous_mode_wait_for_vehicle_control_command": "True",
+            "passive": "False",
+            "fixed_delta_seconds": "0.05",
+            "ego_vehicle_role_name": bridge_role_names_argument(role),
+        }.items(),
+    )
     spawn_objects = Node(
         package="carla_spawn_objects",
         executable="carla_spawn_objects",
         name="carla_spawn_objects",
         output="screen",
         parameters=[
-            {"objects_definition_file": _objects_file_for_role(role)},
+            {"objects_definition_file": str(write_carla_objects(role, model))},
             {f"spawn_point_{role}": LaunchConfiguration("spawn_point")},
             {"spawn_sensors_only": False},
         ],
     )
-    driver = Node(
+    # base_link (REP 105, our outputs' frame) at the bridge's vehicle frame, for RViz.
+    vehicle_frame = Node(
+        package="tf2_ros",
+        executable="static_transform_publisher",
+        name="min2real_base_link",
+        arguments=["--frame-id", role, "--child-frame-id", "base_link"],
+    )
+    driver = LifecycleNode(
         package=PACKAGE,
         executable="driver_node",
-        name="min2real_driver",
+        name=DRIVER,
+        namespace="",
         output="screen",
+        remappings=carla_driver_remappings(role),
         parameters=[
             os.path.join(share, "config", "driver_node.param.yaml"),
             {
-                "model_path": LaunchConfiguration("model"),
+                "model_path": model,
                 "backend": LaunchConfiguration("backend"),
                 "domain": "sim",
-                "camera_topic": f"/carla/{role}/rgb_front/image",
-                "lidar_topic": f"/carla/{role}/lidar",
-                "speed_topic": f"/carla/{role}/speedometer",
-                "odometry_topic": f"/carla/{role}/odometry",
-                "route_topic": f"/carla/{role}/waypoints",
+                "use_camera_info": True,
                 "use_sim_time": True,
             },
         ],
@@ -81,23 +109,36 @@ def _launch_setup(context, *args, **kwargs):
         executable="controller_node",
         name="min2real_controller",
         output="screen",
+        remappings=controller_remappings(
+            DRIVER,
+            f"/carla/{role}/speedometer",
+            f"/carla/{role}/odometry",
+            carla_control_topic(role, output_type),
+        ),
         parameters=[
             os.path.join(share, "config", "controller_node.param.yaml"),
-            {
-                "output_type": "carla",
-                "role_name": role,
-                "waypoints_topic": "/min2real_driver/waypoints",
-                "speed_topic": f"/carla/{role}/speedometer",
-                "use_sim_time": True,
-            },
+            {"output_type": output_type, "use_sim_time": True},
         ],
     )
-    return [spawn_objects, driver, controller]
+    actions = [bridge, spawn_objects, vehicle_frame, driver, controller]
+    # The bridge's own converter for a Twist or an AckermannDrive (runtime.vehicle_commands
+    # encodes ours as carla_twist_to_control / carla_ackermann_control read them).
+    converter = {"twist": "carla_twist_to_control", "ackermann": "carla_ackermann_control"}.get(output_type)
+    if converter is not None:
+        actions.append(
+            IncludeLaunchDescription(
+                PythonLaunchDescriptionSource(
+                    os.path.join(get_package_share_directory(converter), "launch", f"{converter}.launch.py")
+                ),
+                launch_arguments={"role_name": role}.items(),
+            )
+        )
+    return actions
 
 
 def generate_launch_description():
-    bridge_share = get_package_share_directory("carla_ros_bridge")
     waypoint_share = get_package_share_directory("carla_waypoint_publisher")
+    profile = str(dds_profile_path())
     return LaunchDescription(
         [
             DeclareLaunchArgument("host", default_value="localhost", description="CARLA server host"),
@@ -112,18 +153,13 @@ def generate_launch_description():
                 default_value="auto",
                 description="auto | tensorrt | onnxruntime-cuda | onnxruntime-cpu | torch",
             ),
-            IncludeLaunchDescription(
-                PythonLaunchDescriptionSource(os.path.join(bridge_share, "carla_ros_bridge.launch.py")),
-                launch_arguments={
-                    "host": LaunchConfiguration("host"),
-                    "port": LaunchConfiguration("port"),
-                    "timeout": LaunchConfiguration("timeout"),
-                    "town": LaunchConfiguration("town"),
-                    "synchronous_mode": "True",
-                    "passive": "False",
-                    "fixed_delta_seconds": "0.05",
-                }.items(),
+            DeclareLaunchArgument(
+                "output_type",
+                default_value="carla",
+                description="carla (CarlaEgoVehicleControl) | ackermann (carla_ackermann_control) | twist (carla_twist_to_control)",
             ),
+            SetEnvironmentVariable("FASTRTPS_DEFAULT_PROFILES_FILE", profile),
+            SetEnvironmentVariable("FASTDDS_DEFAULT_PROFILES_FILE", profile),
             IncludeLaunchDescription(
                 PythonLaunchDescriptionSource(os.path.join(waypoint_share, "carla_waypoint_publisher.launch.py")),
                 launch_arguments={

@@ -1,11 +1,12 @@
 """Replay a rosbag through the nodes: `ros2 bag play --clock` + driver (+ controller), use_sim_time.
 
-    ros2 launch min2real replay.launch.py bag:=/path/to/bag model:=/path/to/model.onnx [domain:=sim]
+    ros2 launch min2real replay.launch.py bag:=/path/to/bag model:=/path/to/model.onnx [domain:=sim] [role_name:=ego_vehicle]
 
-The driver's topic defaults are the CARLA ROS bridge's (what min2real's synthetic bag writer and
-a recorded CARLA session contain); override them with driver_params for other bags. The
-controller publishes geometry_msgs/Twist by default here (no simulator to drive); set
-with_controller:=false to run the driver alone.
+The driver's inputs are remapped onto the CARLA ROS bridge's topics for role_name (what
+min2real's synthetic bag writer and a recorded CARLA session contain). The controller publishes
+geometry_msgs/Twist on /carla/<role_name>/twist by default here (no simulator to drive); set
+with_controller:=false to run the driver alone. `min2real replay` does the same in one process
+and writes a report.
 """
 
 # ruff: noqa: I001  (the local launch/ directory makes ruff sort the ROS `launch` package as first-party)
@@ -14,12 +15,65 @@ import os
 
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, ExecuteProcess
+from launch.actions import DeclareLaunchArgument, ExecuteProcess, OpaqueFunction, SetEnvironmentVariable
 from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration
-from launch_ros.actions import Node
+from launch_ros.actions import LifecycleNode, Node
+
+from min2real_ros.launch_support import (
+    carla_control_topic,
+    carla_driver_remappings,
+    controller_remappings,
+    dds_profile_path,
+)
 
 PACKAGE = "min2real"
+DRIVER = "min2real_driver"
+
+
+def _nodes(context, *args, **kwargs):
+    del args, kwargs
+    role = LaunchConfiguration("role_name").perform(context)
+    output_type = LaunchConfiguration("output_type").perform(context)
+    driver = LifecycleNode(
+        package=PACKAGE,
+        executable="driver_node",
+        name=DRIVER,
+        namespace="",
+        output="screen",
+        remappings=carla_driver_remappings(role),
+        parameters=[
+            LaunchConfiguration("driver_params"),
+            {
+                "model_path": LaunchConfiguration("model"),
+                "backend": LaunchConfiguration("backend"),
+                "domain": LaunchConfiguration("domain"),
+                "use_sim_time": True,
+            },
+        ],
+    )
+    controller = Node(
+        package=PACKAGE,
+        executable="controller_node",
+        name="min2real_controller",
+        output="screen",
+        condition=IfCondition(LaunchConfiguration("with_controller")),
+        remappings=controller_remappings(
+            DRIVER, f"/carla/{role}/speedometer", f"/carla/{role}/odometry", carla_control_topic(role, output_type)
+        ),
+        parameters=[
+            LaunchConfiguration("controller_params"),
+            {"output_type": output_type, "use_sim_time": True},
+        ],
+    )
+    # base_link (our outputs' frame and the tf lookups' target) at the bag's vehicle frame.
+    vehicle_frame = Node(
+        package="tf2_ros",
+        executable="static_transform_publisher",
+        name="min2real_base_link",
+        arguments=["--frame-id", role, "--child-frame-id", "base_link"],
+    )
+    return [vehicle_frame, driver, controller]
 
 
 def generate_launch_description():
@@ -33,6 +87,9 @@ def generate_launch_description():
             DeclareLaunchArgument("domain", default_value="sim", description="sim | real (must match the model)"),
             DeclareLaunchArgument("with_controller", default_value="true", description="also run the controller"),
             DeclareLaunchArgument(
+                "role_name", default_value="ego_vehicle", description="CARLA role of the bag's topics"
+            ),
+            DeclareLaunchArgument(
                 "output_type", default_value="twist", description="controller output: twist | ackermann | carla"
             ),
             DeclareLaunchArgument(
@@ -45,6 +102,8 @@ def generate_launch_description():
                 default_value=os.path.join(config, "controller_node.param.yaml"),
                 description="controller parameter file",
             ),
+            SetEnvironmentVariable("FASTRTPS_DEFAULT_PROFILES_FILE", str(dds_profile_path())),
+            SetEnvironmentVariable("FASTDDS_DEFAULT_PROFILES_FILE", str(dds_profile_path())),
             ExecuteProcess(
                 cmd=[
                     "ros2",
@@ -57,34 +116,6 @@ def generate_launch_description():
                 ],
                 output="screen",
             ),
-            Node(
-                package=PACKAGE,
-                executable="driver_node",
-                name="min2real_driver",
-                output="screen",
-                parameters=[
-                    LaunchConfiguration("driver_params"),
-                    {
-                        "model_path": LaunchConfiguration("model"),
-                        "backend": LaunchConfiguration("backend"),
-                        "domain": LaunchConfiguration("domain"),
-                        "use_sim_time": True,
-                    },
-                ],
-            ),
-            Node(
-                package=PACKAGE,
-                executable="controller_node",
-                name="min2real_controller",
-                output="screen",
-                condition=IfCondition(LaunchConfiguration("with_controller")),
-                parameters=[
-                    LaunchConfiguration("controller_params"),
-                    {
-                        "output_type": LaunchConfiguration("output_type"),
-                        "use_sim_time": True,
-                    },
-                ],
-            ),
+            OpaqueFunction(function=_nodes),
         ]
     )

@@ -1,11 +1,16 @@
-"""Real vehicle: min2real driver (domain real) + controller, topics remappable by arguments.
+"""Real vehicle: min2real driver (domain real, lifecycle node) + controller, topics remapped by arguments.
 
-    ros2 launch min2real vehicle.launch.py model:=/path/to/min2real_real.engine \
-        camera_topic:=/camera/front/image_raw lidar_topic:=none speed_topic:=/vehicle/speed \
-        route_topic:=/planning/route odometry_topic:=/localization/odometry output_type:=ackermann
+    ros2 launch min2real vehicle.launch.py model:=/path/to/min2real_real.engine \\
+        camera_topic:=/camera/front/image_raw use_lidar:=false speed_source:=odometry \\
+        route_topic:=/planning/route odometry_topic:=/localization/odometry \\
+        output_type:=ackermann control_topic:=/vehicle/ackermann_cmd
 
-The LiDAR -> base_link and camera mounts are driver parameters (driver_params): copy them from
-your URDF. lidar_topic:=none runs camera-only (all-zero BEV), as the paper's real domain.
+Sensor mounts come from tf2 static transforms (your URDF's robot_state_publisher) with
+mount_source auto/tf, or the lidar_mount_* / camera_mount_* parameters of driver_params.
+use_lidar:=false runs camera-only (all-zero BEV), as the paper's real domain. camera_qos:=best_effort
+for camera drivers that publish best effort (most USB/GMSL drivers use the sensor-data QoS).
+The shipped Fast DDS profile (config/fastdds_large_data.xml) is set for every process here;
+docs/deployment.md covers /dev/shm, socket buffers and Cyclone DDS.
 """
 
 # ruff: noqa: I001  (the local launch/ directory makes ruff sort the ROS `launch` package as first-party)
@@ -14,11 +19,14 @@ import os
 
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument
+from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable
 from launch.substitutions import LaunchConfiguration
-from launch_ros.actions import Node
+from launch_ros.actions import LifecycleNode, Node
+
+from min2real_ros.launch_support import dds_profile_path
 
 PACKAGE = "min2real"
+DRIVER = "min2real_driver"
 
 
 def generate_launch_description():
@@ -29,7 +37,9 @@ def generate_launch_description():
         ("domain", "real", "real (no V2R adapter) | sim"),
         ("camera_topic", "/camera/image_raw", "sensor_msgs/Image or CompressedImage topic"),
         ("camera_compressed", "false", "true: the camera topic carries sensor_msgs/CompressedImage"),
-        ("lidar_topic", "none", "sensor_msgs/PointCloud2 topic (none: camera only)"),
+        ("camera_qos", "best_effort", "reliable | best_effort (match the camera driver's publisher)"),
+        ("use_lidar", "false", "true: subscribe lidar_topic (PointCloud2)"),
+        ("lidar_topic", "/lidar/points", "sensor_msgs/PointCloud2 topic"),
         ("speed_source", "odometry", "speedometer (std_msgs/Float32) | odometry"),
         ("speed_topic", "/vehicle/speed", "std_msgs/Float32 m/s (speed_source speedometer)"),
         ("odometry_topic", "/odometry", "nav_msgs/Odometry in the route's frame"),
@@ -37,7 +47,7 @@ def generate_launch_description():
         ("route_topic", "/route", "nav_msgs/Path in the map frame (transient local)"),
         ("target_point_topic", "/target_point", "geometry_msgs/PointStamped in base_link"),
         ("output_type", "ackermann", "ackermann | twist | carla"),
-        ("output_topic", "/ackermann_cmd", "vehicle command topic"),
+        ("control_topic", "/ackermann_cmd", "vehicle command topic"),
         ("use_sim_time", "false", "true when replaying with a /clock"),
         ("driver_params", os.path.join(config, "driver_node.param.yaml"), "driver parameter file"),
         ("controller_params", os.path.join(config, "controller_node.param.yaml"), "controller parameter file"),
@@ -48,26 +58,31 @@ def generate_launch_description():
         else DeclareLaunchArgument(name, default_value=default, description=text)
         for name, default, text in arguments
     ]
-    driver = Node(
+    driver = LifecycleNode(
         package=PACKAGE,
         executable="driver_node",
-        name="min2real_driver",
+        name=DRIVER,
+        namespace="",
         output="screen",
+        remappings=[
+            ("~/input/camera", LaunchConfiguration("camera_topic")),
+            ("~/input/lidar", LaunchConfiguration("lidar_topic")),
+            ("~/input/speed", LaunchConfiguration("speed_topic")),
+            ("~/input/odometry", LaunchConfiguration("odometry_topic")),
+            ("~/input/route", LaunchConfiguration("route_topic")),
+            ("~/input/target_point", LaunchConfiguration("target_point_topic")),
+        ],
         parameters=[
             LaunchConfiguration("driver_params"),
             {
                 "model_path": LaunchConfiguration("model"),
                 "backend": LaunchConfiguration("backend"),
                 "domain": LaunchConfiguration("domain"),
-                "camera_topic": LaunchConfiguration("camera_topic"),
                 "camera_compressed": LaunchConfiguration("camera_compressed"),
-                "lidar_topic": LaunchConfiguration("lidar_topic"),
+                "camera_qos": LaunchConfiguration("camera_qos"),
+                "use_lidar": LaunchConfiguration("use_lidar"),
                 "speed_source": LaunchConfiguration("speed_source"),
-                "speed_topic": LaunchConfiguration("speed_topic"),
-                "odometry_topic": LaunchConfiguration("odometry_topic"),
                 "target_source": LaunchConfiguration("target_source"),
-                "route_topic": LaunchConfiguration("route_topic"),
-                "target_point_topic": LaunchConfiguration("target_point_topic"),
                 "use_sim_time": LaunchConfiguration("use_sim_time"),
             },
         ],
@@ -77,17 +92,24 @@ def generate_launch_description():
         executable="controller_node",
         name="min2real_controller",
         output="screen",
+        remappings=[
+            ("~/input/waypoints", f"/{DRIVER}/output/waypoints"),
+            ("~/input/speed", LaunchConfiguration("speed_topic")),
+            ("~/input/odometry", LaunchConfiguration("odometry_topic")),
+            ("~/output/control", LaunchConfiguration("control_topic")),
+        ],
         parameters=[
             LaunchConfiguration("controller_params"),
             {
-                "waypoints_topic": "/min2real_driver/waypoints",
                 "speed_source": LaunchConfiguration("speed_source"),
-                "speed_topic": LaunchConfiguration("speed_topic"),
-                "odometry_topic": LaunchConfiguration("odometry_topic"),
                 "output_type": LaunchConfiguration("output_type"),
-                "output_topic": LaunchConfiguration("output_topic"),
                 "use_sim_time": LaunchConfiguration("use_sim_time"),
             },
         ],
     )
-    return LaunchDescription([*declared, driver, controller])
+    profile = str(dds_profile_path())
+    environment = [
+        SetEnvironmentVariable("FASTRTPS_DEFAULT_PROFILES_FILE", profile),
+        SetEnvironmentVariable("FASTDDS_DEFAULT_PROFILES_FILE", profile),
+    ]
+    return LaunchDescription([*declared, *environment, driver, controller])

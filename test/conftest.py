@@ -16,6 +16,12 @@ os.environ["ROS_LOCALHOST_ONLY"] = "1"
 os.environ.setdefault("ROS_LOG_DIR", tempfile.mkdtemp(prefix="min2real-ros-logs-"))
 os.environ.setdefault("ROS_DOMAIN_ID", str(os.getpid() % 100 + 1))
 os.environ.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
+# The shipped Fast DDS profile (large shared-memory segment), as scripts/ros_env.sh sets it.
+_DDS_PROFILE = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "config", "fastdds_large_data.xml"
+)
+os.environ.setdefault("FASTRTPS_DEFAULT_PROFILES_FILE", _DDS_PROFILE)
+os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", _DDS_PROFILE)
 os.environ.setdefault("TIMM_FUSED_ATTN", "0")
 
 import pytest  # noqa: E402

@@ -89,7 +89,7 @@ class Harness:
 
     def __init__(self, context, prefix: str, image_hw=(64, 160)) -> None:
         from diagnostic_msgs.msg import DiagnosticArray
-        from geometry_msgs.msg import Twist
+        from geometry_msgs.msg import Twist, Vector3Stamped
         from nav_msgs.msg import Odometry, Path
         from rclpy.node import Node
         from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
@@ -103,14 +103,16 @@ class Harness:
             depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
         )
         node = self.node
-        self.camera_pub = node.create_publisher(Image, f"/{prefix}/camera", qos_profile_sensor_data)
+        # The CARLA bridge publishes images reliable, keep last 10 (camera.py: qos_profile=10).
+        self.camera_pub = node.create_publisher(Image, f"/{prefix}/camera", 10)
         self.lidar_pub = node.create_publisher(PointCloud2, f"/{prefix}/lidar", qos_profile_sensor_data)
         self.speed_pub = node.create_publisher(Float32, f"/{prefix}/speedometer", qos_profile_sensor_data)
         self.odom_pub = node.create_publisher(Odometry, f"/{prefix}/odometry", qos_profile_sensor_data)
         self.route_pub = node.create_publisher(Path, f"/{prefix}/waypoints", latched)
-        self.path_pub = node.create_publisher(Path, f"/{prefix}/driver/waypoints", 1)
+        self.path_pub = node.create_publisher(Path, f"/{prefix}/driver/output/waypoints", 1)
         self.lock = threading.Lock()
         self.paths, self.steer, self.diagnostics, self.twists, self.processing = [], [], [], [], []
+        self.probs = []
         self.sent_stamps = []
 
         def keep(store):
@@ -120,9 +122,10 @@ class Harness:
 
             return callback
 
-        node.create_subscription(Path, f"/{prefix}/driver/waypoints", keep(self.paths), 10)
-        node.create_subscription(Int8, f"/{prefix}/driver/steer_class", keep(self.steer), 10)
-        node.create_subscription(Float64, f"/{prefix}/driver/processing_time_ms", keep(self.processing), 10)
+        node.create_subscription(Path, f"/{prefix}/driver/output/waypoints", keep(self.paths), 10)
+        node.create_subscription(Int8, f"/{prefix}/driver/output/steer_class", keep(self.steer), 10)
+        node.create_subscription(Vector3Stamped, f"/{prefix}/driver/output/steer_probabilities", keep(self.probs), 10)
+        node.create_subscription(Float64, f"/{prefix}/driver/output/processing_time_ms", keep(self.processing), 10)
         node.create_subscription(DiagnosticArray, "/diagnostics", keep(self.diagnostics), 50)
         node.create_subscription(Twist, f"/{prefix}/twist", keep(self.twists), 10)
         self.Image, self.PointCloud2, self.Float32, self.Odometry, self.Path = (
@@ -213,17 +216,49 @@ class Harness:
         self.camera_pub.publish(msg)
 
 
+def driver_remaps(prefix: str, **override) -> list[str]:
+    """--ros-args remapping the driver's ~/input/* topics to the harness's CARLA-bridge-style ones."""
+    topics = {
+        "camera": f"/{prefix}/camera",
+        "lidar": f"/{prefix}/lidar",
+        "speed": f"/{prefix}/speedometer",
+        "odometry": f"/{prefix}/odometry",
+        "route": f"/{prefix}/waypoints",
+    }
+    topics.update(override)
+    return remap_args({f"~/input/{name}": topic for name, topic in topics.items()})
+
+
+def controller_remaps(prefix: str) -> list[str]:
+    return remap_args(
+        {
+            "~/input/waypoints": f"/{prefix}/driver/output/waypoints",
+            "~/input/speed": f"/{prefix}/speedometer",
+            "~/output/control": f"/{prefix}/twist",
+        }
+    )
+
+
+def remap_args(remaps: dict[str, str]) -> list[str]:
+    args = ["--ros-args"]
+    for source, target in remaps.items():
+        args += ["-r", f"{source}:={target}"]
+    return args
+
+
 def driver_parameters(prefix: str, **extra):
     from rclpy.parameter import Parameter
 
+    del prefix
     values = {
         "model_path": "test-double.onnx",
-        "camera_topic": f"/{prefix}/camera",
-        "lidar_topic": f"/{prefix}/lidar",
-        "speed_topic": f"/{prefix}/speedometer",
-        "odometry_topic": f"/{prefix}/odometry",
-        "route_topic": f"/{prefix}/waypoints",
+        "mount_source": "parameters",
         "diagnostics_period_s": 0.3,
+        # the harness publishes when a test steps it, at no fixed rate: no rate expectations
+        "expected_camera_rate_hz": 0.0,
+        "expected_lidar_rate_hz": 0.0,
+        "expected_speed_rate_hz": 0.0,
+        "expected_target_rate_hz": 0.0,
         "max_image_age_s": 0.5,
         "debug_image": True,
         "debug_markers": True,
@@ -235,11 +270,9 @@ def driver_parameters(prefix: str, **extra):
 def controller_parameters(prefix: str, **extra):
     from rclpy.parameter import Parameter
 
+    del prefix
     values = {
-        "waypoints_topic": f"/{prefix}/driver/waypoints",
-        "speed_topic": f"/{prefix}/speedometer",
         "output_type": "twist",
-        "output_topic": f"/{prefix}/twist",
         "waypoint_timeout_s": 0.5,
     }
     values.update(extra)
@@ -247,14 +280,16 @@ def controller_parameters(prefix: str, **extra):
 
 
 class Graph:
-    """Nodes spun by a MultiThreadedExecutor in a background thread; always torn down."""
+    """Nodes spun by one SingleThreadedExecutor in a background thread (rclpy 7.1's
+    MultiThreadedExecutor busy-loops, ros2/rclpy#1452); the driver's inference has its own
+    thread. Always torn down."""
 
     def __init__(self, context, prefix: str) -> None:
-        from rclpy.executors import MultiThreadedExecutor
+        from rclpy.executors import SingleThreadedExecutor
 
         self.context = context
         self.prefix = prefix
-        self.executor = MultiThreadedExecutor(num_threads=3, context=context)
+        self.executor = SingleThreadedExecutor(context=context)
         self.nodes = []
         self.harness = Harness(context, prefix)
         self.add(self.harness.node)
@@ -271,7 +306,7 @@ class Graph:
         self.executor.add_node(node)
         return node
 
-    def driver(self, policy=None, activate: bool = True, **params):
+    def driver(self, policy=None, activate: bool = True, remaps: dict | None = None, **params):
         from rclpy.lifecycle import TransitionCallbackReturn
 
         from min2real_ros.nodes.driver_node import DriverNode
@@ -282,6 +317,7 @@ class Graph:
             node_name="driver",
             namespace=f"/{self.prefix}",
             context=self.context,
+            cli_args=driver_remaps(self.prefix, **(remaps or {})),
             parameter_overrides=driver_parameters(self.prefix, **params),
         )
         if activate:
@@ -297,6 +333,7 @@ class Graph:
                 node_name="controller",
                 namespace=f"/{self.prefix}",
                 context=self.context,
+                cli_args=controller_remaps(self.prefix),
                 parameter_overrides=controller_parameters(self.prefix, **params),
             )
         )

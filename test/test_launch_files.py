@@ -17,12 +17,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from min2real.contract import DEFAULT_CONTRACT
-from min2real_ros.nodes import controller_node, driver_node
+from min2real.contract import CARLA_GARAGE_CAMERA, DEFAULT_CONTRACT, CameraSpec
+from min2real_ros import launch_support
+from min2real_ros.nodes import controller_node, driver_parameters
 
 ROOT = Path(__file__).resolve().parents[1]
 LAUNCH_FILES = sorted((ROOT / "launch").glob("*.launch.py"))
-NODE_PARAMETERS = {"driver_node": driver_node.PARAMETERS, "controller_node": controller_node.PARAMETERS}
+NODE_PARAMETERS = {"driver_node": driver_parameters.PARAMETERS, "controller_node": controller_node.PARAMETERS}
 PARAM_FILES = {"driver_node": "driver_node.param.yaml", "controller_node": "controller_node.param.yaml"}
 STANDARD_PARAMETERS = {"use_sim_time"}
 
@@ -56,7 +57,10 @@ def _node_calls(tree: ast.Module):
         if isinstance(target, ast.Name)
     }
     for call in ast.walk(tree):
-        if not isinstance(call, ast.Call) or getattr(call.func, "id", getattr(call.func, "attr", None)) != "Node":
+        if not isinstance(call, ast.Call) or getattr(call.func, "id", getattr(call.func, "attr", None)) not in (
+            "Node",
+            "LifecycleNode",
+        ):
             continue
         keywords = {kw.arg: kw.value for kw in call.keywords}
         executable = keywords.get("executable")
@@ -133,40 +137,140 @@ def test_param_yaml_declares_exactly_the_node_parameters_with_its_defaults(execu
     in_yaml = _yaml_parameters(executable)
     declared = NODE_PARAMETERS[executable]
     assert set(in_yaml) == set(declared)
-    for name, (default, _description) in declared.items():
-        assert in_yaml[name] == default and type(in_yaml[name]) is type(default), name
+    for name, spec in declared.items():
+        assert in_yaml[name] == spec.default and type(in_yaml[name]) is type(spec.default), name
 
 
-def test_carla_objects_match_contract_and_driver_defaults():
+def test_carla_objects_request_garages_training_camera_and_match_driver_defaults():
     objects = json.loads((ROOT / "config" / "carla_objects.json").read_text())["objects"]
     vehicle = next(entry for entry in objects if entry["type"].startswith("vehicle."))
     sensors = {entry["id"]: entry for entry in vehicle["sensors"]}
     camera, lidar = sensors["rgb_front"], sensors["lidar"]
-    assert (camera["image_size_y"], camera["image_size_x"]) == (
-        DEFAULT_CONTRACT.camera_height,
-        DEFAULT_CONTRACT.camera_width,
-    )
-    defaults = {name: value for name, (value, _text) in driver_node.PARAMETERS.items()}
+    # The template requests CARLA Garage's recording camera with the leaderboard's lens attributes.
+    for key, value in CARLA_GARAGE_CAMERA.carla_attributes().items():
+        assert camera[key] == value, key
+    defaults = {name: spec.default for name, spec in driver_parameters.PARAMETERS.items()}
     assert camera["fov"] == defaults["camera_fov_deg"]
     assert (camera["spawn_point"]["x"], camera["spawn_point"]["z"]) == (
         defaults["camera_mount_x"],
         defaults["camera_mount_z"],
     )
     mount = lidar["spawn_point"]
-    assert (mount["x"], mount["y"], mount["z"], mount["yaw"]) == (
+    assert (mount["x"], mount["y"], mount["z"], mount["yaw"], mount["pitch"], mount["roll"]) == (
         defaults["lidar_mount_x"],
         defaults["lidar_mount_y"],
         defaults["lidar_mount_z"],
         defaults["lidar_mount_yaw_deg"],
+        defaults["lidar_mount_pitch_deg"],
+        defaults["lidar_mount_roll_deg"],
     )
-    role = vehicle["id"]
-    assert defaults["camera_topic"] == f"/carla/{role}/rgb_front/image"
-    assert defaults["lidar_topic"] == f"/carla/{role}/lidar"
-    assert defaults["speed_topic"] == f"/carla/{role}/speedometer"
-    assert defaults["odometry_topic"] == f"/carla/{role}/odometry"
     assert {"sensor.pseudo.odom", "sensor.pseudo.speedometer", "actor.pseudo.control"} <= {
         e["type"] for e in vehicle["sensors"]
     }
+
+
+def test_carla_sim_spawns_the_models_training_camera_with_equal_focal_length(tmp_path, monkeypatch):
+    """The objects file written for a launch requests the model's source camera: the focal length
+    the model sees (after the contract's crop and resize) equals the training camera's."""
+    monkeypatch.setenv("ROS_HOME", str(tmp_path / "ros_home"))
+    template = json.loads((ROOT / "config" / "carla_objects.json").read_text())
+    trained = CameraSpec(1600, 600, 90.0, {"lens_circle_multiplier": 3.0})
+    objects = launch_support.carla_objects(template, "my_car", trained)
+    vehicle = next(entry for entry in objects["objects"] if entry["type"].startswith("vehicle."))
+    assert vehicle["id"] == "my_car"
+    camera = next(s for s in vehicle["sensors"] if s["id"] == "rgb_front")
+    spawned = CameraSpec(camera["image_size_x"], camera["image_size_y"], camera["fov"])
+    assert spawned.model_input_focal_length_px(DEFAULT_CONTRACT) == pytest.approx(
+        trained.model_input_focal_length_px(DEFAULT_CONTRACT)
+    )
+    assert camera["lens_circle_multiplier"] == 3.0
+    default = launch_support.carla_objects(template, "my_car", None)  # a model without a recorded camera
+    camera = next(s for s in default["objects"][2]["sensors"] if s["id"] == "rgb_front")
+    assert CameraSpec(camera["image_size_x"], camera["image_size_y"], camera["fov"]).model_input_focal_length_px(
+        DEFAULT_CONTRACT
+    ) == pytest.approx(CARLA_GARAGE_CAMERA.model_input_focal_length_px(DEFAULT_CONTRACT))
+    assert template["objects"][2]["id"] == "ego_vehicle"  # the template is untouched
+
+
+def test_objects_file_is_one_file_per_role_replaced_on_every_launch(tmp_path, monkeypatch, bundled_model):
+    monkeypatch.setenv("ROS_HOME", str(tmp_path / "ros_home"))
+    first = launch_support.write_carla_objects("my_car", bundled_model)
+    second = launch_support.write_carla_objects("my_car", bundled_model)
+    assert first == second == tmp_path / "ros_home" / "min2real" / "carla_objects_my_car.json"
+    assert sorted(p.name for p in first.parent.iterdir()) == ["carla_objects_my_car.json"]
+    text = (ROOT / "launch" / "carla_sim.launch.py").read_text()
+    assert "tempfile" not in text and "NamedTemporaryFile" not in text
+
+
+def test_bridge_gets_the_role_as_the_list_it_matches_against():
+    """carla_ros_bridge tests `actor.attributes['role_name'] in parameters['ego_vehicle']['role_name']`;
+    launch_ros turns a launch-argument string that reads as a YAML list into a string array."""
+    value = yaml.safe_load(launch_support.bridge_role_names_argument("my_car"))
+    assert value == ["my_car"]
+    assert "my_car" in value and "my" not in value  # a list: no substring matches
+    flattened = "".join(["hero", "ego_vehicle", "hero0"])  # what the bridge's default list becomes in launch
+    assert "my_car" not in flattened  # why a custom role got no control subscriber before
+    with pytest.raises(ValueError, match="role_name"):
+        launch_support.bridge_role_names_argument("a,b")
+
+
+def _include_arguments(tree: ast.Module, launch_name: str) -> dict:
+    """launch_arguments (string keys -> string or source) of the IncludeLaunchDescription of `launch_name`."""
+    for call in ast.walk(tree):
+        if isinstance(call, ast.Call) and getattr(call.func, "id", "") == "IncludeLaunchDescription":
+            if launch_name not in ast.unparse(call.args[0]):
+                continue
+            for keyword in call.keywords:
+                if keyword.arg == "launch_arguments":
+                    mapping = keyword.value.func.value  # {...}.items()
+                    return {
+                        key.value: (value.value if isinstance(value, ast.Constant) else ast.unparse(value))
+                        for key, value in zip(mapping.keys, mapping.values)
+                    }
+    raise AssertionError(f"no IncludeLaunchDescription of {launch_name}")
+
+
+def test_carla_sim_runs_the_bridge_in_lock_step_with_our_role():
+    tree = ast.parse((ROOT / "launch" / "carla_sim.launch.py").read_text())
+    arguments = _include_arguments(tree, "carla_ros_bridge.launch.py")
+    assert arguments["synchronous_mode"] == "True"
+    assert arguments["synchronous_mode_wait_for_vehicle_control_command"] == "True"
+    assert arguments["ego_vehicle_role_name"] == "bridge_role_names_argument(role)"
+
+
+@pytest.mark.parametrize("launch_file", LAUNCH_FILES, ids=lambda path: path.name)
+def test_driver_is_a_lifecycle_node_with_remapped_inputs_and_the_dds_profile(launch_file):
+    text = launch_file.read_text()
+    tree = ast.parse(text)
+    lifecycle = [
+        call
+        for call in ast.walk(tree)
+        if isinstance(call, ast.Call) and getattr(call.func, "id", "") == "LifecycleNode"
+    ]
+    assert len(lifecycle) == 1 and "driver_node" in ast.unparse(lifecycle[0])
+    assert "remappings=" in ast.unparse(lifecycle[0])
+    assert "FASTRTPS_DEFAULT_PROFILES_FILE" in text and "dds_profile_path()" in text
+
+
+def test_remappings_name_topics_the_nodes_use():
+    driver_source = (ROOT / "min2real_ros" / "nodes" / "driver_node.py").read_text()
+    controller_source = (ROOT / "min2real_ros" / "nodes" / "controller_node.py").read_text()
+    for name, _target in launch_support.carla_driver_remappings("ego_vehicle"):
+        assert f'"{name}"' in driver_source, name
+    for name, _target in launch_support.controller_remappings("min2real_driver", "/s", "/o", "/c"):
+        assert f'"{name}"' in controller_source, name
+    remaps = dict(launch_support.carla_driver_remappings("hero"))
+    assert remaps["~/input/camera"] == "/carla/hero/rgb_front/image"
+    assert remaps["~/input/route"] == "/carla/hero/waypoints"
+    assert launch_support.carla_control_topic("hero", "ackermann") == "/carla/hero/ackermann_cmd"
+    assert launch_support.dds_profile_path().is_file()
+
+
+@pytest.fixture(scope="module")
+def bundled_model():
+    from min2real_ros.cli.demo import bundled_model_path
+
+    return bundled_model_path()
 
 
 @pytest.mark.parametrize("launch_file", LAUNCH_FILES, ids=lambda path: path.name)

@@ -20,8 +20,8 @@ from min2real_ros.replay.replay import ReplayOptions, replay, required_topics
 from min2real_ros.replay.synth_bag import LIDAR_MOUNT_XYZ_M, BridgeTopics, write_frames_to_bag, write_synthetic_bag
 
 TOPICS = BridgeTopics()
-WAYPOINTS_TOPIC = "/min2real_driver/waypoints"
-STEER_TOPIC = "/min2real_driver/steer_class"
+WAYPOINTS_TOPIC = "/min2real_driver/output/waypoints"
+STEER_TOPIC = "/min2real_driver/output/steer_class"
 
 
 def _fake_frames(count: int, seed: int = 0) -> list:
@@ -218,7 +218,7 @@ class _FakeDriverProgress:
         return self.received
 
     def driver_outcomes(self) -> int:
-        from min2real_ros.replay.replay import driver_outcomes
+        from min2real_ros.replay.session import driver_outcomes
 
         return driver_outcomes(self.driver)
 
@@ -226,9 +226,9 @@ class _FakeDriverProgress:
 def _drain_returns(session, frames_published: int) -> bool:
     import threading
 
-    from min2real_ros.replay.replay import _drain
+    from min2real_ros.replay.playback import drain
 
-    worker = threading.Thread(target=_drain, args=(session, frames_published, 60.0), daemon=True)
+    worker = threading.Thread(target=drain, args=(session, frames_published, 60.0), daemon=True)
     worker.start()
     return worker
 
@@ -256,9 +256,27 @@ def test_drain_counts_dropped_frames_as_finished_and_waits_for_the_last_frame():
 
 def test_player_offers_the_route_latched_whatever_the_bag_recorded():
     from min2real_ros.replay.bag import QOS_LATCHED, QOS_RELIABLE, QOS_SENSOR
-    from min2real_ros.replay.replay import _player_qos
+    from min2real_ros.replay.session import _player_qos
 
     latched, streaming = object(), object()
     assert _player_qos(TOPICS.route, QOS_RELIABLE, TOPICS, latched, streaming) is latched
     assert _player_qos(TOPICS.route, QOS_LATCHED, TOPICS, latched, streaming) is latched
     assert _player_qos(TOPICS.camera, QOS_SENSOR, TOPICS, latched, streaming) is streaming
+
+
+def test_a_ticks_camera_is_played_after_that_ticks_other_messages():
+    from min2real_ros.replay.playback import camera_last_per_tick
+
+    camera = TOPICS.camera
+    bag_order = [
+        (camera, 0, b"c0"),
+        (TOPICS.speedometer, 0, b"s0"),
+        (TOPICS.odometry, 0, b"o0"),
+        (TOPICS.lidar, 50, b"l1"),
+        (camera, 100, b"c1"),
+        (camera, 100, b"c1b"),
+        (TOPICS.speedometer, 100, b"s1"),
+        (TOPICS.speedometer, 150, b"s2"),
+    ]
+    played = [raw for _, _, raw in camera_last_per_tick(bag_order, camera)]
+    assert played == [b"s0", b"o0", b"c0", b"l1", b"s1", b"c1", b"c1b", b"s2"]

@@ -15,6 +15,26 @@ def test_discovery_stays_on_loopback():
     assert os.environ.get("ROS_LOG_DIR")
 
 
+def test_the_shipped_dds_profile_is_active_and_has_a_large_shared_memory_segment():
+    import xml.etree.ElementTree as ElementTree
+    from pathlib import Path
+
+    profile = Path(os.environ["FASTRTPS_DEFAULT_PROFILES_FILE"])
+    assert profile.name == "fastdds_large_data.xml" and profile.is_file()
+    namespace = {"dds": "http://www.eprosima.com/XMLSchemas/fastRTPS_Profiles"}
+    root = ElementTree.parse(profile).getroot()
+    shm = [
+        d
+        for d in root.iterfind(".//dds:transport_descriptor", namespace)
+        if d.findtext("dds:type", namespaces=namespace) == "SHM"
+    ]
+    assert len(shm) == 1
+    segment_bytes = int(shm[0].findtext("dds:segment_size", namespaces=namespace))
+    assert segment_bytes >= 4 * 6 * 1024 * 1024  # several 6 MB images in flight (Fast DDS default: 512 KB)
+    participant = root.find(".//dds:participant[@is_default_profile='true']", namespace)
+    assert participant is not None
+
+
 def test_message_packages_import():
     import diagnostic_msgs.msg  # noqa: F401
     import geometry_msgs.msg  # noqa: F401

@@ -209,12 +209,12 @@ def test_compressed_camera_and_debug_outputs(graph):
 
     from min2real_ros.conversions import rgb_to_jpeg_bytes, ros_uint8_array
 
-    driver, policy = graph.driver(camera_compressed=True, camera_topic=f"/{graph.prefix}/camera/compressed")
+    driver, policy = graph.driver(camera_compressed=True, remaps={"camera": f"/{graph.prefix}/camera/compressed"})
     harness = graph.harness
     compressed_pub = harness.node.create_publisher(CompressedImage, f"/{graph.prefix}/camera/compressed", 5)
     debug, markers = [], []
-    harness.node.create_subscription(Image, f"/{graph.prefix}/driver/debug_image", debug.append, 5)
-    harness.node.create_subscription(MarkerArray, f"/{graph.prefix}/driver/markers", markers.append, 5)
+    harness.node.create_subscription(Image, f"/{graph.prefix}/driver/output/debug_image", debug.append, 5)
+    harness.node.create_subscription(MarkerArray, f"/{graph.prefix}/driver/output/markers", markers.append, 5)
     harness.publish_route()
     jpeg = rgb_to_jpeg_bytes(np.full((64, 160, 3), 128, np.uint8))
 

@@ -34,7 +34,7 @@ def exported_sim_model(tmp_path_factory):
 def test_driver_with_exported_onnx_model_publishes_finite_contract_path(ros_context, exported_sim_model):
     from diagnostic_msgs.msg import DiagnosticStatus
     from rclpy.lifecycle import TransitionCallbackReturn
-    from ros_graph_helpers import driver_parameters
+    from ros_graph_helpers import driver_parameters, driver_remaps
 
     from min2real_ros.nodes.driver_node import DriverNode
 
@@ -44,6 +44,7 @@ def test_driver_with_exported_onnx_model_publishes_finite_contract_path(ros_cont
             node_name="driver",
             namespace="/real_model",
             context=ros_context,
+            cli_args=driver_remaps("real_model"),
             parameter_overrides=driver_parameters(
                 "real_model",
                 model_path=str(exported_sim_model),
