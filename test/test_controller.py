@@ -181,3 +181,32 @@ def test_ackermann_output_is_the_unstamped_message_carla_ackermann_control_subsc
 
     message_class = import_output_type("ackermann")
     assert message_class.__name__ == "AckermannDrive" and not hasattr(message_class(), "header")
+
+
+# ---- watchdog: future stamps and receipt time -------------------------------------------------
+def test_watchdog_refuses_waypoints_stamped_ahead_beyond_the_tolerance():
+    from min2real.runtime.controller import Watchdog, WatchdogLimits
+
+    watchdog = Watchdog(WatchdogLimits(waypoint_timeout_s=0.5, speed_timeout_s=0.5, future_stamp_tolerance_s=0.1))
+    waypoints = _arc(0.0, 5.0)
+    for ahead_s in (10.0, 3.0, 0.2):
+        reason = watchdog.offer_waypoints(waypoints, stamp_s=100.0 + ahead_s, now_s=100.0)
+        assert reason is not None and "ahead of the controller clock" in reason
+    watchdog.offer_speed(4.0, 100.0, 100.0)
+    assert watchdog.check(100.0)[0] == "no waypoints yet"  # none of them is followed
+    assert watchdog.offer_waypoints(waypoints, stamp_s=100.05, now_s=100.0) is None  # within tolerance
+
+
+def test_watchdog_brakes_one_timeout_after_the_last_valid_path_whatever_its_stamp():
+    from min2real.runtime.controller import Watchdog, WatchdogLimits
+
+    watchdog = Watchdog(WatchdogLimits(waypoint_timeout_s=0.5, speed_timeout_s=10.0, future_stamp_tolerance_s=0.1))
+    # Stamped at the tolerance's edge ahead: by its stamp it would stay "fresh" 0.6 s; by receipt 0.5 s.
+    watchdog.offer_waypoints(_arc(0.0, 5.0), stamp_s=200.1, now_s=200.0)
+    watchdog.offer_speed(4.0, 200.0, 200.0)
+    assert watchdog.check(200.49)[0] is None
+    reason = watchdog.check(200.51)[0]
+    assert reason is not None and "waypoints are 0.51" in reason
+    # A stale stamp brakes even when the Path just arrived (pipeline latency counts).
+    watchdog.offer_waypoints(_arc(0.0, 5.0), stamp_s=199.0, now_s=200.6)
+    assert "old" in watchdog.check(200.6)[0]
