@@ -265,3 +265,17 @@ def test_graph_checks_reject_custom_ops_and_old_opsets(tmp_path):
         export_model(_tiny_model("baseline"), TINY_CONTRACT, "real", tmp_path / "x.onnx", opset=16)
     with pytest.raises(Exception, match="domain 'carla'"):
         export_model(_tiny_model("baseline"), TINY_CONTRACT, "carla", tmp_path / "x.onnx")
+
+
+def test_export_cli_source_camera_argument():
+    from min2real.cli import build_parser
+    from min2real.contract import CameraSpec
+
+    parser = build_parser()
+    base = ["export", "--checkpoint", "run.pt", "--domain", "sim", "--out", "model.onnx"]
+    args = parser.parse_args([*base, "--source-camera", "1024x256@110"])
+    assert args.source_camera == CameraSpec(1024, 256, 110.0)
+    assert parser.parse_args(base).source_camera is None
+    for bad in ("1024x256", "1024@110", "0x256@110", "1024x256@190"):
+        with pytest.raises(SystemExit):
+            parser.parse_args([*base, "--source-camera", bad])

@@ -8,6 +8,22 @@ import argparse
 HELP = "export a checkpoint's sim or real graph to ONNX (metadata + parity check)"
 
 
+def _camera(text: str):
+    """'1024x256@110' -> CameraSpec(1024, 256, 110.0) (horizontal FOV in degrees)."""
+    from min2real.contract import CameraSpec, ContractError
+
+    size, separator, fov = text.partition("@")
+    width, _, height = size.lower().partition("x")
+    try:
+        if not separator:
+            raise ValueError("no @FOV")
+        return CameraSpec(int(width), int(height), float(fov))
+    except (ValueError, ContractError) as error:
+        raise argparse.ArgumentTypeError(
+            f"source camera {text!r} is not WIDTHxHEIGHT@FOV_DEG (e.g. 1024x256@110): {error}"
+        ) from error
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True, help="min2real checkpoint (.pt)")
     parser.add_argument(
@@ -35,6 +51,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="max abs error allowed per output (waypoints m, logits); default 1e-3",
     )
+    parser.add_argument(
+        "--source-camera",
+        type=_camera,
+        default=None,
+        metavar="WxH@FOV",
+        help="camera the training images were recorded with, e.g. 1024x256@110 (CARLA Garage); "
+        "default: read from the checkpoint's training data for sim graphs",
+    )
     parser.add_argument("--no-verify", action="store_true", help="skip the parity check (not for deployment)")
 
 
@@ -57,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
             verify_data=args.verify_data,
             verify_samples=args.verify_samples,
             tolerances=tolerances,
+            source_camera=args.source_camera,
         )
     except (ExportError, FileNotFoundError, ValueError) as error:
         print(f"export failed: {error}")
