@@ -1,8 +1,11 @@
 """QoS profiles and QoS-event helpers shared by the driver and controller nodes.
 
-Camera: `camera_qos` reliable (keep last 1: a latest-only node wants the newest frame, and a
-reliable reader gets every fragment of a 1.5-6 MB image re-sent instead of losing the whole frame)
-or best_effort (keep last `depth`). Both match a reliable publisher (the CARLA bridge); a
+Camera: `camera_qos` reliable (a reader gets every fragment of a 1.5-6 MB image re-sent instead of
+losing the whole frame) or best_effort, keep last `camera_qos_depth`. The depth matters for the
+accounting: with keep last 1 a frame that arrives while the executor is still converting the
+previous one replaces it inside DDS, unseen (it shows up as a gap in the stamps); with a few slots
+every frame reaches the callback and the driver's own latest-only slot counts what it skips as
+dropped while busy. Both reliabilities match a reliable publisher (the CARLA bridge); a
 best-effort publisher only matches best_effort. Measured in docs/performance.md ("ROS transport").
 Other sensors: best effort, keep last `depth` (small messages). Route: reliable, transient local
 (latched, as carla_waypoint_publisher) or volatile. Outputs: reliable, keep last 10.
@@ -30,12 +33,7 @@ def camera_qos(reliability: str, depth: int) -> QoSProfile:
     if reliability not in CAMERA_QOS:
         raise ValueError(f"parameter camera_qos={reliability!r}; expected one of {CAMERA_QOS}")
     if reliability == "reliable":
-        return QoSProfile(
-            depth=1,
-            history=HistoryPolicy.KEEP_LAST,
-            reliability=ReliabilityPolicy.RELIABLE,
-            durability=DurabilityPolicy.VOLATILE,
-        )
+        return reliable_qos(max(1, int(depth)))
     return sensor_qos(depth)
 
 

@@ -36,5 +36,5 @@ $M eval --model "$OUT/model_sim.onnx" --data "$OUT/synth/val" --out "$OUT/eval"
 echo "== 5/6 synthetic CARLA-bridge bag"
 $M synth-bag --out "$OUT/bag" --frames "$BAG_FRAMES" --seed 0
 echo "== 6/6 replay the bag through the nodes with the new model"
-$M replay "$OUT/bag" --model "$OUT/model_sim.onnx" --out "$OUT/replay" --fast
+$M replay "$OUT/bag" --model "$OUT/model_sim.onnx" --out "$OUT/replay" --timing fast
 echo "pipeline: done; model $OUT/model_sim.onnx, evaluation $OUT/eval/report.md, replay $OUT/replay/summary.json"

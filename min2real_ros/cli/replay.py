@@ -33,15 +33,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--out", required=True, help="output directory (output_bag/, contact_sheet.png, summary.json, ...)"
     )
-    timing = parser.add_mutually_exclusive_group()
-    timing.add_argument(
-        "--fast",
-        action="store_true",
-        help="as fast as the node keeps up (every frame processed) instead of the bag's timing",
+    parser.add_argument(
+        "--timing",
+        choices=("bag", "fast"),
+        default="bag",
+        help="bag: messages at their bag times (x --rate; a slow node drops frames, counted) | "
+        "fast: as fast as the node keeps up, every frame processed (default bag)",
     )
-    timing.add_argument(
-        "--rate", type=float, default=1.0, help="bag timing scaled by this factor (default 1.0 = real time)"
-    )
+    parser.add_argument("--rate", type=float, default=1.0, help="bag timing scaled by this factor (1.0 = real time)")
     parser.add_argument(
         "--backend", default="auto", help="driver backend parameter (auto, onnxruntime-cpu, tensorrt, ...)"
     )
@@ -58,7 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--max-frames", type=int, default=None, help="stop after this many camera frames")
     parser.add_argument(
-        "--frame-timeout", type=float, default=10.0, help="seconds to wait for the driver per frame (--fast)"
+        "--frame-timeout", type=float, default=10.0, help="seconds to wait for the driver per frame (--timing fast)"
     )
     parser.add_argument("--tiles", type=int, default=12, help="overlay frames on the contact sheet")
     parser.add_argument("--video", action="store_true", help="also write overlays.mp4 with every frame")
@@ -81,7 +80,7 @@ def options_from_args(args: argparse.Namespace, bag: str, model: str, out: str):
         bag=bag,
         model=model,
         out=out,
-        timing="fast" if args.fast else "bag",
+        timing=args.timing,
         rate=args.rate,
         backend=args.backend,
         domain=args.domain,

@@ -300,7 +300,12 @@ class DriverNode(LifecycleNode):
             self._inputs.append(self.create_subscription(msg_type, topic, callback, profile, event_callbacks=events))
 
         camera_type = CompressedImage if bool(self._p("camera_compressed")) else Image
-        subscribe(camera_type, "~/input/camera", self._on_camera, qos.camera_qos(str(self._p("camera_qos")), depth))
+        subscribe(
+            camera_type,
+            "~/input/camera",
+            self._on_camera,
+            qos.camera_qos(str(self._p("camera_qos")), int(self._p("camera_qos_depth"))),
+        )
         if bool(self._p("use_lidar")):
             subscribe(PointCloud2, "~/input/lidar", self._on_lidar, sensor_qos)
         speed_source, target_source = str(self._p("speed_source")), str(self._p("target_source"))

@@ -11,7 +11,7 @@ from min2real.runtime.mounts import MOUNT_SOURCES
 from min2real_ros.parameters import ParameterSpec as P
 from min2real_ros.qos import CAMERA_QOS, ROUTE_DURABILITIES
 
-BACKENDS = ("auto", "tensorrt", "onnxruntime-cuda", "onnxruntime-cpu", "torch")
+BACKENDS = ("auto", "tensorrt", "onnxruntime", "onnxruntime-cpu", "onnxruntime-cuda", "onnxruntime-tensorrt", "torch")
 
 PARAMETERS: dict[str, P] = {
     # ---- model
