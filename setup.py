@@ -63,6 +63,7 @@ setup(
             "replay = min2real_ros.cli.replay",
             "demo = min2real_ros.cli.demo",
             "synth-bag = min2real_ros.cli.synth_bag",
+            "closed-loop = min2real_ros.cli.closed_loop",
         ],
     },
 )

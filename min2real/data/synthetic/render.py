@@ -12,6 +12,7 @@ intersected with the ground plane and the boxes as numpy arrays.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,6 +26,7 @@ HORIZON_FRACTION = 0.42  # horizon row as a fraction of the contract crop band
 LIDAR_HEIGHT_M, LIDAR_RANGE_M = 2.5, 50.0
 MAP_PX_PER_M = 8.0
 RENDER_DISTANCE_M = 90.0
+STOP_LINE_WIDTH_M = 0.4
 
 _SIM_COLOURS = {
     "grass": (72, 150, 72),
@@ -61,6 +63,47 @@ class _Appearance:
     blur_sigma: float
     noise_sigma: float
     fog_distance_m: float
+
+
+@dataclass(frozen=True)
+class Condition:
+    """An appearance condition (daylight / weather) applied on top of either look's palette, as
+    Longest6 pairs each route with a weather and a daylight. The default changes nothing.
+
+    brightness: overall gain; tint_rgb: per-channel gain; saturation: 1 keeps the colours, 0
+    greys them; sky_rgb: replaces the sky (and the haze) colour before the gains; road_gain:
+    extra gain on the road (wet asphalt is darker); fog_scale: multiplies the fog distance.
+    """
+
+    name: str = "noon"
+    brightness: float = 1.0
+    tint_rgb: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    saturation: float = 1.0
+    sky_rgb: tuple[float, float, float] | None = None
+    road_gain: float = 1.0
+    fog_scale: float = 1.0
+
+    def apply(self, look: _Appearance) -> _Appearance:
+        """The look under this condition (a new _Appearance; colours stay within 0..255)."""
+        colours = dict(look.colours)
+        if self.sky_rgb is not None:
+            colours["sky"] = np.array(self.sky_rgb, dtype=np.float32)
+            colours["haze"] = 0.5 * (colours["haze"] + colours["sky"])
+        colours["road"] = colours["road"] * np.float32(self.road_gain)
+        gain = np.float32(self.brightness) * np.asarray(self.tint_rgb, dtype=np.float32)
+        for key, colour in colours.items():
+            grey = np.float32(colour.mean())
+            mixed = grey + np.float32(self.saturation) * (colour - grey)
+            colours[key] = np.clip(mixed * gain, 0, 255).astype(np.float32)
+        return _Appearance(
+            colours,
+            look.textured,
+            look.colour_gain,
+            look.light_gradient,
+            look.blur_sigma,
+            look.noise_sigma,
+            look.fog_distance_m * float(self.fog_scale),
+        )
 
 
 def _appearance(domain: str, rng: np.random.Generator) -> _Appearance:
@@ -118,7 +161,13 @@ def side_camera_yaw(camera: PinholeCamera) -> float:
 class _GroundMap:
     """A top-down RGB raster of the route's ground (roads, markings, grass) in world metres."""
 
-    def __init__(self, route: SyntheticRoute, appearance: _Appearance, rng: np.random.Generator) -> None:
+    def __init__(
+        self,
+        route: SyntheticRoute,
+        appearance: _Appearance,
+        rng: np.random.Generator,
+        stop_lines: Sequence[np.ndarray] = (),
+    ) -> None:
         import cv2
 
         margin = 40.0
@@ -176,6 +225,10 @@ class _GroundMap:
         cv2.polylines(
             ground, [to_px(r) for r in dashes], False, colours["centre"].tolist(), line_px, cv2.LINE_AA, shift
         )
+        if len(stop_lines):  # (2, 2) world end points each, drawn STOP_LINE_WIDTH_M wide
+            stop_px = max(1, int(round(STOP_LINE_WIDTH_M * MAP_PX_PER_M)))
+            lines_px = [to_px(np.asarray(line)) for line in stop_lines]
+            cv2.polylines(ground, lines_px, False, colours["marking"].tolist(), stop_px, cv2.LINE_AA, shift)
         self.image = ground
         self.border_colour = colours["grass"].tolist()
 
@@ -224,7 +277,16 @@ class SceneRenderer:
     closed-loop simulator both render through this class.
     """
 
-    def __init__(self, route: SyntheticRoute, domain: str, seed: tuple[int, ...]) -> None:
+    def __init__(
+        self,
+        route: SyntheticRoute,
+        domain: str,
+        seed: tuple[int, ...],
+        condition: Condition | None = None,
+        stop_lines: Sequence[np.ndarray] = (),
+    ) -> None:
+        """condition: an appearance condition on top of the domain's look (None: as generated);
+        stop_lines: (2, 2) world-frame end points of painted stop lines (none by default)."""
         if domain not in C.DOMAINS:
             raise ValueError(f"synthetic domain {domain!r} is not supported; expected one of {C.DOMAINS}")
         self.route = route
@@ -232,7 +294,9 @@ class SceneRenderer:
         self.seed = seed
         domain_index = C.DOMAINS.index(domain)
         self.appearance = _appearance(domain, np.random.default_rng((*seed, 2, domain_index)))
-        self.ground = _GroundMap(route, self.appearance, np.random.default_rng((*seed, 3, domain_index)))
+        if condition is not None:
+            self.appearance = condition.apply(self.appearance)
+        self.ground = _GroundMap(route, self.appearance, np.random.default_rng((*seed, 3, domain_index)), stop_lines)
         self._effect_cache: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
 
     def render(self, camera: PinholeCamera, ego_xy: np.ndarray, ego_yaw: float, rng: np.random.Generator) -> np.ndarray:

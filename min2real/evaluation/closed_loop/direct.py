@@ -1,0 +1,209 @@
+"""Direct mode: the driving stack called in this process, doing exactly what the nodes do.
+
+A lock-step tick in ROS mode is: the simulator publishes odometry, speedometer (std_msgs/Float32),
+LiDAR (PointCloud2 in the LiDAR frame) and the camera image; driver_node turns odometry + the
+route into a target point (runtime.route.RoutePlanner), assembles the frame
+(runtime.frame_assembly.FrameAssembler) and runs the policy; controller_node runs the Garage PID
+(runtime.controller.WaypointController) on the Path and the speed and publishes a Twist
+(runtime.vehicle_commands), which the simulator decodes into the vehicle's control.
+
+`DriverMirror` and `ControllerMirror` make the same calls on the same values, including what the
+messages do to them (the speed is a float32, the yaw goes through a quaternion, LiDAR points are
+moved into the LiDAR frame and back in float32, the command through a Twist), so direct and ROS
+mode drive the same trajectory on the same route. Tests pin that equality.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from min2real.contract import Contract, ContractError, yaw_from_quaternion_wxyz
+from min2real.data.synthetic.render import LIDAR_HEIGHT_M
+from min2real.evaluation.closed_loop.expert import RouteExpert
+from min2real.evaluation.closed_loop.simulator import ClosedLoopSimulator, Observation
+from min2real.runtime.controller import FULL_BRAKE, ControllerConfig, WaypointController
+from min2real.runtime.frame_assembly import CameraFrame, FrameAssembler, FreshnessLimits
+from min2real.runtime.route import RoutePlanner
+from min2real.runtime.types import VehicleControl
+from min2real.runtime.vehicle_commands import control_from_twist, twist_from_control
+
+# The LiDAR sits LIDAR_HEIGHT_M above base_link (the renderer casts its rays from there), as
+# CARLA Garage mounts it (0, 0, 2.5); the driver node's lidar_mount_* defaults say the same.
+LIDAR_MOUNT_XYZ_M = (0.0, 0.0, float(LIDAR_HEIGHT_M))
+MAX_STEER_ANGLE_DEG = 70.0  # the controller node's max_steering_angle_deg = the simulated vehicle's
+ROUTE_MIN_DISTANCE_M, ROUTE_MAX_DISTANCE_M = 7.5, 50.0  # driver node defaults (CARLA Garage)
+
+
+def lock_step_freshness(tick_s: float, use_lidar: bool) -> FreshnessLimits:
+    """The driver's freshness limits in lock step: half a tick, so an input of the previous tick
+    is never used for this tick's camera frame (the frame is refused and sent again instead)."""
+    half = 0.5 * float(tick_s)
+    return FreshnessLimits(
+        max_image_age_s=half,
+        max_lidar_skew_s=half,
+        max_speed_age_s=half,
+        max_target_age_s=half,
+        require_lidar=use_lidar,
+    )
+
+
+def lidar_points_in_sensor_frame(points_ego: np.ndarray) -> np.ndarray:
+    """(N, 4) base_link points -> (N, 4) float32 in the LiDAR frame (what the bridge publishes)."""
+    points = np.asarray(points_ego, dtype=np.float32).copy()
+    points[:, :3] -= np.asarray(LIDAR_MOUNT_XYZ_M, dtype=np.float32)
+    return points
+
+
+def _sensor_to_vehicle(points_sensor: np.ndarray) -> np.ndarray:
+    """The driver node's LiDAR -> base_link transform for the (0, 0, 2.5) mount, in its float32
+    arithmetic: points @ R^T + t with R = identity."""
+    rotation_t = np.eye(3, dtype=np.float32)
+    return np.asarray(points_sensor[:, :3], dtype=np.float32) @ rotation_t + np.asarray(
+        LIDAR_MOUNT_XYZ_M, dtype=np.float32
+    )
+
+
+def yaw_through_quaternion(yaw_rad: float) -> float:
+    """The yaw a node reads back from an Odometry quaternion (z = sin(yaw/2), w = cos(yaw/2))."""
+    quaternion = np.array([math.cos(yaw_rad / 2.0), 0.0, 0.0, math.sin(yaw_rad / 2.0)])
+    return float(yaw_from_quaternion_wxyz(quaternion))
+
+
+@dataclass(frozen=True)
+class TickOutput:
+    """One tick of a stack: the decoded vehicle command (None: none arrived, lock-step timeout),
+    the waypoints it followed ((T, 2) base_link) and the target point ((2,) base_link), if any."""
+
+    control: VehicleControl | None
+    waypoints_ego: np.ndarray | None = None
+    target_point_ego: np.ndarray | None = None
+    detail: str = ""
+
+
+class Stack(Protocol):
+    """A driving stack the episode loop drives: direct (this module) or ROS (min2real_ros.sim).
+    `needs_sensors`: render camera (+ LiDAR) each tick; an optional `report() -> dict` adds the
+    stack's own counters to the route's result."""
+
+    needs_sensors: bool
+
+    def start(self, sim: ClosedLoopSimulator) -> None: ...
+
+    def control(self, observation: Observation) -> TickOutput: ...
+
+    def close(self) -> None: ...
+
+
+class ControllerMirror:
+    """controller_node in lock step: Garage's PID on the Path + speedometer, out through a Twist."""
+
+    def __init__(self, contract: Contract | None, config: ControllerConfig | None = None) -> None:
+        waypoint_dt = contract.waypoint_dt_s if contract is not None else ControllerConfig().waypoint_dt_s
+        self.config = config or ControllerConfig(waypoint_dt_s=float(waypoint_dt))
+        self.controller = WaypointController(self.config)
+        self.max_steer_rad = math.radians(MAX_STEER_ANGLE_DEG)
+
+    def command(self, waypoints_ego: np.ndarray, speed_mps: float) -> VehicleControl:
+        speed = float(np.float32(speed_mps))  # std_msgs/Float32
+        try:
+            control = self.controller.compute(np.asarray(waypoints_ego, dtype=np.float64), speed).control
+        except ValueError:
+            self.controller.reset()  # the node's watchdog: full brake, PID windows reset
+            control = FULL_BRAKE
+        linear_x, angular_z = twist_from_control(control, self.max_steer_rad)
+        return control_from_twist(linear_x, angular_z, self.max_steer_rad)
+
+
+class DriverMirror:
+    """driver_node in lock step: route + odometry -> target point, frame assembly, the policy."""
+
+    def __init__(self, policy: Any, tick_s: float, use_lidar: bool) -> None:
+        self.policy = policy
+        self.use_lidar = use_lidar
+        self.assembler = FrameAssembler(lock_step_freshness(tick_s, use_lidar))
+        self.planner = RoutePlanner(ROUTE_MIN_DISTANCE_M, ROUTE_MAX_DISTANCE_M)
+
+    def reset(self, route_xy: np.ndarray) -> None:
+        self.planner.set_route(np.asarray(route_xy, dtype=np.float64))
+
+    def predict(self, observation: Observation) -> tuple[np.ndarray | None, np.ndarray | None, str]:
+        """(waypoints (T, 2) float32 base_link, target point (2,), "") or (None, target, reason)."""
+        stamp = observation.time_s
+        state = observation.state
+        step = self.planner.step(state.xy, yaw_through_quaternion(state.yaw_rad))
+        self.assembler.update_target(step.target_point_ego, stamp)
+        self.assembler.update_speed(float(np.float32(state.speed_mps)), stamp)
+        if self.use_lidar:
+            if observation.lidar_points_ego is None:
+                raise ValueError("the driver uses LiDAR but the observation has none (render it)")
+            points = _sensor_to_vehicle(lidar_points_in_sensor_frame(observation.lidar_points_ego))
+            self.assembler.update_lidar(points, stamp)
+        if observation.image_rgb is None:
+            raise ValueError("the driver needs the camera image but the observation has none (render it)")
+        result = self.assembler.assemble(CameraFrame(observation.image_rgb, None, stamp), stamp)
+        if result.frame is None:
+            return None, step.target_point_ego, str(result.reason)
+        try:
+            prediction = self.policy.predict(result.frame)
+        except ContractError as error:
+            return None, step.target_point_ego, f"frame failed: {error}"
+        waypoints = np.asarray(prediction.waypoints_ego)
+        return waypoints, result.frame.target_point_ego, ""
+
+
+class DirectPolicyStack:
+    """A model (runtime.policy.DrivingPolicy) + the controller, in this process."""
+
+    needs_sensors = True
+
+    def __init__(self, policy: Any, tick_s: float, use_lidar: bool) -> None:
+        self.driver = DriverMirror(policy, tick_s, use_lidar)
+        self.controller = ControllerMirror(policy.contract)
+
+    def start(self, sim: ClosedLoopSimulator) -> None:
+        self.driver.reset(sim.scenario.route_xy)
+
+    def control(self, observation: Observation) -> TickOutput:
+        waypoints, target, reason = self.driver.predict(observation)
+        if waypoints is None:
+            # The driver publishes nothing for this frame: in lock step no command comes.
+            return TickOutput(None, None, target, f"driver: {reason}")
+        control = self.controller.command(waypoints, observation.state.speed_mps)
+        return TickOutput(control, waypoints, target)
+
+    def close(self) -> None:
+        return None
+
+
+class ExpertStack:
+    """The route-following expert's waypoints + the same controller, in this process."""
+
+    needs_sensors = False
+
+    def __init__(self, contract: Contract) -> None:
+        self.contract = contract
+        self.controller = ControllerMirror(contract)
+        self.expert: RouteExpert | None = None
+        self.sim: ClosedLoopSimulator | None = None
+
+    def start(self, sim: ClosedLoopSimulator) -> None:
+        self.sim = sim
+        self.expert = RouteExpert(sim.scenario, self.contract.num_waypoints, self.contract.waypoint_dt_s)
+
+    def waypoints(self, observation: Observation) -> np.ndarray:
+        if self.expert is None or self.sim is None:
+            raise RuntimeError("ExpertStack.start was not called")
+        progress = self.sim.judge.position_s_m
+        self.expert.update(self.sim.tick_s, progress, observation.state.speed_mps)
+        return self.expert.waypoints_ego(observation.state, progress)
+
+    def control(self, observation: Observation) -> TickOutput:
+        waypoints = self.waypoints(observation)
+        return TickOutput(self.controller.command(waypoints, observation.state.speed_mps), waypoints)
+
+    def close(self) -> None:
+        return None

@@ -1,0 +1,106 @@
+"""Named closed-loop route sets over the synthetic world, Longest6-style.
+
+`synth-longest6`: 36 routes = 6 "towns" (geometry seeds) x 6 routes, each route with its own
+appearance condition (as Longest6 pairs each route with a weather / daylight), intersections
+with left / right / straight manoeuvres, curves, stop lines where the route's timing stops, and
+one route per town with a car parked in the lane.
+
+Seed space: training and validation data use `min2real data synth --seed S` with small S
+(0, 1, ...; drive seeds (S, domain, route)). Closed-loop routes use the geometry seed
+(CLOSED_LOOP_SEED_BASE + town, route) with CLOSED_LOOP_SEED_BASE = 15_000_000, a range no
+training seed reaches, so the judge drives roads no model was trained on.
+
+Order: route p of a set is town p % 6, route p // 6, so the first N routes of a set spread over
+the towns and conditions (`--routes 6` = one route per town, six conditions).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from min2real.data.synthetic.scenario import CONDITION_NAMES, Scenario
+
+CLOSED_LOOP_SEED_BASE = 15_000_000
+TOWNS = 6
+ROUTES_PER_TOWN = 6
+ROUTE_LENGTH_M = 180.0
+SHORT_ROUTE_LENGTH_M = 90.0
+OBSTACLE_ROUTE_ORDER = (2, 3, 4, 5, 0, 1)  # per town: the first of these routes that fits a parked car
+
+
+@dataclass(frozen=True)
+class RouteSpec:
+    """One closed-loop route: `town` and `index` pick the geometry seed, `condition` the
+    appearance, `obstacle` whether a car is parked in the lane, `length_m` the scored length."""
+
+    name: str
+    town: int
+    index: int
+    condition: str
+    obstacle: bool
+    length_m: float
+
+    @property
+    def seed(self) -> tuple[int, int]:
+        return (CLOSED_LOOP_SEED_BASE + self.town, self.index)
+
+    def scenario(self) -> Scenario:
+        return Scenario(self.seed, self.length_m, self.condition, self.obstacle)
+
+
+def _obstacle_route(town: int, length_m: float) -> int | None:
+    for index in OBSTACLE_ROUTE_ORDER:
+        if Scenario((CLOSED_LOOP_SEED_BASE + town, index), length_m, obstacle=True).obstacle is not None:
+            return index
+    return None
+
+
+def _longest6_like(set_name: str, length_m: float, with_obstacles: bool = True) -> list[RouteSpec]:
+    obstacle_index = {town: _obstacle_route(town, length_m) if with_obstacles else None for town in range(TOWNS)}
+    routes = []
+    for position in range(TOWNS * ROUTES_PER_TOWN):
+        town, index = position % TOWNS, position // TOWNS
+        condition = CONDITION_NAMES[(town + index) % len(CONDITION_NAMES)]
+        routes.append(
+            RouteSpec(
+                f"{set_name}/town{town:02d}_route{index}",
+                town,
+                index,
+                condition,
+                obstacle_index[town] == index,
+                length_m,
+            )
+        )
+    return routes
+
+
+def _short() -> list[RouteSpec]:
+    """Six 90 m routes (one per town, the six conditions, no obstacle): smoke tests and the demo."""
+    return [
+        RouteSpec(f"synth-short/town{town:02d}", town, 0, CONDITION_NAMES[town], False, SHORT_ROUTE_LENGTH_M)
+        for town in range(TOWNS)
+    ]
+
+
+ROUTE_SETS = {
+    "synth-longest6": lambda: _longest6_like("synth-longest6", ROUTE_LENGTH_M),
+    "synth-short": _short,
+}
+DEFAULT_ROUTE_SET = "synth-longest6"
+
+
+def route_set(routes: str | int) -> tuple[str, list[RouteSpec]]:
+    """`routes`: a set name (ROUTE_SETS) or a count N (the first N routes of synth-longest6);
+    "name:N" takes the first N of a named set. Returns (label, routes)."""
+    text = str(routes).strip()
+    name, _, count_text = text.partition(":")
+    if name.isdigit() and not count_text:
+        name, count_text = DEFAULT_ROUTE_SET, name
+    if name not in ROUTE_SETS:
+        raise ValueError(f"route set {text!r} is not known; expected one of {sorted(ROUTE_SETS)}, a count N, or NAME:N")
+    specs = ROUTE_SETS[name]()
+    if count_text:
+        if not count_text.isdigit() or not 1 <= int(count_text) <= len(specs):
+            raise ValueError(f"route count {count_text!r} for {name}; expected 1..{len(specs)}")
+        return f"{name}:{int(count_text)}", specs[: int(count_text)]
+    return name, specs
