@@ -32,7 +32,7 @@ setup(
     # numpy + opencv + yaml + an inference backend (the [runtime] extra), never torch.
     install_requires=["numpy", "pyyaml"],
     extras_require={
-        "runtime": ["opencv-python-headless", "onnxruntime"],
+        "runtime": ["opencv-python-headless", "onnxruntime", "onnx"],
         "tensorrt": ["tensorrt>=10,<11", "cuda-python"],
         "train": [
             "torch",

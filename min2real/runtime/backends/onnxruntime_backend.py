@@ -4,6 +4,21 @@
 run on it (a GPU provider that ONNX Runtime cannot load, e.g. missing CUDA/cuDNN libraries, is an
 error, not a silent fall back to the CPU). "onnxruntime" / "auto" take the best available provider
 and log which one is active. Never imports torch.
+
+Session options (defaults chosen by measurement, docs/performance.md "CPU session options"):
+  intra_op_threads   0 = ONNX Runtime's default, one thread per physical core (2 here): the ViT's
+                     GEMMs scale to both cores; fewer threads only help when others hold the cores.
+  allow_spinning     False: idle pool threads sleep instead of busy-waiting for the next op
+                     (session.intra_op.allow_spinning). Spinning wins a few per cent on an idle
+                     machine and loses far more as soon as other threads (the node's executor,
+                     DDS, other processes) need the cores.
+  inter_op_threads   1 = sequential execution: the graph is one chain (the LiDAR branch is <2 % of
+                     the work), a parallel executor only adds a second pool competing for the cores.
+  graph_optimization "all" (ORT_ENABLE_ALL: constant folding, Gelu / MatMul+Add / layout fusions).
+  fuse_attention     True: on the CPU provider, timm's ViT attention is rewritten in memory into
+                     com.microsoft.Attention nodes before the session is created
+                     (onnxruntime_fusion; the file on disk stays plain for TensorRT). GPU providers
+                     get the graph as exported.
 """
 
 from __future__ import annotations
@@ -16,6 +31,7 @@ import numpy as np
 from min2real.contract import Contract, ContractError
 from min2real.runtime import engine_cache
 from min2real.runtime.backends.base import Backend
+from min2real.runtime.backends.onnxruntime_fusion import fuse_attention as fuse_vit_attention
 from min2real.runtime.onnx_metadata import metadata_from_onnx_session
 
 LOGGER = logging.getLogger("min2real.runtime")
@@ -26,6 +42,12 @@ ORT_BACKEND_PROVIDERS = {
     "onnxruntime-tensorrt": ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
 }
 GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
+GRAPH_OPTIMIZATION_LEVELS = {  # option value -> onnxruntime.GraphOptimizationLevel member
+    "disabled": "ORT_DISABLE_ALL",
+    "basic": "ORT_ENABLE_BASIC",
+    "extended": "ORT_ENABLE_EXTENDED",
+    "all": "ORT_ENABLE_ALL",
+}
 
 
 def _import_onnxruntime():
@@ -45,6 +67,8 @@ class OnnxRuntimeBackend(Backend):
     fails to start is logged as a warning); or an explicit list whose first provider must become
     active (ONNX Runtime's silent fall back to the CPU is an error then).
     The TensorRT execution provider caches its engines in the resolved engine cache directory.
+    Session options: see the module docstring (each default is measured in docs/performance.md).
+    `fused_attention_blocks` says how many ViT attention blocks the CPU session runs fused.
     """
 
     def __init__(
@@ -56,6 +80,10 @@ class OnnxRuntimeBackend(Backend):
         providers: list[str] | None = None,
         device_id: int = 0,
         intra_op_threads: int = 0,
+        inter_op_threads: int = 1,
+        allow_spinning: bool = False,
+        graph_optimization: str = "all",
+        fuse_attention: bool = True,
         warmup: int = 1,
         cache_dir: str | Path | None = None,
         fp16: bool = False,
@@ -89,12 +117,26 @@ class OnnxRuntimeBackend(Backend):
                 provider_options.append({"device_id": device_id})
             else:
                 provider_options.append({})
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if intra_op_threads:
-            options.intra_op_num_threads = int(intra_op_threads)
+        options = session_options(
+            ort,
+            intra_op_threads=intra_op_threads,
+            inter_op_threads=inter_op_threads,
+            allow_spinning=allow_spinning,
+            graph_optimization=graph_optimization,
+        )
+        model: str | bytes = str(self.path)
+        self.fused_attention_blocks = 0
+        if fuse_attention and wanted[0] == "CPUExecutionProvider":
+            fusion = fuse_vit_attention(self.path.read_bytes())
+            model, self.fused_attention_blocks = fusion.model_bytes, fusion.fused_blocks
+            LOGGER.info(
+                "%s: %d of %d softmax attention layers fused into com.microsoft.Attention for the CPU provider",
+                self.path,
+                fusion.fused_blocks,
+                fusion.softmax_nodes,
+            )
         self.session = ort.InferenceSession(
-            str(self.path), sess_options=options, providers=wanted, provider_options=provider_options
+            model, sess_options=options, providers=wanted, provider_options=provider_options
         )
         self.metadata = metadata_from_onnx_session(self.session, self.path)
         self._check_requested(domain, contract)
@@ -121,6 +163,34 @@ class OnnxRuntimeBackend(Backend):
 
     def close(self) -> None:
         self.__dict__.pop("session", None)
+
+
+def session_options(
+    ort, *, intra_op_threads: int, inter_op_threads: int, allow_spinning: bool, graph_optimization: str
+):
+    """onnxruntime.SessionOptions from the backend's options (see the module docstring); a bad
+    value is a ValueError naming the option and what it accepts."""
+    if graph_optimization not in GRAPH_OPTIMIZATION_LEVELS:
+        raise ValueError(
+            f"ONNX Runtime graph_optimization={graph_optimization!r}; expected one of {tuple(GRAPH_OPTIMIZATION_LEVELS)}"
+        )
+    for name, value, low in (("intra_op_threads", intra_op_threads, 0), ("inter_op_threads", inter_op_threads, 1)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"ONNX Runtime {name}={value!r}; expected an integer >= {low}")
+    options = ort.SessionOptions()
+    options.graph_optimization_level = getattr(
+        ort.GraphOptimizationLevel, GRAPH_OPTIMIZATION_LEVELS[graph_optimization]
+    )
+    options.intra_op_num_threads = intra_op_threads  # 0: one per physical core
+    if inter_op_threads > 1:
+        options.execution_mode = ort.ExecutionMode.ORT_PARALLEL
+        options.inter_op_num_threads = inter_op_threads
+    else:
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    spinning = "1" if allow_spinning else "0"
+    options.add_session_config_entry("session.intra_op.allow_spinning", spinning)
+    options.add_session_config_entry("session.inter_op.allow_spinning", spinning)
+    return options
 
 
 def check_active_providers(wanted: list[str], active: list[str], explicit: bool, path) -> None:
