@@ -248,3 +248,11 @@ def test_controller_output_types_need_their_packages():
             assert import_output_type(output_type) is not None
     with pytest.raises(ValueError, match="expected one of"):
         import_output_type("cmd_vel")
+
+
+def test_carla_msgs_hint_says_how_to_get_the_package_on_humble_and_jazzy():
+    from min2real_ros.nodes.controller_node import CARLA_MSGS_HINT
+
+    assert "not in the Humble/Jazzy distributions" in CARLA_MSGS_HINT
+    assert "ros-carla-msgs" in CARLA_MSGS_HINT and "colcon build" in CARLA_MSGS_HINT
+    assert "install ros-<distro>-carla-msgs" not in CARLA_MSGS_HINT  # that package does not exist

@@ -32,8 +32,15 @@ PARAMETERS: dict[str, P] = {
     ),
     "camera_qos": P(
         "reliable",
-        "camera subscription: reliable (keep last 1) | best_effort (keep last sensor_qos_depth)",
+        "camera subscription reliability: reliable | best_effort (docs/performance.md, ROS transport)",
         choices=CAMERA_QOS,
+        read_only=True,
+    ),
+    "camera_qos_depth": P(
+        5,
+        "camera subscription keep-last depth (1 lets DDS replace a frame unseen while the executor is busy)",
+        low=1,
+        high=100,
         read_only=True,
     ),
     "use_lidar": P(True, "subscribe ~/input/lidar (false: camera only, all-zero BEV)", read_only=True),
