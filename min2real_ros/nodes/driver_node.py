@@ -48,7 +48,7 @@ from typing import Any
 
 import numpy as np
 import rclpy
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from geometry_msgs.msg import PointStamped, Vector3Stamped
 from nav_msgs.msg import Odometry, Path
 from rcl_interfaces.msg import SetParametersResult
@@ -62,7 +62,6 @@ from min2real.runtime import health
 from min2real.runtime.frame_assembly import (
     CameraFrame,
     FrameAssembler,
-    FreshnessLimits,
     LatestSlot,
     RateMeter,
     RunningStats,
@@ -82,7 +81,15 @@ from min2real_ros.conversions import (
     pointcloud2_to_xyz,
     stamp_to_seconds,
 )
-from min2real_ros.nodes.driver_parameters import EXPECTED_RATES, PARAMETERS, cross_check
+from min2real_ros.nodes import driver_diagnostics
+from min2real_ros.nodes.driver_parameters import (
+    EXPECTED_RATES,
+    PARAMETERS,
+    cross_check,
+    freshness_limits,
+    health_thresholds,
+    lidar_mount_from_parameters,
+)
 from min2real_ros.parameters import declare, refusal
 from min2real_ros.tf_mounts import TfMounts, tf2_available
 
@@ -98,37 +105,6 @@ def load_runtime_policy(model_path: str, domain: str, backend: str) -> Any:
     from min2real.runtime.policy import load_policy
 
     return load_policy(model_path, domain=domain, backend=backend)
-
-
-def freshness_limits(values: dict) -> FreshnessLimits:
-    return FreshnessLimits(
-        max_image_age_s=float(values["max_image_age_s"]),
-        max_lidar_skew_s=float(values["max_lidar_skew_s"]),
-        max_speed_age_s=float(values["max_speed_age_s"]),
-        max_target_age_s=float(values["max_target_age_s"]),
-        require_lidar=bool(values["require_lidar"]) and bool(values["use_lidar"]),
-        negative_speed_tolerance_mps=float(values["negative_speed_tolerance_mps"]),
-    )
-
-
-def health_thresholds(values: dict) -> health.HealthThresholds:
-    return health.HealthThresholds(
-        processing_time_warn_ms=float(values["processing_time_warn_ms"]),
-        processing_time_error_count=int(values["processing_time_error_count"]),
-        rate_warn_ratio=float(values["rate_warn_ratio"]),
-        rate_error_ratio=float(values["rate_error_ratio"]),
-    )
-
-
-def lidar_mount_from_parameters(values: dict) -> Mount:
-    return Mount.from_xyz_rpy(
-        float(values["lidar_mount_x"]),
-        float(values["lidar_mount_y"]),
-        float(values["lidar_mount_z"]),
-        math.radians(float(values["lidar_mount_roll_deg"])),
-        math.radians(float(values["lidar_mount_pitch_deg"])),
-        math.radians(float(values["lidar_mount_yaw_deg"])),
-    )
 
 
 class DriverNode(LifecycleNode):
@@ -612,97 +588,11 @@ class DriverNode(LifecycleNode):
     # ---- diagnostics -------------------------------------------------------------------------
     def health_snapshot(self) -> health.HealthSnapshot:
         """This period's counters (resets them) as the ROS-free health module reads them."""
-        now_s = self._now_s()
-        with self._stats_lock:
-            counts = dict(self._period)
-            self._period = {key: 0 for key in self._period}
-            qos_problems = list(self.qos_incompatible.values())
-            slow_streak = self._slow_streak
-        dropped_total = self._slot.dropped
-        counts["dropped"] = dropped_total - self._dropped_reported
-        self._dropped_reported = dropped_total
-        expected = {name: float(self._p(parameter)) for name, parameter in EXPECTED_RATES.items()}
-        subscribed = {
-            "camera": True,
-            "lidar": bool(self._p("use_lidar")),
-            "speed": True,
-            "target": True,
-        }
-        return health.HealthSnapshot(
-            active=self._processing,
-            counts=counts,
-            rates_hz={name: self.rates[name].settled_rate_hz(now_s) for name in INPUTS},
-            expected_rates_hz={name: rate for name, rate in expected.items() if subscribed[name]},
-            slow_streak=slow_streak,
-            last_processing_ms=self.processing_ms.last,
-            last_refusal=self.last_reject_reason,
-            last_error=self.last_error,
-            last_malformed=self.last_malformed,
-            qos_problems=qos_problems,
-        )
+        return driver_diagnostics.health_snapshot(self)
 
     def diagnostic_status(self) -> DiagnosticStatus:
         """The node's health now (also what /diagnostics carries); resets the period counters."""
-        now_s = self._now_s()
-        result = health.assess(self.health_snapshot(), self._thresholds)
-        values: dict[str, Any] = dict(result.values)
-        for name, meter in self.rates.items():
-            values[f"{name}_rate_hz"] = f"{meter.rate_hz(now_s):.2f}"
-        ages = self.assembler.ages_s(now_s)
-        ages["camera"] = None if self._last_camera_stamp_s is None else now_s - self._last_camera_stamp_s
-        for name, age in ages.items():
-            values[f"{name}_age_s"] = "never" if age is None else f"{age:.3f}"
-        for name, stats in (
-            ("inference_ms", self.inference_ms),
-            ("preprocess_ms", self.preprocess_ms),
-            ("processing_ms", self.processing_ms),
-        ):
-            last, mean, peak, _count = stats.summary()
-            stats.reset()
-            values[f"{name}_last"] = "n/a" if last is None else f"{last:.2f}"
-            values[f"{name}_mean"] = "n/a" if mean is None else f"{mean:.2f}"
-            values[f"{name}_max"] = "n/a" if peak is None else f"{peak:.2f}"
-        gaps = self._gaps["camera"]
-        with self._stats_lock:
-            values.update(
-                {
-                    "frames_received": self.received,
-                    "frames_published": self.published,
-                    "frames_refused": self.rejected,
-                    "frames_dropped": self.frames_dropped,
-                    "frames_lost": self.frames_lost,
-                    "inference_errors": self.inference_errors,
-                    "speeds_clamped": self.speed_clamped,
-                    "camera_first_stamp_s": "never" if gaps.first_s is None else f"{gaps.first_s:.6f}",
-                    "camera_last_stamp_s": "never" if gaps.last_s is None else f"{gaps.last_s:.6f}",
-                    "last_refusal": self.last_reject_reason or "",
-                    "last_error": self.last_error or "",
-                    "last_malformed": self.last_malformed or "",
-                    "qos_incompatible": " | ".join(self.qos_incompatible.values()),
-                    "mount_source": self.mount_source,
-                    "lidar_mount": self._lidar_mount.describe() if self.mount_source == "parameters" else "tf",
-                }
-            )
-            values.update({f"malformed_{source}": count for source, count in self.malformed.items()})
-        if self.policy is not None:
-            meta = self.policy.metadata
-            values.update(
-                {
-                    "backend": self.policy.backend_name,
-                    "model_variant": meta.variant,
-                    "model_domain": meta.domain,
-                    "model_checkpoint_sha256": str(getattr(meta, "checkpoint_sha256", ""))[:16],
-                    "model_path": str(self._p("model_path")),
-                }
-            )
-        status = DiagnosticStatus(
-            level=bytes([result.level]),
-            name=f"{self.get_name()}: driving policy",
-            message=result.message,
-            hardware_id=str(values.get("backend", "none")),
-        )
-        status.values = [KeyValue(key=key, value=str(value)) for key, value in values.items()]
-        return status
+        return driver_diagnostics.diagnostic_status(self)
 
     def _publish_diagnostics(self) -> None:
         array = DiagnosticArray()

@@ -7,7 +7,11 @@ breaks a range or a cross-rule is refused with its reason.
 
 from __future__ import annotations
 
-from min2real.runtime.mounts import MOUNT_SOURCES
+import math
+
+from min2real.runtime import health
+from min2real.runtime.frame_assembly import FreshnessLimits
+from min2real.runtime.mounts import MOUNT_SOURCES, Mount
 from min2real_ros.parameters import ParameterSpec as P
 from min2real_ros.qos import CAMERA_QOS, ROUTE_DURABILITIES
 
@@ -163,3 +167,34 @@ def cross_check(values: dict) -> str | None:
             f"{values['route_max_distance_m']}"
         )
     return None
+
+
+def freshness_limits(values: dict) -> FreshnessLimits:
+    return FreshnessLimits(
+        max_image_age_s=float(values["max_image_age_s"]),
+        max_lidar_skew_s=float(values["max_lidar_skew_s"]),
+        max_speed_age_s=float(values["max_speed_age_s"]),
+        max_target_age_s=float(values["max_target_age_s"]),
+        require_lidar=bool(values["require_lidar"]) and bool(values["use_lidar"]),
+        negative_speed_tolerance_mps=float(values["negative_speed_tolerance_mps"]),
+    )
+
+
+def health_thresholds(values: dict) -> health.HealthThresholds:
+    return health.HealthThresholds(
+        processing_time_warn_ms=float(values["processing_time_warn_ms"]),
+        processing_time_error_count=int(values["processing_time_error_count"]),
+        rate_warn_ratio=float(values["rate_warn_ratio"]),
+        rate_error_ratio=float(values["rate_error_ratio"]),
+    )
+
+
+def lidar_mount_from_parameters(values: dict) -> Mount:
+    return Mount.from_xyz_rpy(
+        float(values["lidar_mount_x"]),
+        float(values["lidar_mount_y"]),
+        float(values["lidar_mount_z"]),
+        math.radians(float(values["lidar_mount_roll_deg"])),
+        math.radians(float(values["lidar_mount_pitch_deg"])),
+        math.radians(float(values["lidar_mount_yaw_deg"])),
+    )
