@@ -105,8 +105,12 @@ def run(args: argparse.Namespace) -> int:
     camera = rendering_camera(contract, args.domain, image_size)
 
     if args.ros:
+        import signal
+
+        # A terminated run still stops the node processes it started (the finally blocks below).
+        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
         try:
-            from min2real_ros.sim import RosStackFactory
+            from min2real_ros.sim import LockStepError, RosStackFactory
         except ImportError as error:
             print(f"min2real closed-loop --ros needs rclpy and the ROS messages: {error}", file=sys.stderr)
             return 2
@@ -145,6 +149,11 @@ def run(args: argparse.Namespace) -> int:
             progress=not args.no_progress,
             extra=extra,
         )
+    except Exception as error:
+        if args.ros and isinstance(error, LockStepError):
+            print(f"min2real closed-loop --ros: {error}", file=sys.stderr)
+            return 1
+        raise
     finally:
         if args.ros:
             factory.close()

@@ -2,7 +2,9 @@
 
 A lock-step tick in ROS mode is: the simulator publishes odometry, speedometer (std_msgs/Float32),
 LiDAR (PointCloud2 in the LiDAR frame) and the camera image; driver_node turns odometry + the
-route into a target point (runtime.route.RoutePlanner), assembles the frame
+route (reduced to Garage's plan, `RoutePlanner.set_dense_route`) into a target point and a
+command (runtime.route.RoutePlanner), moves the LiDAR points into base_link
+(runtime.mounts.Mount), assembles the frame
 (runtime.frame_assembly.FrameAssembler) and runs the policy; controller_node runs the Garage PID
 (runtime.controller.WaypointController) on the Path and the speed and publishes a Twist
 (runtime.vehicle_commands), which the simulator decodes into the vehicle's control.
@@ -27,6 +29,7 @@ from min2real.evaluation.closed_loop.expert import RouteExpert
 from min2real.evaluation.closed_loop.simulator import ClosedLoopSimulator, Observation
 from min2real.runtime.controller import FULL_BRAKE, ControllerConfig, WaypointController
 from min2real.runtime.frame_assembly import CameraFrame, FrameAssembler, FreshnessLimits
+from min2real.runtime.mounts import Mount
 from min2real.runtime.route import RoutePlanner
 from min2real.runtime.types import VehicleControl
 from min2real.runtime.vehicle_commands import control_from_twist, twist_from_control
@@ -56,15 +59,6 @@ def lidar_points_in_sensor_frame(points_ego: np.ndarray) -> np.ndarray:
     points = np.asarray(points_ego, dtype=np.float32).copy()
     points[:, :3] -= np.asarray(LIDAR_MOUNT_XYZ_M, dtype=np.float32)
     return points
-
-
-def _sensor_to_vehicle(points_sensor: np.ndarray) -> np.ndarray:
-    """The driver node's LiDAR -> base_link transform for the (0, 0, 2.5) mount, in its float32
-    arithmetic: points @ R^T + t with R = identity."""
-    rotation_t = np.eye(3, dtype=np.float32)
-    return np.asarray(points_sensor[:, :3], dtype=np.float32) @ rotation_t + np.asarray(
-        LIDAR_MOUNT_XYZ_M, dtype=np.float32
-    )
 
 
 def yaw_through_quaternion(yaw_rad: float) -> float:
@@ -126,9 +120,11 @@ class DriverMirror:
         self.use_lidar = use_lidar
         self.assembler = FrameAssembler(lock_step_freshness(tick_s, use_lidar))
         self.planner = RoutePlanner(ROUTE_MIN_DISTANCE_M, ROUTE_MAX_DISTANCE_M)
+        self.lidar_mount = Mount.from_xyz_rpy(*LIDAR_MOUNT_XYZ_M)
 
     def reset(self, route_xy: np.ndarray) -> None:
-        self.planner.set_route(np.asarray(route_xy, dtype=np.float64))
+        """The dense route as the driver receives it (reduced to Garage's plan, commands from its geometry)."""
+        self.planner.set_dense_route(np.asarray(route_xy, dtype=np.float64))
 
     def predict(self, observation: Observation) -> tuple[np.ndarray | None, np.ndarray | None, str]:
         """(waypoints (T, 2) float32 base_link, target point (2,), "") or (None, target, reason)."""
@@ -136,11 +132,12 @@ class DriverMirror:
         state = observation.state
         step = self.planner.step(state.xy, yaw_through_quaternion(state.yaw_rad))
         self.assembler.update_target(step.target_point_ego, stamp)
+        self.assembler.update_command(step.command, stamp)  # the route's command (no command topic)
         self.assembler.update_speed(float(np.float32(state.speed_mps)), stamp)
         if self.use_lidar:
             if observation.lidar_points_ego is None:
                 raise ValueError("the driver uses LiDAR but the observation has none (render it)")
-            points = _sensor_to_vehicle(lidar_points_in_sensor_frame(observation.lidar_points_ego))
+            points = self.lidar_mount.transform_points(lidar_points_in_sensor_frame(observation.lidar_points_ego))
             self.assembler.update_lidar(points, stamp)
         if observation.image_rgb is None:
             raise ValueError("the driver needs the camera image but the observation has none (render it)")

@@ -274,10 +274,10 @@ def summarize(scores: list[dict], group_key: str | None = None) -> dict:
     totals = {kind: sum(r["infractions"][kind] for r in scores) for kind in INFRACTION_KINDS}
     summary = {
         "num_routes": len(scores),
-        "driving_score_mean": round(float(ds.mean()), 2),
-        "driving_score_std": round(float(ds.std()), 2),
-        "route_completion_mean": round(float(rc.mean()), 2),
-        "route_completion_std": round(float(rc.std()), 2),
+        "driving_score_mean": round(float(ds.mean()), 3),
+        "driving_score_std": round(float(ds.std()), 3),
+        "route_completion_mean": round(float(rc.mean()), 3),
+        "route_completion_std": round(float(rc.std()), 3),
         "infraction_penalty_mean": round(float(ip.mean()), 3),
         "infractions": totals,
         "infractions_per_km": {kind: round(count / km, 2) if km > 0 else None for kind, count in totals.items()},
