@@ -419,6 +419,8 @@ class DriverNode(LifecycleNode):
             self._malformed("speed", MessageError(f"speed {msg.data} is not finite; expected m/s"))
             return
         now_s = self._now_s()  # std_msgs/Float32 has no header: its age is the receipt time
+        if now_s <= 0.0:
+            return  # use_sim_time before the first /clock: no receipt time to give it yet
         self.assembler.update_speed(float(msg.data), now_s)
         self.rates["speed"].tick(now_s)
 

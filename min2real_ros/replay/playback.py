@@ -24,6 +24,17 @@ from min2real_ros.replay.session import Recording, ReplaySession, _stamp_ns
 RawMessage = tuple[str, int, bytes]
 
 
+def _prime_route(session: Any, info: BagInfo, topics: Any) -> bytes | None:
+    """Deliver the bag's first route (latched) before the drive starts and wait until the driver
+    holds it, so the first camera frame already has a target point (a route comes before the drive,
+    as carla_waypoint_publisher's does). Returns the raw message (not re-sent during the drive)."""
+    for _, _, raw in iter_raw_messages(info.path, [topics.route]):
+        session.publishers[topics.route].publish(raw)
+        wait_until(lambda: session.driver.route_planner.has_route, 5.0)
+        return raw
+    return None
+
+
 def camera_last_per_tick(messages: Iterable[RawMessage], camera_topic: str) -> Iterator[RawMessage]:
     """Bag messages in order, except that within each run of equal timestamps the camera
     messages come after the others (a tick's inputs before its frame)."""
@@ -89,6 +100,7 @@ def play(session: ReplaySession, options: Any, info: BagInfo, recording: Recordi
     wall_start, bag_start = time.perf_counter(), None
     bar = tqdm(total=total, desc="replay", unit="frame", disable=not options.progress)
     streamed = list(session.replayed) + ([topics.clock] if session.clock_from_bag else [])
+    primed_route = _prime_route(session, info, topics)
     try:
         for topic, timestamp_ns, raw in camera_last_per_tick(iter_raw_messages(info.path, streamed), topics.camera):
             is_camera = topic == topics.camera
@@ -106,6 +118,8 @@ def play(session: ReplaySession, options: Any, info: BagInfo, recording: Recordi
             with recording.lock:
                 recording.current_time_ns = max(recording.current_time_ns, timestamp_ns)
             if not is_camera:
+                if topic == topics.route and primed_route is not None and raw == primed_route:
+                    continue  # already delivered before the drive started
                 if topic == topics.clock:
                     session.publishers[topic].publish(raw)
                     continue

@@ -119,8 +119,8 @@ class ReplaySession:
         self.context = rclpy.Context()
         rclpy.init(context=self.context)
         self.nodes: list[Any] = []
-        self.executor = None
-        self._spin_thread: threading.Thread | None = None
+        self.executors: list[Any] = []
+        self._spin_threads: list[threading.Thread] = []
         try:
             sim_time = Parameter("use_sim_time", value=True)
             driver_values: dict[str, Any] = {
@@ -214,25 +214,34 @@ class ReplaySession:
             self.nodes.append(self.recorder)
             self._subscribe_outputs(streaming)
 
-            # One SingleThreadedExecutor: rclpy 7.1's MultiThreadedExecutor re-submits tasks in a
-            # loop that holds the GIL (ros2/rclpy#1452) and starves every other thread; the
-            # driver's inference runs on its own worker thread anyway.
-            self.executor = SingleThreadedExecutor(context=self.context)
-            for node in self.nodes:
-                self.executor.add_node(node)
-            self._spin_thread = threading.Thread(target=self._spin, name="min2real-replay-executor", daemon=True)
-            self._spin_thread.start()
+            # SingleThreadedExecutors (rclpy 7.1's MultiThreadedExecutor re-submits tasks in a loop
+            # that holds the GIL, ros2/rclpy#1452, and starves every other thread): one for the
+            # nodes under test, as each runs in its own process on a vehicle, and one for the
+            # replay's own player and recorder, so writing the output bag never delays the
+            # driver's input callbacks. The driver's inference has its own worker thread.
+            groups = {"nodes": [self.driver, self.controller], "tool": [self.player, self.recorder]}
+            for name, members in groups.items():
+                executor = SingleThreadedExecutor(context=self.context)
+                for node in members:
+                    executor.add_node(node)
+                thread = threading.Thread(
+                    target=self._spin, args=(executor,), name=f"min2real-replay-{name}", daemon=True
+                )
+                self.executors.append(executor)
+                self._spin_threads.append(thread)
+                thread.start()
             self.driver.trigger_activate()
             self._wait_for_graph()
         except BaseException:
             self.close()
             raise
 
-    def _spin(self) -> None:
+    @staticmethod
+    def _spin(executor: Any) -> None:
         from rclpy.executors import ExternalShutdownException
 
         try:
-            self.executor.spin()
+            executor.spin()
         except ExternalShutdownException:
             pass
 
@@ -333,14 +342,14 @@ class ReplaySession:
         self.publishers[self.options.topics.clock].publish(message)
 
     def close(self) -> None:
-        if self.executor is not None:
-            self.executor.shutdown(timeout_sec=2.0)
+        for executor in self.executors:
+            executor.shutdown(timeout_sec=2.0)
         for node in reversed(self.nodes):
             node.destroy_node()
         self.nodes = []
         self.context.try_shutdown()
-        if self._spin_thread is not None:
-            self._spin_thread.join(timeout=5.0)
+        for thread in self._spin_threads:
+            thread.join(timeout=5.0)
 
 
 def driver_outcomes(driver: Any) -> int:
