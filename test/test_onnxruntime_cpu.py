@@ -1,9 +1,9 @@
-"""The ONNX Runtime CPU backend's load-time attention fusion and session options.
+"""The ONNX Runtime CPU backend's load-time ViT rewrites and session options.
 
-The fusion rewrites timm's ViT attention into com.microsoft.Attention in memory; the outcome that
-matters is that the fused session computes what the plain graph computes (the ViT's tokens
-themselves, not only the heads after them), that it finds every block of both exporters' graphs
-and nothing else, and that the file on disk stays plain for TensorRT.
+The rewrites (timm's attention -> com.microsoft.Attention, LayerScale folded into its Linear) run
+in memory; the outcome that matters is that the rewritten session computes what the plain graph
+computes (the ViT's tokens themselves, not only the heads after them), that they find every block
+of both exporters' graphs and nothing else, and that the file on disk stays plain for TensorRT.
 """
 
 from __future__ import annotations
@@ -22,15 +22,15 @@ from min2real.contract import example_inputs  # noqa: E402
 from min2real.files import file_sha256  # noqa: E402
 from min2real.paths import data_file  # noqa: E402
 from min2real.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend, session_options  # noqa: E402
-from min2real.runtime.backends.onnxruntime_fusion import MS_DOMAIN, fuse_attention  # noqa: E402
+from min2real.runtime.backends.onnxruntime_fusion import MS_DOMAIN, rewrite_vit  # noqa: E402
 
 VIT_DEPTH, VIT_HEADS = 3, 3
 
 
 @pytest.fixture(scope="module")
 def vit_tokens_onnx(tmp_path_factory):
-    """A small timm DINOv2-style ViT (LayerScale 1.0, 3 heads of 16) exported as image -> all tokens
-    with the legacy exporter: (onnx path, torch module)."""
+    """A small timm DINOv2-style ViT (3 heads of 16, random biases and LayerScale gammas) exported as
+    image -> all tokens with the legacy exporter: (onnx path, torch module)."""
     import timm
     import torch
 
@@ -53,6 +53,12 @@ def vit_tokens_onnx(tmp_path_factory):
 
     torch.manual_seed(0)
     module = Tokens().eval()
+    with torch.no_grad():  # timm starts biases at 0 and LayerScale at a constant: make both matter
+        for name, parameter in module.named_parameters():
+            if name.endswith(".bias"):
+                parameter.normal_(0.0, 0.1)
+            elif name.endswith(".gamma"):
+                parameter.uniform_(0.5, 1.5)
     path = tmp_path_factory.mktemp("vit") / "vit_tokens.onnx"
     torch.onnx.export(
         module, (torch.zeros(1, 3, 28, 42),), str(path), input_names=["image"], output_names=["tokens"], dynamo=False
@@ -68,20 +74,22 @@ def _session(model, fused: bool):
     )
     data = model.read_bytes()
     if fused:
-        data = fuse_attention(data).model_bytes
+        data = rewrite_vit(data).model_bytes
     return onnxruntime.InferenceSession(data, options, providers=["CPUExecutionProvider"])
 
 
-def test_fused_attention_computes_the_plain_graphs_tokens(vit_tokens_onnx):
+def test_rewritten_vit_computes_the_plain_graphs_tokens(vit_tokens_onnx):
     import onnx
     import torch
 
     path, module = vit_tokens_onnx
-    result = fuse_attention(path.read_bytes())
-    assert (result.fused_blocks, result.softmax_nodes) == (VIT_DEPTH, VIT_DEPTH)
+    result = rewrite_vit(path.read_bytes())
+    assert (result.attention_blocks, result.layer_scales, result.softmax_nodes) == (VIT_DEPTH, 2 * VIT_DEPTH, VIT_DEPTH)
     rewritten = onnx.load_from_string(result.model_bytes)
     ops = [node.op_type for node in rewritten.graph.node]
     assert ops.count("Attention") == VIT_DEPTH and "Softmax" not in ops and "Split" not in ops
+    exported_muls = [node.op_type for node in onnx.load(str(path)).graph.node].count("Mul")
+    assert ops.count("Mul") == exported_muls - 3 * VIT_DEPTH  # q * scale, ls1 and ls2 of every block
     assert any(entry.domain == MS_DOMAIN for entry in rewritten.opset_import)
 
     plain, fused = _session(path, fused=False), _session(path, fused=True)
@@ -107,7 +115,7 @@ def test_a_block_whose_intermediate_is_used_elsewhere_stays_as_exported(vit_toke
     proto.graph.output.append(onnx.helper.make_tensor_value_info(softmax.output[0], onnx.TensorProto.FLOAT, None))
     tapped = tmp_path / "tapped.onnx"
     onnx.save(proto, str(tapped))
-    assert fuse_attention(tapped.read_bytes()).fused_blocks == VIT_DEPTH - 1
+    assert rewrite_vit(tapped.read_bytes()).attention_blocks == VIT_DEPTH - 1
     image = np.random.default_rng(1).uniform(0, 1, (1, 3, 28, 42)).astype(np.float32)
     plain = _session(tapped, fused=False).run(None, {"image": image})
     fused = _session(tapped, fused=True).run(None, {"image": image})
@@ -124,8 +132,8 @@ def test_bundled_dynamo_model_runs_fused_and_its_file_stays_plain():
     path = data_file("models", "bundled/min2real_tiny_sim.onnx")
     digest = file_sha256(path)
     fused = OnnxRuntimeBackend(path, warmup=0)
-    plain = OnnxRuntimeBackend(path, warmup=0, fuse_attention=False)
-    assert (fused.fused_attention_blocks, plain.fused_attention_blocks) == (2, 0)
+    plain = OnnxRuntimeBackend(path, warmup=0, fuse_vit=False)
+    assert (fused.fused_attention_blocks, fused.folded_layer_scales, plain.fused_attention_blocks) == (2, 4, 0)
     for seed in range(2):
         inputs = example_inputs(fused.contract, seed=seed, names=fused.input_shapes)
         got, expected = fused.infer(inputs), plain.infer(inputs)
@@ -169,7 +177,7 @@ def test_fusion_without_the_onnx_package_is_a_clear_error():
 
         sys.meta_path.insert(0, NoOnnx())
         from min2real.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
-        print("plain", OnnxRuntimeBackend({str(path)!r}, warmup=0, fuse_attention=False).fused_attention_blocks)
+        print("plain", OnnxRuntimeBackend({str(path)!r}, warmup=0, fuse_vit=False).fused_attention_blocks)
         try:
             OnnxRuntimeBackend({str(path)!r}, warmup=0)
         except ImportError as error:
@@ -179,5 +187,5 @@ def test_fusion_without_the_onnx_package_is_a_clear_error():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "plain 0" in result.stdout
-    assert "refused: the ONNX Runtime CPU backend's attention fusion" in result.stdout
+    assert "refused: the ONNX Runtime CPU backend's ViT rewrites" in result.stdout
     assert "pip install onnx" in result.stdout

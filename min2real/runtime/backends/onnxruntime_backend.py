@@ -15,10 +15,10 @@ Session options (defaults chosen by measurement, docs/performance.md "CPU sessio
   inter_op_threads   1 = sequential execution: the graph is one chain (the LiDAR branch is <2 % of
                      the work), a parallel executor only adds a second pool competing for the cores.
   graph_optimization "all" (ORT_ENABLE_ALL: constant folding, Gelu / MatMul+Add / layout fusions).
-  fuse_attention     True: on the CPU provider, timm's ViT attention is rewritten in memory into
-                     com.microsoft.Attention nodes before the session is created
-                     (onnxruntime_fusion; the file on disk stays plain for TensorRT). GPU providers
-                     get the graph as exported.
+  fuse_vit           True: on the CPU provider, timm's ViT attention is rewritten in memory into
+                     com.microsoft.Attention nodes and LayerScale folded into its Linear before the
+                     session is created (onnxruntime_fusion; the file on disk stays plain for
+                     TensorRT). GPU providers get the graph as exported.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import numpy as np
 from min2real.contract import Contract, ContractError
 from min2real.runtime import engine_cache
 from min2real.runtime.backends.base import Backend
-from min2real.runtime.backends.onnxruntime_fusion import fuse_attention as fuse_vit_attention
+from min2real.runtime.backends.onnxruntime_fusion import rewrite_vit
 from min2real.runtime.onnx_metadata import metadata_from_onnx_session
 
 LOGGER = logging.getLogger("min2real.runtime")
@@ -68,7 +68,7 @@ class OnnxRuntimeBackend(Backend):
     active (ONNX Runtime's silent fall back to the CPU is an error then).
     The TensorRT execution provider caches its engines in the resolved engine cache directory.
     Session options: see the module docstring (each default is measured in docs/performance.md).
-    `fused_attention_blocks` says how many ViT attention blocks the CPU session runs fused.
+    `fused_attention_blocks` / `folded_layer_scales` say what the CPU session runs rewritten.
     """
 
     def __init__(
@@ -83,7 +83,7 @@ class OnnxRuntimeBackend(Backend):
         inter_op_threads: int = 1,
         allow_spinning: bool = False,
         graph_optimization: str = "all",
-        fuse_attention: bool = True,
+        fuse_vit: bool = True,
         warmup: int = 1,
         cache_dir: str | Path | None = None,
         fp16: bool = False,
@@ -125,15 +125,18 @@ class OnnxRuntimeBackend(Backend):
             graph_optimization=graph_optimization,
         )
         model: str | bytes = str(self.path)
-        self.fused_attention_blocks = 0
-        if fuse_attention and wanted[0] == "CPUExecutionProvider":
-            fusion = fuse_vit_attention(self.path.read_bytes())
-            model, self.fused_attention_blocks = fusion.model_bytes, fusion.fused_blocks
+        self.fused_attention_blocks = self.folded_layer_scales = 0
+        if fuse_vit and wanted[0] == "CPUExecutionProvider":
+            rewrite = rewrite_vit(self.path.read_bytes())
+            model = rewrite.model_bytes
+            self.fused_attention_blocks, self.folded_layer_scales = rewrite.attention_blocks, rewrite.layer_scales
             LOGGER.info(
-                "%s: %d of %d softmax attention layers fused into com.microsoft.Attention for the CPU provider",
+                "%s for the CPU provider: %d of %d softmax attention layers fused into com.microsoft.Attention, "
+                "%d LayerScales folded",
                 self.path,
-                fusion.fused_blocks,
-                fusion.softmax_nodes,
+                rewrite.attention_blocks,
+                rewrite.softmax_nodes,
+                rewrite.layer_scales,
             )
         self.session = ort.InferenceSession(
             model, sess_options=options, providers=wanted, provider_options=provider_options

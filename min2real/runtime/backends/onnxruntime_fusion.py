@@ -1,5 +1,5 @@
-"""Load-time graph rewrite for ONNX Runtime's CPU provider: timm ViT self-attention -> one
-`com.microsoft.Attention` node per block.
+"""Load-time graph rewrites for ONNX Runtime's CPU provider: timm ViT self-attention -> one
+`com.microsoft.Attention` node per block, LayerScale folded into the Linear before it.
 
 The exported ONNX stays plain (standard opset-18 ops that TensorRT and every provider read);
 this rewrite runs on an in-memory copy when the CPU backend loads it, and the session then runs
@@ -10,7 +10,10 @@ timm's attention (its qkv unbind and LayerScale differ from Hugging Face's ViT),
 ViT runs as ~10 small ops per block, each a thread-pool round trip, plus two Transposes and a
 Split that only move data. The contrib Attention kernel does the QKV projection (pre-packed
 weights, written straight into per-head layout), QK^T, softmax and the weighted sum of V in one
-node. Measured in docs/performance.md; parity with the plain graph is tested.
+node. LayerScale (`ls1`, `ls2`: a per-channel multiply after the attention projection and the
+MLP) is folded into that Linear's weight and bias, one elementwise pass less per use. With
+spinning off every parallel op costs a thread wake-up, so fewer ops is time saved. Measured in
+docs/performance.md; parity with the plain graph is tested.
 
 The pattern, as both torch.onnx exporters write timm's `Attention.forward` (fused_attn off):
 
@@ -43,19 +46,21 @@ def _import_onnx():
         import onnx
     except ImportError as error:
         raise ImportError(
-            "the ONNX Runtime CPU backend's attention fusion (fuse_attention=True, the default) needs the 'onnx' "
-            "package: pip install onnx (requirements/runtime.txt), or load with fuse_attention=False"
+            "the ONNX Runtime CPU backend's ViT rewrites (fuse_vit=True, the default) need the 'onnx' "
+            "package: pip install onnx (requirements/runtime.txt), or load with fuse_vit=False"
         ) from error
     return onnx
 
 
 @dataclass(frozen=True)
-class FusionResult:
-    """model_bytes: the rewritten model (serialised ModelProto); fused_blocks: attention blocks
-    rewritten; softmax_nodes: Softmax nodes in the exported graph (attention layers of any kind)."""
+class RewriteResult:
+    """model_bytes: the rewritten model (serialised ModelProto); attention_blocks: attention blocks
+    fused; layer_scales: LayerScale multiplies folded; softmax_nodes: Softmax nodes in the exported
+    graph (attention layers of any kind)."""
 
     model_bytes: bytes
-    fused_blocks: int
+    attention_blocks: int
+    layer_scales: int
     softmax_nodes: int
 
 
@@ -251,20 +256,56 @@ def _match_block(graph: _Graph, softmax) -> _Match | None:
     return _Match(nodes, projection.input[0], weight, bias, merged.output[0], heads, scale)
 
 
-def fuse_attention(model_bytes: bytes) -> FusionResult:
-    """Rewrite every timm self-attention block of a serialised ONNX model into one
-    com.microsoft.Attention node. Returns the new model bytes and the number of blocks fused
-    (the input bytes unchanged when none matched)."""
-    onnx = _import_onnx()
-    from onnx import helper, numpy_helper
+def _fold_layer_scales(model, numpy_helper) -> int:
+    """LayerScale after a Linear, `(x @ W + b) * gamma` with constant W, b and a per-channel gamma,
+    becomes `x @ (W * gamma) + b * gamma` (in place on `model`; new initializers, since the
+    exporters share identical constants between layers). Returns the number folded."""
+    graph = _Graph(model.graph, numpy_helper)
+    dropped = set()
+    for mul in [node for node in model.graph.node if node.op_type == "Mul"]:
+        gamma = add = None
+        for gamma_index, x_index in ((1, 0), (0, 1)):
+            gamma = graph.constant(mul.input[gamma_index])
+            add = graph.made_by(mul.input[x_index], "Add")
+            if gamma is not None and gamma.ndim == 1 and gamma.dtype == np.float32 and add is not None:
+                break
+            gamma = add = None
+        if gamma is None or add is None or graph.only_consumer(add.output[0], "Mul") is not mul:
+            continue
+        for bias_index in (0, 1):
+            bias = graph.constant(add.input[bias_index])
+            matmul = graph.made_by(add.input[1 - bias_index], "MatMul")
+            if bias is not None and bias.shape == gamma.shape and matmul is not None:
+                break
+        else:
+            continue
+        weight = graph.constant(matmul.input[1])
+        if (
+            weight is None
+            or weight.dtype != np.float32
+            or weight.ndim != 2
+            or weight.shape[1] != gamma.shape[0]
+            or graph.only_consumer(matmul.output[0], "Add") is not add
+        ):
+            continue
+        weight_name, bias_name = f"{matmul.name}/min2real_layer_scale_weight", f"{add.name}/min2real_layer_scale_bias"
+        model.graph.initializer.append(numpy_helper.from_array(weight * gamma[None, :], weight_name))
+        model.graph.initializer.append(numpy_helper.from_array((bias * gamma).astype(np.float32), bias_name))
+        matmul.input[1], add.input[bias_index] = weight_name, bias_name
+        add.output[0] = mul.output[0]  # the Add now produces what the Mul did
+        dropped.add(id(mul))
+    kept = [node for node in model.graph.node if id(node) not in dropped]
+    del model.graph.node[:]
+    model.graph.node.extend(kept)
+    return len(dropped)
 
-    model = onnx.load_from_string(model_bytes)
+
+def _fuse_attention(model, numpy_helper, helper) -> tuple[int, int]:
+    """Replace every timm attention block by com.microsoft.Attention (in place). Returns
+    (blocks fused, Softmax nodes in the graph)."""
     graph = _Graph(model.graph, numpy_helper)
     softmax_nodes = [node for node in model.graph.node if node.op_type == "Softmax"]
     matches = [match for match in (_match_block(graph, node) for node in softmax_nodes) if match is not None]
-    if not matches:
-        return FusionResult(model_bytes, 0, len(softmax_nodes))
-
     replaced = {id(node) for match in matches for node in match.nodes}
     fused_by_output = {
         match.output: helper.make_node(
@@ -284,20 +325,48 @@ def fuse_attention(model_bytes: bytes) -> FusionResult:
             nodes.append(node)
         elif node.output and node.output[0] in fused_by_output:  # the block's last node: its place in topo order
             nodes.append(fused_by_output[node.output[0]])
-    nodes = _without_dead_nodes(nodes, {value.name for value in model.graph.output})
     del model.graph.node[:]
     model.graph.node.extend(nodes)
-    # Initializers only the replaced nodes read (shapes, the scale) go too: ORT warns about each.
-    read_before = {name for match in matches for node in match.nodes for name in node.input}
-    still_read = {name for node in nodes for name in node.input} | {value.name for value in model.graph.output}
-    unused = read_before - still_read
-    kept = [tensor for tensor in model.graph.initializer if tensor.name not in unused]
+    if matches and not any(entry.domain == MS_DOMAIN for entry in model.opset_import):
+        model.opset_import.append(helper.make_opsetid(MS_DOMAIN, 1))
+    return len(matches), len(softmax_nodes)
+
+
+def rewrite_vit(model_bytes: bytes) -> RewriteResult:
+    """The CPU rewrites of a serialised ONNX model: LayerScale folded into the Linear before it,
+    then every timm self-attention block as one com.microsoft.Attention node. Returns the new
+    model bytes (the input bytes when nothing matched) and what was rewritten."""
+    onnx = _import_onnx()
+    from onnx import helper, numpy_helper
+
+    model = onnx.load_from_string(model_bytes)
+    folded = _fold_layer_scales(model, numpy_helper)
+    fused, softmax_nodes = _fuse_attention(model, numpy_helper, helper)
+    if not folded and not fused:
+        return RewriteResult(model_bytes, 0, 0, softmax_nodes)
+    outputs = {value.name for value in model.graph.output}
+    nodes = _without_dead_nodes(list(model.graph.node), outputs)
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+    # Initializers nothing reads any more (replaced weights, shapes, scales): ORT warns about each.
+    read = (
+        {name for node in nodes for name in _names_read(node)} | outputs | {value.name for value in model.graph.input}
+    )
+    kept = [tensor for tensor in model.graph.initializer if tensor.name in read]
     del model.graph.initializer[:]
     model.graph.initializer.extend(kept)
-    if not any(entry.domain == MS_DOMAIN for entry in model.opset_import):
-        model.opset_import.append(helper.make_opsetid(MS_DOMAIN, 1))
     _check_topological(model.graph)
-    return FusionResult(model.SerializeToString(), len(matches), len(softmax_nodes))
+    return RewriteResult(model.SerializeToString(), fused, folded, softmax_nodes)
+
+
+def _names_read(node) -> list[str]:
+    """Inputs of `node` and of the nodes of its subgraphs (If / Loop / Scan bodies)."""
+    names = list(node.input)
+    for attribute in node.attribute:
+        for subgraph in [attribute.g, *attribute.graphs] if attribute.HasField("g") or attribute.graphs else []:
+            for inner in subgraph.node:
+                names += _names_read(inner)
+    return names
 
 
 def _without_dead_nodes(nodes: list, graph_outputs: set[str]) -> list:
@@ -315,5 +384,5 @@ def _check_topological(graph) -> None:
     for node in graph.node:
         missing = [name for name in node.input if name not in available]
         if missing:
-            raise GraphRewriteError(f"attention fusion left node {node.name!r} reading {missing} before they exist")
+            raise GraphRewriteError(f"ViT rewrite left node {node.name!r} reading {missing} before they exist")
         available.update(node.output)
