@@ -280,3 +280,32 @@ def test_a_ticks_camera_is_played_after_that_ticks_other_messages():
     ]
     played = [raw for _, _, raw in camera_last_per_tick(bag_order, camera)]
     assert played == [b"s0", b"o0", b"c0", b"l1", b"s1", b"c1", b"c1b", b"s2"]
+
+
+def test_bag_timing_predicts_the_first_frame_and_accounts_for_every_frame(tmp_path, bundled_model):
+    """Bag timing: the clock and the route are delivered before the drive, so the first camera
+    frame already has speed, odometry and a target point; every frame is predicted, refused,
+    dropped while busy, failed or not received (no timing asserted)."""
+    bag = write_synthetic_bag(tmp_path / "bag", "mcap", num_frames=12, seed=5, image_size=(256, 96)).path
+    result = replay(ReplayOptions(bag, bundled_model, tmp_path / "out", timing="bag", progress=False, tiles=2))
+    summary = result.summary
+    first_stamp = next(
+        deserialize(raw, "sensor_msgs/msg/Image").header.stamp for _, _, raw in iter_raw_messages(bag, [TOPICS.camera])
+    )
+    output = inspect_bag(result.outputs["bag"])
+    predicted_stamps = {
+        (m.header.stamp.sec, m.header.stamp.nanosec)
+        for m in (
+            deserialize(raw, output.topics[WAYPOINTS_TOPIC].msgtype)
+            for _, _, raw in iter_raw_messages(result.outputs["bag"], [WAYPOINTS_TOPIC])
+        )
+    }
+    assert (first_stamp.sec, first_stamp.nanosec) in predicted_stamps, summary
+    assert summary["frames_in"] == 12 and summary["timing"] == "bag x1"
+    assert summary["frames_in"] == (
+        summary["predictions_for_frames_in"]
+        + summary["refused"]
+        + summary["inference_errors"]
+        + summary["dropped_while_busy"]
+        + summary["not_received_by_driver"]
+    )

@@ -24,6 +24,15 @@ from min2real_ros.replay.session import Recording, ReplaySession, _stamp_ns
 RawMessage = tuple[str, int, bytes]
 
 
+def _prime_clock(session: Any, info: BagInfo, streamed: list[str]) -> None:
+    """Start the nodes' simulation time at the bag's first timestamp before anything else is
+    played (a headerless speed message received before the first /clock has no receipt time)."""
+    for _, timestamp_ns, _ in iter_raw_messages(info.path, streamed):
+        session.publish_clock(timestamp_ns)
+        wait_until(lambda: session.driver.get_clock().now().nanoseconds > 0, 5.0)
+        return
+
+
 def _prime_route(session: Any, info: BagInfo, topics: Any) -> bytes | None:
     """Deliver the bag's first route (latched) before the drive starts and wait until the driver
     holds it, so the first camera frame already has a target point (a route comes before the drive,
@@ -100,6 +109,7 @@ def play(session: ReplaySession, options: Any, info: BagInfo, recording: Recordi
     wall_start, bag_start = time.perf_counter(), None
     bar = tqdm(total=total, desc="replay", unit="frame", disable=not options.progress)
     streamed = list(session.replayed) + ([topics.clock] if session.clock_from_bag else [])
+    _prime_clock(session, info, streamed)
     primed_route = _prime_route(session, info, topics)
     try:
         for topic, timestamp_ns, raw in camera_last_per_tick(iter_raw_messages(info.path, streamed), topics.camera):
