@@ -26,7 +26,7 @@ from min2real import contract as C
 from min2real.data.synthetic.render import CAMERA_FORWARD_M, CAMERA_HEIGHT_M, PinholeCamera, make_camera
 from min2real.evaluation.closed_loop.direct import Stack, TickOutput
 from min2real.evaluation.closed_loop.routes import RouteSpec
-from min2real.evaluation.closed_loop.scoring import RouteScore, summarize
+from min2real.evaluation.closed_loop.scoring import JudgeParams, RouteScore, summarize
 from min2real.evaluation.closed_loop.simulator import TICK_S, ClosedLoopSimulator, Observation
 from min2real.runtime.overlay import CameraModel, draw_overlay
 
@@ -120,11 +120,13 @@ def run_route(
     tiles: bool = True,
     video: bool = False,
     on_tick: Callable[[ClosedLoopSimulator], None] | None = None,
+    judge: JudgeParams | None = None,
 ) -> RouteRun:
     """Drive one route with `stack` until the judge ends it. camera: the rendering camera (also
-    for tiles when the stack needs no sensors); lidar: cast LiDAR each tick (sim look)."""
+    for tiles when the stack needs no sensors); lidar: cast LiDAR each tick (sim look);
+    judge: the judge's thresholds (default JudgeParams())."""
     scenario = spec.scenario()
-    sim = ClosedLoopSimulator(scenario, domain, camera, lidar and stack.needs_sensors, tick_s)
+    sim = ClosedLoopSimulator(scenario, domain, camera, lidar and stack.needs_sensors, tick_s, judge=judge)
     overlay = overlay_camera(camera) if camera is not None else None
     tile_every = max(1, int(round(TILE_EVERY_S / tick_s)))
     run = RouteRun(spec, sim.judge.score(), np.zeros((0, 7)), 0, 0.0, route_xy=scenario.route_xy)
