@@ -54,6 +54,18 @@ def _image_size(text: str | None) -> tuple[int, int] | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    return closed_loop(args)[0]
+
+
+def run_with_arguments(argv: list[str]) -> tuple[int, dict | None]:
+    """`min2real closed-loop ARGV...` from Python (the demo): (exit code, results.json or None)."""
+    parser = argparse.ArgumentParser(prog="min2real closed-loop")
+    add_arguments(parser)
+    return closed_loop(parser.parse_args(argv))
+
+
+def closed_loop(args: argparse.Namespace) -> tuple[int, dict | None]:
+    """Run the command; (exit code, the results document when the routes ran)."""
     from min2real import contract as C
     from min2real.evaluation.closed_loop.direct import DirectPolicyStack, ExpertStack
     from min2real.evaluation.closed_loop.report import format_summary
@@ -65,11 +77,11 @@ def run(args: argparse.Namespace) -> int:
         label, specs = route_set(args.routes)
     except ValueError as error:
         print(f"min2real closed-loop: {error}", file=sys.stderr)
-        return 2
+        return 2, None
     out = Path(args.out)
     if (out / "results.json").exists():
         print(f"min2real closed-loop: {out}/results.json exists; choose a new --out or remove it", file=sys.stderr)
-        return 2
+        return 2, None
     image_size = _image_size(args.image_size)
     use_lidar = args.domain == "sim"
     mode = "ros" if args.ros else "direct"
@@ -79,14 +91,14 @@ def run(args: argparse.Namespace) -> int:
         model = Path(args.model)
         if not model.is_file():
             print(f"min2real closed-loop: model {model} does not exist; expected an exported model", file=sys.stderr)
-            return 2
+            return 2, None
         from min2real.runtime.policy import load_policy
 
         try:
             policy = load_policy(str(model), backend=args.backend)
         except (ValueError, RuntimeError, OSError) as error:
             print(f"min2real closed-loop: cannot load {model}: {error}", file=sys.stderr)
-            return 2
+            return 2, None
         contract = policy.contract
         meta = policy.metadata
         policy_name = str(model)
@@ -113,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
             from min2real_ros.sim import LockStepError, RosStackFactory
         except ImportError as error:
             print(f"min2real closed-loop --ros needs rclpy and the ROS messages: {error}", file=sys.stderr)
-            return 2
+            return 2, None
         if policy is not None:
             policy.close()  # the driver node loads its own copy
         factory = RosStackFactory(
@@ -152,7 +164,7 @@ def run(args: argparse.Namespace) -> int:
     except Exception as error:
         if args.ros and isinstance(error, LockStepError):
             print(f"min2real closed-loop --ros: {error}", file=sys.stderr)
-            return 1
+            return 1, None
         raise
     finally:
         if args.ros:
@@ -162,4 +174,4 @@ def run(args: argparse.Namespace) -> int:
     print(f"closed loop: {label}, {policy_name}, {args.domain} look, {mode} mode")
     print(format_summary(document))
     print(f"results: {out / 'results.json'}; plots: {out / 'routes'}/<route>/top_down.png, contact_sheet.png")
-    return 0
+    return 0, document

@@ -1,9 +1,11 @@
 """`min2real demo --out DIR`: the main job in one command (README command 1 runs it).
 
 Writes a synthetic CARLA-bridge bag, replays it through the real driver and controller nodes with
-the bundled model (models/bundled/min2real_tiny_sim.onnx, found by `min2real.paths`), and prints
-where the outputs are and the summary. The bundled model is a tiny network trained on synthetic
-data so this runs anywhere; it does not drive a car.
+the bundled model (models/bundled/min2real_tiny_sim.onnx, found by `min2real.paths`), prints
+where the outputs are and the summary, then drives one route of the synthetic world closed loop
+through the same nodes in lock step (`min2real closed-loop --ros`) and prints its driving score.
+The bundled model is a tiny network trained on synthetic data so this runs anywhere; it does not
+drive a car (its closed-loop score says so).
 """
 
 from __future__ import annotations
@@ -36,6 +38,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="synthetic drive seed")
     parser.add_argument("--fast", action="store_true", help="replay as fast as the node keeps up (default: bag timing)")
     parser.add_argument("--video", action="store_true", help="also write an MP4 of every overlay frame")
+    parser.add_argument(
+        "--closed-loop-routes",
+        default="synth-short:1",
+        help="closed-loop routes driven through the real nodes after the replay (default synth-short:1; 'none' skips)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -67,12 +74,14 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     _prepare_out(out)
     bag = out / "sample_bag"
+    closed_loop = str(args.closed_loop_routes).lower() != "none"
+    steps = 3 if closed_loop else 2
     print(
-        f"== 1/2 writing the sample bag: {args.frames} frames of a synthetic drive, CARLA ROS bridge layout ({args.storage})"
+        f"== 1/{steps} writing the sample bag: {args.frames} frames of a synthetic drive, CARLA ROS bridge layout ({args.storage})"
     )
     result = write_synthetic_bag(bag, args.storage, args.frames, args.seed, progress=not args.no_progress)
     print(f"   {result.path}: {result.num_frames} camera frames over {result.duration_s:.1f} s")
-    print(f"== 2/2 replaying it through the driver and controller nodes with {model}")
+    print(f"== 2/{steps} replaying it through the driver and controller nodes with {model}")
     options = ReplayOptions(
         bag=bag,
         model=model,
@@ -82,9 +91,31 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
     )
     code = run_replay(options)
+    if code == 0 and closed_loop:
+        code = _closed_loop(args, model, out)
     if code == 0:
+        folders = "sample_bag/, replay/" + (", closed_loop/" if closed_loop else "")
         print(
-            f"demo outputs are in {out}/ (sample_bag/, replay/). The bundled model is a tiny network trained on "
+            f"demo outputs are in {out}/ ({folders}). The bundled model is a tiny network trained on "
             "synthetic data: real driving needs real DINOv2 weights and real data (README)."
         )
     return code
+
+
+def _closed_loop(args: argparse.Namespace, model: Path, out: Path) -> int:
+    """Step 3: drive route(s) of the synthetic world closed loop through the real driver and
+    controller nodes (lock step) and print the driving score next to the replay summary."""
+    from min2real_ros.cli.closed_loop import run_with_arguments
+
+    print(f"== 3/3 driving {args.closed_loop_routes} closed loop through the driver and controller nodes (lock step)")
+    argv = ["--model", str(model), "--routes", str(args.closed_loop_routes), "--ros", "--out", str(out / "closed_loop")]
+    code, document = run_with_arguments(argv + (["--no-progress"] if args.no_progress else []))
+    if code != 0 or document is None:
+        return code
+    for route in document["routes"]:
+        print(
+            f"   closed loop {route['name']} ({route['condition']}): driving score {route['driving_score']:.1f} = "
+            f"route completion {route['route_completion']:.1f} x infraction penalty {route['infraction_penalty']:.2f} "
+            f"({route['outcome']}); {route['ticks']} ticks in {route['wall_s']:.0f} s"
+        )
+    return 0
