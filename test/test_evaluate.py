@@ -109,6 +109,7 @@ def test_perfect_predictor_scores_zero_error(samples):
     for domain_name in C.DOMAINS:
         assert metrics[domain_name]["ade_m"] == 0.0 and metrics[domain_name]["fde_m"] == 0.0
         assert metrics[domain_name]["steer_accuracy"] == 1.0
+        assert metrics[domain_name]["steer_macro_f1"] == 1.0 and metrics[domain_name]["steer_balanced_accuracy"] == 1.0
         assert metrics[domain_name]["num_samples"] == 6
     assert run.skipped == {"broken sample (see the loader's warnings)": 1}
     assert set(metrics["sim"]["situations"]) == {"ground-truth steering", "driving command", "speed", "junction"}
@@ -169,25 +170,35 @@ def test_checkpoint_run_and_report_with_comparison(samples, checkpoint_path, tmp
     assert summary["adapter"]["tiny_min2real"]["mean_abs_difference"] > 0.0
 
 
-def test_adapter_images_show_the_plain_resize_for_an_identity_adapter(samples, tmp_path):
-    import torch
+def test_adapter_images_show_the_plain_resize_for_an_identity_adapter(samples, checkpoint_path):
+    from min2real.models.adapter import resize_to
 
-    from min2real.models.model import build_model
-    from min2real.models.variants import variant_config
-    from min2real.training.checkpoint import save_checkpoint
-
-    config = variant_config("min2real", tiny=True)
-    model = build_model(config, TINY_CONTRACT)  # last decoder conv zero-initialised: identity adapter
-    path = save_checkpoint(
-        tmp_path / "identity.pt",
-        {"model": model.state_dict(), "model_config": config.to_dict(), "contract": TINY_CONTRACT.to_dict()},
-    )
-    predictor = E.CheckpointPredictor(path)
+    predictor = E.CheckpointPredictor(checkpoint_path)
+    contract = predictor.contract
+    # An adapter that returns its input resized (what `loss.adapter_identity` pulls towards).
+    predictor.model.adapter.forward = lambda image: resize_to(image, contract.dino_height, contract.dino_width)
     images = np.stack([samples[0][C.INPUT_IMAGE], samples[2][C.INPUT_IMAGE]])
     plain, adapted = predictor.adapter_images(images)
     assert plain.shape == (2, TINY_CONTRACT.dino_height, TINY_CONTRACT.dino_width, 3)
     assert np.abs(plain.astype(int) - adapted.astype(int)).max() <= 1
-    del torch
+
+
+def test_a_constant_straight_head_scores_low_macro_f1(samples):
+    """The failure the issue measured: a head that says "straight" for everything. Plain accuracy is
+    the share of straight frames; macro-F1 and balanced accuracy expose it."""
+
+    class AlwaysStraight(GroundTruthPredictor):
+        def predict(self, batch):
+            outputs = super().predict(batch)
+            outputs[C.OUTPUT_STEER_LOGITS] = np.tile(np.array([[5.0, 0.0, 0.0]], np.float32), (len(batch["domain"]), 1))
+            return outputs
+
+    metrics = E.compute_metrics(E.run_predictor(AlwaysStraight(samples), samples, batch_size=4))["sim"]
+    straight_share = metrics["steer_confusion"][0][0] / metrics["num_samples"]
+    assert metrics["steer_accuracy"] == pytest.approx(straight_share)
+    assert metrics["steer_predicted_classes"] == ["straight"]
+    assert metrics["steer_balanced_accuracy"] == pytest.approx(1 / 3)
+    assert metrics["steer_macro_f1"] < 0.5
 
 
 def test_exported_run_routes_samples_to_the_graph_of_their_domain(samples, monkeypatch):

@@ -113,7 +113,9 @@ def run(args: argparse.Namespace) -> int:
         runs.append(run_result)
         metrics.append(E.compute_metrics(run_result))
         summary = ", ".join(
-            f"{domain}: ADE {m['ade_m']:.3f} m FDE {m['fde_m']:.3f} m ({m['num_samples']} labelled)"
+            f"{domain}: ADE {m['ade_m']:.3f} m FDE {m['fde_m']:.3f} m, steering macro-F1 {m['steer_macro_f1']:.3f} "
+            f"balanced accuracy {m['steer_balanced_accuracy']:.3f} (predicts {', '.join(m['steer_predicted_classes'])}; "
+            f"{m['num_samples']} labelled)"
             for domain, m in metrics[-1].items()
             if isinstance(m, dict) and m.get("ade_m") is not None
         )

@@ -6,7 +6,7 @@ import argparse
 import json
 import os
 
-HELP = "inspect the Min2Real network (model info --config <variant name | training YAML> [--tiny])"
+HELP = "inspect the Min2Real network (model info --config <variant name | training YAML> [--tiny]): parameters, adapter bottleneck, FLOPs"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -72,6 +72,21 @@ def load_model_spec(spec: str, tiny: bool = False):
     return config, contract
 
 
+def adapter_bottleneck_text(model) -> str:
+    """One line on the V2R adapter's bottleneck: its shape, size and compression ratio."""
+    adapter = getattr(model, "adapter", None)
+    if adapter is None:
+        return "V2R adapter: none"
+    channels, height, width = adapter.bottleneck_shape
+    in_h, in_w = adapter.in_hw
+    return (
+        f"V2R adapter bottleneck: {channels} x {height} x {width} = {adapter.bottleneck_size:,} values per image "
+        f"(1/16 resolution), compression ratio {adapter.compression_ratio:.3f} of the 3 x {in_h} x {in_w} = "
+        f"{3 * in_h * in_w:,} input values ({1 / adapter.compression_ratio:.1f}x); identity path: none; "
+        f"low-capacity skip: {'on' if adapter.skip else 'off'}"
+    )
+
+
 def model_info_text(config, contract) -> str:
     """Parameter table, contract JSON and FLOPs (batch 1) of the model `config` builds."""
     import torch
@@ -89,7 +104,7 @@ def model_info_text(config, contract) -> str:
         total, trainable = total + count, trainable + grad
         lines.append(f"{name:<22}{count:>14,}{grad:>14,}")
     lines.append(f"{'total':<22}{total:>14,}{trainable:>14,}")
-    lines += ["", f"contract {contract.to_json()}", ""]
+    lines += ["", adapter_bottleneck_text(model), "", f"contract {contract.to_json()}", ""]
 
     inputs = [torch.zeros(shape) for shape in contract.input_shapes(batch=1).values()]
     for domain in ("sim", "real"):

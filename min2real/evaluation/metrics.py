@@ -3,7 +3,8 @@
 Waypoints are in the ego frame (REP 103), metres. Errors are Euclidean (L2) distances per
 waypoint: ADE = mean over waypoints and samples, FDE = mean over samples of the last waypoint's
 error, `l2_per_step` = mean per horizon step. Steering classes follow contract.STEER_CLASSES;
-the confusion matrix has rows = ground truth, columns = prediction. Discriminator accuracy near
+the confusion matrix has rows = ground truth, columns = prediction; balanced accuracy and
+macro-F1 are reported beside plain accuracy, which a constant "straight" answer makes look good. Discriminator accuracy near
 0.5 means the image features no longer tell the domains apart (what Min2Real aims for).
 "Turn" vs "straight" splits use the contract's steering rule on the ground-truth trajectory.
 Undefined metrics (no samples) are None, so the JSON stays valid.
@@ -78,6 +79,37 @@ def steering_accuracy(steer_class_pred, steer_class_gt) -> float | None:
     return float((pred == gt).mean()) if gt.size else None
 
 
+def steering_classification_metrics(steer_class_pred, steer_class_gt, num_classes: int = len(STEER_CLASSES)) -> dict:
+    """Accuracy, balanced accuracy (mean recall over the classes present in the ground truth),
+    macro-F1 (mean F1 over the classes present in the ground truth or the predictions), per-class
+    recall / precision / F1, the classes predicted at all and the confusion (rows truth, columns
+    predicted). Plain accuracy alone hides a head that answers "straight" for everything.
+    Undefined values (no samples, a class never predicted) are None."""
+    confusion = steering_confusion(steer_class_pred, steer_class_gt, num_classes)
+    truth, predicted, correct = confusion.sum(axis=1), confusion.sum(axis=0), np.diag(confusion)
+    total = int(confusion.sum())
+    recall = [float(correct[k] / truth[k]) if truth[k] else None for k in range(num_classes)]
+    precision = [float(correct[k] / predicted[k]) if predicted[k] else None for k in range(num_classes)]
+    f1 = []
+    for k in range(num_classes):
+        if not truth[k] and not predicted[k]:
+            f1.append(None)
+        else:
+            f1.append(float(2 * correct[k] / (truth[k] + predicted[k])))
+    present_recall = [value for value in recall if value is not None]
+    present_f1 = [value for value in f1 if value is not None]
+    return {
+        "accuracy": float(correct.sum() / total) if total else None,
+        "balanced_accuracy": float(np.mean(present_recall)) if present_recall else None,
+        "macro_f1": float(np.mean(present_f1)) if present_f1 else None,
+        "recall": dict(zip(STEER_CLASSES, recall)),
+        "precision": dict(zip(STEER_CLASSES, precision)),
+        "f1": dict(zip(STEER_CLASSES, f1)),
+        "predicted_classes": [STEER_CLASSES[k] for k in range(num_classes) if predicted[k]],
+        "confusion": confusion.tolist(),
+    }
+
+
 def discriminator_accuracy(domain_logits, domain) -> float | None:
     """Fraction of samples whose domain the discriminator gets right (logit > 0 means real).
 
@@ -121,8 +153,13 @@ def driving_metrics(
     if steer_logits is not None and steer_class_gt is not None:
         steer_pred = to_numpy(steer_logits).argmax(axis=-1) if gt.shape[0] else np.zeros(0, np.int64)
         steer_gt = to_numpy(steer_class_gt).astype(np.int64).ravel()
-        result["steer_accuracy"] = steering_accuracy(steer_pred, steer_gt)
-        result["steer_confusion"] = steering_confusion(steer_pred, steer_gt).tolist()
+        classification = steering_classification_metrics(steer_pred, steer_gt)
+        result["steer_accuracy"] = classification["accuracy"]
+        result["steer_balanced_accuracy"] = classification["balanced_accuracy"]
+        result["steer_macro_f1"] = classification["macro_f1"]
+        result["steer_f1"] = classification["f1"]
+        result["steer_predicted_classes"] = classification["predicted_classes"]
+        result["steer_confusion"] = classification["confusion"]
     if split_turns:
         turning = turn_mask(gt, contract)
         for name, mask in (("turn", turning), ("straight", ~turning)):

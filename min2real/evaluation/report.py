@@ -287,7 +287,8 @@ def write_report(
     header = (
         ["run", "domain", "labelled", "ADE [m]", "FDE [m]"]
         + [f"L2@{t:g}s [m]" for _, t in horizon]
-        + ["steer acc", "turn ADE [m]", "straight ADE [m]", "discriminator acc"]
+        + ["steer macro-F1", "steer bal. acc", "steer acc", "classes predicted", "turn ADE [m]", "straight ADE [m]"]
+        + ["discriminator acc"]
     )
     rows = []
     for run, report in zip(runs, metrics):
@@ -300,7 +301,10 @@ def write_report(
                 [run.name, domain_name, _fmt(m["num_samples"]), _fmt(m["ade_m"]), _fmt(m["fde_m"])]
                 + [_fmt(per_step[i] if i < len(per_step) else None) for i, _ in horizon]
                 + [
+                    _fmt(m.get("steer_macro_f1")),
+                    _fmt(m.get("steer_balanced_accuracy")),
                     _fmt(m.get("steer_accuracy")),
+                    ", ".join(m.get("steer_predicted_classes") or []) or "–",
                     _fmt(m.get("turn", {}).get("ade_m")),
                     _fmt(m.get("straight", {}).get("ade_m")),
                     _fmt(m.get("discriminator_accuracy")),
@@ -308,6 +312,9 @@ def write_report(
             )
     lines += _table(header, rows)
     lines += [
+        "Steering: macro-F1 (mean F1 over the classes) and balanced accuracy (mean recall) are the numbers to read; "
+        "plain accuracy rewards a head that always answers the most common class (straight).",
+        "",
         "Discriminator accuracy (checkpoints of variants with a discriminator): near 0.5 means the DINOv2 "
         "features no longer tell virtual from real images, which is what the adversarial training aims for.",
         "",
@@ -349,10 +356,13 @@ def write_report(
                             _fmt(m["num_samples"]),
                             _fmt(m["ade_m"]),
                             _fmt(m["fde_m"]),
+                            _fmt(m.get("steer_macro_f1")),
                             _fmt(m.get("steer_accuracy")),
                         ]
                     )
-        lines += _table(["situation", "run", "domain", "samples", "ADE [m]", "FDE [m]", "steer acc"], rows)
+        lines += _table(
+            ["situation", "run", "domain", "samples", "ADE [m]", "FDE [m]", "steer macro-F1", "steer acc"], rows
+        )
         slug = split.replace(" ", "_").replace("-", "_")
         figure = plot_situation_ade(figures / f"ade_by_{slug}.png", runs, metrics, split)
         lines += [f"![ADE by {split}]({rel(figure)})", ""]

@@ -35,10 +35,13 @@ class ModelConfig:
     resnet_pretrained: bool = False
     # timm ResNet constructor overrides for small test models, e.g. {"channels": [16, 32, 64, 128], "stem_width": 16}.
     resnet_overrides: dict = field(default_factory=dict)
-    # V2R adapter (virtual images only).
+    # V2R adapter (virtual images only): encoder-decoder through `adapter_bottleneck` channels at
+    # 1/16 of the camera resolution, no identity path; `adapter_skip` adds a low-capacity skip
+    # (the input at 1/8 resolution, 3 channels), an ablation switch.
     use_adapter: bool = True
     adapter_bottleneck: int = 128
     adapter_width: int = 32
+    adapter_skip: bool = False
     # Domain discriminator on the image features through a gradient reversal layer. With DINOv2
     # the reversed gradient reaches the V2R adapter; with the ResNet path (the Fig. 6 ablation
     # "discriminator only") it reaches the trainable ResNet, as in DANN.
@@ -50,7 +53,11 @@ class ModelConfig:
     use_lidar: bool = True
     lidar_width: int = 32
     # Heads.
-    use_steer_head: bool = True  # the paper's 3-class "trajectory predictor" (linear on image features)
+    use_steer_head: bool = True  # the paper's 3-class "trajectory predictor" (linear on normalised image features)
+    # Optional conditioning of the steering head: the driving command (one-hot) and the target point
+    # (ego m / 30 m) join the normalised image features before its linear layer.
+    steer_use_command: bool = False
+    steer_use_target_point: bool = False
     use_command: bool = True
     feature_dim: int = 256
     fusion_heads: int = 4  # heads of the cross-attention that pools image (+ BEV) tokens
@@ -72,6 +79,11 @@ class ModelConfig:
         if self.feature_dim % self.fusion_heads:
             raise ValueError(
                 f"model config feature_dim={self.feature_dim} must be divisible by fusion_heads={self.fusion_heads}"
+            )
+        if self.adapter_bottleneck <= 0 or self.adapter_width <= 0:
+            raise ValueError(
+                f"model config adapter_bottleneck={self.adapter_bottleneck}, adapter_width={self.adapter_width}; "
+                "expected positive channel counts"
             )
         if self.dinov2_weights in ("official", "timm_file") and not self.dinov2_checkpoint:
             raise ValueError(f"model config dinov2_weights={self.dinov2_weights!r} needs dinov2_checkpoint=<path>")

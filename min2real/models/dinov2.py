@@ -38,12 +38,16 @@ def create_dinov2(config: ModelConfig, contract: Contract) -> tuple[nn.Module, s
             f"model config dinov2_name={config.dinov2_name!r} is not a timm DINOv2 model; expected e.g. "
             "vit_small_patch14_dinov2, vit_base_patch14_dinov2, vit_large_patch14_dinov2 or a *_reg4_dinov2 variant"
         )
+    # LayerScale starts at 1.0, not timm's DINOv2 default 1e-5: a random-init ViT with 1e-5 is nearly an
+    # identity map (its CLS token is the same for every image, std ~2e-6). Loaded weights overwrite the
+    # gammas either way (the module structure, and so the state dict keys, are the same).
     kwargs = dict(
         img_size=(contract.dino_height, contract.dino_width),
         num_classes=0,
         dynamic_img_size=False,
-        **config.dinov2_overrides,
+        init_values=1.0,
     )
+    kwargs.update(config.dinov2_overrides)
     if config.dinov2_weights == "timm_pretrained":
         name = f"{config.dinov2_name}.{DINOV2_PRETRAINED_TAG}"
         try:

@@ -9,7 +9,7 @@ import math
 import torch
 from torch import nn
 
-from min2real.contract import STEER_CLASSES, STEER_LEFT, STEER_RIGHT, Contract
+from min2real.contract import NO_ROUTE_TARGET_DISTANCE_M, STEER_CLASSES, STEER_LEFT, STEER_RIGHT, Contract
 
 # Logit given to the rule's class when steering is derived from waypoints (softmax ~ 0.99991).
 RULE_STEER_LOGIT = 10.0
@@ -41,14 +41,28 @@ class WaypointGRUHead(nn.Module):
 
 
 class SteerHead(nn.Module):
-    """The paper's trajectory predictor: a linear classifier on image features (B, D) -> (B, 3)."""
+    """The paper's trajectory predictor: a linear classifier on image features, here LayerNorm-ed
+    first (a frozen extractor's features have arbitrary scale and offset), optionally conditioned on
+    the driving command and the target point.
 
-    def __init__(self, features_dim: int) -> None:
+    features (B, D), command (B, num_commands) one-hot, target_point (B, 2) ego m -> logits (B, 3).
+    """
+
+    def __init__(self, features_dim: int, num_commands: int = 0, use_target_point: bool = False) -> None:
         super().__init__()
-        self.linear = nn.Linear(features_dim, len(STEER_CLASSES))
+        self.norm = nn.LayerNorm(features_dim)
+        self.num_commands = int(num_commands)
+        self.use_target_point = bool(use_target_point)
+        in_dim = features_dim + self.num_commands + (2 if self.use_target_point else 0)
+        self.linear = nn.Linear(in_dim, len(STEER_CLASSES))
 
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.linear(features)
+    def forward(self, features: torch.Tensor, command: torch.Tensor, target_point: torch.Tensor) -> torch.Tensor:
+        parts = [self.norm(features)]
+        if self.num_commands:
+            parts.append(command)
+        if self.use_target_point:
+            parts.append(target_point / NO_ROUTE_TARGET_DISTANCE_M)  # ~unit scale
+        return self.linear(torch.cat(parts, dim=-1))
 
 
 def steer_logits_from_waypoints(waypoints_ego: torch.Tensor, contract: Contract) -> torch.Tensor:

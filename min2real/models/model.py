@@ -3,7 +3,8 @@
     image (0..255) -> normalise -> [sim samples: V2R adapter | real: resize] -> frozen DINOv2
                                   (or: trainable ResNet at camera size, the TransFuser baseline)
     image tokens + LiDAR BEV tokens + measurements -> fusion -> GRU waypoint head
-    image features -> steering head (linear)         image features -> GRL -> discriminator
+    image features -> LayerNorm [+ command, target point] -> steering head (linear)
+    image features -> GRL -> discriminator
 
 `build_model(config, contract)` is the only constructor; `model.deploy("sim" | "real")` gives the
 export module with positional inputs in `contract.INPUT_NAMES` order.
@@ -28,6 +29,9 @@ from min2real.models.lidar import LidarBevEncoder
 
 OUTPUT_FEATURES = "features"  # (B, D) image features (discriminator / steering head input)
 OUTPUT_DOMAIN_LOGITS = "domain_logits"  # (B,) pre-sigmoid, "real" = 1; only with the discriminator
+# () mean |adapter(sim image) - resized sim image| in normalised units; only when the adapter ran (training
+# and evaluation forward, not the exported graph). loss.adapter_identity weights it ("minimal" transfer).
+OUTPUT_ADAPTER_DISTANCE = "adapter_distance"
 
 
 class Min2RealModel(nn.Module):
@@ -54,6 +58,7 @@ class Min2RealModel(nn.Module):
                 (contract.dino_height, contract.dino_width),
                 width=config.adapter_width,
                 bottleneck=config.adapter_bottleneck,
+                skip=config.adapter_skip,
             )
             if config.use_adapter
             else None
@@ -73,7 +78,15 @@ class Min2RealModel(nn.Module):
             config.fusion_heads,
         )
         self.waypoint_head = WaypointGRUHead(config.feature_dim, config.gru_hidden, contract.num_waypoints)
-        self.steer_head = SteerHead(features_dim) if config.use_steer_head else None
+        self.steer_head = (
+            SteerHead(
+                features_dim,
+                contract.num_commands if config.steer_use_command else 0,
+                config.steer_use_target_point,
+            )
+            if config.use_steer_head
+            else None
+        )
         self.discriminator = (
             DomainDiscriminator(features_dim, config.discriminator_hidden) if config.use_discriminator else None
         )
@@ -117,16 +130,20 @@ class Min2RealModel(nn.Module):
 
     def _image_backbone_input(
         self, image_norm: torch.Tensor, sim_index: torch.Tensor | None, all_sim: bool
-    ) -> torch.Tensor:
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(the image backbone's input, the adapter's mean absolute distance to the plain resized
+        input over the sim samples, a 0-dim tensor, or None when the adapter did not run or in export)."""
         if self.config.image_backbone == "resnet":
-            return image_norm  # TransFuser baseline: the camera-size image
+            return image_norm, None  # TransFuser baseline: the camera-size image
         if self.adapter is not None and all_sim:
-            return self.adapter(image_norm)
+            return self.adapter(image_norm), None
         dino_input = resize_to(image_norm, self.contract.dino_height, self.contract.dino_width)
+        distance = None
         if self.adapter is not None and sim_index is not None and sim_index.numel() > 0:
             adapted = self.adapter(image_norm.index_select(0, sim_index))
+            distance = (adapted - dino_input.index_select(0, sim_index)).abs().mean()
             dino_input = dino_input.index_copy(0, sim_index, adapted)
-        return dino_input
+        return dino_input, distance
 
     def _predict(
         self,
@@ -140,13 +157,14 @@ class Min2RealModel(nn.Module):
     ) -> dict[str, torch.Tensor]:
         self._check_inputs(image, lidar_bev, target_point, speed, command)
         image_norm = self.normalize(image)
-        image_tokens, features = self.image_backbone(self._image_backbone_input(image_norm, sim_index, all_sim))
+        backbone_input, adapter_distance = self._image_backbone_input(image_norm, sim_index, all_sim)
+        image_tokens, features = self.image_backbone(backbone_input)
         lidar_tokens = self.lidar_encoder(lidar_bev) if self.lidar_encoder is not None else None
         measurements = self.measurement_encoder(target_point, speed, command)
         fused = self.fusion(image_tokens, features, lidar_tokens, measurements)
         waypoints = self.waypoint_head(fused, target_point)
         if self.steer_head is not None:
-            steer_logits = self.steer_head(features)
+            steer_logits = self.steer_head(features, command, target_point)
         else:
             steer_logits = steer_logits_from_waypoints(waypoints, self.contract)
         outputs = {
@@ -154,6 +172,8 @@ class Min2RealModel(nn.Module):
             contract_lib.OUTPUT_STEER_LOGITS: steer_logits,
             OUTPUT_FEATURES: features,
         }
+        if adapter_distance is not None:
+            outputs[OUTPUT_ADAPTER_DISTANCE] = adapter_distance
         return outputs
 
     def forward(self, inputs: dict[str, torch.Tensor], domain: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -161,8 +181,9 @@ class Min2RealModel(nn.Module):
         lidar_bev (B, C, S, S), target_point (B, 2) ego m, speed (B, 1) m/s, command (B, 4));
         domain (B,) int64 DOMAIN_SIM / DOMAIN_REAL (the adapter runs on sim samples only).
 
-        Returns waypoints (B, T, 2) ego REP 103 m, steer_logits (B, 3), features (B, D) and,
-        with the discriminator, domain_logits (B,) through the GRL (pre-sigmoid, real = 1).
+        Returns waypoints (B, T, 2) ego REP 103 m, steer_logits (B, 3), features (B, D), with the
+        discriminator domain_logits (B,) through the GRL (pre-sigmoid, real = 1) and, when the
+        adapter ran on sim samples, adapter_distance () (see OUTPUT_ADAPTER_DISTANCE).
         """
         missing = [name for name in contract_lib.INPUT_NAMES if name not in inputs]
         if self.lidar_encoder is None and contract_lib.INPUT_LIDAR_BEV in missing:
