@@ -11,8 +11,10 @@ import pytest
 from min2real import contract as C
 from min2real.contract import TINY_CONTRACT
 from min2real.data import (
+    DataConfigError,
     DataProblem,
     DataProblems,
+    DataSection,
     DomainRatioSampler,
     MixedDomainDataset,
     batch_size,
@@ -95,7 +97,7 @@ def test_sampler_refuses_a_ratio_the_data_cannot_serve():
     with pytest.raises(ValueError, match="real samples"):
         DomainRatioSampler(sim_only, 1.0)
     assert len(list(DomainRatioSampler(sim_only, math.inf, num_samples=12))) == 12
-    assert build_sampler(sim_only, {"sim_real_ratio": 1.0}).sim_fraction == 1.0
+    assert build_sampler(sim_only, DataSection(sim_real_ratio=1.0)).sim_fraction == 1.0
 
 
 def test_collate_drops_broken_samples_and_keeps_shapes():
@@ -138,20 +140,80 @@ def test_datasets_from_config_on_synthetic_data(tmp_path):
         real_image_size=(128, 72),
         contract=TINY_CONTRACT,
     )
-    config = {
-        "sim_roots": [str(tmp_path / "carla")],
-        "real_roots": [str(tmp_path / "navsim")],
-        "real_split": "trainval",
-        "sim_real_ratio": 2.0,
-        "real_driving_labels": False,
-        "use_real_lidar": False,
-        "val_sim_roots": [str(tmp_path / "carla")],
-    }
-    train, val = datasets_from_config(config, TINY_CONTRACT)
+    section = DataSection(
+        sim_roots=[str(tmp_path / "carla")],
+        real_roots=[str(tmp_path / "navsim")],
+        real_split="trainval",
+        sim_real_ratio=2.0,
+        real_driving_labels=False,
+        val_sim_roots=[str(tmp_path / "carla")],
+    )
+    train, val = datasets_from_config(section, TINY_CONTRACT)
     assert train.num_sim >= 8 and train.num_real >= 8 and val.num_real == 0
     real_sample = train[train.num_sim]
     assert real_sample["domain"] == C.DOMAIN_REAL and not real_sample["has_labels"]
     assert train[0]["domain"] == C.DOMAIN_SIM and train[0]["has_labels"]
-    assert build_sampler(train, config).sim_fraction == pytest.approx(2 / 3)
-    with pytest.raises(ValueError, match="unknown keys"):
-        datasets_from_config({**config, "sim_root": "typo"}, TINY_CONTRACT)
+    assert build_sampler(train, section).sim_fraction == pytest.approx(2 / 3)
+
+
+@pytest.mark.parametrize("split", ["test", "navtest", "navhard_two_stage"])
+def test_a_test_split_never_validates_or_trains(split):
+    """Validation picks best.pt, so the navtest/navhard (OpenScene test) logs are refused there."""
+    with pytest.raises(DataConfigError, match="is a test split, and validation selects"):
+        DataSection(sim_roots=["a"], val_real_roots=["data/navsim"], val_real_split=split).validate()
+    with pytest.raises(DataConfigError, match="training never reads test logs"):
+        DataSection(real_roots=["data/navsim"], real_split=split).validate()
+    # A test split named only through real_split is inherited by validation: refused as well.
+    with pytest.raises(DataConfigError, match="test split"):
+        DataSection(sim_roots=["a"], val_real_roots=["v"], real_split=split).validate()
+
+
+def test_validation_on_the_training_logs_needs_disjoint_scene_filters(tmp_path):
+    shared = dict(real_roots=[str(tmp_path / "navsim")], val_real_roots=[str(tmp_path / "navsim")])
+    with pytest.raises(DataConfigError, match="read the same logs"):
+        DataSection(**shared).validate()
+    with pytest.raises(DataConfigError, match="the same file"):
+        DataSection(**shared, real_scene_filter="f.yaml", val_real_scene_filter="./f.yaml").validate()
+    DataSection(**shared, real_scene_filter="train_logs.yaml", val_real_scene_filter="val_logs.yaml").validate()
+    # Other roots (e.g. the synthetic validation drives of another seed) need no filter.
+    DataSection(real_roots=["train/navsim"], val_real_roots=["val/navsim"]).validate()
+
+
+def test_split_logs_makes_disjoint_filters_that_train_and_validate(tmp_path):
+    from min2real.cli import main
+
+    write_synthetic_dataset(
+        tmp_path / "data",
+        seed=3,
+        frames=12,
+        routes=4,
+        sim_image_size=(128, 48),
+        real_image_size=(128, 72),
+        domains=("real",),
+        contract=TINY_CONTRACT,
+    )
+    root = tmp_path / "data" / "navsim"
+    filters = tmp_path / "filters"
+    assert (
+        main(["data", "split-logs", "--navsim-root", str(root), "--val-fraction", "0.25", "--out", str(filters)]) == 0
+    )
+    section = DataSection(
+        real_roots=[str(root)],
+        real_driving_labels=True,
+        real_scene_filter=str(filters / "train_logs.yaml"),
+        val_real_roots=[str(root)],
+        val_real_scene_filter=str(filters / "val_logs.yaml"),
+    )
+    train, val = datasets_from_config(section, TINY_CONTRACT)
+    train_logs = {path.split(b"/")[0] for path in train.real_dataset.image_paths[:, 0]}
+    val_logs = {path.split(b"/")[0] for path in val.real_dataset.image_paths[:, 0]}
+    assert len(train_logs) == 3 and len(val_logs) == 1 and not train_logs & val_logs
+    assert main(["data", "split-logs", "--navsim-root", str(root), "--split", "navtest", "--out", str(filters)]) == 2
+
+
+def test_data_synth_refuses_the_extractor_seeds(tmp_path, capsys):
+    from min2real.cli import main
+    from min2real.data.common import EXTRACTOR_SEEDS
+
+    assert main(["data", "synth", "--out", str(tmp_path), "--seed", str(EXTRACTOR_SEEDS.start), "--tiny"]) == 2
+    assert "reserved" in capsys.readouterr().err and not any(tmp_path.iterdir())

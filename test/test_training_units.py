@@ -11,12 +11,33 @@ import numpy as np
 import pytest
 import torch
 
-from min2real.contract import DOMAIN_REAL, DOMAIN_SIM, STEER_LEFT, STEER_RIGHT, STEER_STRAIGHT, TINY_CONTRACT
+from min2real.contract import (
+    DOMAIN_REAL,
+    DOMAIN_SIM,
+    STEER_LEFT,
+    STEER_STRAIGHT,
+    TINY_CONTRACT,
+    steer_class_from_waypoints,
+)
+from min2real.data.config import TEST_SPLITS
 from min2real.evaluation import metrics
 from min2real.training.augment import add_gaussian_noise
 from min2real.training.config import ConfigError, TrainConfig, apply_overrides, parse_override
-from min2real.training.losses import compute_losses, domain_bce_loss, steer_ce_loss, waypoint_l1_loss
-from min2real.training.trainer import SkipSampler, capture_rng_state, restore_rng_state, warmup_cosine
+from min2real.training.losses import (
+    compute_losses,
+    domain_bce_loss,
+    steer_ce_loss,
+    turning_samples,
+    waypoint_l1_loss,
+)
+from min2real.training.recipes import ABLATION_RECIPES, OTHER_RECIPES, TABLE_I_RECIPES, load_miniature, load_recipe
+from min2real.training.trainer import (
+    SkipSampler,
+    capture_rng_state,
+    drop_sim_lidar,
+    restore_rng_state,
+    warmup_cosine,
+)
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "training"
 
@@ -66,14 +87,57 @@ def test_contract_override_on_a_preset_and_round_trip():
     assert again.to_dict() == config.to_dict()
 
 
-@pytest.mark.parametrize("variant", ["baseline", "augment", "min2real", "mixdata", "mix_min2real", "full"])
-def test_variant_configs_load(variant):
-    overrides = ["model.dinov2_checkpoint=/data/dinov2_vits14_pretrain.pth"]
-    config = TrainConfig.load(CONFIG_DIR / f"{variant}.yaml", overrides)
-    assert config.model_config().variant == variant
-    assert config.build_contract().camera_height == 384  # real-size contract
-    assert config.train.noise_augmentation == (variant in ("augment", "full"))
-    assert bool(config.data.real_roots) == (config.model_config().use_discriminator or variant == "mixdata")
+ALL_RECIPES = TABLE_I_RECIPES + ABLATION_RECIPES + OTHER_RECIPES
+
+
+@pytest.mark.parametrize("recipe", ALL_RECIPES)
+def test_recipes_load_at_full_size(recipe):
+    config = load_recipe(recipe, ["model.dinov2_checkpoint=/data/dinov2_vits14_pretrain.pth"])
+    if recipe in TABLE_I_RECIPES + ABLATION_RECIPES:
+        assert config.model_config().variant == recipe
+        assert config.build_contract().camera_height == 384  # real-size contract
+    model = config.model_config()
+    # Real training images exactly where a variant needs them: the discriminator, or real driving labels.
+    assert bool(config.data.real_roots) == (model.use_discriminator or config.data.real_driving_labels)
+    assert config.train.noise_augmentation == (recipe in ("augment", "full", "ablation_augment"))
+    # The selection rule: {S} recipes select on sim, {S, R} recipes on the held-out real logs.
+    assert config.selection_domain() == ("real" if config.data.real_driving_labels else "sim")
+    for split in (config.data.real_split, config.data.validation_real_split):
+        assert split not in TEST_SPLITS
+    if model.use_lidar:
+        assert config.train.lidar_dropout > 0  # the heads also see the all-zero BEV of the real stream
+    if model.use_steer_head:
+        assert config.loss.steer_ce > 0 and config.loss.steer_class_balance == "batch"
+
+
+def test_each_ablation_differs_from_the_baseline_in_one_component():
+    def settings(name):
+        config = load_recipe(name, ["model.dinov2_checkpoint=/x.pth"])
+        model = config.model_config()
+        return {
+            "extractor": model.image_backbone == "dinov2",
+            "adapter": model.use_adapter,
+            "discriminator": model.use_discriminator,
+            "steer_head": model.use_steer_head,
+            "augment": config.train.noise_augmentation,
+        }
+
+    baseline = settings("baseline")
+    assert not any(baseline.values())
+    expected = {
+        "ablation_augment": {"augment"},
+        "ablation_discriminator": {"discriminator"},
+        "ablation_steer_head": {"steer_head"},
+        "ablation_extractor": {"extractor"},
+        "ablation_adapter": {"extractor", "adapter"},  # the V2R adapter + real extractor pair
+    }
+    for name, components in expected.items():
+        differing = {key for key, value in settings(name).items() if value != baseline[key]}
+        assert differing == components, name
+
+
+def test_turn_weighting_is_used_by_a_named_recipe():
+    assert load_recipe("min2real_turns", ["model.dinov2_checkpoint=/x.pth"]).loss.turn_weight > 1.0
 
 
 def test_dinov2_checkpoint_missing_says_how_to_set_it():
@@ -88,34 +152,110 @@ def test_tiny_config_accepts_every_variant():
         assert config.build_contract() == TINY_CONTRACT
 
 
-def test_paper_variant_overrides_set_the_training_side():
-    from min2real.training.config import paper_variant_overrides
+def test_miniatures_keep_the_recipe_and_shrink_the_rest(tmp_path):
+    roots = {"sim": tmp_path / "train" / "carla", "real": tmp_path / "train" / "navsim"}
+    val = {"sim": tmp_path / "val" / "carla", "real": tmp_path / "val" / "navsim"}
+    full = load_miniature("full", roots, val, steps=7)
+    assert full.model_config().variant == "full" and full.build_contract() == TINY_CONTRACT
+    assert full.train.max_steps == 7 and full.train.noise_augmentation and full.data.real_driving_labels
+    assert full.model_config().dinov2_weights == "timm_file"  # the stand-in extractor, not hub weights
+    assert full.model_config().dinov2_checkpoint.endswith(".safetensors")
+    baseline = load_miniature("baseline", roots, val, steps=7)
+    assert not baseline.data.real_roots and baseline.data.val_real_roots  # sim only; real still measured
+    assert not baseline.model_config().resnet_pretrained
 
-    def load(variant):
-        return TrainConfig.load(CONFIG_DIR / "tiny.yaml", paper_variant_overrides(variant))
 
-    baseline, augment, min2real, full = (load(name) for name in ("baseline", "augment", "min2real", "full"))
-    assert not baseline.data.real_roots and not baseline.train.noise_augmentation  # sim only
-    assert augment.train.noise_augmentation and not augment.data.real_roots
-    assert min2real.data.real_roots and not min2real.data.real_driving_labels  # real images for the discriminator
-    assert full.data.real_roots and full.data.real_driving_labels and full.train.noise_augmentation
-    with pytest.raises(ConfigError, match="unknown"):
-        paper_variant_overrides("ablation_adapter")
+def test_selection_rule_and_its_refusals():
+    sim_only = {
+        "model": {"variant": "min2real", "tiny": True},
+        "data": {"val_sim_roots": ["v"], "val_real_roots": ["r"]},
+    }
+    assert TrainConfig.from_dict(sim_only).selection_domain() == "sim"  # {S}: never select on real labels
+    mixed = {**sim_only, "data": {**sim_only["data"], "real_driving_labels": True}}
+    assert TrainConfig.from_dict(mixed).selection_domain() == "real"
+    with pytest.raises(ConfigError, match="would use them after all"):
+        TrainConfig.from_dict(apply_overrides(sim_only, ["train.select_on=real"]))
+    with pytest.raises(ConfigError, match="data.val_real_roots is empty"):
+        TrainConfig.from_dict(
+            apply_overrides({**mixed, "data": {"real_driving_labels": True}}, ["train.select_on=real"])
+        )
+    with pytest.raises(ConfigError, match="is a test split"):
+        TrainConfig.from_dict(apply_overrides(mixed, ["data.val_real_split=navtest"]))
 
 
 # ---- losses -------------------------------------------------------------------------------------
-def test_waypoint_l1_masks_unlabelled_and_weights_turns():
-    pred = torch.zeros(3, 4, 2, requires_grad=True)
-    target = torch.ones(3, 4, 2)
-    target[2] = 100.0  # unlabelled sample: must not count
+def _path(headings_deg: list[float], step_m: float = 2.0) -> np.ndarray:
+    """(T, 2) waypoints (x forward, y left) of segments of `step_m` with the given headings."""
+    angle = np.radians(headings_deg)
+    return np.cumsum(step_m * np.stack([np.cos(angle), np.sin(angle)], axis=-1), axis=0)
+
+
+def test_turn_samples_cover_approach_middle_and_exit():
+    straight = _path([0.0] * 8)
+    standing = np.zeros((8, 2))
+    approach = _path([0, 0, 0, 10, 30, 50, 70, 90])  # the turn starts ahead: LEFT
+    # The exit: the last 18 degrees of a left turn in the first metres, then straight on. The
+    # steering class is already STRAIGHT (end heading below 20 degrees); the next metres still curve.
+    exit_turn = _path([6, 12, 18, 18, 18, 18, 18, 18])
+    gentle = _path([1, 2, 3, 4, 5, 5, 5, 5])  # lane keeping on a slight bend: not a turn
+    waypoints = np.stack([straight, standing, approach, exit_turn, gentle]).astype(np.float32)
+    assert steer_class_from_waypoints(waypoints, TINY_CONTRACT).tolist() == [
+        STEER_STRAIGHT,
+        STEER_STRAIGHT,
+        STEER_LEFT,
+        STEER_STRAIGHT,
+        STEER_STRAIGHT,
+    ]
+    assert turning_samples(torch.from_numpy(waypoints), 10.0).tolist() == [False, False, True, True, False]
+    mirrored = waypoints * np.array([1.0, -1.0], dtype=np.float32)  # right turns count the same
+    assert turning_samples(torch.from_numpy(mirrored), 10.0).tolist() == [False, False, True, True, False]
+
+
+def test_waypoint_l1_masks_unlabelled_and_turn_weights_are_normalised_by_their_sum():
+    straight, turn = _path([0.0] * 8), _path([0, 0, 0, 10, 30, 50, 70, 90])
+    target = torch.tensor(np.stack([straight, turn, straight]), dtype=torch.float32)
+    pred = target.clone()
+    pred[0] += 1.0  # straight sample: L1 error 1 m
+    pred[1] += 2.0  # turning sample: L1 error 2 m
+    pred[2] += 100.0  # unlabelled sample: must not count
+    pred.requires_grad_(True)
     has_labels = torch.tensor([True, True, False])
-    steer = torch.tensor([STEER_STRAIGHT, STEER_LEFT, STEER_RIGHT])
-    assert waypoint_l1_loss(pred, target, has_labels).item() == pytest.approx(1.0)
-    # turning sample counts 3x: (1 + 3) / 2 labelled samples
-    assert waypoint_l1_loss(pred, target, has_labels, steer, turn_weight=3.0).item() == pytest.approx(2.0)
+    assert waypoint_l1_loss(pred, target, has_labels).item() == pytest.approx(1.5)
+    # Weight 3 on the turn: (1 * 1 + 3 * 2) / (1 + 3), a weighted mean in metres, not (1 + 6) / 2.
+    assert waypoint_l1_loss(pred, target, has_labels, turn_weight=3.0).item() == pytest.approx(7.0 / 4.0)
+    # Equal errors: turn weighting leaves the loss unchanged.
+    assert waypoint_l1_loss(target + 1.0, target, torch.ones(3, dtype=torch.bool), turn_weight=5.0).item() == (
+        pytest.approx(1.0)
+    )
     loss = waypoint_l1_loss(pred, target, torch.zeros(3, dtype=torch.bool))
     loss.backward()
     assert loss.item() == 0.0 and pred.grad is not None and torch.all(pred.grad == 0)
+
+
+def test_lidar_dropout_zeroes_sim_bevs_only_at_the_given_rate():
+    bev = torch.ones(4000, 1, 4, 4)
+    domain = torch.tensor([DOMAIN_SIM, DOMAIN_REAL] * 2000)
+    dropped = drop_sim_lidar(bev, domain, 0.3, torch.Generator().manual_seed(0))
+    zero = dropped.flatten(1).abs().sum(dim=1) == 0
+    assert not zero[domain == DOMAIN_REAL].any()  # real BEVs are left as they are
+    assert zero[domain == DOMAIN_SIM].float().mean().item() == pytest.approx(0.3, abs=0.03)
+    kept = ~zero & (domain == DOMAIN_SIM)
+    assert torch.equal(dropped[kept], bev[kept])
+
+
+def test_class_balanced_steer_ce_weighs_every_present_class_equally():
+    # 6 straight samples with CE ~0 and 1 left sample with CE ~10: plain mean ~1.4, balanced ~5.
+    logits = torch.tensor([[10.0, 0.0, 0.0]] * 6 + [[10.0, 0.0, 0.0]])
+    target = torch.tensor([STEER_STRAIGHT] * 6 + [STEER_LEFT])
+    labelled = torch.ones(7, dtype=torch.bool)
+    plain = steer_ce_loss(logits, target, labelled, class_balance="none").item()
+    balanced = steer_ce_loss(logits, target, labelled, class_balance="batch").item()
+    assert plain == pytest.approx(10.0 / 7, rel=1e-3)
+    assert balanced == pytest.approx(10.0 / 2, rel=1e-3)
+    focal = steer_ce_loss(logits, target, labelled, class_balance="none", focal_gamma=2.0).item()
+    assert focal == pytest.approx(plain, rel=1e-3)  # the confidently right samples contribute ~0 either way
+    with pytest.raises(ValueError, match="class_balance"):
+        steer_ce_loss(logits, target, labelled, class_balance="inverse")
 
 
 def test_steer_ce_and_domain_bce():

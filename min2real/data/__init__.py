@@ -1,29 +1,12 @@
 """Datasets feeding the contract: CARLA Garage routes, OpenScene/NAVSIM logs, synthetic two-domain data.
 
-Entry points for the trainer:
+Entry points for the trainer (the `data:` section of a training config is a `DataSection`,
+min2real.data.config, the only reader of those keys):
 
-    train_set, val_set = datasets_from_config(config["data"], contract)
-    sampler = build_sampler(train_set, config["data"], seed=0, rank=rank, world_size=world_size)
+    train_set, val_set = datasets_from_config(DataSection(sim_roots=[...], ...), contract)
+    sampler = build_sampler(train_set, section, seed=0, rank=rank, world_size=world_size)
     DataLoader(train_set, batch_size=..., sampler=sampler, collate_fn=collate_samples,
                num_workers=..., worker_init_fn=worker_init_fn)
-
-The YAML `data:` section (all keys optional except that one of sim_roots/real_roots is needed):
-
-    sim_roots: [data/carla]        CARLA Garage folders (routes, scenarios or whole trees)
-    real_roots: [data/navsim]      OpenScene/NAVSIM roots (each with navsim_logs/ and sensor_blobs/)
-    real_split: trainval           the split folder under navsim_logs/ and sensor_blobs/
-    sim_real_ratio: 1.0            sim:real draws per epoch (inf: sim only, 0: real only)
-    real_driving_labels: true      real samples train the driving heads (false: discriminator only)
-    use_real_lidar: false          read the real merged point cloud instead of an all-zero BEV
-    real_camera: front             front | stitch (NAVSIM left/front/right panorama)
-    real_target_point: straight_ahead   straight_ahead (what a NAVSIM agent gets: no route) |
-                                   future_path (logged path 30 m ahead, a route-like target)
-    require_perfect_score: true    CARLA Garage: only routes with score_composed 100
-    skip_crashed_routes: true      CARLA Garage: skip routes without results.json.gz
-    samples_per_epoch: null        draws per epoch (default: the dataset's length)
-    val_sim_roots: []              validation data, same formats (no ratio sampling)
-    val_real_roots: []
-    val_real_split: <real_split>
 
 Every sample is a dict of numpy arrays (see common.build_sample); a broken sample is a
 `DataProblem` that `collate_samples` drops and reports in batch["problems"], and
@@ -40,6 +23,7 @@ import numpy as np
 from min2real import contract as C
 from min2real.data.carla_garage import CarlaGarageDataset
 from min2real.data.common import DataError, DataProblem, DataProblems, build_sample
+from min2real.data.config import TEST_SPLITS, DataConfigError, DataSection
 from min2real.data.mixed import (
     DomainRatioSampler,
     MixedDomainDataset,
@@ -58,6 +42,9 @@ __all__ = [
     "DataProblem",
     "DataProblems",
     "DataError",
+    "DataConfigError",
+    "DataSection",
+    "TEST_SPLITS",
     "UnsafePickleError",
     "build_dataset",
     "build_sampler",
@@ -68,23 +55,6 @@ __all__ = [
     "load_navsim_log",
     "worker_init_fn",
 ]
-
-DATA_CONFIG_KEYS = (
-    "sim_roots",
-    "real_roots",
-    "real_split",
-    "sim_real_ratio",
-    "real_driving_labels",
-    "use_real_lidar",
-    "real_camera",
-    "real_target_point",
-    "require_perfect_score",
-    "skip_crashed_routes",
-    "samples_per_epoch",
-    "val_sim_roots",
-    "val_real_roots",
-    "val_real_split",
-)
 
 
 def build_dataset(
@@ -98,20 +68,31 @@ def build_dataset(
     real_target_point: str = "straight_ahead",
     require_perfect_score: bool = True,
     skip_crashed_routes: bool = True,
+    real_scene_filter: str = "",
+    sim_skip_first_s: float = 0.0,
+    sim_augmented_view_probability: float = 0.0,
 ) -> MixedDomainDataset:
-    """Sim (CARLA Garage layout) and real (NAVSIM layout) data as one `MixedDomainDataset`."""
+    """Sim (CARLA Garage layout) and real (NAVSIM layout) data as one `MixedDomainDataset`.
+    `real_scene_filter`: a NAVSIM scene filter YAML (log_names / tokens) restricting the real logs;
+    `sim_skip_first_s` / `sim_augmented_view_probability`: CarlaGarageDataset's skip_first_s /
+    augmented_view_probability."""
     sim = (
         CarlaGarageDataset(
             list(sim_roots),
             contract,
             require_perfect_score=require_perfect_score,
             skip_crashed_routes=skip_crashed_routes,
+            skip_first_s=sim_skip_first_s,
+            augmented_view_probability=sim_augmented_view_probability,
         )
         if sim_roots
         else None
     )
     real = None
     if real_roots:
+        options = {}
+        if real_scene_filter:
+            options["scene_filter"] = _load_scene_filter(real_scene_filter)
         parts = [
             NavsimDataset(
                 root,
@@ -121,6 +102,7 @@ def build_dataset(
                 use_lidar=use_real_lidar,
                 driving_labels=real_driving_labels,
                 target_point=real_target_point,
+                **options,
             )
             for root in real_roots
         ]
@@ -135,43 +117,56 @@ def build_dataset(
     return MixedDomainDataset(sim, real)
 
 
+def _load_scene_filter(path: str):
+    from min2real.data.navsim import load_scene_filter
+
+    return load_scene_filter(path)
+
+
 def build_sampler(
-    dataset: MixedDomainDataset, data_config: dict, seed: int = 0, rank: int = 0, world_size: int = 1
+    dataset: MixedDomainDataset, section: DataSection, seed: int = 0, rank: int = 0, world_size: int = 1
 ) -> DomainRatioSampler:
-    """The training sampler of a `data:` config section (sim_real_ratio, samples_per_epoch)."""
-    ratio = data_config.get("sim_real_ratio", 1.0)
-    ratio = math.inf if ratio in (None, "inf", float("inf")) else float(ratio)
+    """The training sampler of a `data:` section (sim_real_ratio, samples_per_epoch)."""
+    ratio = float(section.sim_real_ratio)
     if dataset.num_real == 0 and ratio > 0:
         ratio = math.inf  # sim-only data: the ratio has nothing to mix
     if dataset.num_sim == 0:
         ratio = 0.0
-    return DomainRatioSampler(dataset, ratio, data_config.get("samples_per_epoch"), seed, rank, world_size)
+    return DomainRatioSampler(dataset, ratio, section.samples_per_epoch or None, seed, rank, world_size)
 
 
 def datasets_from_config(
-    data_config: dict, contract: C.Contract = C.DEFAULT_CONTRACT
+    section: DataSection, contract: C.Contract = C.DEFAULT_CONTRACT
 ) -> tuple[MixedDomainDataset, MixedDomainDataset | None]:
-    """(train, validation or None) from a YAML `data:` section (keys in the module docstring)."""
-    unknown = sorted(set(data_config) - set(DATA_CONFIG_KEYS))
-    if unknown:
-        raise ValueError(f"data config has unknown keys {unknown}; known keys: {sorted(DATA_CONFIG_KEYS)}")
+    """(train, validation or None) from a `data:` section. Validation data always carries driving
+    labels (real ones included): it measures driving."""
+    section.validate()
     shared = {
         "contract": contract,
-        "real_driving_labels": bool(data_config.get("real_driving_labels", True)),
-        "use_real_lidar": bool(data_config.get("use_real_lidar", False)),
-        "real_camera": data_config.get("real_camera", "front"),
-        "real_target_point": data_config.get("real_target_point", "straight_ahead"),
-        "require_perfect_score": bool(data_config.get("require_perfect_score", True)),
-        "skip_crashed_routes": bool(data_config.get("skip_crashed_routes", True)),
+        "use_real_lidar": section.use_real_lidar,
+        "real_camera": section.real_camera,
+        "real_target_point": section.real_target_point,
+        "require_perfect_score": section.require_perfect_score,
+        "skip_crashed_routes": section.skip_crashed_routes,
+        "sim_skip_first_s": section.sim_skip_first_s,
     }
-    split = data_config.get("real_split", "trainval")
-    train = build_dataset(data_config.get("sim_roots"), data_config.get("real_roots"), real_split=split, **shared)
+    train = build_dataset(
+        section.sim_roots,
+        section.real_roots,
+        real_split=section.real_split,
+        real_driving_labels=section.real_driving_labels,
+        real_scene_filter=section.real_scene_filter,
+        sim_augmented_view_probability=section.sim_augmented_view_probability,
+        **shared,
+    )
     val = None
-    if data_config.get("val_sim_roots") or data_config.get("val_real_roots"):
+    if section.val_sim_roots or section.val_real_roots:
         val = build_dataset(
-            data_config.get("val_sim_roots"),
-            data_config.get("val_real_roots"),
-            real_split=data_config.get("val_real_split", split),
+            section.val_sim_roots,
+            section.val_real_roots,
+            real_split=section.validation_real_split,
+            real_driving_labels=True,
+            real_scene_filter=section.val_real_scene_filter,
             **shared,
         )
     return train, val

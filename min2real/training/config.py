@@ -6,7 +6,7 @@ model:     # variant name + optional overrides of ModelConfig fields
   tiny: false                # true = the variant's tiny random-init network (CPU smoke runs, tests)
   dinov2_weights: official   # any other ModelConfig field overrides the variant's preset
 contract: tiny               # omit = default contract; "tiny" = TINY_CONTRACT; or a mapping of Contract fields
-data:      {...}             # DataSection below (dataset roots, sim:real mix)
+data:      {...}             # min2real.data.config.DataSection (dataset roots, splits, scene filters, sim:real mix)
 train:     {...}             # TrainSection below (optimiser, schedule, intervals, augmentation)
 loss:      {...}             # LossSection below (loss weights)
 ```
@@ -26,78 +26,13 @@ from typing import Any
 
 import yaml
 
+from min2real.data.config import DataSection
+
 SECTIONS = ("model", "contract", "data", "train", "loss")
 
 
 class ConfigError(ValueError):
     """The training configuration is invalid (the message names the key and what was expected)."""
-
-
-@dataclass
-class DataSection:
-    """Where samples come from (keys as in `min2real.data`). Paths are relative to the
-    working directory unless absolute.
-
-    sim_roots: CARLA Garage folders (routes, scenarios or whole trees) or synthetic `carla/` folders.
-    real_roots: OpenScene/NAVSIM roots (each with navsim_logs/ and sensor_blobs/) or synthetic `navsim/` folders.
-    real_split: NAVSIM split folder under navsim_logs/ and sensor_blobs/ (e.g. "trainval", "mini").
-    sim_real_ratio: sim:real draws per epoch when both are present (1.0 = equal, .inf = sim only, 0 = real only).
-    real_driving_labels: true = real samples also train the driving heads ("mix" variants);
-        false = real images only feed the domain discriminator (sim-supervised Min2Real).
-    use_real_lidar: false = real samples carry an all-zero BEV, as in the paper.
-    real_camera: "front" (CAM_F0) or "stitch" (NAVSIM TransFuser's left/front/right panorama).
-    real_target_point: "straight_ahead" (the contract's no-route point, what a NAVSIM agent gets) or
-        "future_path" (the logged path 30 m ahead: route-like, but it reveals where the ego went).
-    require_perfect_score / skip_crashed_routes: CARLA Garage route filters (score_composed 100, results file present).
-    samples_per_epoch: draws per epoch (all ranks together); 0 = the training set's size.
-    val_sim_roots / val_real_roots: held-out data, validated per domain, always with driving labels.
-    val_real_split: NAVSIM split of val_real_roots; "" = real_split.
-    """
-
-    sim_roots: list = field(default_factory=list)
-    real_roots: list = field(default_factory=list)
-    real_split: str = "trainval"
-    sim_real_ratio: float = 1.0
-    real_driving_labels: bool = False
-    use_real_lidar: bool = False
-    real_camera: str = "front"
-    real_target_point: str = "straight_ahead"
-    require_perfect_score: bool = True
-    skip_crashed_routes: bool = True
-    samples_per_epoch: int = 0
-    val_sim_roots: list = field(default_factory=list)
-    val_real_roots: list = field(default_factory=list)
-    val_real_split: str = ""
-
-    def validate(self) -> None:
-        for name in ("sim_roots", "real_roots", "val_sim_roots", "val_real_roots"):
-            value = getattr(self, name)
-            if isinstance(value, str):
-                setattr(self, name, [value])
-            elif not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-                raise ConfigError(f"data.{name}={value!r}; expected a list of directory paths")
-        if not float(self.sim_real_ratio) >= 0.0:
-            raise ConfigError(f"data.sim_real_ratio={self.sim_real_ratio}; expected a number >= 0 (.inf for sim only)")
-        if self.real_camera not in ("front", "stitch"):
-            raise ConfigError(f"data.real_camera={self.real_camera!r}; expected 'front' or 'stitch'")
-        if self.real_target_point not in ("straight_ahead", "future_path"):
-            raise ConfigError(
-                f"data.real_target_point={self.real_target_point!r}; expected 'straight_ahead' or 'future_path'"
-            )
-        if self.samples_per_epoch < 0:
-            raise ConfigError(f"data.samples_per_epoch={self.samples_per_epoch}; expected >= 0 (0 = dataset size)")
-
-    def loader_options(self) -> dict:
-        """The options `min2real.data.build_dataset` takes besides the roots."""
-        return {
-            "real_split": self.real_split,
-            "real_driving_labels": self.real_driving_labels,
-            "use_real_lidar": self.use_real_lidar,
-            "real_camera": self.real_camera,
-            "real_target_point": self.real_target_point,
-            "require_perfect_score": self.require_perfect_score,
-            "skip_crashed_routes": self.skip_crashed_routes,
-        }
 
 
 @dataclass
@@ -128,6 +63,13 @@ class TrainSection:
     progress_bar: bool = True
     noise_augmentation: bool = False  # Gaussian noise on 0..255 images, both domains (paper)
     noise_max_level: float = 100.0  # noise std ~ U[0, noise_max_level] per sample, in pixel units
+    # Probability that a sim sample's LiDAR BEV is zeroed in training, so the heads also learn from
+    # the all-zero BEV that real samples (and the NAVSIM agent) carry. 0 = off.
+    lidar_dropout: float = 0.0
+    # Which validation domain's ADE picks checkpoints/best.pt: "auto" = the variant family's rule
+    # (docs/training.md): {S} variants (no real driving labels) select on sim, {S, R} variants on
+    # real (held-out trainval logs); "sim" / "real" force one.
+    select_on: str = "auto"
     # DDP's search for parameters a step left unused; on automatically for models with the V2R adapter (a
     # batch without sim samples skips it) and for heads whose loss weight is 0
     # (trainer.needs_unused_parameter_search); this switch turns it on for any model.
@@ -159,23 +101,45 @@ class TrainSection:
             raise ConfigError(f"train.device={self.device!r}; expected 'auto', 'cpu' or 'cuda'")
         if self.noise_max_level < 0:
             raise ConfigError(f"train.noise_max_level={self.noise_max_level}; expected >= 0 (pixel units on 0..255)")
+        if not 0.0 <= self.lidar_dropout <= 1.0:
+            raise ConfigError(f"train.lidar_dropout={self.lidar_dropout}; expected a probability in [0, 1]")
+        if self.select_on not in ("auto", "sim", "real"):
+            raise ConfigError(f"train.select_on={self.select_on!r}; expected 'auto', 'sim' or 'real'")
 
 
 @dataclass
 class LossSection:
-    """Loss weights. total = waypoint_l1 * L1(turn-weighted) + steer_ce * CE + domain_bce * BCE."""
+    """Loss weights and options (min2real.training.losses).
+
+    total = waypoint_l1 * L1 (turn samples weigh turn_weight; normalised by the weight sum)
+          + steer_ce * CE (class-balanced per batch, optionally focal)
+          + domain_bce * BCE (reaches the adapter reversed through the GRL)
+          + adapter_identity * mean |adapter(sim image) - resized sim image| ("minimal" transfer)
+    """
 
     waypoint_l1: float = 1.0
-    turn_weight: float = 1.0  # waypoint loss multiplier for samples whose ground truth turns; 1 = off
+    turn_weight: float = 1.0  # weight of samples whose ground truth turns (approach, middle, exit); 1 = off
+    turn_min_heading_deg: float = 10.0  # a trajectory segment this far off the current heading makes a turn sample
     steer_ce: float = 0.5
+    steer_class_balance: str = "batch"  # "batch": each class present in the batch weighs the same; "none"
+    steer_focal_gamma: float = 0.0  # > 0: focal loss (1 - p_true)^gamma * CE
     domain_bce: float = 0.5  # discriminator BCE; reaches the adapter reversed through the GRL
+    adapter_identity: float = 0.0  # penalty on the V2R adapter's distance to its (resized) input
 
     def validate(self) -> None:
-        for item in dataclasses.fields(self):
-            if getattr(self, item.name) < 0:
-                raise ConfigError(f"loss.{item.name}={getattr(self, item.name)}; expected >= 0")
+        from min2real.training.losses import STEER_CLASS_BALANCE
+
+        for name in ("waypoint_l1", "steer_ce", "steer_focal_gamma", "domain_bce", "adapter_identity"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"loss.{name}={getattr(self, name)}; expected >= 0")
         if self.turn_weight <= 0:
             raise ConfigError(f"loss.turn_weight={self.turn_weight}; expected > 0 (1 = no turn weighting)")
+        if not 0.0 < self.turn_min_heading_deg < 90.0:
+            raise ConfigError(f"loss.turn_min_heading_deg={self.turn_min_heading_deg}; expected degrees in (0, 90)")
+        if self.steer_class_balance not in STEER_CLASS_BALANCE:
+            raise ConfigError(
+                f"loss.steer_class_balance={self.steer_class_balance!r}; expected one of {STEER_CLASS_BALANCE}"
+            )
 
 
 def _section_from_dict(cls, data: Any, name: str):
@@ -208,7 +172,12 @@ def _section_from_dict(cls, data: Any, name: str):
             raise ConfigError(f"{name}.{key}={value!r}; expected a string")
         values[key] = value
     section = cls(**values)
-    section.validate()
+    try:
+        section.validate()
+    except ConfigError:
+        raise
+    except ValueError as error:  # DataSection raises DataConfigError (a ValueError) from min2real.data
+        raise ConfigError(str(error)) from error
     return section
 
 
@@ -242,6 +211,17 @@ class TrainConfig:
         )
         config.model_config()  # validates the model section (variant name, field names and values)
         config.build_contract()  # validates the contract section
+        selected = config.selection_domain()
+        roots = config.data.val_real_roots if selected == "real" else config.data.val_sim_roots
+        if config.train.select_on != "auto" and not roots:
+            raise ConfigError(
+                f"train.select_on={selected!r} but data.val_{selected}_roots is empty; nothing would select best.pt"
+            )
+        if selected == "real" and not config.data.real_driving_labels:
+            raise ConfigError(
+                "train.select_on='real' for a variant trained without real driving labels ({S}): selecting its "
+                "checkpoint on real labels would use them after all; select on sim"
+            )
         return config
 
     @classmethod
@@ -270,6 +250,13 @@ class TrainConfig:
     @property
     def variant(self) -> str:
         return str(self.model.get("variant", "min2real"))
+
+    def selection_domain(self) -> str:
+        """The validation domain whose ADE picks checkpoints/best.pt (train.select_on; "auto": real for
+        {S, R} variants validated on real data, sim otherwise: an {S} variant never uses real labels)."""
+        if self.train.select_on != "auto":
+            return self.train.select_on
+        return "real" if self.data.real_driving_labels and self.data.val_real_roots else "sim"
 
     def model_config(self):
         """ModelConfig of the named variant with this config's overrides applied."""
@@ -319,36 +306,6 @@ class TrainConfig:
         raise ConfigError(
             f"contract={self.contract!r}; expected omitted, 'tiny', 'default' or a mapping of Contract fields"
         )
-
-
-# Training-side settings of the paper's Table I variants (the model side lives in
-# min2real.models.variants). training/<variant>.yaml spell these out; the tiny config takes
-# them as overrides: `--set model.variant=full` plus `paper_variant_overrides("full")`.
-PAPER_VARIANT_TRAINING: dict[str, tuple[str, ...]] = {
-    "baseline": ("train.noise_augmentation=false", "data.real_driving_labels=false"),
-    "augment": ("train.noise_augmentation=true", "data.real_driving_labels=false"),
-    "min2real": ("train.noise_augmentation=false", "data.real_driving_labels=false"),
-    "mixdata": ("train.noise_augmentation=false", "data.real_driving_labels=true"),
-    "mix_min2real": ("train.noise_augmentation=false", "data.real_driving_labels=true"),
-    "full": ("train.noise_augmentation=true", "data.real_driving_labels=true"),
-}
-# Variants whose network has no domain discriminator and whose data has no real driving labels
-# never look at real images in training (baseline, augment): they train on sim only.
-SIM_ONLY_VARIANTS = ("baseline", "augment")
-
-
-def paper_variant_overrides(variant: str) -> list[str]:
-    """`--set` overrides that turn a config into the paper's `variant` (model + training side).
-
-    baseline/augment also drop the real training roots (they train on sim only); the others keep
-    them (min2real: unlabelled real images for the discriminator; mix*/full: real driving labels).
-    """
-    if variant not in PAPER_VARIANT_TRAINING:
-        raise ConfigError(f"paper variant {variant!r} is unknown; expected one of {list(PAPER_VARIANT_TRAINING)}")
-    overrides = [f"model.variant={variant}", *PAPER_VARIANT_TRAINING[variant]]
-    if variant in SIM_ONLY_VARIANTS:
-        overrides += ["data.real_roots=[]"]
-    return overrides
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:

@@ -9,7 +9,8 @@ write checkpoints. Multi-node runs use torchrun's standard rendezvous (see the R
 Run directory (RUN):
     config.yaml                 the resolved training config
     checkpoints/last.pt         written atomically every `checkpoint_interval` steps and at the end
-    checkpoints/best.pt         lowest validation ADE on the target domain (real if validated, else sim)
+    checkpoints/best.pt         lowest validation ADE on the selection domain (TrainConfig.selection_domain:
+                                sim for {S} variants, real held-out trainval logs for {S, R} variants)
     metrics/step_XXXXXXXX.json  one file per validation
     tensorboard/                SummaryWriter event files
 
@@ -40,7 +41,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Sampler
 
-from min2real.contract import INPUT_NAMES, SAMPLE_DOMAIN
+from min2real.contract import DOMAIN_SIM, INPUT_LIDAR_BEV, INPUT_NAMES, SAMPLE_DOMAIN
 from min2real.data.common import DataProblems
 from min2real.evaluation.metrics import MetricsAccumulator, flatten_metrics
 from min2real.models.checkpoint import load_checkpoint
@@ -247,13 +248,8 @@ def build_datasets(config: TrainConfig, contract, model_config):
             f"model variant {model_config.variant!r} trains a domain discriminator, which needs real-domain images; "
             "set data.real_roots (with data.real_driving_labels=false they only feed the discriminator)"
         )
-    options = data.loader_options()
     try:
-        train_set = data_lib.build_dataset(data.sim_roots, data.real_roots, contract, **options)
-        val_set = None
-        if data.val_sim_roots or data.val_real_roots:
-            options.update(real_driving_labels=True, real_split=data.val_real_split or data.real_split)
-            val_set = data_lib.build_dataset(data.val_sim_roots, data.val_real_roots, contract, **options)
+        train_set, val_set = data_lib.datasets_from_config(data, contract)
     except (FileNotFoundError, ValueError) as error:
         raise TrainingError(f"data section: {error}") from error
     if len(train_set) == 0:
@@ -265,13 +261,9 @@ def build_train_sampler(train_set, config: TrainConfig, context: DistributedCont
     """The domain-ratio sampler: every rank computes the same (seed, epoch) draw and takes its share."""
     from min2real.data import build_sampler
 
-    data_options = {
-        "sim_real_ratio": config.data.sim_real_ratio,
-        "samples_per_epoch": config.data.samples_per_epoch or None,
-    }
     try:
         return build_sampler(
-            train_set, data_options, seed=config.train.seed, rank=context.rank, world_size=context.world_size
+            train_set, config.data, seed=config.train.seed, rank=context.rank, world_size=context.world_size
         )
     except ValueError as error:
         raise TrainingError(f"data section: {error}") from error
@@ -359,12 +351,21 @@ def validate(model, val_set, config: TrainConfig, contract, device: torch.device
     return accumulator.compute()
 
 
-def target_ade(report: dict) -> float | None:
-    """Model selection metric: real-domain ADE when validated on real data, else sim-domain ADE."""
-    for domain in ("real", "sim"):
-        if domain in report and report[domain].get("ade_m") is not None:
-            return report[domain]["ade_m"]
+def selection_ade(report: dict, domain: str) -> float | None:
+    """Model selection metric: the validation ADE of `domain` (TrainConfig.selection_domain)."""
+    if domain in report and report[domain].get("ade_m") is not None:
+        return report[domain]["ade_m"]
     return None
+
+
+def drop_sim_lidar(
+    lidar_bev: torch.Tensor, domain: torch.Tensor, probability: float, generator: torch.Generator
+) -> torch.Tensor:
+    """Zero the BEV (B, C, S, S) of each sim sample with `probability`, so the heads learn from the
+    all-zero BEV real samples carry too (real BEVs are zero already and stay so)."""
+    drop = torch.rand(lidar_bev.shape[0], generator=generator, device=lidar_bev.device) < probability
+    drop = drop & (domain.to(lidar_bev.device) == DOMAIN_SIM)
+    return torch.where(drop[:, None, None, None], torch.zeros_like(lidar_bev), lidar_bev)
 
 
 # ---- run directory ------------------------------------------------------------------------------
@@ -570,6 +571,7 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False) -> Tra
             save_checkpoint(checkpoint_dir / name, payload)
 
     validated_at_step = -1
+    selection_domain = config.selection_domain()
 
     def run_validation() -> dict:
         nonlocal validated_at_step
@@ -583,7 +585,7 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False) -> Tra
                 json.dumps(record, indent=2), encoding="utf-8"
             )
             _log_scalars(writer, flatten_metrics(report, "val"), state.step)
-            metric = target_ade(report)
+            metric = selection_ade(report, selection_domain)
             if metric is not None and (state.best_metric is None or metric < state.best_metric):
                 state.best_metric = metric
                 save_checkpoint(
@@ -638,6 +640,11 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False) -> Tra
             if cfg.noise_augmentation:  # the paper's Gaussian noise, both domains, level ~ U[0, max]
                 noise_generator.manual_seed(cfg.seed * 1_000_003 + context.rank * 1_000_000_007 + state.step)
                 inputs["image"], _ = add_gaussian_noise(inputs["image"], cfg.noise_max_level, noise_generator)
+            if cfg.lidar_dropout > 0 and INPUT_LIDAR_BEV in inputs:
+                noise_generator.manual_seed(cfg.seed * 1_000_033 + context.rank * 1_000_000_009 + state.step)
+                inputs[INPUT_LIDAR_BEV] = drop_sim_lidar(
+                    inputs[INPUT_LIDAR_BEV], batch[SAMPLE_DOMAIN], cfg.lidar_dropout, noise_generator
+                )
             model.set_training_progress(state.step / total_steps)  # GRL coefficient schedule
 
             with autocast():
