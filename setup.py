@@ -25,6 +25,7 @@ setup(
         ("share/" + PACKAGE + "/launch", glob("launch/*.launch.py")),
         ("share/" + PACKAGE + "/config", glob("config/*.yaml") + glob("config/*.json") + glob("config/*.xml")),
         ("share/" + PACKAGE + "/models/bundled", glob("models/bundled/*")),
+        ("share/" + PACKAGE + "/models/extractor", glob("models/extractor/*")),
         ("share/" + PACKAGE + "/models", glob("models/*.md")),
         ("share/" + PACKAGE + "/training", glob("training/*.yaml") + glob("training/*.md")),
     ],

@@ -329,7 +329,7 @@ def _add_garage_augmented_views(route, translation_m, rotation_deg):
     image (here the plain image inverted, so a test can tell which camera was read)."""
     import cv2
 
-    (route / "rgb_augmented").mkdir()
+    (route / "rgb_augmented").mkdir(exist_ok=True)  # the synthetic writer records one too; replaced here
     for path in sorted((route / "measurements").glob("*.json.gz")):
         with gzip.open(path, "rt", encoding="utf-8") as handle:
             measurement = json.load(handle)
@@ -410,6 +410,7 @@ def test_garage_augmented_views_move_every_label_into_the_shifted_camera(broken_
 
 def test_garage_augmented_views_require_the_augmented_camera(broken_dir):
     route = _route(broken_dir)
+    shutil.rmtree(route / "rgb_augmented")  # a route recorded without Garage's augmented camera
     dataset = CarlaGarageDataset([route], TINY_CONTRACT, augmented_view_probability=0.5)
     assert len(dataset) == 0 and dataset.index_problems.counts_by_kind()["missing_file"] == dataset.stats["frames"]
     assert "rgb_augmented/0000.jpg" in dataset.index_problems.summary()

@@ -90,6 +90,67 @@ def test_turns_have_the_contract_signs_in_both_domains():
     assert left_frames and all(f.command == C.COMMAND_LEFT for f in left_frames)
 
 
+def test_commands_and_steering_labels_agree():
+    """The driving command of a junction is given before the steering label turns for it (no lag)
+    and never contradicts it: every frame whose future trajectory turns into a junction's left or
+    right manoeuvre carries that command, no frame turning one way carries the other command, and
+    the command is not announced further ahead than COMMAND_LOOKAHEAD_M."""
+    from min2real.data.synthetic.geometry import COMMAND_LOOKAHEAD_M
+
+    counts = {"junction_turn_frames": 0, "command_matches": 0, "contradictions": 0}
+    for seed in range(6):
+        drive = SyntheticDrive((seed, 7), 40.0, "sim", (64, 32), TINY_CONTRACT, lidar=False, first_turn="left")
+        route = drive.route
+        for index in range(160):
+            frame = drive.frame(index, 4.0)
+            s_now = float(route.s_at(frame.timestamp_s))
+            travel = float(np.linalg.norm(frame.waypoints_ego[-1]))
+            label = C.STEER_CLASSES[frame.steer_class]
+            command = C.COMMANDS[frame.command]
+            if {label, command} == {"left", "right"}:
+                counts["contradictions"] += 1
+            upcoming = [j for j in route.intersections if route.path_s[j.index_end] > s_now]
+            if command in ("left", "right"):  # announced for the next junction, at most the look-ahead early
+                assert upcoming and upcoming[0].kind == command
+                assert route.path_s[upcoming[0].index_start] - s_now <= COMMAND_LOOKAHEAD_M + 1e-6
+            for junction in route.intersections:
+                s_start, s_end = route.path_s[junction.index_start], route.path_s[junction.index_end]
+                if junction.kind == label and s_now <= s_end and s_now + travel >= s_start:
+                    counts["junction_turn_frames"] += 1
+                    counts["command_matches"] += command == label
+    assert counts["junction_turn_frames"] > 50
+    assert counts["command_matches"] == counts["junction_turn_frames"], counts
+    assert counts["contradictions"] == 0, counts
+
+
+def test_writer_records_garage_augmented_views(dataset_dir):
+    """rgb_augmented/ with Garage's ranges (+-1 m, +-5 deg); the loader moves the labels into that camera."""
+    from min2real.data.carla_garage import to_augmented_view
+    from min2real.data.synthetic.drive import AUGMENTATION_ROTATION_DEG, AUGMENTATION_TRANSLATION_M
+
+    route = dataset_dir / "carla" / "synthetic" / "route_000"
+    translations, rotations = [], []
+    for path in sorted((route / "measurements").glob("*.json.gz"))[:12]:
+        with gzip.open(path, "rt") as handle:
+            measurement = json.load(handle)
+        translations.append(measurement["augmentation_translation"])
+        rotations.append(measurement["augmentation_rotation"])
+        assert (route / "rgb_augmented" / path.name.replace(".json.gz", ".jpg")).is_file()
+    assert max(map(abs, translations)) <= AUGMENTATION_TRANSLATION_M and max(map(abs, rotations)) <= 5.0
+    assert np.std(translations) > 0.2 and np.std(rotations) > 1.0 and AUGMENTATION_ROTATION_DEG == 5.0
+    plain = CarlaGarageDataset([route], TINY_CONTRACT)
+    shifted = CarlaGarageDataset([route], TINY_CONTRACT, augmented_view_probability=1.0)
+    for index in (0, 5):
+        a, b = plain[index], shifted[index]
+        frame = int(plain.samples[index, 1])
+        np.testing.assert_allclose(
+            b[C.TARGET_WAYPOINTS],
+            to_augmented_view(a[C.TARGET_WAYPOINTS], translations[frame], rotations[frame]),
+            atol=1e-4,
+        )
+        assert np.abs(a[C.INPUT_IMAGE].astype(int) - b[C.INPUT_IMAGE].astype(int)).mean() > 2
+
+
 def test_writer_produces_both_layouts(dataset_dir):
     route = dataset_dir / "carla" / "synthetic" / "route_000"
     assert (route / "rgb" / "0000.jpg").is_file() and (route / "lidar" / "0000.laz").is_file()

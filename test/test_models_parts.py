@@ -9,30 +9,49 @@ import pytest
 import torch
 
 from min2real.contract import DEFAULT_CONTRACT, TINY_CONTRACT, steer_class_from_waypoints
-from min2real.models.adapter import V2RAdapter, resize_to
+from min2real.models.adapter import V2RAdapter
 from min2real.models.dinov2 import DinoV2Extractor, create_dinov2, load_dinov2_weights
 from min2real.models.grl import grad_reverse, grl_coefficient
 from min2real.models.heads import RULE_STEER_LOGIT, steer_logits_from_waypoints
 from min2real.models.variants import variant_config
 
 
-def test_adapter_is_exactly_the_resize_at_initialisation():
+@pytest.mark.parametrize("contract", [DEFAULT_CONTRACT, TINY_CONTRACT], ids=["paper", "tiny"])
+def test_adapter_bottleneck_has_the_stated_size(contract):
+    """The paper's Fig. 2: the 384 x 1024 image is compressed to 128 channels before it is expanded."""
+    adapter = V2RAdapter((contract.camera_height, contract.camera_width), (contract.dino_height, contract.dino_width))
+    image = torch.randn(1, 3, contract.camera_height, contract.camera_width)
+    latent = adapter.encode(image)
+    assert tuple(latent.shape[1:]) == adapter.bottleneck_shape
+    channels, height, width = adapter.bottleneck_shape
+    assert channels == 128 and height == -(-contract.camera_height // 16) and width == -(-contract.camera_width // 16)
+    assert adapter.bottleneck_size == latent[0].numel()
+    assert adapter.compression_ratio == pytest.approx(latent[0].numel() / image[0].numel())
+    assert adapter.compression_ratio == pytest.approx(1 / 6)  # 128 channels at 1/16 of 3 channels
+    if contract is DEFAULT_CONTRACT:
+        assert adapter.bottleneck_shape == (128, 24, 64) and adapter.bottleneck_size == 196_608
+    assert adapter(image).shape == (1, 3, contract.dino_height, contract.dino_width)
+
+
+def test_adapter_output_passes_through_the_bottleneck_only():
+    """No identity path: two different images with the same bottleneck give the same output; the
+    optional low-capacity skip (a flag) lets a coarse copy of the input around it."""
     torch.manual_seed(0)
     contract = TINY_CONTRACT
-    adapter = V2RAdapter(
-        (contract.camera_height, contract.camera_width), (contract.dino_height, contract.dino_width), 8, 16
-    )
-    image = torch.randn(2, 3, contract.camera_height, contract.camera_width)
-    adapted = adapter(image)
-    assert adapted.shape == (2, 3, contract.dino_height, contract.dino_width)
-    # Stated tolerance: exact (the last convolution is zero-initialised, so delta == 0).
-    assert torch.equal(adapted, resize_to(image, contract.dino_height, contract.dino_width))
-    torch.nn.init.normal_(adapter.to_rgb.weight, std=0.1)
-    assert not torch.allclose(adapter(image), resize_to(image, contract.dino_height, contract.dino_width))
+    sizes = ((contract.camera_height, contract.camera_width), (contract.dino_height, contract.dino_width))
+    images = torch.randn(2, 3, contract.camera_height, contract.camera_width)
+    for skip in (False, True):
+        adapter = V2RAdapter(*sizes, width=8, skip=skip).eval()
+        adapter.to_bottleneck.register_forward_hook(lambda module, args, output: torch.zeros_like(output))
+        with torch.no_grad():
+            first, second = adapter(images)
+        assert torch.equal(first, second) != skip
+    # The skip carries 3 channels at 1/8 resolution: far less than the bottleneck.
+    assert 3 * (contract.camera_height // 8) * (contract.camera_width // 8) < V2RAdapter(*sizes).bottleneck_size
 
 
 def test_adapter_rejects_wrong_input_size():
-    adapter = V2RAdapter((96, 256), (56, 154), 8, 16)
+    adapter = V2RAdapter((96, 256), (56, 154), 8)
     with pytest.raises(ValueError, match=r"expected \(B, 3, 96, 256\)"):
         adapter(torch.zeros(1, 3, 56, 154))
 
@@ -168,6 +187,38 @@ def test_dinov2_extractor_stays_frozen_in_eval_mode():
     assert not any(parameter.requires_grad for parameter in extractor.parameters())
     tokens, features = extractor(torch.randn(2, 3, TINY_CONTRACT.dino_height, TINY_CONTRACT.dino_width))
     assert tokens.shape == (2, 4 * 11, 48) and features.shape == (2, 96)
+
+
+def test_random_init_dinov2_is_not_degenerate():
+    """timm's DINOv2 LayerScale init 1e-5 makes a random ViT an identity map whose CLS token is the
+    same for every image; the extractor is built with LayerScale 1.0, so its features vary."""
+    torch.manual_seed(0)
+    extractor = DinoV2Extractor(*create_dinov2(variant_config("min2real", tiny=True), TINY_CONTRACT))
+    assert all(float(block.ls1.gamma.min()) == 1.0 for block in extractor.vit.blocks)
+    images = torch.randn(16, 3, TINY_CONTRACT.dino_height, TINY_CONTRACT.dino_width)
+    _, features = extractor(images)
+    cls_std = features[:, : extractor.token_dim].std(dim=0).mean()
+    assert cls_std > 1e-2, f"CLS token std across images {cls_std:.2e}: a near-identity map"
+
+
+def test_stand_in_extractor_loads_in_the_dinov2_slot_frozen():
+    from min2real.models.model import build_model
+    from min2real.models.variants import STAND_IN_EXTRACTOR, STAND_IN_EXTRACTOR_FILE
+    from min2real.paths import data_file
+
+    path = data_file("models", STAND_IN_EXTRACTOR_FILE.removeprefix("models/"))
+    config = variant_config("min2real", tiny=True, **{**STAND_IN_EXTRACTOR, "dinov2_checkpoint": str(path)})
+    model = build_model(config, TINY_CONTRACT)
+    assert model.weights_provenance() == {"dinov2": f"timm_file:{path}"}
+    assert not any(parameter.requires_grad for parameter in model.image_backbone.parameters())
+    from safetensors.torch import load_file
+
+    stored = load_file(str(path))
+    loaded = model.image_backbone.vit.state_dict()
+    assert set(stored) == set(loaded)
+    assert all(torch.equal(stored[key], loaded[key]) for key in stored)
+    # It was pretrained: its LayerScale gammas moved away from the 1.0 a random init starts with.
+    assert any(float((block.ls1.gamma - 1.0).abs().max()) > 1e-3 for block in model.image_backbone.vit.blocks)
 
 
 def test_real_size_default_vit_s14_has_a_16_by_43_token_grid():

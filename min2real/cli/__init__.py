@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "build-engine": "build_engine",
     "export": "export",
     "model": "model",
+    "pretrain": "pretrain",
     "train": "train",
 }
 

@@ -2,6 +2,7 @@
 
     min2real data synth --out DIR --seed S [--frames N] [--routes R] [--image-size WxH] [--tiny]
     min2real data check DIR [--contract tiny] [--limit N]
+    min2real data split-logs --navsim-root DIR --split trainval --out DIR/filters [--val-fraction 0.1]
 
 Each subcommand is one entry of SUBCOMMANDS (help, add_arguments, run): adding one is a
 function pair and a line there. (`min2real synth-bag` writes rosbags; it lives in min2real_ros.)
@@ -65,7 +66,16 @@ def _synth_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _synth_run(args: argparse.Namespace) -> int:
+    from min2real.data.common import EXTRACTOR_SEEDS
     from min2real.data.synthetic import write_synthetic_dataset
+
+    if args.seed in EXTRACTOR_SEEDS:
+        print(
+            f"data synth: seed {args.seed} is reserved ({EXTRACTOR_SEEDS.start}..{EXTRACTOR_SEEDS.stop - 1}) for the stand-in extractor's "
+            "pretraining and probe drives (min2real pretrain); training and evaluation data use other seeds",
+            file=sys.stderr,
+        )
+        return 2
 
     contract = _contract("tiny" if args.tiny else "default")
     frames = args.frames or (48 if args.tiny else 300)
@@ -204,9 +214,69 @@ def _check_run(args: argparse.Namespace) -> int:
     return 0 if total_samples else 2
 
 
+# ---- split-logs -----------------------------------------------------------------------------------
+def _split_logs_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--navsim-root", required=True, help="OpenScene/NAVSIM root (navsim_logs/<split>/*.pkl)")
+    parser.add_argument("--split", default="trainval", help="the split whose logs are divided (never a test split)")
+    parser.add_argument("--val-fraction", type=float, default=0.1, help="share of the logs held out for validation")
+    parser.add_argument("--base-filter", default=None, help="a NAVSIM scene filter to start from (e.g. navtrain.yaml)")
+    parser.add_argument("--seed", type=int, default=0, help="which logs are held out")
+    parser.add_argument("--out", required=True, help="folder for train_logs.yaml and val_logs.yaml")
+
+
+def _split_logs_run(args: argparse.Namespace) -> int:
+    """Two NAVSIM scene filters over disjoint logs of one split: train_logs.yaml / val_logs.yaml
+    (data.real_scene_filter / data.val_real_scene_filter). Whole logs, so no scene of a held-out
+    drive is seen in training."""
+    from pathlib import Path
+
+    import numpy as np
+    import yaml
+
+    from min2real.data.config import TEST_SPLITS
+
+    if args.split in TEST_SPLITS:
+        print(f"data split-logs: {args.split!r} is a test split; validation logs come from trainval", file=sys.stderr)
+        return 2
+    if not 0.0 < args.val_fraction < 1.0:
+        print(f"data split-logs: --val-fraction {args.val_fraction}; expected a fraction in (0, 1)", file=sys.stderr)
+        return 2
+    logs_dir = Path(args.navsim_root) / "navsim_logs" / args.split
+    names = sorted(path.stem for path in logs_dir.glob("*.pkl"))
+    tokens = None
+    if args.base_filter:
+        from min2real.data.navsim import load_scene_filter
+
+        base = load_scene_filter(args.base_filter)
+        if base.log_names is not None:
+            names = [name for name in names if name in set(base.log_names)]
+        tokens = base.tokens
+    if len(names) < 2:
+        print(f"data split-logs: {len(names)} log(s) under {logs_dir}; expected at least 2 to split", file=sys.stderr)
+        return 2
+    order = np.random.default_rng(args.seed).permutation(len(names))
+    held_out = max(1, int(round(args.val_fraction * len(names))))
+    val = sorted(names[i] for i in order[:held_out])
+    train = sorted(names[i] for i in order[held_out:])
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, logs in (("train_logs", train), ("val_logs", val)):
+        document = {"log_names": logs, "tokens": tokens}
+        (out / f"{name}.yaml").write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+    print(
+        f"data split-logs: {len(train)} training logs -> {out / 'train_logs.yaml'}, {len(val)} held out -> {out / 'val_logs.yaml'}"
+    )
+    return 0
+
+
 SUBCOMMANDS = {
     "synth": ("render the synthetic two-domain dataset (CARLA Garage + NAVSIM layouts)", _synth_arguments, _synth_run),
     "check": ("validate a dataset and print counts, problems and label statistics", _check_arguments, _check_run),
+    "split-logs": (
+        "two NAVSIM scene filters over disjoint logs of a split (training / held-out validation)",
+        _split_logs_arguments,
+        _split_logs_run,
+    ),
 }
 
 

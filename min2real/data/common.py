@@ -29,6 +29,10 @@ LOG = logging.getLogger("min2real.data")
 # apart, the paper says). NAVSIM logs carry no route, so the logged future path stands in for it.
 TARGET_POINT_DISTANCE_M = C.NO_ROUTE_TARGET_DISTANCE_M
 
+# Synthetic drive seeds in this range belong to the stand-in extractor (min2real.training.pretrain:
+# its pretraining and probe drives); training and evaluation data never use them (`data synth` refuses).
+EXTRACTOR_SEEDS = range(1_000_000, 2_000_000)
+
 # Problem kinds (the first word of every report line).
 MISSING_FILE = "missing_file"
 BAD_IMAGE = "bad_image"

@@ -15,7 +15,14 @@ import numpy as np
 
 from min2real import contract as C
 from min2real.data.common import TARGET_POINT_DISTANCE_M
-from min2real.data.synthetic.geometry import ROAD_OPTION, V_MAX_MPS, SyntheticRoute, _seed_tuple
+from min2real.data.synthetic.geometry import (
+    LANE_WIDTH_M,
+    PATH_STEP_M,
+    ROAD_OPTION,
+    V_MAX_MPS,
+    SyntheticRoute,
+    _seed_tuple,
+)
 from min2real.data.synthetic.render import SIM, SceneRenderer, make_camera, side_camera_yaw
 
 CARLA_RATE_HZ = 4.0  # CARLA Garage saves frames at 4 Hz
@@ -54,6 +61,29 @@ class SyntheticFrame:
     side_images: dict[str, np.ndarray] = field(default_factory=dict)
 
 
+STOP_LINE_AFTER_JUNCTION_START_M = 0.5  # the line sits at the junction mouth
+# CARLA Garage's augmented camera (config.py camera_translation/rotation_augmentation_min/max).
+AUGMENTATION_TRANSLATION_M = 1.0
+AUGMENTATION_ROTATION_DEG = 5.0
+
+
+def stop_lines_world(route: SyntheticRoute) -> list[np.ndarray]:
+    """(2, 2) world end points of a stop line across the ego lane (right edge to centre line) at
+    the mouth of every junction where the route's ego timing stops (`stop_dwell_s > 0`)."""
+    lines = []
+    for junction in route.intersections:
+        if junction.stop_dwell_s <= 0:
+            continue
+        s_line = route.path_s[junction.index_start] + STOP_LINE_AFTER_JUNCTION_START_M
+        index = min(int(round(s_line / PATH_STEP_M)), len(route.path_s) - 1)
+        yaw = route.path_yaw[index]
+        left = np.array([-np.sin(yaw), np.cos(yaw)])
+        right_edge = route.path_xy[index] - (0.5 * LANE_WIDTH_M - 0.2) * left
+        centre_line = route.path_xy[index] + 0.5 * LANE_WIDTH_M * left
+        lines.append(np.stack([right_edge, centre_line]))
+    return lines
+
+
 class SyntheticDrive:
     """One drive (route + appearance) that renders frames at any time.
 
@@ -85,7 +115,9 @@ class SyntheticDrive:
         min_length = (duration_s + 2 * contract.horizon_s) * V_MAX_MPS + TARGET_POINT_DISTANCE_M + 40.0
         self.route = SyntheticRoute(self.seed, min_length, first_turn)
         self.route_world_xy = self.route.route_world()
-        self.renderer = SceneRenderer(self.route, domain, self.seed)
+        # Painted stop lines where the ego's timing stops, as the closed-loop scenarios paint them:
+        # a model can only learn to stop at a junction it can see is a stop.
+        self.renderer = SceneRenderer(self.route, domain, self.seed, stop_lines=stop_lines_world(self.route))
         front = make_camera(image_size, contract)
         self.cameras = {"CAM_F0": front}
         if "CAM_L0" in cameras:
@@ -138,6 +170,26 @@ class SyntheticDrive:
             in_junction=in_junction,
             side_images=images,
         )
+
+    def augmented_view(self, index: int, rate_hz: float) -> tuple[np.ndarray, float, float]:
+        """CARLA Garage's augmented camera for frame `index`: the front camera of a vehicle shifted
+        sideways by `translation_m` (CARLA y, right) and turned by `rotation_deg` (CARLA yaw, right),
+        drawn as Garage draws them (uniform in +-AUGMENTATION_TRANSLATION_M, +-AUGMENTATION_ROTATION_DEG),
+        deterministic per (seed, frame). Returns (image_rgb (H, W, 3) uint8, translation_m,
+        rotation_deg); the loader moves the labels into that camera's frame (`to_augmented_view`)."""
+        from min2real.data.carla_garage import augmented_view_pose
+
+        rng = np.random.default_rng((*self.seed, 5, C.DOMAINS.index(self.domain), index))
+        translation_m = float(rng.uniform(-AUGMENTATION_TRANSLATION_M, AUGMENTATION_TRANSLATION_M))
+        rotation_deg = float(rng.uniform(-AUGMENTATION_ROTATION_DEG, AUGMENTATION_ROTATION_DEG))
+        position, yaw = self.route.pose_at_s(float(self.route.s_at(index / rate_hz)))
+        origin_ego, yaw_offset = augmented_view_pose(translation_m, rotation_deg)
+        cos_yaw, sin_yaw = np.cos(float(yaw)), np.sin(float(yaw))
+        shifted = position + np.array(
+            [cos_yaw * origin_ego[0] - sin_yaw * origin_ego[1], sin_yaw * origin_ego[0] + cos_yaw * origin_ego[1]]
+        )
+        image = self.renderer.render(self.cameras["CAM_F0"], shifted, float(yaw) + yaw_offset, rng)
+        return image, translation_m, rotation_deg
 
 
 def generate_drive(

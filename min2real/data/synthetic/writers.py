@@ -95,10 +95,11 @@ def _carla_measurement(frame: SyntheticFrame, next_frame: SyntheticFrame | None)
 
 
 def write_carla_route(route_dir: Path, drive: SyntheticDrive, num_labelled: int, score: float = 100.0) -> int:
-    """One CARLA Garage route folder at 4 Hz: rgb/%04d.jpg, lidar/%04d.laz (ego frame, CARLA axes),
+    """One CARLA Garage route folder at 4 Hz: rgb/%04d.jpg, rgb_augmented/%04d.jpg (Garage's shifted and
+    rotated camera, SyntheticDrive.augmented_view), lidar/%04d.laz (ego frame, CARLA axes),
     measurements/%04d.json.gz, results.json.gz. Returns the number of frames written."""
     total = drive.frames_with_tail(num_labelled, CARLA_RATE_HZ)
-    for sub in ("rgb", "lidar", "measurements"):
+    for sub in ("rgb", "rgb_augmented", "lidar", "measurements"):
         (route_dir / sub).mkdir(parents=True, exist_ok=True)
     frames = [drive.frame(0, CARLA_RATE_HZ)]
     for index in range(total):
@@ -107,11 +108,15 @@ def write_carla_route(route_dir: Path, drive: SyntheticDrive, num_labelled: int,
         if next_frame is not None:
             frames.append(next_frame)
         write_image_rgb(route_dir / "rgb" / f"{index:04d}.jpg", frame.image_rgb)
+        augmented_rgb, translation_m, rotation_deg = drive.augmented_view(index, CARLA_RATE_HZ)
+        write_image_rgb(route_dir / "rgb_augmented" / f"{index:04d}.jpg", augmented_rgb)
         if frame.lidar_points_ego is not None:
             points = frame.lidar_points_ego.astype(np.float64)
             _write_laz(route_dir / "lidar" / f"{index:04d}.laz", C.carla_to_rep103(points[:, :3]), points[:, 3])
+        measurement = _carla_measurement(frame, next_frame)
+        measurement.update(augmentation_translation=translation_m, augmentation_rotation=rotation_deg)
         with gzip.open(route_dir / "measurements" / f"{index:04d}.json.gz", "wt", encoding="utf-8") as handle:
-            json.dump(_carla_measurement(frame, next_frame), handle)
+            json.dump(measurement, handle)
     results = {
         "scores": {"score_composed": score, "score_route": 100.0, "score_penalty": score / 100.0},
         "status": "Completed" if score >= 100.0 else "Failed",
