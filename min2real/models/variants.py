@@ -60,14 +60,25 @@ VARIANTS: dict[str, ModelConfig] = {
     name: ModelConfig(variant=name, **fields) for name, fields in _VARIANT_FIELDS.items()
 }
 
-# CPU-test size: a 2-block, 48-dim ViT, a quarter-width resnet18 and narrow adapter / heads. With TINY_CONTRACT a
+# The stand-in foundation model (models/extractor/README.md): a small ViT in timm's DINOv2 class,
+# pretrained by `min2real pretrain` (masked auto-encoding) on unlabelled real-look synthetic images
+# only. These model fields put it in the DINOv2 slot (frozen like DINOv2); the path is relative to
+# the repository root (the working directory of the documented commands).
+STAND_IN_EXTRACTOR_FILE = "models/extractor/vit_d96x4_mae_real_look.safetensors"
+STAND_IN_EXTRACTOR = dict(
+    dinov2_weights="timm_file",
+    dinov2_checkpoint=STAND_IN_EXTRACTOR_FILE,
+    dinov2_overrides={"embed_dim": 96, "depth": 4, "num_heads": 3},
+)
+
+# CPU-test size: a 2-block, 48-dim ViT (random init, LayerScale 1.0), a quarter-width resnet18 and narrow adapter / heads. With TINY_CONTRACT a
 # batch of 4 runs forward + backward in a fraction of a second on one core.
 TINY_OVERRIDES = dict(
     dinov2_overrides={"embed_dim": 48, "depth": 2, "num_heads": 2},
     resnet_name="resnet18",
     resnet_overrides={"channels": [16, 32, 64, 128], "stem_width": 16},
     adapter_width=8,
-    adapter_bottleneck=16,
+    adapter_bottleneck=128,  # the paper's 128 channels (at 1/16 resolution: 1/6 of the camera image's values)
     discriminator_hidden=32,
     lidar_width=8,
     feature_dim=64,
