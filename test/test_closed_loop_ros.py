@@ -6,6 +6,7 @@ this process publishes the CARLA ROS bridge's topics (min2real_ros.sim)."""
 
 from __future__ import annotations
 
+import json
 import signal
 from pathlib import Path
 
@@ -18,7 +19,8 @@ from min2real.runtime.policy import load_policy
 
 BUNDLED_MODEL = "models/bundled/min2real_tiny_sim.onnx"
 SHORT_ROUTE = RouteSpec("test/short", 0, 0, "noon", False, 45.0)
-QUICK = JudgeParams(blocked_time_s=3.0)  # the bundled model stops early: end the route sooner
+# The bundled model stops early and then creeps: end the route after 3 s standing or 4.5 s in all.
+QUICK = JudgeParams(blocked_time_s=3.0, timeout_base_s=0.0, timeout_speed_mps=10.0)
 
 
 def test_ros_mode_drives_exactly_as_direct_mode(tmp_path):
@@ -79,3 +81,16 @@ def test_missing_command_ends_the_route_as_a_lock_step_timeout(tmp_path):
     assert run.ticks == 20  # ticks 0..19 had commands; tick 20 waited in vain
     assert run.score.counts()["command_timeout"] == 1
     assert "no controller command" in run.result()["timeout_detail"]
+
+
+def test_demo_drives_one_route_closed_loop_through_the_nodes(tmp_path, capsys):
+    from min2real.cli import main
+
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--frames", "3", "--fast", "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "predictions out (Path)" in printed  # the replay summary, then the closed-loop score
+    assert "closed loop synth-short/town00 (noon): driving score" in printed
+    document = json.loads((out / "closed_loop" / "results.json").read_text())
+    assert document["mode"] == "ros" and document["routes"][0]["stack"]["controller_mismatches"] == 0
+    assert f"driving score {document['routes'][0]['driving_score']:.1f}" in printed

@@ -110,14 +110,19 @@ def test_replay_synthetic_bag_writes_one_path_per_frame(tmp_path, storage, bundl
 def test_demo_command_runs_the_bundled_model(tmp_path, capsys):
     from min2real.cli import main
 
-    code = main(["demo", "--out", str(tmp_path / "demo"), "--frames", "6", "--fast", "--no-progress"])
+    # The closed-loop step 3 has its own test (test_closed_loop_ros.py).
+    no_closed_loop = ["--closed-loop-routes", "none"]
+    code = main(["demo", "--out", str(tmp_path / "demo"), "--frames", "6", "--fast", "--no-progress", *no_closed_loop])
     printed = capsys.readouterr().out
     assert code == 0, printed
     assert "predictions out (Path)" in printed and str(tmp_path / "demo") in printed
     summary = json.loads((tmp_path / "demo" / "replay" / "summary.json").read_text())
     assert summary["frames_in"] == 6 and summary["predictions_out"] == 6
     # Re-running replaces the previous demo output instead of failing.
-    assert main(["demo", "--out", str(tmp_path / "demo"), "--frames", "3", "--fast", "--no-progress"]) == 0
+    assert (
+        main(["demo", "--out", str(tmp_path / "demo"), "--frames", "3", "--fast", "--no-progress", *no_closed_loop])
+        == 0
+    )
 
 
 # ---- bags that cannot be replayed -------------------------------------------------------------

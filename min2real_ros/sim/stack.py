@@ -216,6 +216,11 @@ class LockStepStats:
     targets_checked: int = 0
     max_tick_wall_s: float = 0.0
     startup_s: float = 0.0
+    # Wall seconds per tick, summed: publishing (clock, sensors, settles), waiting for the driver's
+    # Path (inference included), waiting for the controller's command.
+    publish_s: float = 0.0
+    driver_s: float = 0.0
+    controller_s: float = 0.0
     first_mismatch: str = ""
     ticks: int = 0
 
@@ -451,8 +456,12 @@ class RosStack:
             while True:
                 sent = time.monotonic()
                 self._publish_sensors(observation, stamp_ns)
+                self.stats.publish_s += time.monotonic() - sent
                 wait_s = min(retry_s, max(0.0, deadline - time.monotonic()))
-                if bridge.wait(lambda: stamp_ns in bridge.paths, wait_s):
+                waited = time.monotonic()
+                found = bridge.wait(lambda: stamp_ns in bridge.paths, wait_s)
+                self.stats.driver_s += time.monotonic() - waited
+                if found:
                     self._latencies_s.append(time.monotonic() - sent)
                     del self._latencies_s[:-50]
                     break
@@ -469,6 +478,7 @@ class RosStack:
             time.sleep(timing.path_settle_s)
 
         self.stats.unexpected_commands += bridge.clear_commands()
+        control_started = time.monotonic()
         command = None
         while command is None:
             bridge.publish_clock(self.control_ns(tick))
@@ -479,6 +489,7 @@ class RosStack:
                 return TickOutput(None, waypoints, expected_target, f"no controller command for tick {tick}")
             else:
                 self.stats.clocks_resent += 1
+        self.stats.controller_s += time.monotonic() - control_started
         control = control_from_twist(command[0], command[1], math.radians(MAX_STEER_ANGLE_DEG))
         expected = self.shadow_controller.command(waypoints, state.speed_mps)
         if expected != control:

@@ -57,7 +57,7 @@ class JudgeParams:
     lane_half_width_m: float = 0.5 * LANE_WIDTH_M
     road_half_width_m: float = 0.5 * ROAD_WIDTH_M + 0.2  # + the road points' sampling error
     blocked_speed_mps: float = 0.1
-    blocked_time_s: float = 15.0
+    blocked_time_s: float = 10.0
     route_deviation_m: float = 8.0
     timeout_base_s: float = 20.0
     timeout_speed_mps: float = 3.0  # time budget = timeout_base_s + length / timeout_speed_mps
