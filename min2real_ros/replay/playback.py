@@ -7,9 +7,10 @@ Timing (`ReplayOptions.timing`):
   "fast" as fast as the node keeps up: before each camera frame the player waits until the
          driver has taken in the inputs published before it, and after it until the driver has
          handled the frame (published a Path or refused the frame), so every frame is processed.
-In both, the messages of one tick (one bag timestamp) go out with the camera last, so the
-camera frame of a tick finds that tick's speed, odometry and LiDAR already delivered (the first
-frame included).
+In both, the messages of one tick (one bag timestamp) go out with the camera last, and the
+camera waits until the driver has taken in the inputs sent before it (in bag timing at most
+BAG_INPUT_WAIT_S), so a tick's frame finds that tick's speed, odometry and LiDAR (the first frame
+included; the clock and the route are delivered before the drive starts).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from min2real_ros.replay.bag import BagInfo, deserialize, iter_raw_messages
 from min2real_ros.replay.session import Recording, ReplaySession, _stamp_ns
 
 RawMessage = tuple[str, int, bytes]
+BAG_INPUT_WAIT_S = 0.03  # bag timing: longest wait for a tick's inputs to reach the driver before its camera
 
 
 def _prime_clock(session: Any, info: BagInfo, streamed: list[str]) -> None:
@@ -145,9 +147,12 @@ def play(session: ReplaySession, options: Any, info: BagInfo, recording: Recordi
                     sent[kind] += 1
                 continue
             stamp_ns = _stamp_ns(deserialize(raw, camera_type).header.stamp)
+            # Let the driver take in every input published before this frame (this tick's
+            # odometry, speed, LiDAR): as long as it takes in fast timing, at most a fraction of a
+            # camera period in bag timing (the schedule is absolute, so a wait never accumulates).
+            inputs_in = lambda: all(session.driver_received(k) >= n for k, n in sent.items())  # noqa: E731
+            wait_until(inputs_in, 1.0 if options.timing == "fast" else BAG_INPUT_WAIT_S)
             if options.timing == "fast":
-                # Let the driver take in every input published before this frame.
-                wait_until(lambda: all(session.driver_received(k) >= n for k, n in sent.items()), 1.0)
                 before = session.driver_outcomes()
                 camera_seen = session.driver_received("camera")
             published_at[stamp_ns] = time.perf_counter()
