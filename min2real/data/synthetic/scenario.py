@@ -49,6 +49,7 @@ CONDITION_NAMES = tuple(CONDITIONS)
 
 TAIL_M = 60.0  # lane centre modelled beyond the scored end
 STOP_LINE_AFTER_JUNCTION_START_M = 0.5  # the line sits at the junction mouth
+STOP_LINE_END_MARGIN_M = 5.0  # no stop line this close to the route's end
 OBSTACLE_HALF_SIZE_M = (2.2, 0.95)  # a parked car (half length, half width)
 OBSTACLE_HEIGHT_M = 1.5
 SWERVE_RAMP_M = 15.0  # lane change into the oncoming lane and back
@@ -134,8 +135,8 @@ class Scenario:
         self.stop_lines: list[StopLine] = []
         for s_start, _s_end, junction in junctions:
             s_line = s_start + STOP_LINE_AFTER_JUNCTION_START_M
-            if junction.stop_dwell_s <= 0 or to_route_s(s_line) > self.length_m:
-                continue
+            if junction.stop_dwell_s <= 0 or to_route_s(s_line) > self.length_m - STOP_LINE_END_MARGIN_M:
+                continue  # no stop, or one the route ends at (never crossed)
             index = int(round(s_line / PATH_STEP_M))
             right_edge = base.path_xy[index] - (0.5 * LANE_WIDTH_M - 0.2) * left[index]
             centre_line = base.path_xy[index] + 0.5 * LANE_WIDTH_M * left[index]
