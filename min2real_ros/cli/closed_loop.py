@@ -102,7 +102,14 @@ def closed_loop(args: argparse.Namespace) -> tuple[int, dict | None]:
         contract = policy.contract
         meta = policy.metadata
         policy_name = str(model)
-        extra.update(model_domain=meta.domain, model_variant=meta.variant, backend=policy.backend_name)
+        from min2real.files import file_sha256
+
+        extra.update(
+            model_domain=meta.domain,
+            model_variant=meta.variant,
+            model_sha256=file_sha256(model),
+            backend=policy.backend_name,
+        )
         if meta.domain != args.domain:
             print(
                 f"note: {model} is the {meta.domain!r} graph; driving the {args.domain} look with it "
