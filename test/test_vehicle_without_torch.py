@@ -155,6 +155,8 @@ def test_nodes_start_and_stop_without_torch(no_torch_env, bundled_model, executa
     arguments = [_bin(executable), "--ros-args", "-p", "use_sim_time:=false"]
     if executable == "driver_node":
         arguments += ["-p", f"model_path:={bundled_model}", "-p", "backend:=onnxruntime-cpu"]
+    else:  # the default output_type carla needs carla_msgs, which this environment does not have
+        arguments += ["-p", "output_type:=twist"]
     process = subprocess.Popen(arguments, env=no_torch_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         for _ in range(12):  # up for 6 s: it loaded (the driver: configured + activated) and spins
