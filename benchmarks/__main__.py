@@ -2,8 +2,9 @@
 its own side-by-side timings and ratios. `make bench` runs them all at their defaults.
 
     data       DataLoader samples/s per worker and domain vs the training step time
-    inference  per-backend latency p50/p99 (torch eager vs ONNX Runtime, GPU rows where present)
-    nodes      message conversion cost and driver-node overhead over bare inference
+    inference  CPU inference at its floor: graph GFLOP/s over ONNX Runtime's MatMul rate, policy.predict
+               and the driver node (own process, over DDS) over bare inference, pre-processing time
+    nodes      message conversion cost against the cheapest numpy/cv2 operation
 """
 
 from __future__ import annotations
