@@ -12,6 +12,7 @@ import pytest
 from min2real import contract as C
 from min2real.contract import TINY_CONTRACT
 from min2real.data import CarlaGarageDataset, NavsimDataset
+from min2real.data.common import TARGET_POINT_DISTANCE_M
 from min2real.data.synthetic import SyntheticDrive, generate_drive, write_synthetic_dataset
 
 SIM_SIZE, REAL_SIZE = (128, 48), (128, 72)
@@ -90,37 +91,49 @@ def test_turns_have_the_contract_signs_in_both_domains():
     assert left_frames and all(f.command == C.COMMAND_LEFT for f in left_frames)
 
 
-def test_commands_and_steering_labels_agree():
-    """The driving command of a junction is given before the steering label turns for it (no lag)
-    and never contradicts it: every frame whose future trajectory turns into a junction's left or
-    right manoeuvre carries that command, no frame turning one way carries the other command, and
-    the command is not announced further ahead than COMMAND_LOOKAHEAD_M."""
-    from min2real.data.synthetic.geometry import COMMAND_LOOKAHEAD_M
+def test_commands_and_targets_are_what_the_driver_derives_and_agree_with_the_labels():
+    """The target point and the command of every frame are the driver node's (runtime RoutePlanner
+    over the dense route: Garage's plan and commands), so the model trains on what the vehicle
+    feeds it; and they agree with the steering labels: no frame turning one way carries the other
+    command, and most frames whose future turns into a junction's manoeuvre carry its command.
+    (Garage's command is the previous target point's: it can switch a few metres after the 4 s
+    label has turned, and back to straight before a left turn's last metres.)"""
+    from min2real.runtime.route import RoutePlanner
 
     counts = {"junction_turn_frames": 0, "command_matches": 0, "contradictions": 0}
     for seed in range(6):
         drive = SyntheticDrive((seed, 7), 40.0, "sim", (64, 32), TINY_CONTRACT, lidar=False, first_turn="left")
         route = drive.route
+        planner = RoutePlanner()
+        planner.set_dense_route(drive.route_world_xy)
         for index in range(160):
             frame = drive.frame(index, 4.0)
+            step = planner.step(np.asarray(frame.pose_world[:2]), frame.pose_world[2])
+            np.testing.assert_allclose(frame.target_point_ego, step.target_point_ego, atol=1e-5)
+            assert frame.command == step.command
             s_now = float(route.s_at(frame.timestamp_s))
             travel = float(np.linalg.norm(frame.waypoints_ego[-1]))
             label = C.STEER_CLASSES[frame.steer_class]
             command = C.COMMANDS[frame.command]
             if {label, command} == {"left", "right"}:
                 counts["contradictions"] += 1
-            upcoming = [j for j in route.intersections if route.path_s[j.index_end] > s_now]
-            if command in ("left", "right"):  # announced for the next junction, at most the look-ahead early
-                assert upcoming and upcoming[0].kind == command
-                assert route.path_s[upcoming[0].index_start] - s_now <= COMMAND_LOOKAHEAD_M + 1e-6
             for junction in route.intersections:
                 s_start, s_end = route.path_s[junction.index_start], route.path_s[junction.index_end]
                 if junction.kind == label and s_now <= s_end and s_now + travel >= s_start:
                     counts["junction_turn_frames"] += 1
                     counts["command_matches"] += command == label
     assert counts["junction_turn_frames"] > 50
-    assert counts["command_matches"] == counts["junction_turn_frames"], counts
+    assert counts["command_matches"] >= 0.85 * counts["junction_turn_frames"], counts
     assert counts["contradictions"] == 0, counts
+
+
+def test_drives_start_from_rest_and_paint_stop_lines_where_they_stop():
+    from min2real.data.synthetic.drive import stop_lines_world
+
+    drive = SyntheticDrive((3, 7), 20.0, "sim", (64, 32), TINY_CONTRACT, lidar=False)
+    assert drive.frame(0, 4.0).speed_mps < 1.0 < drive.frame(16, 4.0).speed_mps  # standing, then moving
+    stops = [junction for junction in drive.route.intersections if junction.stop_dwell_s > 0]
+    assert len(stop_lines_world(drive.route)) == len(stops)
 
 
 def test_writer_records_garage_augmented_views(dataset_dir):
@@ -197,8 +210,12 @@ def test_navsim_round_trip_matches_generator_labels(dataset_dir):
         sample, frame = dataset[index], drive.frame(index, 2.0)
         assert sample["domain"] == C.DOMAIN_REAL and not sample["lidar_bev"].any()
         np.testing.assert_allclose(sample["waypoints"], frame.waypoints_ego, atol=1e-3)
-        # The loader walks the 2 Hz logged path (chords), the generator the exact route.
-        np.testing.assert_allclose(sample["target_point"], frame.target_point_ego, atol=1.5)
+        # future_path: the logged path 30 m ahead (the loader walks the 2 Hz poses' chords, here the
+        # exact route); the generator's own target point is the driver's (RoutePlanner), not this one.
+        s_ahead = float(drive.route.s_at(frame.timestamp_s)) + TARGET_POINT_DISTANCE_M
+        ahead_world, _ = drive.route.pose_at_s(s_ahead)
+        expected = C.world_to_ego_xy(ahead_world[None], np.asarray(frame.pose_world[:2]), frame.pose_world[2])[0]
+        np.testing.assert_allclose(sample["target_point"], expected, atol=1.5)
         assert int(np.argmax(sample["command"])) == frame.command
         assert int(sample["steer_class"]) == frame.steer_class
 

@@ -39,6 +39,12 @@ def test_model_info_prints_parameters_contract_and_flops(capsys):
     assert int(total.group(1).replace(",", "")) == sum(p.numel() for p in model.parameters())
     assert int(total.group(2).replace(",", "")) == sum(p.numel() for p in model.parameters() if p.requires_grad)
     assert TINY_CONTRACT.to_json() in text
+    # The V2R adapter's bottleneck: its shape, size and compression ratio against the camera image.
+    bottleneck = re.search(r"bottleneck: (\d+) x (\d+) x (\d+) = ([\d,]+) values .* ratio ([\d.]+)", text)
+    assert bottleneck, text
+    channels, height, width = (int(bottleneck.group(k)) for k in (1, 2, 3))
+    assert (channels, height, width) == (128, 6, 16) and int(bottleneck.group(4).replace(",", "")) == 128 * 6 * 16
+    assert float(bottleneck.group(5)) == pytest.approx(128 * 6 * 16 / (3 * 96 * 256), abs=1e-3)
     flops = {
         m.group(1): float(m.group(2)) for m in re.finditer(r"FLOPs \((\w+) graph, batch 1\): ([\d.]+) GFLOP", text)
     }

@@ -53,7 +53,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--train-frames", type=int, default=480, help="labelled frames per domain (training)")
-    parser.add_argument("--val-frames", type=int, default=160, help="labelled frames per domain (validation)")
+    parser.add_argument("--val-frames", type=int, default=144, help="labelled frames per domain (validation)")
     parser.add_argument("--routes", type=int, default=8, help="routes (= NAVSIM logs) per domain (training)")
     parser.add_argument(
         "--num-threads", type=int, default=1, help="CPU threads per run (1 is fastest on a busy machine)"
@@ -64,7 +64,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--closed-loop-routes",
         type=int,
-        default=6,
+        default=4,
         help="synth-longest6 routes driven per run and look (0: open loop only); the first 6 = one per town and condition",
     )
     parser.add_argument("--table-only", action="store_true", help="only print the tables of finished runs")
@@ -74,6 +74,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def write_data(out: Path, args: argparse.Namespace) -> dict[str, dict[str, Path]]:
     from min2real.contract import TINY_CONTRACT
     from min2real.data.synthetic import write_synthetic_dataset
+    from min2real.data.synthetic.scenario import CONDITION_NAMES
 
     roots = {}
     plan = (
@@ -92,6 +93,7 @@ def write_data(out: Path, args: argparse.Namespace) -> dict[str, dict[str, Path]
                 sim_image_size=SIM_IMAGE_SIZE,
                 real_image_size=REAL_IMAGE_SIZE,
                 contract=TINY_CONTRACT,
+                conditions=CONDITION_NAMES,  # the closed loop's six daylight / weather conditions
             )
             print(f"data {split}: seed {seed}, {frames} frames per domain in {time.perf_counter() - started:.0f} s")
         roots[split] = {"sim": folder / "carla", "real": folder / "navsim"}

@@ -63,6 +63,12 @@ def _synth_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--real-lidar", action="store_true", help="also write real-domain merged point clouds (PCD)")
     parser.add_argument("--split", default="trainval", help="NAVSIM split folder name")
+    parser.add_argument(
+        "--conditions",
+        default="",
+        help="appearance conditions cycled over the routes: 'all' (the closed loop's six: noon, cloudy, wet, "
+        "sunset, dusk, fog) or a comma-separated list; default: the plain look",
+    )
 
 
 def _synth_run(args: argparse.Namespace) -> int:
@@ -84,6 +90,16 @@ def _synth_run(args: argparse.Namespace) -> int:
     real_size = args.real_image_size or ((256, 144) if args.tiny else (640, 360))
     domains = tuple(d.strip() for d in args.domains.split(",") if d.strip())
     cameras = ("CAM_F0", "CAM_L0", "CAM_R0") if args.real_cameras == "stitch" else ("CAM_F0",)
+    from min2real.data.synthetic.scenario import CONDITION_NAMES
+
+    conditions = CONDITION_NAMES if args.conditions == "all" else tuple(c for c in args.conditions.split(",") if c)
+    unknown = sorted(set(conditions) - set(CONDITION_NAMES))
+    if unknown:
+        print(
+            f"data synth: --conditions {unknown} are not known; expected 'all' or some of {CONDITION_NAMES}",
+            file=sys.stderr,
+        )
+        return 2
     start = time.perf_counter()
     summary = write_synthetic_dataset(
         args.out,
@@ -97,6 +113,7 @@ def _synth_run(args: argparse.Namespace) -> int:
         real_lidar=args.real_lidar,
         split=args.split,
         contract=contract,
+        conditions=conditions,
     )
     elapsed = time.perf_counter() - start
     for domain, info in summary["domains"].items():

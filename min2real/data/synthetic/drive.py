@@ -1,9 +1,12 @@
 """One exactly labelled synthetic drive: a route (geometry), a renderer (appearance) and frames at
-any rate. The ego vehicle follows the right lane exactly, so the labels are exact: future
-waypoints from the continuous trajectory, the target point on the route
-`TARGET_POINT_DISTANCE_M` ahead, the driving command of the next intersection, and the steering
-class from the contract's rule. Geometry and labels depend only on the seed, so the same seed in
-the "sim" and the "real" domain differs in appearance only.
+any rate. The ego vehicle follows the right lane exactly, starting from rest, so the labels are
+exact: future waypoints from the continuous trajectory, the steering class from the contract's
+rule, and the target point and driving command exactly as the driver node derives them from the
+dense route (`runtime.route.RoutePlanner`, CARLA Garage's semantics), so training inputs are what
+the vehicle and the closed loop feed the model. Junctions where the ego stops carry painted stop
+lines, and `augmented_view` renders CARLA Garage's shifted / rotated camera. Geometry and labels
+depend only on the seed, so the same seed in the "sim" and the "real" domain differs in
+appearance only.
 """
 
 from __future__ import annotations
@@ -18,12 +21,27 @@ from min2real.data.common import TARGET_POINT_DISTANCE_M
 from min2real.data.synthetic.geometry import (
     LANE_WIDTH_M,
     PATH_STEP_M,
-    ROAD_OPTION,
     V_MAX_MPS,
     SyntheticRoute,
     _seed_tuple,
 )
 from min2real.data.synthetic.render import SIM, SceneRenderer, make_camera, side_camera_yaw
+from min2real.runtime.route import (
+    ROAD_OPTION_LANEFOLLOW,
+    ROAD_OPTION_LEFT,
+    ROAD_OPTION_RIGHT,
+    ROAD_OPTION_VOID,
+    RoutePlanner,
+    RouteStep,
+)
+
+# The CARLA RoadOption written to measurements for a planner command (a geometric plan has no STRAIGHT).
+COMMAND_TO_ROAD_OPTION = {
+    C.COMMAND_LEFT: ROAD_OPTION_LEFT,
+    C.COMMAND_RIGHT: ROAD_OPTION_RIGHT,
+    C.COMMAND_STRAIGHT: ROAD_OPTION_LANEFOLLOW,
+    C.COMMAND_UNKNOWN: ROAD_OPTION_VOID,
+}
 
 CARLA_RATE_HZ = 4.0  # CARLA Garage saves frames at 4 Hz
 NAVSIM_RATE_HZ = 2.0  # OpenScene / NAVSIM logs are 2 Hz
@@ -102,7 +120,10 @@ class SyntheticDrive:
         cameras: Sequence[str] = ("CAM_F0",),
         lidar: bool | None = None,
         first_turn: str | None = None,
+        condition: str | None = None,
     ) -> None:
+        """condition: an appearance condition of the closed-loop scenarios (scenario.CONDITIONS:
+        noon, cloudy, wet, sunset, dusk, fog) on top of the domain's look; None = as generated."""
         if domain not in C.DOMAINS:
             raise ValueError(f"synthetic domain {domain!r} is not supported; expected one of {C.DOMAINS}")
         unknown = set(cameras) - set(NAVSIM_CAMERAS)
@@ -113,11 +134,28 @@ class SyntheticDrive:
         self.contract = contract
         self.lidar = (domain == SIM) if lidar is None else bool(lidar)
         min_length = (duration_s + 2 * contract.horizon_s) * V_MAX_MPS + TARGET_POINT_DISTANCE_M + 40.0
-        self.route = SyntheticRoute(self.seed, min_length, first_turn)
+        self.route = SyntheticRoute(self.seed, min_length, first_turn, start_from_rest=True)
         self.route_world_xy = self.route.route_world()
+        # The target point and the command exactly as the driver node derives them from this dense
+        # route (runtime.route.RoutePlanner: Garage's plan every ~50 m plus turns, commands from the
+        # route's geometry, the previous target's command), stepped through every frame from the
+        # start: training inputs then match what the vehicle (and the closed loop) feeds the model.
+        self._route_steps: dict[float, tuple[RoutePlanner, list[RouteStep]]] = {}
         # Painted stop lines where the ego's timing stops, as the closed-loop scenarios paint them:
         # a model can only learn to stop at a junction it can see is a stop.
-        self.renderer = SceneRenderer(self.route, domain, self.seed, stop_lines=stop_lines_world(self.route))
+        if condition is not None:
+            from min2real.data.synthetic.scenario import CONDITION_NAMES, CONDITIONS
+
+            if condition not in CONDITIONS:
+                raise ValueError(f"appearance condition {condition!r} is not known; expected one of {CONDITION_NAMES}")
+        self.condition = condition
+        self.renderer = SceneRenderer(
+            self.route,
+            domain,
+            self.seed,
+            CONDITIONS[condition] if condition is not None else None,
+            stop_lines=stop_lines_world(self.route),
+        )
         front = make_camera(image_size, contract)
         self.cameras = {"CAM_F0": front}
         if "CAM_L0" in cameras:
@@ -147,10 +185,9 @@ class SyntheticDrive:
         times = time_s + np.concatenate([[0.0], contract.waypoint_times_s])
         future_xy, _ = self.route.pose_at_s(self.route.s_at(times))
         waypoints = C.future_waypoints_from_poses(times, future_xy, 0, yaw, contract)
-        target_world, _ = self.route.pose_at_s(min(s_now + TARGET_POINT_DISTANCE_M, self.route.length_m))
-        target = C.world_to_ego_xy(target_world[None], position, yaw)[0].astype(np.float32)
-        manoeuvre, in_junction = self.route.command_at(s_now)
-        road_option = ROAD_OPTION[manoeuvre]
+        route_step = self.route_step(index, rate_hz)
+        _, in_junction = self.route.command_at(s_now)
+        road_option = COMMAND_TO_ROAD_OPTION[route_step.command]
         frame_rng = np.random.default_rng((*self.seed, 4, C.DOMAINS.index(self.domain), index))
         images = {name: self.renderer.render(camera, position, yaw, frame_rng) for name, camera in self.cameras.items()}
         return SyntheticFrame(
@@ -162,14 +199,27 @@ class SyntheticDrive:
             pose_world=(float(position[0]), float(position[1]), yaw),
             speed_mps=self.route.speed_at(time_s),
             route_world=self.route_world_xy,
-            target_point_ego=target,
-            command=C.CARLA_ROAD_OPTION_TO_COMMAND[road_option],
+            target_point_ego=route_step.target_point_ego,
+            command=route_step.command,
             road_option=road_option,
             waypoints_ego=waypoints,
             steer_class=int(C.steer_class_from_waypoints(waypoints, contract)),
             in_junction=in_junction,
             side_images=images,
         )
+
+    def route_step(self, index: int, rate_hz: float) -> RouteStep:
+        """The driver's RouteStep (target point in the ego frame, command) at frame `index` of the
+        drive at `rate_hz`: the planner stepped through frames 0 .. index in order (cached)."""
+        if rate_hz not in self._route_steps:
+            planner = RoutePlanner()
+            planner.set_dense_route(self.route_world_xy)
+            self._route_steps[rate_hz] = (planner, [])
+        planner, steps = self._route_steps[rate_hz]
+        while len(steps) <= index:
+            position, yaw = self.route.pose_at_s(float(self.route.s_at(len(steps) / rate_hz)))
+            steps.append(planner.step(position, float(yaw)))
+        return steps[index]
 
     def augmented_view(self, index: int, rate_hz: float) -> tuple[np.ndarray, float, float]:
         """CARLA Garage's augmented camera for frame `index`: the front camera of a vehicle shifted

@@ -46,7 +46,15 @@ class _Intersection:
 class SyntheticRoute:
     """Road geometry, objects and the ego timing of one drive (depends on the seed only)."""
 
-    def __init__(self, seed: int | Sequence[int], min_length_m: float, first_turn: str | None = None) -> None:
+    def __init__(
+        self,
+        seed: int | Sequence[int],
+        min_length_m: float,
+        first_turn: str | None = None,
+        start_from_rest: bool = False,
+    ) -> None:
+        """start_from_rest: the ego's speed profile starts at 0 m/s (a drive that begins standing,
+        as a closed-loop route or a CARLA route does) instead of at its cruise speed."""
         if first_turn not in (None, "left", "right"):
             raise ValueError(f"first_turn {first_turn!r}; expected None, 'left' or 'right'")
         seed = _seed_tuple(seed)
@@ -54,7 +62,7 @@ class SyntheticRoute:
         self._build_path(rng, min_length_m, first_turn)
         self._build_side_roads()
         self._build_objects(np.random.default_rng((*seed, 1)))
-        self._build_timing(rng)
+        self._build_timing(rng, start_from_rest)
 
     # path: curvature per 0.5 m step, integrated to heading and position
     def _build_path(self, rng: np.random.Generator, min_length_m: float, first_turn: str | None) -> None:
@@ -181,9 +189,11 @@ class SyntheticRoute:
         self.object_kind = kind[keep]
 
     # timing: speed limits from curvature and stops, acceleration envelope, time along the path
-    def _build_timing(self, rng: np.random.Generator) -> None:
+    def _build_timing(self, rng: np.random.Generator, start_from_rest: bool = False) -> None:
         cruise = rng.uniform(6.0, 9.0)
         limit = np.minimum(cruise, np.sqrt(LATERAL_ACCEL_MPS2 / np.maximum(np.abs(self.curvature), 1e-6)))
+        if start_from_rest:
+            limit[0] = 0.0  # then the acceleration envelope (ACCEL_MPS2) sets the first seconds
         stop_index = {}
         for junction in self.intersections:
             if junction.stop_dwell_s > 0:

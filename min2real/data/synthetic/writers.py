@@ -203,6 +203,7 @@ def write_synthetic_dataset(
     real_lidar: bool = False,
     split: str = "trainval",
     contract: C.Contract = C.DEFAULT_CONTRACT,
+    conditions: Sequence[str] = (),
 ) -> dict:
     """Write `frames` labelled frames per domain over `routes` routes (plus each route's tail,
     which only serves as future poses) under `out_dir`:
@@ -222,7 +223,14 @@ def write_synthetic_dataset(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     per_route = [frames // routes + (1 if r < frames % routes else 0) for r in range(routes)]
-    summary: dict = {"seed": seed, "frames_per_domain": frames, "routes": routes, "split": split, "domains": {}}
+    summary: dict = {
+        "seed": seed,
+        "frames_per_domain": frames,
+        "routes": routes,
+        "split": split,
+        "conditions": list(conditions),
+        "domains": {},
+    }
     for domain in domains:
         if domain not in C.DOMAINS:
             raise ValueError(f"synthetic domain {domain!r} is not supported; expected one of {C.DOMAINS}")
@@ -231,16 +239,31 @@ def write_synthetic_dataset(
         for route_index, labelled in enumerate(per_route):
             drive_seed = (seed, C.DOMAINS.index(domain), route_index)
             first_turn = "left" if route_index % 2 == 0 else "right"  # every class in even a tiny dataset
+            condition = conditions[route_index % len(conditions)] if conditions else None  # appearance
             if domain == SIM:
                 drive = SyntheticDrive(
-                    drive_seed, labelled / rate, SIM, sim_image_size, contract, first_turn=first_turn
+                    drive_seed,
+                    labelled / rate,
+                    SIM,
+                    sim_image_size,
+                    contract,
+                    first_turn=first_turn,
+                    condition=condition,
                 )
                 written += write_carla_route(
                     out_dir / "carla" / "synthetic" / f"route_{route_index:03d}", drive, labelled
                 )
             else:
                 drive = SyntheticDrive(
-                    drive_seed, labelled / rate, REAL, real_image_size, contract, real_cameras, real_lidar, first_turn
+                    drive_seed,
+                    labelled / rate,
+                    REAL,
+                    real_image_size,
+                    contract,
+                    real_cameras,
+                    real_lidar,
+                    first_turn,
+                    condition,
                 )
                 written += write_navsim_log(
                     out_dir / "navsim", split, f"synthetic_{route_index:03d}", drive, labelled, route_index
