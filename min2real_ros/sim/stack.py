@@ -473,6 +473,8 @@ class RosStack:
             waypoints = bridge.paths.pop(stamp_ns)
             for old in [stamp for stamp in bridge.paths if stamp < stamp_ns]:
                 bridge.paths.pop(old, None)
+            for old in [stamp for stamp in bridge.targets if stamp < stamp_ns]:
+                bridge.targets.pop(old, None)  # markers of frames whose check already ran (or never will)
             self._pending_target_check = (stamp_ns, expected_target)
             self._check_target(stamp_ns)
             time.sleep(timing.path_settle_s)
