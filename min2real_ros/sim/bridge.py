@@ -153,6 +153,21 @@ class BridgeSimNode:
         with self._lock:
             return self._lock.wait_for(condition, timeout=timeout_s)
 
+    def take_path(self, stamp_ns: int) -> np.ndarray:
+        """The driver's waypoints for frame `stamp_ns` (dropping those of earlier frames)."""
+        with self._lock:
+            for stamp in [s for s in self.paths if s < stamp_ns]:
+                del self.paths[stamp]
+            return self.paths.pop(stamp_ns)
+
+    def take_target(self, stamp_ns: int, drop_earlier: bool = False) -> np.ndarray | None:
+        """The target point the driver used for frame `stamp_ns`, if its marker arrived."""
+        with self._lock:
+            if drop_earlier:
+                for stamp in [s for s in self.targets if s < stamp_ns]:
+                    del self.targets[stamp]
+            return self.targets.pop(stamp_ns, None)
+
     def take_command(self) -> tuple[float, float] | None:
         with self._lock:
             return self.commands.popleft() if self.commands else None

@@ -414,13 +414,13 @@ class RosStack:
             time.sleep(self.timing.settle_s)
             bridge.publish_camera(stamp_ns, observation.image_rgb, self.factory.camera.intrinsics)
 
-    def _check_target(self, stamp_ns: int) -> None:
+    def _check_target(self, stamp_ns: int, drop_earlier: bool = False) -> None:
         """The target point the driver used for frame `stamp_ns` (its debug marker) against the
         shadow route planner's, once the marker arrived."""
         pending = self._pending_target_check
         if pending is None or pending[0] != stamp_ns:
             return
-        used = self.bridge.targets.pop(stamp_ns, None)
+        used = self.bridge.take_target(stamp_ns, drop_earlier)
         if used is None:
             return
         self._pending_target_check = None
@@ -470,13 +470,9 @@ class RosStack:
                 assert self.processes is not None
                 self.processes.check_alive()
                 self.stats.frames_resent += 1
-            waypoints = bridge.paths.pop(stamp_ns)
-            for old in [stamp for stamp in bridge.paths if stamp < stamp_ns]:
-                bridge.paths.pop(old, None)
-            for old in [stamp for stamp in bridge.targets if stamp < stamp_ns]:
-                bridge.targets.pop(old, None)  # markers of frames whose check already ran (or never will)
+            waypoints = bridge.take_path(stamp_ns)
             self._pending_target_check = (stamp_ns, expected_target)
-            self._check_target(stamp_ns)
+            self._check_target(stamp_ns, drop_earlier=True)
             time.sleep(timing.path_settle_s)
 
         self.stats.unexpected_commands += bridge.clear_commands()
