@@ -21,6 +21,9 @@ ROAD_WIDTH_M = 2 * LANE_WIDTH_M  # two lanes; the ego drives in the right one
 PATH_STEP_M = 0.5
 ROUTE_SPACING_M = 1.0  # dense route as carla_waypoint_publisher sends it
 COMMAND_LOOKAHEAD_M = 25.0  # the next intersection's command applies from this far before it
+# How long the ego stands at a stop: a stop, then go. A single-frame policy cannot tell how long it
+# has stood, so a longer dwell teaches "standing at a junction: stay" and the car never leaves.
+STOP_DWELL_S = 0.25
 V_MAX_MPS = 10.0
 LATERAL_ACCEL_MPS2 = 2.0
 ACCEL_MPS2, DECEL_MPS2 = 1.5, 2.5
@@ -90,7 +93,10 @@ class SyntheticRoute:
                     length, curvature = radius * math.pi / 2, (1.0 if kind == "left" else -1.0) / radius
                     heading += math.pi / 2 * (1 if kind == "left" else -1)
                 n = round(length / PATH_STEP_M)
-                dwell = float(rng.uniform(1.0, 3.0)) if rng.random() < 0.2 else 0.0
+                dwell = 0.0
+                if rng.random() < 0.2:  # a stop before this junction
+                    rng.uniform(1.0, 3.0)  # the old dwell draw, kept so every route's geometry stays as it was
+                    dwell = STOP_DWELL_S
                 events.append((steps, steps + n, str(kind), dwell))
                 parts.append((n * PATH_STEP_M, curvature))
                 steps += n
