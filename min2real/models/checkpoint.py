@@ -51,5 +51,11 @@ def model_from_checkpoint(path: str | Path, map_location: str | torch.device = "
             f"checkpoint {path} does not fit model variant {config.variant!r}: "
             f"missing keys {list(missing)[:5]}, unexpected keys {list(unexpected)[:5]}"
         )
+    # The weights came from the checkpoint, but their origin is the one training recorded (e.g. the
+    # stand-in extractor's file), which exported metadata should name rather than "none".
+    recorded = (checkpoint.get("extra") or {}).get("weights_provenance") or {}
+    backbone = config.image_backbone
+    if isinstance(recorded.get(backbone), str) and hasattr(model.image_backbone, "provenance"):
+        model.image_backbone.provenance = recorded[backbone]
     model.eval()
     return model, checkpoint, contract
