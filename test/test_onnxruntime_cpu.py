@@ -124,8 +124,8 @@ def test_a_block_whose_intermediate_is_used_elsewhere_stays_as_exported(vit_toke
 
 
 def test_bundled_dynamo_model_runs_fused_and_its_file_stays_plain():
-    """The bundled model (dynamo exporter: Slice + Squeeze unbind) has two ViT blocks and the
-    fusion module's cross-attention: the two blocks are fused, the cross-attention is not, the
+    """The bundled model (dynamo exporter: Slice + Squeeze unbind) has its ViT blocks and the
+    fusion module's cross-attention: every block is fused, the cross-attention is not, the
     outputs equal the unfused session's, and the file is untouched."""
     import onnx
 
@@ -133,7 +133,13 @@ def test_bundled_dynamo_model_runs_fused_and_its_file_stays_plain():
     digest = file_sha256(path)
     fused = OnnxRuntimeBackend(path, warmup=0)
     plain = OnnxRuntimeBackend(path, warmup=0, fuse_vit=False)
-    assert (fused.fused_attention_blocks, fused.folded_layer_scales, plain.fused_attention_blocks) == (2, 4, 0)
+    depth = fused.metadata.extra["model_config"]["dinov2_overrides"]["depth"]
+    assert fused.metadata.extra["exporter"] == "dynamo"
+    assert (fused.fused_attention_blocks, fused.folded_layer_scales, plain.fused_attention_blocks) == (
+        depth,
+        2 * depth,
+        0,
+    )
     for seed in range(2):
         inputs = example_inputs(fused.contract, seed=seed, names=fused.input_shapes)
         got, expected = fused.infer(inputs), plain.infer(inputs)

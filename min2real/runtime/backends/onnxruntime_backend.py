@@ -6,19 +6,23 @@ error, not a silent fall back to the CPU). "onnxruntime" / "auto" take the best 
 and log which one is active. Never imports torch.
 
 Session options (defaults chosen by measurement, docs/performance.md "CPU session options"):
-  intra_op_threads   0 = ONNX Runtime's default, one thread per physical core (2 here): the ViT's
-                     GEMMs scale to both cores; fewer threads only help when others hold the cores.
+  intra_op_threads   0 = ONNX Runtime's default, one thread per physical core (2 here): 1.6x faster
+                     than 1 thread when the cores are free; while another process keeps a core
+                     busy, 1 thread is ~10 % faster (no waiting for a descheduled partner).
   allow_spinning     False: idle pool threads sleep instead of busy-waiting for the next op
-                     (session.intra_op.allow_spinning). Spinning wins a few per cent on an idle
-                     machine and loses far more as soon as other threads (the node's executor,
-                     DDS, other processes) need the cores.
-  inter_op_threads   1 = sequential execution: the graph is one chain (the LiDAR branch is <2 % of
-                     the work), a parallel executor only adds a second pool competing for the cores.
-  graph_optimization "all" (ORT_ENABLE_ALL: constant folding, Gelu / MatMul+Add / layout fusions).
+                     (session.intra_op.allow_spinning). Spinning is ~13 % faster on an otherwise
+                     idle machine, 1.4x slower (and 1.5x the CPU time) as soon as other threads
+                     (the node's executor, DDS, other processes) need the cores.
+  inter_op_threads   1 = sequential execution: the graph is one chain; a parallel executor only
+                     adds a second pool competing for the cores (1.5-1.6x slower).
+  graph_optimization "all" (ORT_ENABLE_ALL: constant folding, Gelu and MatMul+Add fusions, NCHWc
+                     convolutions); "extended" is equal or up to 4 % slower.
   fuse_vit           True: on the CPU provider, timm's ViT attention is rewritten in memory into
                      com.microsoft.Attention nodes and LayerScale folded into its Linear before the
                      session is created (onnxruntime_fusion; the file on disk stays plain for
-                     TensorRT). GPU providers get the graph as exported.
+                     TensorRT), and ORT's SkipLayerNormFusion is off (its CPU kernel is 7x slower
+                     than Add + LayerNormalization): 6-12 % faster, 6-10 % less CPU time. GPU
+                     providers get the graph as exported.
 """
 
 from __future__ import annotations
@@ -42,6 +46,10 @@ ORT_BACKEND_PROVIDERS = {
     "onnxruntime-tensorrt": ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
 }
 GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
+# ONNX Runtime fusions the CPU path (fuse_vit) turns off: its SkipLayerNormalization CPU kernel takes
+# 1.24 ms per (1, 688, 384) call where Add + LayerNormalization take 0.18 ms (ORT 1.32, measured
+# in docs/performance.md), so fusing the residual Add into the next LayerNorm only costs time.
+CPU_DISABLED_OPTIMIZERS = ("SkipLayerNormFusion",)
 GRAPH_OPTIMIZATION_LEVELS = {  # option value -> onnxruntime.GraphOptimizationLevel member
     "disabled": "ORT_DISABLE_ALL",
     "basic": "ORT_ENABLE_BASIC",
@@ -125,8 +133,10 @@ class OnnxRuntimeBackend(Backend):
             graph_optimization=graph_optimization,
         )
         model: str | bytes = str(self.path)
+        disabled_optimizers: list[str] = []
         self.fused_attention_blocks = self.folded_layer_scales = 0
         if fuse_vit and wanted[0] == "CPUExecutionProvider":
+            disabled_optimizers = list(CPU_DISABLED_OPTIMIZERS)
             rewrite = rewrite_vit(self.path.read_bytes())
             model = rewrite.model_bytes
             self.fused_attention_blocks, self.folded_layer_scales = rewrite.attention_blocks, rewrite.layer_scales
@@ -139,7 +149,11 @@ class OnnxRuntimeBackend(Backend):
                 rewrite.layer_scales,
             )
         self.session = ort.InferenceSession(
-            model, sess_options=options, providers=wanted, provider_options=provider_options
+            model,
+            sess_options=options,
+            providers=wanted,
+            provider_options=provider_options,
+            disabled_optimizers=disabled_optimizers,
         )
         self.metadata = metadata_from_onnx_session(self.session, self.path)
         self._check_requested(domain, contract)
