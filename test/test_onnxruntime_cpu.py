@@ -160,6 +160,10 @@ def test_session_options_are_applied_and_bad_values_are_refused():
     applied = spinning.session.get_session_options()
     assert applied.get_session_config_entry("session.intra_op.allow_spinning") == "1"
     assert applied.inter_op_num_threads == 2 and applied.execution_mode.name == "ORT_PARALLEL"
+    bounded = OnnxRuntimeBackend(path, warmup=0, allow_spinning=True, spin_duration_us=100)
+    assert bounded.session.get_session_options().get_session_config_entry("session.intra_op.spin_duration_us") == "100"
+    with pytest.raises(ValueError, match="spin_duration_us=100 needs allow_spinning=True"):
+        OnnxRuntimeBackend(path, warmup=0, spin_duration_us=100)
     with pytest.raises(ValueError, match=r"graph_optimization='fast'; expected one of \('disabled'"):
         OnnxRuntimeBackend(path, warmup=0, graph_optimization="fast")
     with pytest.raises(ValueError, match="inter_op_threads=0; expected an integer >= 1"):

@@ -13,6 +13,9 @@ Session options (defaults chosen by measurement, docs/performance.md "CPU sessio
                      (session.intra_op.allow_spinning). Spinning is ~13 % faster on an otherwise
                      idle machine, 1.4x slower (and 1.5x the CPU time) as soon as other threads
                      (the node's executor, DDS, other processes) need the cores.
+  spin_duration_us   None (ONNX Runtime's default); with allow_spinning, how long an idle pool
+                     thread spins before it sleeps (session.intra_op.spin_duration_us): bounded
+                     spinning hands the cores back between frames.
   inter_op_threads   1 = sequential execution: the graph is one chain; a parallel executor only
                      adds a second pool competing for the cores (1.5-1.6x slower).
   graph_optimization "all" (ORT_ENABLE_ALL: constant folding, Gelu and MatMul+Add fusions, NCHWc
@@ -90,6 +93,7 @@ class OnnxRuntimeBackend(Backend):
         intra_op_threads: int = 0,
         inter_op_threads: int = 1,
         allow_spinning: bool = False,
+        spin_duration_us: int | None = None,
         graph_optimization: str = "all",
         fuse_vit: bool = True,
         warmup: int = 1,
@@ -130,6 +134,7 @@ class OnnxRuntimeBackend(Backend):
             intra_op_threads=intra_op_threads,
             inter_op_threads=inter_op_threads,
             allow_spinning=allow_spinning,
+            spin_duration_us=spin_duration_us,
             graph_optimization=graph_optimization,
         )
         model: str | bytes = str(self.path)
@@ -183,7 +188,13 @@ class OnnxRuntimeBackend(Backend):
 
 
 def session_options(
-    ort, *, intra_op_threads: int, inter_op_threads: int, allow_spinning: bool, graph_optimization: str
+    ort,
+    *,
+    intra_op_threads: int,
+    inter_op_threads: int,
+    allow_spinning: bool,
+    graph_optimization: str,
+    spin_duration_us: int | None = None,
 ):
     """onnxruntime.SessionOptions from the backend's options (see the module docstring); a bad
     value is a ValueError naming the option and what it accepts."""
@@ -207,6 +218,12 @@ def session_options(
     spinning = "1" if allow_spinning else "0"
     options.add_session_config_entry("session.intra_op.allow_spinning", spinning)
     options.add_session_config_entry("session.inter_op.allow_spinning", spinning)
+    if spin_duration_us is not None:
+        if not allow_spinning:
+            raise ValueError(f"ONNX Runtime spin_duration_us={spin_duration_us!r} needs allow_spinning=True")
+        if isinstance(spin_duration_us, bool) or not isinstance(spin_duration_us, int) or spin_duration_us < 0:
+            raise ValueError(f"ONNX Runtime spin_duration_us={spin_duration_us!r}; expected an integer >= 0")
+        options.add_session_config_entry("session.intra_op.spin_duration_us", str(spin_duration_us))
     return options
 
 
