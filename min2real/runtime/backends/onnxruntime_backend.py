@@ -19,12 +19,12 @@ Session options (defaults chosen by measurement, docs/performance.md "CPU sessio
   inter_op_threads   1 = sequential execution: the graph is one chain; a parallel executor only
                      adds a second pool competing for the cores (1.5-1.6x slower).
   graph_optimization "all" (ORT_ENABLE_ALL: constant folding, Gelu and MatMul+Add fusions, NCHWc
-                     convolutions); "extended" is equal or up to 4 % slower.
+                     convolutions), ONNX Runtime's default; "extended" measures the same.
   fuse_vit           True: on the CPU provider, timm's ViT attention is rewritten in memory into
                      com.microsoft.Attention nodes and LayerScale folded into its Linear before the
                      session is created (onnxruntime_fusion; the file on disk stays plain for
                      TensorRT), and ORT's SkipLayerNormFusion is off (its CPU kernel is 7x slower
-                     than Add + LayerNormalization): 6-12 % faster, 6-10 % less CPU time. GPU
+                     than Add + LayerNormalization): 6-12 % faster, 4-11 % less CPU time. GPU
                      providers get the graph as exported.
 """
 
