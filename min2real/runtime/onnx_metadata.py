@@ -1,7 +1,8 @@
 """The min2real metadata an exported ONNX graph carries (contract, variant, domain, shapes).
 
 Two readers of the one `METADATA_KEY` entry: through the `onnx` package (engine builds, tools)
-and through an ONNX Runtime session (the vehicle needs no `onnx` package). Neither imports torch.
+and through an ONNX Runtime session (what the backends use). Neither imports torch. (The ONNX
+Runtime CPU backend needs the `onnx` package anyway, for its load-time ViT rewrites, `fuse_vit`.)
 """
 
 from __future__ import annotations
