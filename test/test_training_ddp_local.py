@@ -10,8 +10,9 @@ from min2real.contract import TINY_CONTRACT
 from min2real.models.model import build_model
 from min2real.models.variants import variant_config
 from min2real.training.config import LossSection
+from min2real.training.distributed import configure_determinism
 from min2real.training.losses import compute_losses
-from min2real.training.trainer import configure_determinism, needs_unused_parameter_search
+from min2real.training.trainer import needs_unused_parameter_search
 
 
 @pytest.fixture
@@ -84,15 +85,15 @@ def test_process_group_waits_long_enough_for_rank0_validation(monkeypatch):
     must outlast a long validation (NCCL's default of 10 minutes does not)."""
     import datetime
 
-    from min2real.training import trainer
+    from min2real.training import distributed
 
     calls = []
-    monkeypatch.setattr(trainer.dist, "is_initialized", lambda: False)
-    monkeypatch.setattr(trainer.dist, "init_process_group", lambda **kwargs: calls.append(kwargs))
+    monkeypatch.setattr(distributed.dist, "is_initialized", lambda: False)
+    monkeypatch.setattr(distributed.dist, "init_process_group", lambda **kwargs: calls.append(kwargs))
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("RANK", "1")
     monkeypatch.setenv("LOCAL_RANK", "0")
-    context = trainer.setup_distributed("cpu")
+    context = distributed.setup_distributed("cpu")
     assert (context.rank, context.world_size, context.is_main) == (1, 2, False)
-    assert calls == [{"backend": "gloo", "timeout": trainer.DISTRIBUTED_TIMEOUT}]
-    assert trainer.DISTRIBUTED_TIMEOUT >= datetime.timedelta(minutes=30)
+    assert calls == [{"backend": "gloo", "timeout": distributed.DISTRIBUTED_TIMEOUT}]
+    assert distributed.DISTRIBUTED_TIMEOUT >= datetime.timedelta(minutes=30)

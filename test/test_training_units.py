@@ -23,6 +23,8 @@ from min2real.data.config import TEST_SPLITS
 from min2real.evaluation import metrics
 from min2real.training.augment import add_gaussian_noise
 from min2real.training.config import ConfigError, TrainConfig, apply_overrides, parse_override
+from min2real.training.distributed import capture_rng_state, restore_rng_state
+from min2real.training.loaders import SkipSampler
 from min2real.training.losses import (
     compute_losses,
     domain_bce_loss,
@@ -31,13 +33,7 @@ from min2real.training.losses import (
     waypoint_l1_loss,
 )
 from min2real.training.recipes import ABLATION_RECIPES, OTHER_RECIPES, TABLE_I_RECIPES, load_miniature, load_recipe
-from min2real.training.trainer import (
-    SkipSampler,
-    capture_rng_state,
-    drop_sim_lidar,
-    restore_rng_state,
-    warmup_cosine,
-)
+from min2real.training.trainer import drop_sim_lidar, warmup_cosine
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "training"
 

@@ -1,4 +1,6 @@
-"""The trainer: one loop a newcomer reads top to bottom (`train` at the end of this file).
+"""The trainer: one loop a newcomer reads top to bottom (`train` at the end of this file); its data
+(datasets, sampler, loaders) is in `loaders.py`, the torchrun / DDP set-up and the RNG states in
+`distributed.py`.
 
 Started plainly (`min2real train ...`) it runs on one device (CUDA if present, else CPU).
 Started by `torchrun` (which sets RANK, LOCAL_RANK, WORLD_SIZE, MASTER_ADDR/PORT) it joins the
@@ -26,28 +28,44 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import datetime
-import itertools
 import json
 import math
-import os
-import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.distributed as dist
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader
 
-from min2real.contract import DOMAIN_SIM, INPUT_LIDAR_BEV, INPUT_NAMES, SAMPLE_DOMAIN
+from min2real.contract import DOMAIN_SIM, INPUT_LIDAR_BEV, SAMPLE_DOMAIN
 from min2real.data.common import DataProblems
 from min2real.evaluation.metrics import MetricsAccumulator, flatten_metrics
 from min2real.models.checkpoint import load_checkpoint
 from min2real.training.augment import add_gaussian_noise
 from min2real.training.checkpoint import save_checkpoint
 from min2real.training.config import TrainConfig
+from min2real.training.distributed import (
+    DistributedContext,
+    capture_rng_state,
+    configure_determinism,
+    every_rank_has_samples,
+    gather_rng_states,
+    resolve_device,
+    restore_rng_state,
+    seed_everything,
+    setup_distributed,
+)
+from min2real.training.errors import TrainingError
+from min2real.training.loaders import (
+    build_datasets,
+    build_train_sampler,
+    make_train_loader,
+    model_inputs,
+    seed_worker,
+    steps_per_epoch,
+    to_device,
+)
 from min2real.training.losses import compute_losses
 
 LAST_CHECKPOINT = "last.pt"
@@ -63,119 +81,6 @@ RESUME_SAFE_KEYS = {
     "train.num_threads",
     "train.val_at_start",
 }
-
-
-class TrainingError(RuntimeError):
-    """The run cannot start or continue (the message says why and what to do)."""
-
-
-# ---- distributed set-up -------------------------------------------------------------------------
-@dataclass(frozen=True)
-class DistributedContext:
-    rank: int = 0
-    local_rank: int = 0
-    world_size: int = 1
-
-    @property
-    def is_distributed(self) -> bool:
-        return self.world_size > 1
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-
-# How long a collective may wait. Rank 0 validates alone while the other ranks wait in a barrier;
-# NCCL's default (10 minutes) is shorter than a full NAVSIM validation can take, and its watchdog
-# would kill the waiting ranks.
-DISTRIBUTED_TIMEOUT = datetime.timedelta(minutes=60)
-
-
-def setup_distributed(device_kind: str) -> DistributedContext:
-    """Join the process group when started by torchrun (WORLD_SIZE > 1), else a single process."""
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    if world_size <= 1:
-        return DistributedContext()
-    context = DistributedContext(int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0")), world_size)
-    if not dist.is_initialized():
-        backend = "nccl" if device_kind == "cuda" else "gloo"
-        if device_kind == "cuda":
-            torch.cuda.set_device(context.local_rank)
-        dist.init_process_group(backend=backend, timeout=DISTRIBUTED_TIMEOUT)
-    return context
-
-
-def resolve_device(requested: str, context: DistributedContext) -> torch.device:
-    if requested == "cuda" and not torch.cuda.is_available():
-        raise TrainingError("train.device='cuda' but no CUDA GPU is visible; use train.device=auto or cpu")
-    if requested == "cuda" or (requested == "auto" and torch.cuda.is_available()):
-        return torch.device("cuda", context.local_rank)
-    return torch.device("cpu")
-
-
-# ---- reproducibility ----------------------------------------------------------------------------
-# The legacy global numpy RNG is seeded and checkpointed on purpose: third-party code and user
-# datasets may draw from it, and an exact resume needs its state (hence the NPY002 exemptions).
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)  # noqa: NPY002
-    torch.manual_seed(seed)
-
-
-def configure_determinism(deterministic: bool) -> None:
-    """Deterministic kernels where torch has them. Some ops the network needs have no deterministic
-    CUDA backward (the V2R adapter's bilinear upsampling, `F.interpolate`); torch would raise a
-    RuntimeError on the first GPU step, so those only warn (`warn_only`): on CPU every op is
-    deterministic and resume is bit-exact, on GPU the run is as deterministic as torch allows."""
-    if not deterministic:
-        torch.use_deterministic_algorithms(False)  # an earlier run in this process may have set it
-        torch.backends.cudnn.deterministic = False
-        torch.backends.cudnn.benchmark = True
-        return
-    # cuBLAS needs a fixed workspace for deterministic GEMMs; must be set before CUDA initialises.
-    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    torch.backends.cudnn.benchmark = False
-    torch.backends.cudnn.deterministic = True
-    torch.use_deterministic_algorithms(True, warn_only=True)
-
-
-def capture_rng_state(device: torch.device) -> dict:
-    """This process's RNG states in a form `torch.load(weights_only=True)` accepts."""
-    numpy_state = np.random.get_state()  # noqa: NPY002
-    python_state = random.getstate()
-    state = {
-        "torch": torch.get_rng_state(),
-        "numpy": [
-            numpy_state[0],
-            numpy_state[1].tolist(),
-            int(numpy_state[2]),
-            int(numpy_state[3]),
-            float(numpy_state[4]),
-        ],
-        "python": [python_state[0], list(python_state[1]), python_state[2]],
-        "cuda": [torch.cuda.get_rng_state(device)] if device.type == "cuda" else [],
-    }
-    return state
-
-
-def restore_rng_state(state: dict, device: torch.device) -> None:
-    torch.set_rng_state(state["torch"])
-    name, keys, position, has_gauss, cached = state["numpy"]
-    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), position, has_gauss, cached))  # noqa: NPY002
-    version, internal, gauss_next = state["python"]
-    random.setstate((version, tuple(internal), gauss_next))
-    if device.type == "cuda" and state.get("cuda"):
-        torch.cuda.set_rng_state(state["cuda"][0], device)
-
-
-def gather_rng_states(context: DistributedContext, device: torch.device) -> list[dict]:
-    """Every rank's RNG state, on every rank (rank 0 stores them)."""
-    mine = capture_rng_state(device)
-    if not context.is_distributed:
-        return [mine]
-    gathered: list = [None] * context.world_size
-    dist.all_gather_object(gathered, mine)
-    return gathered
 
 
 # ---- optimiser and schedule ---------------------------------------------------------------------
@@ -219,109 +124,6 @@ def needs_unused_parameter_search(model_config, loss_weights, requested: bool = 
     )
 
 
-# ---- data ---------------------------------------------------------------------------------------
-class SkipSampler(Sampler):
-    """Yields the wrapped sampler's indices after the first `skip` (resume inside an epoch)."""
-
-    def __init__(self, sampler: Sampler, skip: int) -> None:
-        self.sampler, self.skip = sampler, skip
-
-    def __iter__(self):
-        return itertools.islice(iter(self.sampler), self.skip, None)
-
-    def __len__(self) -> int:
-        return max(0, len(self.sampler) - self.skip)
-
-
-def build_datasets(config: TrainConfig, contract, model_config):
-    """(training dataset, validation dataset or None) from the `data:` section.
-
-    Validation data always carries driving labels (real ones included): it measures driving.
-    """
-    from min2real import data as data_lib
-
-    data = config.data
-    if not data.sim_roots and not data.real_roots:
-        raise TrainingError("data.sim_roots and data.real_roots are both empty; the run has nothing to train on")
-    if model_config.use_discriminator and not data.real_roots:
-        raise TrainingError(
-            f"model variant {model_config.variant!r} trains a domain discriminator, which needs real-domain images; "
-            "set data.real_roots (with data.real_driving_labels=false they only feed the discriminator)"
-        )
-    try:
-        train_set, val_set = data_lib.datasets_from_config(data, contract)
-    except (FileNotFoundError, ValueError) as error:
-        raise TrainingError(f"data section: {error}") from error
-    if len(train_set) == 0:
-        raise TrainingError(f"the training data under {data.sim_roots + data.real_roots} holds no usable samples")
-    return train_set, val_set
-
-
-def build_train_sampler(train_set, config: TrainConfig, context: DistributedContext):
-    """The domain-ratio sampler: every rank computes the same (seed, epoch) draw and takes its share."""
-    from min2real.data import build_sampler
-
-    try:
-        return build_sampler(
-            train_set, config.data, seed=config.train.seed, rank=context.rank, world_size=context.world_size
-        )
-    except ValueError as error:
-        raise TrainingError(f"data section: {error}") from error
-
-
-def _seed_worker(worker_id: int) -> None:
-    # DataLoader seeds torch per worker from its generator; numpy and random follow it.
-    from min2real.data import worker_init_fn
-
-    worker_init_fn(worker_id)
-    worker_seed = torch.initial_seed() % 2**32
-    np.random.seed(worker_seed)  # noqa: NPY002
-    random.seed(worker_seed)
-
-
-def make_train_loader(
-    train_set, sampler, config: TrainConfig, context: DistributedContext, epoch: int, skip_batches: int, device
-):
-    """The epoch's DataLoader over this rank's share, skipping the batches already done."""
-    from min2real.data import collate_samples
-
-    sampler.set_epoch(epoch)
-    generator = torch.Generator().manual_seed(config.train.seed * 1_000_003 + epoch * 1009 + context.rank)
-    return DataLoader(
-        train_set,
-        batch_size=config.train.batch_size,
-        sampler=SkipSampler(sampler, skip_batches * config.train.batch_size),
-        num_workers=config.train.num_workers,
-        collate_fn=collate_samples,
-        drop_last=True,  # every rank runs the same number of steps per epoch
-        pin_memory=device.type == "cuda",
-        worker_init_fn=_seed_worker,
-        generator=generator,
-    )
-
-
-def steps_per_epoch(sampler, config: TrainConfig, context: DistributedContext) -> int:
-    steps = len(sampler) // config.train.batch_size
-    if steps <= 0:
-        raise TrainingError(
-            f"an epoch of {len(sampler)} samples per process ({context.world_size} process(es)) gives no full batch of "
-            f"{config.train.batch_size}; lower train.batch_size or raise data.samples_per_epoch"
-        )
-    return steps
-
-
-def to_device(batch: dict, device: torch.device) -> dict:
-    return {
-        key: value.to(device, non_blocking=True) if torch.is_tensor(value) else value for key, value in batch.items()
-    }
-
-
-def model_inputs(batch: dict) -> dict:
-    inputs = {name: batch[name] for name in INPUT_NAMES if name in batch}
-    inputs["image"] = inputs["image"].float()
-    return inputs
-
-
 # ---- validation ---------------------------------------------------------------------------------
 @torch.no_grad()
 def validate(model, val_set, config: TrainConfig, contract, device: torch.device, autocast) -> dict:
@@ -336,7 +138,7 @@ def validate(model, val_set, config: TrainConfig, contract, device: torch.device
         shuffle=False,
         num_workers=config.train.num_workers,
         collate_fn=collate_samples,
-        worker_init_fn=_seed_worker,
+        worker_init_fn=seed_worker,
         generator=torch.Generator().manual_seed(0),
     )
     accumulator = MetricsAccumulator(contract)
@@ -437,19 +239,6 @@ def _log_scalars(writer, values: dict[str, float], step: int) -> None:
         return
     for name, value in values.items():
         writer.add_scalar(name, value, step)
-
-
-def _every_rank_has_samples(batch: dict, context: DistributedContext, device: torch.device) -> bool:
-    """False when this batch (or, under DDP, any rank's batch) lost every sample to broken data:
-    all ranks must take the same number of optimiser steps or DDP would wait forever."""
-    from min2real.data import batch_size
-
-    has_samples = batch_size(batch) > 0
-    if not context.is_distributed:
-        return has_samples
-    flag = torch.tensor([1 if has_samples else 0], device=device)
-    dist.all_reduce(flag, op=dist.ReduceOp.MIN)
-    return bool(flag.item())
 
 
 def index_problems_report(datasets: dict) -> str:
@@ -633,7 +422,7 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False) -> Tra
         for batch in loader:
             state.batch_in_epoch += 1
             problems.update_from_batch(batch)
-            if not _every_rank_has_samples(batch, context, device):
+            if not every_rank_has_samples(batch, context, device):
                 continue  # broken samples only (reported at epoch end); all ranks skip together
             batch = to_device(batch, device)
             inputs = model_inputs(batch)
