@@ -153,6 +153,11 @@ def test_agent_requests_the_exported_models_camera_same_focal_length_at_the_inpu
     onnx_path = tmp_path / "tiny_sim.onnx"
     report = export_onnx(checkpoint, "sim", onnx_path, exporter="legacy")
     assert report.metadata.source_camera == CARLA_GARAGE_CAMERA
+    # The checkpoint run directly (torch backend, what the agent loads for a .pt) names the same camera.
+    from min2real.runtime.backends.torch_backend import TorchBackend
+
+    assert TorchBackend(checkpoint, domain="sim", warmup=0).metadata.source_camera == CARLA_GARAGE_CAMERA
+    assert TorchBackend(checkpoint, domain="real", warmup=0).metadata.source_camera is None
 
     lb.install(monkeypatch, lb.GarageAutonomousAgent)
     monkeypatch.delitem(carla_agent.__dict__, "Min2RealAgent", raising=False)

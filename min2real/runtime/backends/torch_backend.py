@@ -3,6 +3,7 @@ TensorRT). The only backend that imports torch, and only when it is created."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +42,11 @@ class TorchBackend(Backend):
         self.device = torch.device(device)
         model, checkpoint, model_contract = model_from_checkpoint(path, map_location="cpu")
         self.metadata = artifact_metadata(model, checkpoint, model_contract, domain, file_sha256(path))
+        if domain == "sim":  # the training camera, as `min2real export` writes it into an ONNX model
+            from min2real.export import source_camera_from_checkpoint
+
+            camera = source_camera_from_checkpoint(checkpoint, model_contract)
+            self.metadata = dataclasses.replace(self.metadata, source_camera=camera)
         self._check_requested(domain, contract)
         self.module = model.deploy(domain).to(self.device).eval()
         # Positional inputs in contract order (metadata dicts may be key-sorted after JSON).
