@@ -221,6 +221,21 @@ def test_synth_longest6_route_set():
         route_set("longest6")
 
 
+def test_synth_val_is_disjoint_from_the_test_routes_and_the_expert_drives_it():
+    """synth-val (model selection by closed-loop score) shares no road with synth-longest6 (the
+    reported score) and is as fair: the expert completes every route."""
+    label, specs = route_set("synth-val")
+    assert label == "synth-val" and len(specs) == 12
+    test_seeds = {s.seed for s in route_set("synth-longest6")[1]}
+    assert not test_seeds & {s.seed for s in specs}
+    assert all(sum(s.obstacle for s in specs if s.town == town) <= 1 for town in range(6))
+    assert sum(s.obstacle for s in specs) == 5  # town 5's two routes fit no parked car
+    scores = [
+        run_route(spec, ExpertStack(C.DEFAULT_CONTRACT), "sim", None, lidar=False, tiles=False).score for spec in specs
+    ]
+    assert min(score.driving_score for score in scores) >= 95, [score.driving_score for score in scores]
+
+
 def test_conditions_change_appearance_only():
     noon, dusk = Scenario((CLOSED_LOOP_SEED_BASE, 0), 60.0, "noon"), Scenario((CLOSED_LOOP_SEED_BASE, 0), 60.0, "dusk")
     np.testing.assert_array_equal(noon.route_xy, dusk.route_xy)

@@ -10,6 +10,10 @@ Seed space: training and validation data use `min2real data synth --seed S` with
 (CLOSED_LOOP_SEED_BASE + town, route) with CLOSED_LOOP_SEED_BASE = 15_000_000, a range no
 training seed reaches, so the judge drives roads no model was trained on.
 
+`synth-val`: 12 routes built the same way on towns of their own (CLOSED_LOOP_VAL_SEED_BASE =
+16_000_000, 6 towns x 2 routes, a parked car on each town where one of its routes fits one: 5): for choosing between models or recipes
+by closed-loop score without looking at synth-longest6, which then stays a test set.
+
 Order: route p of a set is town p % 6, route p // 6, so the first N routes of a set spread over
 the towns and conditions (`--routes 6` = one route per town, six conditions).
 """
@@ -21,6 +25,8 @@ from dataclasses import dataclass
 from min2real.data.synthetic.scenario import CONDITION_NAMES, Scenario
 
 CLOSED_LOOP_SEED_BASE = 15_000_000
+CLOSED_LOOP_VAL_SEED_BASE = 16_000_000
+VAL_ROUTES_PER_TOWN = 2
 TOWNS = 6
 ROUTES_PER_TOWN = 6
 ROUTE_LENGTH_M = 180.0
@@ -39,26 +45,35 @@ class RouteSpec:
     condition: str
     obstacle: bool
     length_m: float
+    seed_base: int = CLOSED_LOOP_SEED_BASE
 
     @property
     def seed(self) -> tuple[int, int]:
-        return (CLOSED_LOOP_SEED_BASE + self.town, self.index)
+        return (self.seed_base + self.town, self.index)
 
     def scenario(self) -> Scenario:
         return Scenario(self.seed, self.length_m, self.condition, self.obstacle)
 
 
-def _obstacle_route(town: int, length_m: float) -> int | None:
+def _obstacle_route(town: int, length_m: float, seed_base: int, routes_per_town: int) -> int | None:
     for index in OBSTACLE_ROUTE_ORDER:
-        if Scenario((CLOSED_LOOP_SEED_BASE + town, index), length_m, obstacle=True).obstacle is not None:
+        if (
+            index < routes_per_town
+            and Scenario((seed_base + town, index), length_m, obstacle=True).obstacle is not None
+        ):
             return index
     return None
 
 
-def _longest6_like(set_name: str, length_m: float, with_obstacles: bool = True) -> list[RouteSpec]:
-    obstacle_index = {town: _obstacle_route(town, length_m) if with_obstacles else None for town in range(TOWNS)}
+def _longest6_like(
+    set_name: str,
+    length_m: float,
+    seed_base: int = CLOSED_LOOP_SEED_BASE,
+    routes_per_town: int = ROUTES_PER_TOWN,
+) -> list[RouteSpec]:
+    obstacle_index = {town: _obstacle_route(town, length_m, seed_base, routes_per_town) for town in range(TOWNS)}
     routes = []
-    for position in range(TOWNS * ROUTES_PER_TOWN):
+    for position in range(TOWNS * routes_per_town):
         town, index = position % TOWNS, position // TOWNS
         condition = CONDITION_NAMES[(town + index) % len(CONDITION_NAMES)]
         routes.append(
@@ -69,6 +84,7 @@ def _longest6_like(set_name: str, length_m: float, with_obstacles: bool = True) 
                 condition,
                 obstacle_index[town] == index,
                 length_m,
+                seed_base,
             )
         )
     return routes
@@ -85,6 +101,7 @@ def _short() -> list[RouteSpec]:
 ROUTE_SETS = {
     "synth-longest6": lambda: _longest6_like("synth-longest6", ROUTE_LENGTH_M),
     "synth-short": _short,
+    "synth-val": lambda: _longest6_like("synth-val", ROUTE_LENGTH_M, CLOSED_LOOP_VAL_SEED_BASE, VAL_ROUTES_PER_TOWN),
 }
 DEFAULT_ROUTE_SET = "synth-longest6"
 
