@@ -259,3 +259,49 @@ def test_left_turn_loaded_from_both_layouts(dataset_dir):
             assert measurement["target_point"][1] < 0  # CARLA: y right
             steers.append(measurement["steer"])
     assert steers and max(steers) <= 1e-9 and min(steers) < -0.05  # CARLA: positive steer = right
+
+
+def test_drives_past_a_parked_car_swerve_round_it_as_closed_loop_routes_do(tmp_path):
+    """A training drive with a parked car: the car is in the ego lane, the drive (poses, labels and
+    the driver's dense route) passes it in the oncoming lane, the LiDAR sees it, and the drive is the
+    plain one everywhere the swerve does not reach."""
+    from min2real.data.synthetic.geometry import LANE_WIDTH_M
+    from min2real.data.synthetic.scenario import OBSTACLE_HALF_SIZE_M
+
+    seed, duration_s = (3, 0, 3), 30.0
+    plain = SyntheticDrive(seed, duration_s, "sim", (256, 96), TINY_CONTRACT)
+    parked = SyntheticDrive(seed, duration_s, "sim", (256, 96), TINY_CONTRACT, obstacle=True)
+    assert plain.obstacle is None and parked.obstacle is not None
+    car = parked.obstacle
+    s = np.arange(0.0, float(parked.route.s_at(duration_s)), 0.5)
+    xy, _ = parked.route.pose_at_s(s)
+    distance = np.linalg.norm(xy - car.centre_xy, axis=1)
+    assert distance.min() > OBSTACLE_HALF_SIZE_M[1] + 1.0  # passes clear of the car's side
+    assert distance.min() == pytest.approx(LANE_WIDTH_M, abs=0.3)  # one lane over
+    far = np.abs(s - car.s_m) > 40.0
+    np.testing.assert_allclose(xy[far], plain.route.pose_at_s(s[far])[0], atol=1e-9)
+    # The label 20 m before the car bends left (REP 103: +y), where the plain drive's goes straight.
+    index = int(np.argmin(np.abs(parked.route.s_at(np.arange(121) / 4.0) - (car.s_m - 20.0))))
+    lateral = parked.frame(index, 4.0).waypoints_ego[:4, 1] - plain.frame(index, 4.0).waypoints_ego[:4, 1]
+    assert lateral.max() > 1.0
+    # The car is an object of the world: LiDAR returns on it when it is just ahead.
+    frame = parked.frame(index, 4.0)
+    x, y, yaw = frame.pose_world
+    offset = car.centre_xy - np.array([x, y])
+    car_ego = np.array(  # the car's centre in the ego frame (x forward, y left)
+        [np.cos(yaw) * offset[0] + np.sin(yaw) * offset[1], -np.sin(yaw) * offset[0] + np.cos(yaw) * offset[1]]
+    )
+    assert 10.0 < car_ego[0] < 30.0 and car_ego[1] < -LANE_WIDTH_M / 2  # ahead, on the right: we swerved
+    points = frame.lidar_points_ego
+    on_car = np.linalg.norm(points[:, :2] - car_ego, axis=1) < 2.5
+    assert np.count_nonzero(on_car & (points[:, 2] > 0.3)) > 10
+
+
+def test_writer_spreads_parked_cars_over_the_share_of_routes(tmp_path):
+    summary = write_synthetic_dataset(
+        tmp_path, seed=3, frames=480, routes=4, domains=("real",), contract=TINY_CONTRACT, obstacle_share=0.5
+    )
+    assert summary["obstacle_share"] == 0.5
+    assert summary["domains"]["real"]["routes_with_parked_car"] == 2  # routes 1 and 3
+    with pytest.raises(ValueError, match="obstacle_share"):
+        write_synthetic_dataset(tmp_path / "bad", frames=4, routes=1, obstacle_share=1.5)

@@ -69,6 +69,14 @@ def _synth_arguments(parser: argparse.ArgumentParser) -> None:
         help="appearance conditions cycled over the routes: 'all' (the closed loop's six: noon, cloudy, wet, "
         "sunset, dusk, fog) or a comma-separated list; default: the plain look",
     )
+    parser.add_argument(
+        "--obstacles",
+        type=float,
+        default=0.0,
+        metavar="SHARE",
+        help="share of routes that pass a car parked in the ego lane in the oncoming lane, as closed-loop "
+        "routes do (0..1; default 0)",
+    )
 
 
 def _synth_run(args: argparse.Namespace) -> int:
@@ -114,6 +122,7 @@ def _synth_run(args: argparse.Namespace) -> int:
         split=args.split,
         contract=contract,
         conditions=conditions,
+        obstacle_share=args.obstacles,
     )
     elapsed = time.perf_counter() - start
     for domain, info in summary["domains"].items():
@@ -121,6 +130,7 @@ def _synth_run(args: argparse.Namespace) -> int:
         print(
             f"{domain}: {info['labelled_frames']} labelled frames ({info['frames_written']} written with route tails) "
             f"at {info['rate_hz']:g} Hz, {info['image_size'][0]}x{info['image_size'][1]}, {layout} layout"
+            + (f", {info['routes_with_parked_car']} routes past a parked car" if info["routes_with_parked_car"] else "")
         )
     print(f"wrote {args.out} in {elapsed:.1f} s")
     return 0

@@ -121,9 +121,13 @@ class SyntheticDrive:
         lidar: bool | None = None,
         first_turn: str | None = None,
         condition: str | None = None,
+        obstacle: bool = False,
     ) -> None:
         """condition: an appearance condition of the closed-loop scenarios (scenario.CONDITIONS:
-        noon, cloudy, wet, sunset, dusk, fog) on top of the domain's look; None = as generated."""
+        noon, cloudy, wet, sunset, dusk, fog) on top of the domain's look; None = as generated.
+        obstacle: a car parked in the ego lane that the drive passes in the oncoming lane, as on the
+        closed-loop routes (scenario.park_car_on_drive); `self.obstacle` is None when no straight
+        stretch of the labelled part fits one."""
         if domain not in C.DOMAINS:
             raise ValueError(f"synthetic domain {domain!r} is not supported; expected one of {C.DOMAINS}")
         unknown = set(cameras) - set(NAVSIM_CAMERAS)
@@ -135,6 +139,12 @@ class SyntheticDrive:
         self.lidar = (domain == SIM) if lidar is None else bool(lidar)
         min_length = (duration_s + 2 * contract.horizon_s) * V_MAX_MPS + TARGET_POINT_DISTANCE_M + 40.0
         self.route = SyntheticRoute(self.seed, min_length, first_turn, start_from_rest=True)
+        self.obstacle = None
+        if obstacle:
+            from min2real.data.synthetic.scenario import park_car_on_drive
+
+            labelled_m = float(self.route.s_at(duration_s))
+            self.obstacle = park_car_on_drive(self.route, labelled_m, np.random.default_rng((*self.seed, 7)))
         self.route_world_xy = self.route.route_world()
         # The target point and the command exactly as the driver node derives them from this dense
         # route (runtime.route.RoutePlanner: Garage's plan every ~50 m plus turns, commands from the

@@ -112,13 +112,11 @@ class Scenario:
         self.obstacle: Obstacle | None = None
         offset_m = np.zeros(len(base.path_s))  # lateral offset of the route from the ego lane, + = left
         if obstacle:
-            s_obstacle = self._obstacle_place(junctions, rng)
+            s_obstacle = obstacle_place(base, junctions, self.length_m, rng)
             if s_obstacle is not None:
                 offset_m = LANE_WIDTH_M * _swerve_profile(base.path_s, s_obstacle)
-                index = int(round(s_obstacle / PATH_STEP_M))
-                centre = base.path_xy[index].copy()
-                self.obstacle = Obstacle(s_obstacle, centre, float(base.path_yaw[index]), OBSTACLE_HALF_SIZE_M)
-                self._add_obstacle_box(self.obstacle)
+                self.obstacle = _parked_car(base, s_obstacle)
+                add_obstacle_box(base, self.obstacle)
         left = np.stack([-np.sin(base.path_yaw), np.cos(base.path_yaw)], axis=1)
         self.route_lane_xy = base.path_xy + offset_m[:, None] * left
         step = np.linalg.norm(np.diff(self.route_lane_xy, axis=0), axis=1)
@@ -150,26 +148,6 @@ class Scenario:
         self.road_points_xy = base.all_road_points
 
     # ---- construction ----------------------------------------------------------------------
-    def _obstacle_place(self, junctions: list, rng: np.random.Generator) -> float | None:
-        """Path distance of a parked car: on a nearly straight stretch long enough for the bypass,
-        away from intersections, inside the scored route; None when the route has none."""
-        base = self.route
-        reach = SWERVE_HOLD_M + SWERVE_RAMP_M + 2.0
-        s = base.path_s
-        candidates = s[(s > 20.0 + reach) & (s < self.length_m - reach - 10.0)]
-        straight = np.abs(base.curvature) < 1.0 / 30.0  # curves, not junction turns
-        ok = []
-        for s_candidate in candidates[:: int(round(2.0 / PATH_STEP_M))]:
-            window = (s >= s_candidate - reach) & (s <= s_candidate + reach)
-            if not straight[window].all():
-                continue
-            if any(s0 - 4.0 < s_candidate + reach and s_candidate - reach < s1 + 4.0 for s0, s1, _ in junctions):
-                continue
-            ok.append(float(s_candidate))
-        if not ok:
-            return None
-        return ok[int(rng.integers(len(ok)))]
-
     def _clear_roads(self) -> None:
         """Drop roadside boxes whose footprint reaches onto a road (the generator keeps box centres
         off the roads, but a long box beside a turn can stick into it, where a car that keeps its
@@ -190,17 +168,6 @@ class Scenario:
         route.object_half_size = route.object_half_size[keep]
         route.object_height = route.object_height[keep]
         route.object_kind = route.object_kind[keep]
-
-    def _add_obstacle_box(self, obstacle: Obstacle) -> None:
-        """Append the parked car to the route's boxes (so the renderer and LiDAR see it)."""
-        route = self.route
-        route.object_centre_xy = np.concatenate([route.object_centre_xy.reshape(-1, 2), obstacle.centre_xy[None]])
-        route.object_yaw = np.append(route.object_yaw, obstacle.yaw_rad)
-        route.object_half_size = np.concatenate(
-            [route.object_half_size.reshape(-1, 2), np.array([obstacle.half_size_m], dtype=np.float64)]
-        )
-        route.object_height = np.append(route.object_height, OBSTACLE_HEIGHT_M)
-        route.object_kind = np.append(route.object_kind, _CAR_KIND).astype(np.int64)
 
     # ---- queries -----------------------------------------------------------------------------
     @property
@@ -231,3 +198,62 @@ def _swerve_profile(s_m: np.ndarray, s_obstacle: float) -> np.ndarray:
     rise = np.clip((s_m - (hold_start - SWERVE_RAMP_M)) / SWERVE_RAMP_M, 0.0, 1.0)
     fall = np.clip(((hold_end + SWERVE_RAMP_M) - s_m) / SWERVE_RAMP_M, 0.0, 1.0)
     return 0.5 - 0.5 * np.cos(math.pi * np.minimum(rise, fall))
+
+
+def obstacle_place(route: SyntheticRoute, junctions: list, length_m: float, rng: np.random.Generator) -> float | None:
+    """Path distance of a parked car: on a nearly straight stretch long enough for the bypass,
+    away from intersections, before `length_m`; None when the route has none. `junctions`: (s_start,
+    s_end, junction) per intersection along the path."""
+    base = route
+    reach = SWERVE_HOLD_M + SWERVE_RAMP_M + 2.0
+    s = base.path_s
+    candidates = s[(s > 20.0 + reach) & (s < length_m - reach - 10.0)]
+    straight = np.abs(base.curvature) < 1.0 / 30.0  # curves, not junction turns
+    ok = []
+    for s_candidate in candidates[:: int(round(2.0 / PATH_STEP_M))]:
+        window = (s >= s_candidate - reach) & (s <= s_candidate + reach)
+        if not straight[window].all():
+            continue
+        if any(s0 - 4.0 < s_candidate + reach and s_candidate - reach < s1 + 4.0 for s0, s1, _ in junctions):
+            continue
+        ok.append(float(s_candidate))
+    if not ok:
+        return None
+    return ok[int(rng.integers(len(ok)))]
+
+
+def add_obstacle_box(route: SyntheticRoute, obstacle: Obstacle) -> None:
+    """Append the parked car to the route's boxes (so the renderer and LiDAR see it)."""
+    route.object_centre_xy = np.concatenate([route.object_centre_xy.reshape(-1, 2), obstacle.centre_xy[None]])
+    route.object_yaw = np.append(route.object_yaw, obstacle.yaw_rad)
+    route.object_half_size = np.concatenate(
+        [route.object_half_size.reshape(-1, 2), np.array([obstacle.half_size_m], dtype=np.float64)]
+    )
+    route.object_height = np.append(route.object_height, OBSTACLE_HEIGHT_M)
+    route.object_kind = np.append(route.object_kind, _CAR_KIND).astype(np.int64)
+
+
+def _parked_car(route: SyntheticRoute, s_obstacle: float) -> Obstacle:
+    index = int(round(s_obstacle / PATH_STEP_M))
+    return Obstacle(s_obstacle, route.path_xy[index].copy(), float(route.path_yaw[index]), OBSTACLE_HALF_SIZE_M)
+
+
+def park_car_on_drive(route: SyntheticRoute, length_m: float, rng: np.random.Generator) -> Obstacle | None:
+    """A training drive around a parked car, as the closed-loop routes have one: the car parked in
+    the ego lane where `obstacle_place` finds room before `length_m`, and the ego path (what the
+    drive follows, its labels and its dense route) moved into the oncoming lane around it with the
+    closed-loop route's swerve. Changes `route` in place; None (route unchanged) when no stretch fits."""
+    junctions = [(float(route.path_s[j.index_start]), float(route.path_s[j.index_end]), j) for j in route.intersections]
+    s_obstacle = obstacle_place(route, junctions, length_m, rng)
+    if s_obstacle is None:
+        return None
+    obstacle = _parked_car(route, s_obstacle)
+    add_obstacle_box(route, obstacle)
+    offset_m = LANE_WIDTH_M * _swerve_profile(route.path_s, s_obstacle)
+    left = np.stack([-np.sin(route.path_yaw), np.cos(route.path_yaw)], axis=1)
+    route.path_xy = route.path_xy + offset_m[:, None] * left
+    delta = np.gradient(route.path_xy, axis=0)
+    swerved = np.unwrap(np.arctan2(delta[:, 1], delta[:, 0]))
+    swerved += 2.0 * math.pi * np.round((route.path_yaw - swerved) / (2.0 * math.pi))  # same branch as the path
+    route.path_yaw = np.where(offset_m > 0.0, swerved, route.path_yaw)  # the lane's heading elsewhere, unchanged
+    return obstacle

@@ -204,6 +204,7 @@ def write_synthetic_dataset(
     split: str = "trainval",
     contract: C.Contract = C.DEFAULT_CONTRACT,
     conditions: Sequence[str] = (),
+    obstacle_share: float = 0.0,
 ) -> dict:
     """Write `frames` labelled frames per domain over `routes` routes (plus each route's tail,
     which only serves as future poses) under `out_dir`:
@@ -214,8 +215,13 @@ def write_synthetic_dataset(
         synthetic.json                                what was written
 
     Sim and real routes use different seeds (the real domain is new scenery, as in deployment);
-    `generate_drive` with one seed gives both looks of the same drive.
+    `generate_drive` with one seed gives both looks of the same drive. `obstacle_share`: the share
+    of routes (evenly spread: route r when floor((r + 1) * share) > floor(r * share)) that pass a
+    car parked in the ego lane, as the closed-loop routes do; a route whose labelled part has no
+    straight stretch for one drives without.
     """
+    if not 0.0 <= obstacle_share <= 1.0:
+        raise ValueError(f"synthetic dataset obstacle_share={obstacle_share}; expected a share in [0, 1]")
     if routes < 1 or frames < routes:
         raise ValueError(
             f"synthetic dataset needs routes >= 1 and frames >= routes; got frames={frames} routes={routes}"
@@ -229,6 +235,7 @@ def write_synthetic_dataset(
         "routes": routes,
         "split": split,
         "conditions": list(conditions),
+        "obstacle_share": obstacle_share,
         "domains": {},
     }
     for domain in domains:
@@ -236,7 +243,9 @@ def write_synthetic_dataset(
             raise ValueError(f"synthetic domain {domain!r} is not supported; expected one of {C.DOMAINS}")
         rate = CARLA_RATE_HZ if domain == SIM else NAVSIM_RATE_HZ
         written = 0
+        parked = 0
         for route_index, labelled in enumerate(per_route):
+            obstacle = math.floor((route_index + 1) * obstacle_share) > math.floor(route_index * obstacle_share)
             drive_seed = (seed, C.DOMAINS.index(domain), route_index)
             first_turn = "left" if route_index % 2 == 0 else "right"  # every class in even a tiny dataset
             condition = conditions[route_index % len(conditions)] if conditions else None  # appearance
@@ -249,6 +258,7 @@ def write_synthetic_dataset(
                     contract,
                     first_turn=first_turn,
                     condition=condition,
+                    obstacle=obstacle,
                 )
                 written += write_carla_route(
                     out_dir / "carla" / "synthetic" / f"route_{route_index:03d}", drive, labelled
@@ -264,12 +274,15 @@ def write_synthetic_dataset(
                     real_lidar,
                     first_turn,
                     condition,
+                    obstacle,
                 )
                 written += write_navsim_log(
                     out_dir / "navsim", split, f"synthetic_{route_index:03d}", drive, labelled, route_index
                 )
+            parked += drive.obstacle is not None
         summary["domains"][domain] = {
             "labelled_frames": frames,
+            "routes_with_parked_car": parked,
             "frames_written": written,
             "rate_hz": rate,
             "image_size": list(sim_image_size if domain == SIM else real_image_size),
