@@ -204,11 +204,10 @@ def obstacle_place(route: SyntheticRoute, junctions: list, length_m: float, rng:
     """Path distance of a parked car: on a nearly straight stretch long enough for the bypass,
     away from intersections, before `length_m`; None when the route has none. `junctions`: (s_start,
     s_end, junction) per intersection along the path."""
-    base = route
     reach = SWERVE_HOLD_M + SWERVE_RAMP_M + 2.0
-    s = base.path_s
+    s = route.path_s
     candidates = s[(s > 20.0 + reach) & (s < length_m - reach - 10.0)]
-    straight = np.abs(base.curvature) < 1.0 / 30.0  # curves, not junction turns
+    straight = np.abs(route.curvature) < 1.0 / 30.0  # curves, not junction turns
     ok = []
     for s_candidate in candidates[:: int(round(2.0 / PATH_STEP_M))]:
         window = (s >= s_candidate - reach) & (s <= s_candidate + reach)
