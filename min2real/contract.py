@@ -31,6 +31,10 @@ INPUT_SPEED = "speed"  # (B, 1) float32, metres per second
 INPUT_COMMAND = "command"  # (B, 4) float32 one-hot, see COMMANDS
 OUTPUT_WAYPOINTS = "waypoints"  # (B, num_waypoints, 2) float32, ego frame (REP 103), metres
 OUTPUT_STEER_LOGITS = "steer_logits"  # (B, 3) float32, see STEER_CLASSES
+# Optional outputs (a graph has one iff its metadata's output_shapes lists it; read with
+# `optional_output`): the domain-shift monitor (min2real.monitor, docs/deployment.md).
+OUTPUT_DOMAIN_LOGIT = "domain_logit"  # (B,) float32 discriminator logit on the heads' features, "real" > 0
+OUTPUT_OOD_SCORE = "ood_score"  # (B,) float32 whitened distance of those features to training statistics
 
 # Target / bookkeeping keys of a training sample (datasets produce them, losses consume them).
 TARGET_WAYPOINTS = "waypoints"  # (T, 2) float32 ego frame (REP 103), metres
@@ -552,6 +556,19 @@ def decode_outputs(
     shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
     probs = shifted / shifted.sum(axis=1, keepdims=True)
     return waypoints, probs.argmax(axis=1).astype(np.int64), probs
+
+
+def optional_output(outputs: dict[str, np.ndarray], name: str) -> np.ndarray | None:
+    """An optional per-frame scalar output (OUTPUT_DOMAIN_LOGIT, OUTPUT_OOD_SCORE) as (B,) float32,
+    or None when the graph does not have it. Raises ContractError on a wrong shape or non-finite values."""
+    if name not in outputs:
+        return None
+    values = np.asarray(outputs[name], dtype=np.float32)
+    if values.ndim != 1:
+        raise ContractError(f"model output {name!r} has shape {values.shape}; expected (B,)")
+    if not np.isfinite(values).all():
+        raise ContractError(f"model output {name!r} has non-finite values; the prediction is discarded")
+    return values
 
 
 # ---- artifact metadata --------------------------------------------------------------------------
