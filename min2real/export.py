@@ -78,6 +78,7 @@ class ExportReport:
     num_dataset_inputs: int
     op_types: tuple[str, ...]
     exporter: str
+    monitor: object = None  # min2real.monitor.attach.MonitorReport when the monitor was attached
 
     def summary(self) -> str:
         lines = [
@@ -92,6 +93,8 @@ class ExportReport:
                 )
         else:
             lines.append("  parity not verified (verify=False)")
+        if self.monitor is not None:
+            lines.append(f"  {self.monitor.summary()}")
         return "\n".join(lines)
 
 
@@ -315,8 +318,13 @@ def export_onnx(
     verify_samples: int = 8,
     tolerances: dict[str, float] | None = None,
     source_camera: CameraSpec | None = None,
+    monitor_data: str | Path | None = None,
+    monitor_heldout: str | Path | None = None,
 ) -> ExportReport:
     """`min2real export`: checkpoint -> `out` ONNX of the `domain` graph, verified (see module docstring).
+
+    monitor_data / monitor_heldout: training / held-out in-distribution data folders: with both, the
+    graph gains the domain-shift monitor outputs (min2real.monitor; its report in `report.monitor`).
 
     source_camera: the training images' camera; default: read from the checkpoint for "sim"
     graphs (`source_camera_from_checkpoint`), none for "real" graphs (a real vehicle's camera is
@@ -328,7 +336,7 @@ def export_onnx(
     samples = None
     if verify and verify_data is not None:
         samples = load_dataset_samples(verify_data, contract, domain, verify_samples)
-    return export_model(
+    report = export_model(
         model,
         contract,
         domain,
@@ -345,3 +353,10 @@ def export_onnx(
         if source_camera is not None or domain != "sim"
         else source_camera_from_checkpoint(checkpoint_dict, contract),
     )
+    if (monitor_data is None) != (monitor_heldout is None):
+        raise ExportError("the monitor needs both monitor_data (training frames) and monitor_heldout (held-out frames)")
+    if monitor_data is not None and monitor_heldout is not None:
+        from min2real.monitor.from_model import add_monitor_to_export
+
+        report.monitor = add_monitor_to_export(model, domain, out, monitor_data, monitor_heldout)
+    return report

@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "build-engine": "build_engine",
     "export": "export",
     "model": "model",
+    "monitor": "monitor",
     "pretrain": "pretrain",
     "train": "train",
 }

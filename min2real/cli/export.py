@@ -60,12 +60,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "default: read from the checkpoint's training data for sim graphs",
     )
     parser.add_argument("--no-verify", action="store_true", help="skip the parity check (not for deployment)")
+    parser.add_argument(
+        "--monitor-data",
+        default=None,
+        help="training data folder: add the domain-shift monitor outputs, statistics over its frames (with --monitor-heldout)",
+    )
+    parser.add_argument(
+        "--monitor-heldout",
+        default=None,
+        help="held-out in-distribution data folder: the monitor's WARN / ERROR thresholds are calibrated on it",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     import logging
 
     from min2real.export import DEFAULT_TOLERANCES, ExportError, export_onnx
+    from min2real.monitor.statistics import MonitorError
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     tolerances = None if args.tolerance is None else dict.fromkeys(DEFAULT_TOLERANCES, args.tolerance)
@@ -82,8 +93,10 @@ def run(args: argparse.Namespace) -> int:
             verify_samples=args.verify_samples,
             tolerances=tolerances,
             source_camera=args.source_camera,
+            monitor_data=args.monitor_data,
+            monitor_heldout=args.monitor_heldout,
         )
-    except (ExportError, FileNotFoundError, ValueError) as error:
+    except (ExportError, MonitorError, FileNotFoundError, ValueError) as error:
         print(f"export failed: {error}")
         return 1
     print(report.summary())

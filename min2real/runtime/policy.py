@@ -20,6 +20,8 @@ from min2real.contract import (
     INPUT_LIDAR_BEV,
     INPUT_SPEED,
     INPUT_TARGET_POINT,
+    OUTPUT_DOMAIN_LOGIT,
+    OUTPUT_OOD_SCORE,
     ArtifactMetadata,
     Contract,
     ContractError,
@@ -27,6 +29,7 @@ from min2real.contract import (
     concrete_shape,
     decode_outputs,
     lidar_bev_from_points,
+    optional_output,
     prepare_camera_rgb,
 )
 from min2real.runtime.backends import load_backend
@@ -60,12 +63,15 @@ class DrivingPolicy:
         outputs = self.backend.infer(self._inputs)
         inferred = time.perf_counter()
         waypoints_ego, steer_class, steer_probs = decode_outputs(outputs, self.contract)
+        ood_score, domain_logit = (optional_output(outputs, name) for name in (OUTPUT_OOD_SCORE, OUTPUT_DOMAIN_LOGIT))
         return Prediction(
             waypoints_ego=waypoints_ego[0],
             steer_class=int(steer_class[0]),
             steer_probs=steer_probs[0].astype(np.float32),
             preprocess_ms=(preprocessed - start) * 1e3,
             inference_ms=(inferred - preprocessed) * 1e3,
+            ood_score=None if ood_score is None else float(ood_score[0]),
+            domain_logit=None if domain_logit is None else float(domain_logit[0]),
         )
 
     def _fill_inputs(self, frame: FrameInputs) -> None:

@@ -34,6 +34,8 @@ class Prediction:
     steer_class: 0 straight, 1 left, 2 right (contract.STEER_CLASSES).
     steer_probs: (3,) float32 class probabilities.
     preprocess_ms / inference_ms: time spent in pre-processing and in the backend.
+    ood_score / domain_logit: the monitor's outputs for this frame (runtime.domain_monitor), None
+        when the graph has no monitor.
     """
 
     waypoints_ego: np.ndarray
@@ -41,6 +43,8 @@ class Prediction:
     steer_probs: np.ndarray
     preprocess_ms: float
     inference_ms: float
+    ood_score: float | None = None
+    domain_logit: float | None = None
 
 
 @dataclass(frozen=True)

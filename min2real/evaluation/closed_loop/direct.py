@@ -28,6 +28,7 @@ from min2real.data.synthetic.render import LIDAR_HEIGHT_M
 from min2real.evaluation.closed_loop.expert import RouteExpert
 from min2real.evaluation.closed_loop.simulator import ClosedLoopSimulator, Observation
 from min2real.runtime.controller import FULL_BRAKE, ControllerConfig, WaypointController
+from min2real.runtime.domain_monitor import ScoreSummary, monitor_for
 from min2real.runtime.frame_assembly import CameraFrame, FrameAssembler, FreshnessLimits
 from min2real.runtime.mounts import Mount
 from min2real.runtime.route import RoutePlanner
@@ -121,10 +122,16 @@ class DriverMirror:
         self.assembler = FrameAssembler(lock_step_freshness(tick_s, use_lidar))
         self.planner = RoutePlanner(ROUTE_MIN_DISTANCE_M, ROUTE_MAX_DISTANCE_M)
         self.lidar_mount = Mount.from_xyz_rpy(*LIDAR_MOUNT_XYZ_M)
+        metadata = getattr(policy, "metadata", None)
+        self.monitor = monitor_for(metadata) if metadata is not None else None  # the node's defaults
+        self.monitor_summary: ScoreSummary | None = None
 
     def reset(self, route_xy: np.ndarray) -> None:
         """The dense route as the driver receives it (reduced to Garage's plan, commands from its geometry)."""
         self.planner.set_dense_route(np.asarray(route_xy, dtype=np.float64))
+        if self.monitor is not None:
+            self.monitor.reset()
+            self.monitor_summary = ScoreSummary(self.monitor.thresholds.warn)
 
     def predict(self, observation: Observation) -> tuple[np.ndarray | None, np.ndarray | None, str]:
         """(waypoints (T, 2) float32 base_link, target point (2,), "") or (None, target, reason)."""
@@ -148,6 +155,8 @@ class DriverMirror:
             prediction = self.policy.predict(result.frame)
         except ContractError as error:
             return None, step.target_point_ego, f"frame failed: {error}"
+        if self.monitor is not None and self.monitor_summary is not None and prediction.ood_score is not None:
+            self.monitor_summary.add(self.monitor.update(stamp, prediction.ood_score, prediction.domain_logit))
         waypoints = np.asarray(prediction.waypoints_ego)
         return waypoints, result.frame.target_point_ego, ""
 
@@ -171,6 +180,11 @@ class DirectPolicyStack:
             return TickOutput(None, None, target, f"driver: {reason}")
         control = self.controller.command(waypoints, observation.state.speed_mps)
         return TickOutput(control, waypoints, target)
+
+    def report(self) -> dict[str, Any]:
+        """The route's domain-shift monitor summary (a graph with the monitor; else nothing)."""
+        summary = self.driver.monitor_summary
+        return {} if summary is None else {"monitor": summary.summary()}
 
     def close(self) -> None:
         return None

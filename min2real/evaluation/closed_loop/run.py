@@ -93,7 +93,8 @@ class RouteRun:
             "wall_s": round(self.wall_s, 3),
             "wall_ms_per_tick": round(1e3 * self.wall_s / max(self.ticks, 1), 2),
             "timeout_detail": self.timeouts[-1] if self.timeouts else "",
-            **({"stack": self.stack_report} if self.stack_report else {}),
+            **({"stack": stack} if (stack := {k: v for k, v in self.stack_report.items() if k != "monitor"}) else {}),
+            **({"monitor": self.stack_report["monitor"]} if "monitor" in self.stack_report else {}),  # domain shift
         }
 
 
