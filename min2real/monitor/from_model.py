@@ -51,7 +51,9 @@ def check_against_model(model, domain: str, onnx_path: str | Path, inputs: list[
             reference.append(discriminator.classifier(features).squeeze(-1).numpy())
     error = float(np.abs(got - np.concatenate(reference)).max())
     if not error <= PARITY_TOLERANCE:
-        raise MonitorError(f"the graph's {OUTPUT_DOMAIN_LOGIT} differs from PyTorch by {error:.3g} > {PARITY_TOLERANCE}")
+        raise MonitorError(
+            f"the graph's {OUTPUT_DOMAIN_LOGIT} differs from PyTorch by {error:.3g} > {PARITY_TOLERANCE}"
+        )
     return error
 
 
@@ -71,7 +73,9 @@ def add_monitor_to_export(
     )
     from min2real.runtime.onnx_metadata import read_onnx_metadata
 
-    check_against_model(model, domain, onnx_path, inputs_from_data(heldout_data, read_onnx_metadata(onnx_path), 4, seed=2))
+    check_against_model(
+        model, domain, onnx_path, inputs_from_data(heldout_data, read_onnx_metadata(onnx_path), 4, seed=2)
+    )
     if OUTPUT_OOD_SCORE not in report.monitor["outputs"]:
         raise MonitorError(f"the monitor graph lacks {OUTPUT_OOD_SCORE}")
     return report

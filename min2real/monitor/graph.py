@@ -86,7 +86,9 @@ def with_features_output(model, features_name: str):
     tapped = onnx.ModelProto()
     tapped.CopyFrom(model)
     tapped.graph.output.append(
-        onnx.helper.make_tensor_value_info(features_name, onnx.TensorProto.FLOAT, [None, feature_dim(model, features_name)])
+        onnx.helper.make_tensor_value_info(
+            features_name, onnx.TensorProto.FLOAT, [None, feature_dim(model, features_name)]
+        )
     )
     return tapped
 
@@ -127,7 +129,9 @@ def attach_monitor_nodes(
     centered = node("Sub", [features_name, constant("feature_mean", statistics.mean)], "centered")
     whitened = node("MatMul", [centered, constant("whitening", statistics.whitening)], "whitened")
     squared = node("Mul", [whitened, whitened], "squared")
-    mean_square = node("ReduceMean", [squared, constant("last_axis", np.array([-1], dtype=np.int64))], "mean_square", keepdims=0)
+    mean_square = node(
+        "ReduceMean", [squared, constant("last_axis", np.array([-1], dtype=np.int64))], "mean_square", keepdims=0
+    )
     graph.node.append(helper.make_node("Sqrt", [mean_square], [OUTPUT_OOD_SCORE], name=f"{PREFIX}.score"))
     graph.output.append(helper.make_tensor_value_info(OUTPUT_OOD_SCORE, TensorProto.FLOAT, [batch]))
 
@@ -145,7 +149,11 @@ def attach_monitor_nodes(
                 transB=1,
             )
             if index < len(discriminator) - 1:  # exact GELU: x * 0.5 * (1 + erf(x / sqrt(2)))
-                scaled = node("Mul", [hidden, constant(f"gelu_{index}.scale", np.float32(1 / math.sqrt(2)))], f"gelu_{index}.scaled")
+                scaled = node(
+                    "Mul",
+                    [hidden, constant(f"gelu_{index}.scale", np.float32(1 / math.sqrt(2)))],
+                    f"gelu_{index}.scaled",
+                )
                 erf = node("Erf", [scaled], f"gelu_{index}.erf")
                 shifted = node("Add", [erf, constant(f"gelu_{index}.one", np.float32(1.0))], f"gelu_{index}.shifted")
                 half = node("Mul", [hidden, constant(f"gelu_{index}.half", np.float32(0.5))], f"gelu_{index}.half")

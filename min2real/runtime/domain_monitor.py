@@ -121,21 +121,22 @@ def monitor_for(
 
 
 class ScoreSummary:
-    """Per-route / per-replay summary of the per-frame OOD scores: frames, mean, max, share above WARN."""
+    """Per-route / per-replay summary of the per-frame OOD scores: frames, mean, max, share of frames
+    at WARN or worse and at ERROR (closed-loop results.json, the replay summary)."""
 
-    def __init__(self, warn: float | None = None) -> None:
-        self.warn = warn
+    def __init__(self) -> None:
         self.scores: list[float] = []
         self.levels: list[int] = []
 
-    def add(self, reading: MonitorReading) -> None:
-        self.scores.append(reading.ood_score)
-        self.levels.append(reading.level)
+    def add(self, ood_score: float, level: int) -> None:
+        """One frame: its OOD score and the monitor's level after it."""
+        self.scores.append(float(ood_score))
+        self.levels.append(int(level))
 
     def summary(self) -> dict:
         scores = np.asarray(self.scores, dtype=np.float64)
         if scores.size == 0:
-            return {"frames": 0, "ood_score_mean": None, "ood_score_max": None}
+            return {"frames": 0, "ood_score_mean": None, "ood_score_max": None}  # no frame scored
         levels = np.asarray(self.levels)
         return {
             "frames": int(scores.size),
@@ -144,4 +145,3 @@ class ScoreSummary:
             "frames_warn_or_worse": round(float(np.mean(levels >= WARN)), 4),
             "frames_error": round(float(np.mean(levels >= ERROR)), 4),
         }
-

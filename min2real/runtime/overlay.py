@@ -154,18 +154,30 @@ def draw_overlay(
     range_m = float(np.clip(max(reach, default=10.0) * 1.15, 10.0, 60.0))
     panel = _bev_panel(tile_height, range_m, layers)
     tile = np.concatenate([frame, panel], axis=1)
-    (text_w, text_h), baseline = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, 0.4, 1)
-    cv2.rectangle(tile, (0, 0), (text_w + 8, text_h + baseline + 6), (0, 0, 0), -1)  # legible on any background
-    cv2.putText(tile, label, (4, text_h + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
+    draw_label(tile, label)
     return tile
+
+
+def draw_label(image: np.ndarray, label: str, colour_rgb: tuple[int, int, int] = (255, 255, 255)) -> None:
+    """Write `label` in the top-left corner of `image` (RGB uint8, in place) on a black box."""
+    import cv2
+
+    (text_w, text_h), baseline = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, 0.4, 1)
+    cv2.rectangle(image, (0, 0), (text_w + 8, text_h + baseline + 6), (0, 0, 0), -1)  # legible on any background
+    cv2.putText(image, label, (4, text_h + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.4, colour_rgb, 1, cv2.LINE_AA)
 
 
 # ---- the driver node's debug outputs ------------------------------------------------------------
 def debug_image(
-    image_rgb: np.ndarray, camera: CameraModel, waypoints_ego: np.ndarray, target_point_ego: np.ndarray | None
+    image_rgb: np.ndarray,
+    camera: CameraModel,
+    waypoints_ego: np.ndarray,
+    target_point_ego: np.ndarray | None,
+    label: str | None = None,
 ) -> np.ndarray:
     """A copy of the camera frame (H, W, 3 uint8) with the predicted waypoints (red) and the target
-    point (blue) projected on it: the driver's ~/output/debug_image."""
+    point (blue) projected on it, and `label` (e.g. the domain-shift score) in the top-left corner:
+    the driver's ~/output/debug_image."""
     image = np.array(image_rgb[..., :3], dtype=np.uint8, order="C")
     target = None if target_point_ego is None else np.asarray(target_point_ego, dtype=np.float64).reshape(1, 2)
     draw_ground_points(
@@ -175,6 +187,8 @@ def debug_image(
         thickness_px=2,
         radius_px=5,
     )
+    if label:
+        draw_label(image, label)
     return image
 
 

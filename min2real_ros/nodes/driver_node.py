@@ -28,6 +28,8 @@ Outputs (all stamped with the camera image's stamp, frame output_frame_id):
   ~/output/processing_time_ms   std_msgs/Float64: frame taken by the worker -> outputs published
   ~/output/pipeline_latency_ms  std_msgs/Float64: now - camera stamp when the outputs are published
   ~/output/debug_image, ~/output/markers   (debug_image, debug_markers)
+  ~/output/domain_shift, ~/output/domain_logit   the domain-shift monitor, models exported with it
+                                (driver_monitor; a second /diagnostics status, the score on the debug image)
   /diagnostics                  diagnostic_msgs/DiagnosticArray every diagnostics_period_s
                                 (min2real.runtime.health: the ladder and its values)
 
@@ -81,7 +83,7 @@ from min2real_ros.conversions import (
     pointcloud2_to_xyz,
     stamp_to_seconds,
 )
-from min2real_ros.nodes import driver_diagnostics
+from min2real_ros.nodes import driver_diagnostics, driver_monitor
 from min2real_ros.nodes.driver_parameters import (
     EXPECTED_RATES,
     PARAMETERS,
@@ -119,6 +121,7 @@ class DriverNode(LifecycleNode):
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.policy: Any = None
         self.contract: Any = None
+        self.domain_monitor: Any = None
         self.configure_error: str | None = None
         self._processing = False
         self._worker: threading.Thread | None = None
@@ -244,6 +247,7 @@ class DriverNode(LifecycleNode):
         self._camera_info: CameraInfo | None = None
         self._reset_counters()
         self._create_interfaces()
+        self.domain_monitor = driver_monitor.make_monitor(self, policy)
         meta = policy.metadata
         self.get_logger().info(
             f"loaded {model_path}: variant {meta.variant}, domain {meta.domain}, backend {policy.backend_name}, "
@@ -356,7 +360,7 @@ class DriverNode(LifecycleNode):
             else:
                 self.destroy_lifecycle_publisher(publisher)
         self._inputs, self._owned_timers, self._outputs = [], [], {}
-        self.policy = None
+        self.policy = self.domain_monitor = None
 
     def destroy_node(self) -> None:
         self._processing = False
@@ -531,7 +535,10 @@ class DriverNode(LifecycleNode):
                 f"prediction steer class {prediction.steer_class} with probabilities {probabilities}; "
                 f"expected 0..{len(STEER_CLASSES) - 1} and 3 finite probabilities"
             )
-        self._publish_prediction(camera, waypoints, steer_class, probabilities, result.frame.target_point_ego)
+        label = None
+        if self.domain_monitor is not None:
+            label = driver_monitor.publish_reading(self, self.domain_monitor, prediction, camera.stamp, camera.stamp_s)
+        self._publish_prediction(camera, waypoints, steer_class, probabilities, result.frame.target_point_ego, label)
         processing_ms = (time.perf_counter() - started) * 1e3
         latency_ms = (self._now_s() - camera.stamp_s) * 1e3
         self._outputs["processing_time_ms"].publish(Float64(data=processing_ms))
@@ -553,6 +560,7 @@ class DriverNode(LifecycleNode):
         steer_class: int,
         probabilities: np.ndarray,
         target: np.ndarray,
+        label: str | None = None,
     ) -> None:
         frame_id = str(self._p("output_frame_id"))
         self._outputs["waypoints"].publish(outputs.path_message(waypoints, camera.stamp, frame_id))
@@ -561,7 +569,7 @@ class DriverNode(LifecycleNode):
         )
         self._outputs["steer_class"].publish(Int8(data=steer_class))
         if "debug_image" in self._outputs:
-            image = debug_image(camera.image_rgb, self._camera_model(camera), waypoints, target)
+            image = debug_image(camera.image_rgb, self._camera_model(camera), waypoints, target, label)
             self._outputs["debug_image"].publish(outputs.rgb_image_message(image, camera.stamp, camera.frame_id))
         if "markers" in self._outputs:
             self._outputs["markers"].publish(outputs.markers_message(waypoints, target, camera.stamp, frame_id))
@@ -600,6 +608,8 @@ class DriverNode(LifecycleNode):
         array = DiagnosticArray()
         array.header.stamp = self.get_clock().now().to_msg()
         array.status = [self.diagnostic_status()]
+        if self.domain_monitor is not None:
+            array.status.append(driver_monitor.diagnostic_status(self, self.domain_monitor))
         self._outputs["diagnostics"].publish(array)
 
 

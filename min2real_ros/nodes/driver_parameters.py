@@ -130,6 +130,16 @@ PARAMETERS: dict[str, P] = {
     "diagnostics_period_s": P(1.0, "diagnostics publishing period", low=0.05, high=60.0, read_only=True),
     "processing_time_warn_ms": P(100.0, "processing time above this is a WARN", low=0.1, high=60000.0),
     "processing_time_error_count": P(5, "this many consecutive slow frames is an ERROR", low=1, high=10000),
+    # ---- domain-shift monitor (models exported with it; min2real.runtime.domain_monitor)
+    "monitor_window_frames": P(
+        5, "domain-shift monitor: frames averaged before the OK/WARN/ERROR level", low=1, high=1000, read_only=True
+    ),
+    "monitor_warn_threshold": P(
+        0.0, "OOD score WARN threshold; 0 = calibrated at export (model metadata)", low=0.0, high=1e6, read_only=True
+    ),
+    "monitor_error_threshold": P(
+        0.0, "OOD score ERROR threshold; 0 = calibrated at export (model metadata)", low=0.0, high=1e6, read_only=True
+    ),
     # ---- debug outputs
     "debug_image": P(False, "publish ~/output/debug_image (waypoints drawn on the camera frame)", read_only=True),
     "debug_markers": P(False, "publish ~/output/markers (waypoints and target point)", read_only=True),

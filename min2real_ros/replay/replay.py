@@ -153,6 +153,7 @@ def replay(options: ReplayOptions) -> ReplayResult:
         steer_classes = list(recording.steer_classes)
         processing_ms = np.asarray(recording.processing_ms)
         controls = recording.controls
+        domain_shift = report.domain_shift_stats(sorted(recording.domain_shift))
 
     numbers = report.write_outputs(options, info, played, recording, contract, mounts, driver_values, outputs)
     frames_in = len(played["camera_stamps"])
@@ -174,6 +175,7 @@ def replay(options: ReplayOptions) -> ReplayResult:
         "latency_ms": report.latency_stats_ms(numbers["latencies_ms"]),
         "processing_ms": report.latency_stats_ms(processing_ms),
         "controls_out": controls,
+        "domain_shift": domain_shift,
         "ade_m": numbers["ade_m"],
         "fde_m": numbers["fde_m"],
         "frames_with_recorded_future": numbers["frames_with_recorded_future"],

@@ -20,6 +20,7 @@ import numpy as np
 from min2real.contract import STEER_CLASSES, future_waypoints_from_poses
 from min2real.evaluation import figures
 from min2real.evaluation.figures import pyplot
+from min2real.runtime.domain_monitor import ScoreSummary
 from min2real.runtime.overlay import CameraModel, draw_overlay
 from min2real_ros.conversions import image_to_rgb, odometry_to_pose2d, path_to_xy, stamp_to_seconds
 from min2real_ros.replay.bag import BagInfo, deserialize, iter_raw_messages
@@ -117,6 +118,17 @@ def steer_class_counts(steer_classes: list[int]) -> dict[str, int]:
     return {name: int(counts[index]) for index, name in enumerate(STEER_CLASSES)}
 
 
+def domain_shift_stats(readings: list[tuple[int, float, float, int]]) -> dict | None:
+    """The replay's domain-shift monitor (~/output/domain_shift: stamp, score, smoothed, level)
+    summarised as runtime.domain_monitor.ScoreSummary does; None when the model has no monitor."""
+    if not readings:
+        return None
+    summary = ScoreSummary()
+    for _stamp_ns, score, _smoothed, level in readings:
+        summary.add(score, level)
+    return summary.summary()
+
+
 def write_summary(path: Path, summary: dict) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(summary, indent=2, sort_keys=False) + "\n")
@@ -148,6 +160,15 @@ def format_summary(summary: dict) -> str:
     ]
     if summary.get("ade_m") is not None:
         rows.append(("waypoint error vs recorded (ADE)", number(summary["ade_m"], " m")))
+    shift = summary.get("domain_shift")
+    if shift:
+        rows.append(
+            (
+                "domain shift (OOD score)",
+                f"mean {number(shift['ood_score_mean'])}, max {number(shift['ood_score_max'])}, "
+                f"{shift['frames_warn_or_worse']:.0%} of frames WARN or worse",
+            )
+        )
     rows.append(("wall time", number(summary.get("wall_s"), " s")))
     width = max(len(name) for name, _ in rows)
     lines = [f"  {name:<{width}}  {value}" for name, value in rows]

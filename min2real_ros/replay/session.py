@@ -86,6 +86,7 @@ class Recording:
         self.path_order: list[int] = []
         self.steer_classes: list[int] = []
         self.processing_ms: list[float] = []
+        self.domain_shift: list[tuple[int, float, float, int]] = []  # (camera stamp ns, score, smoothed, level)
         self.controls = 0
         self.current_time_ns = 0  # the replay's latest simulation time, for messages without a stamp
 
@@ -264,6 +265,8 @@ class ReplaySession:
             f"{driver}/steer_class": Int8,
             f"{driver}/processing_time_ms": Float64,
             f"{driver}/pipeline_latency_ms": Float64,
+            f"{driver}/domain_shift": Vector3Stamped,
+            f"{driver}/domain_logit": Vector3Stamped,
             self.controller.output_topic: control_class,
             "/diagnostics": DiagnosticArray,
         }
@@ -289,6 +292,13 @@ class ReplaySession:
                 recording.processing_ms.append(float(deserialize_message(raw, Float64).data))
             recording.store(f"{driver}/processing_time_ms", raw)
 
+        def on_domain_shift(raw: bytes) -> None:
+            msg = deserialize_message(raw, Vector3Stamped)
+            stamp_ns = _stamp_ns(msg.header.stamp)
+            with recording.lock:
+                recording.domain_shift.append((stamp_ns, msg.vector.x, msg.vector.y, int(round(msg.vector.z))))
+            recording.store(f"{driver}/domain_shift", raw, stamp_ns)
+
         def on_control(raw: bytes) -> None:
             with recording.lock:
                 recording.controls += 1
@@ -301,6 +311,7 @@ class ReplaySession:
             f"{driver}/waypoints": on_path,
             f"{driver}/steer_class": on_steer,
             f"{driver}/processing_time_ms": on_processing,
+            f"{driver}/domain_shift": on_domain_shift,
             self.controller.output_topic: on_control,
         }
         self.subscriptions = [

@@ -131,7 +131,7 @@ class DriverMirror:
         self.planner.set_dense_route(np.asarray(route_xy, dtype=np.float64))
         if self.monitor is not None:
             self.monitor.reset()
-            self.monitor_summary = ScoreSummary(self.monitor.thresholds.warn)
+            self.monitor_summary = ScoreSummary()
 
     def predict(self, observation: Observation) -> tuple[np.ndarray | None, np.ndarray | None, str]:
         """(waypoints (T, 2) float32 base_link, target point (2,), "") or (None, target, reason)."""
@@ -156,7 +156,8 @@ class DriverMirror:
         except ContractError as error:
             return None, step.target_point_ego, f"frame failed: {error}"
         if self.monitor is not None and self.monitor_summary is not None and prediction.ood_score is not None:
-            self.monitor_summary.add(self.monitor.update(stamp, prediction.ood_score, prediction.domain_logit))
+            reading = self.monitor.update(stamp, prediction.ood_score, prediction.domain_logit)
+            self.monitor_summary.add(reading.ood_score, reading.level)
         waypoints = np.asarray(prediction.waypoints_ego)
         return waypoints, result.frame.target_point_ego, ""
 
