@@ -7,6 +7,9 @@
 Each --checkpoint or --model adds one run (in command-line order); --model takes a comma-separated
 list of exported graphs forming one run (a "sim" graph for virtual samples, a "real" graph for
 real ones). The data directory may hold CARLA Garage routes and/or an OpenScene/NAVSIM root.
+
+--monitor adds the domain-shift monitor report (min2real.evaluation.monitor_report) for every
+exported ONNX graph with the monitor outputs: <report dir>/monitor/<model stem>/monitor.md.
 """
 
 from __future__ import annotations
@@ -71,6 +74,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="horizon row of the overlay camera as a fraction of the image height (synthetic data: 0.42)",
     )
     parser.add_argument("--examples", type=int, default=4, help="example frames per domain in the report")
+    parser.add_argument(
+        "--monitor",
+        action="store_true",
+        help="domain-shift monitor report (AUROC per shift and corruption, false alarms) for ONNX graphs with it",
+    )
+    parser.add_argument(
+        "--closed-loop-results",
+        action="append",
+        default=[],
+        metavar="RESULTS_JSON",
+        help="closed-loop results.json of the monitor model (repeat: sim and real look) for the per-route "
+        "correlation of the score with the driving score",
+    )
+    parser.add_argument("--monitor-frames", type=int, default=300, help="held-out frames per look for --monitor")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -135,4 +152,33 @@ def run(args: argparse.Namespace) -> int:
         camera_horizon_fraction=args.camera_horizon,
     )
     print(f"report: {path}")
+    if args.monitor:
+        return _monitor_reports(args, [value for kind, value in args.runs if kind == "model"], path.parent)
+    return 0
+
+
+def _monitor_reports(args: argparse.Namespace, model_lists: list[str], report_dir) -> int:
+    from pathlib import Path
+
+    from min2real.evaluation.monitor_report import monitor_report
+    from min2real.runtime.onnx_metadata import read_onnx_metadata
+
+    models = [Path(p) for value in model_lists for p in value.split(",") if p.endswith(".onnx")]
+    monitored = [p for p in models if "ood_score" in read_onnx_metadata(p).output_shapes]
+    if not monitored:
+        print("min2real eval --monitor: no --model ONNX graph has the monitor outputs (min2real monitor / export)")
+        return 2
+    for model in monitored:
+        document = monitor_report(
+            model,
+            args.data,
+            report_dir / "monitor" / model.stem,
+            max_frames=args.monitor_frames,
+            closed_loop_results=args.closed_loop_results or None,
+        )
+        print(
+            f"monitor {model.name}: look shift AUROC {document['look_shift']['auroc_ood_score']:.3f}, "
+            f"false alarms {document['false_alarms_per_frame']:.2%} per frame; "
+            f"report: {report_dir / 'monitor' / model.stem / 'monitor.md'}"
+        )
     return 0
