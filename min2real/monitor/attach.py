@@ -210,6 +210,8 @@ def attach_monitor_from_data(
     from min2real.runtime.onnx_metadata import read_onnx_metadata
 
     metadata = read_onnx_metadata(model_path)
+    if OUTPUT_OOD_SCORE in metadata.output_shapes:
+        raise MonitorError(f"{model_path} already has monitor outputs; attach to a graph without them")
     train = inputs_from_data(train_data, metadata, max_train_frames, seed=0)
     heldout = inputs_from_data(heldout_data, metadata, max_heldout_frames, seed=1)
     provenance = {

@@ -120,7 +120,7 @@ def attach_monitor_nodes(
 
     def constant(name: str, value: np.ndarray) -> str:
         graph.initializer.append(numpy_helper.from_array(np.asarray(value), f"{PREFIX}.{name}"))
-        return f"{PREFIX}.{name}"
+        return f"{PREFIX}.{name}"  # constants and node outputs get distinct names below
 
     def node(op: str, inputs: list[str], name: str, **attributes) -> str:
         graph.node.append(helper.make_node(op, inputs, [f"{PREFIX}.{name}"], name=f"{PREFIX}.{name}", **attributes))
@@ -151,12 +151,16 @@ def attach_monitor_nodes(
             if index < len(discriminator) - 1:  # exact GELU: x * 0.5 * (1 + erf(x / sqrt(2)))
                 scaled = node(
                     "Mul",
-                    [hidden, constant(f"gelu_{index}.scale", np.float32(1 / math.sqrt(2)))],
+                    [hidden, constant(f"gelu_{index}.scale_value", np.float32(1 / math.sqrt(2)))],
                     f"gelu_{index}.scaled",
                 )
                 erf = node("Erf", [scaled], f"gelu_{index}.erf")
-                shifted = node("Add", [erf, constant(f"gelu_{index}.one", np.float32(1.0))], f"gelu_{index}.shifted")
-                half = node("Mul", [hidden, constant(f"gelu_{index}.half", np.float32(0.5))], f"gelu_{index}.half")
+                shifted = node(
+                    "Add", [erf, constant(f"gelu_{index}.one_value", np.float32(1.0))], f"gelu_{index}.shifted"
+                )
+                half = node(
+                    "Mul", [hidden, constant(f"gelu_{index}.half_value", np.float32(0.5))], f"gelu_{index}.half"
+                )
                 hidden = node("Mul", [half, shifted], f"gelu_{index}.out")
         graph.node.append(
             helper.make_node(

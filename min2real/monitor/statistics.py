@@ -3,7 +3,7 @@
     features (N, D) -> mean (D,), Ledoit-Wolf shrunk covariance -> whitening W (D, D)
     ood_score(f) = sqrt(mean_d(((f - mean) @ W)_d^2))   (the Mahalanobis distance / sqrt(D))
 
-A training frame scores about 1; the graph computes the same (`graph.attach_score_nodes`), this
+Training frames score about 1 (mean square <= 1); the graph computes the same (`graph.attach_score_nodes`), this
 module is its reference. Thresholds come from held-out in-distribution frames at a stated
 false-alarm rate (`threshold_at`).
 """

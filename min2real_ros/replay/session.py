@@ -265,11 +265,13 @@ class ReplaySession:
             f"{driver}/steer_class": Int8,
             f"{driver}/processing_time_ms": Float64,
             f"{driver}/pipeline_latency_ms": Float64,
-            f"{driver}/domain_shift": Vector3Stamped,
-            f"{driver}/domain_logit": Vector3Stamped,
             self.controller.output_topic: control_class,
             "/diagnostics": DiagnosticArray,
         }
+        if self.driver.domain_monitor is not None:  # a model with the domain-shift monitor outputs
+            self.output_topics[f"{driver}/domain_shift"] = Vector3Stamped
+            if "domain_logit" in self.driver.policy.metadata.output_shapes:
+                self.output_topics[f"{driver}/domain_logit"] = Vector3Stamped
         for topic, cls in self.output_topics.items():
             writer.add_topic(topic, _msgtype_of(cls), QOS_RELIABLE)
 
