@@ -163,6 +163,14 @@ def test_runtime_never_imports_torch_or_training():
     )
 
 
+def test_monitor_needs_torch_only_to_read_a_checkpoint():
+    # The monitor's graph surgery, statistics and calibration run on an exported graph without torch;
+    # from_model (the export hook) reads the checkpoint's discriminator, importing torch lazily.
+    assert not _violations(CORE, "min2real.monitor", TORCH, allowed_modules=("min2real.monitor.from_model",))
+    assert not _violations(CORE, "min2real.monitor.from_model", TORCH, top_level_only=True)
+    assert not _violations(CORE, "min2real.monitor", ("min2real.training", "min2real.export", "min2real.evaluation"))
+
+
 def test_torch_backend_imports_torch_only_lazily():
     assert not _violations(
         CORE, "min2real.runtime.backends.torch_backend", TORCH + ("min2real.models",), top_level_only=True
