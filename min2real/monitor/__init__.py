@@ -5,7 +5,7 @@ exported ONNX graph after export (`attach.attach_monitor`), numpy + ONNX only:
 
     features the heads read (the image backbone's pooled (B, D) features, located in the graph)
       -> ood_score:    sqrt(mean(((f - mean) @ W)^2)), W the whitening of a Ledoit-Wolf shrunk
-                       covariance fitted over training frames (`statistics`); ~1 on training frames
+                       covariance fitted over training frames (`statistics`); about 1 or less on training frames
       -> domain_logit: the training discriminator's MLP (only from a checkpoint that has one)
 
 Thresholds (WARN / ERROR) are calibrated at attach time on held-out in-distribution frames at stated

@@ -35,7 +35,8 @@ DEFAULT_FALSE_ALARM_RATES = {"warn": 0.01, "error": 0.001}
 SCORE_PARITY_TOLERANCE = 1e-3  # relative, graph vs the numpy reference
 METHOD = (
     "ood_score = Mahalanobis distance / sqrt(D) of the image backbone's pooled (B, D) features to their "
-    "training-frame mean under a Ledoit-Wolf shrunk covariance (~1 on training frames); domain_logit = "
+    "training-frame mean under a Ledoit-Wolf shrunk covariance (training frames: mean square <= 1); "
+    "domain_logit = "
     "the training discriminator on the same features (pre-sigmoid, real > 0)"
 )
 
