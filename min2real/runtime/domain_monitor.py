@@ -128,6 +128,14 @@ class ScoreSummary:
         self.scores: list[float] = []
         self.levels: list[int] = []
 
+    @classmethod
+    def of(cls, readings: list[tuple[float, int]]) -> ScoreSummary:
+        """A summary of (OOD score, level) pairs."""
+        summary = cls()
+        for score, level in readings:
+            summary.add(score, level)
+        return summary
+
     def add(self, ood_score: float, level: int) -> None:
         """One frame: its OOD score and the monitor's level after it."""
         self.scores.append(float(ood_score))

@@ -123,10 +123,7 @@ def domain_shift_stats(readings: list[tuple[int, float, float, int]]) -> dict | 
     summarised as runtime.domain_monitor.ScoreSummary does; None when the model has no monitor."""
     if not readings:
         return None
-    summary = ScoreSummary()
-    for _stamp_ns, score, _smoothed, level in readings:
-        summary.add(score, level)
-    return summary.summary()
+    return ScoreSummary.of([(score, level) for _stamp_ns, score, _smoothed, level in readings]).summary()
 
 
 def write_summary(path: Path, summary: dict) -> Path:

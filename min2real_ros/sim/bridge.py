@@ -62,10 +62,12 @@ class BridgeSimNode:
         driver_markers_topic: str,
         command_topic: str,
         expert: bool = False,
+        driver_domain_shift_topic: str = "",
     ) -> None:
-        """expert: publish the expert's waypoints on the driver's output topic (no driver node)."""
+        """expert: publish the expert's waypoints on the driver's output topic (no driver node);
+        driver_domain_shift_topic: the driver's monitor output, collected per route when given."""
         import rclpy
-        from geometry_msgs.msg import Twist
+        from geometry_msgs.msg import Twist, Vector3Stamped
         from nav_msgs.msg import Odometry, Path
         from rclpy.executors import SingleThreadedExecutor
         from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -107,11 +109,16 @@ class BridgeSimNode:
         self.targets: dict[int, np.ndarray] = {}  # camera stamp ns -> (2,) target point the driver used
         self.commands: deque[tuple[float, float]] = deque()  # (linear.x, angular.z) in arrival order
         self.commands_received = 0
+        self.domain_shift: list[tuple[float, int]] = []  # (OOD score, monitor level) per driver frame
         self._subscriptions = [
             node.create_subscription(Twist, command_topic, self._on_command, reliable),
             node.create_subscription(Path, driver_waypoints_topic, self._on_path, reliable),
             node.create_subscription(MarkerArray, driver_markers_topic, self._on_markers, reliable),
         ]
+        if driver_domain_shift_topic:
+            self._subscriptions.append(
+                node.create_subscription(Vector3Stamped, driver_domain_shift_topic, self._on_domain_shift, reliable)
+            )
         self.command_topic = command_topic
         self.driver_waypoints_topic = driver_waypoints_topic
         self.executor = SingleThreadedExecutor(context=self.context)
@@ -140,6 +147,16 @@ class BridgeSimNode:
         with self._lock:
             self.paths[_stamp_ns(msg.header.stamp)] = path_to_xy(msg, name="driver waypoints")
             self._lock.notify_all()
+
+    def _on_domain_shift(self, msg: Any) -> None:
+        with self._lock:
+            self.domain_shift.append((float(msg.vector.x), int(round(msg.vector.z))))
+
+    def take_domain_shift(self) -> list[tuple[float, int]]:
+        """The (OOD score, level) readings received since the last call."""
+        with self._lock:
+            readings, self.domain_shift = self.domain_shift, []
+            return readings
 
     def _on_markers(self, msg: Any) -> None:
         for marker in msg.markers:

@@ -53,6 +53,7 @@ from min2real.evaluation.closed_loop.direct import (
 )
 from min2real.evaluation.closed_loop.expert import RouteExpert
 from min2real.evaluation.closed_loop.simulator import ClosedLoopSimulator, Observation
+from min2real.runtime.domain_monitor import ScoreSummary
 from min2real.runtime.route import RoutePlanner
 from min2real.runtime.vehicle_commands import control_from_twist
 from min2real_ros.replay.synth_bag import BridgeTopics
@@ -259,6 +260,7 @@ class RosStackFactory:
                 f"/{DRIVER_NODE_NAME}/output/markers",
                 carla_control_topic(self.topics.role, "twist"),
                 expert=self.model is None,
+                driver_domain_shift_topic=f"/{DRIVER_NODE_NAME}/output/domain_shift",
             )
         return self._bridge
 
@@ -328,6 +330,7 @@ class RosStack:
         except BaseException:
             self.close()
             raise
+        self.bridge.take_domain_shift()  # the warm-up frames are not the route's
         self.stats.startup_s = time.monotonic() - started
 
     def _wait_for_graph(self) -> None:
@@ -500,4 +503,9 @@ class RosStack:
         return TickOutput(control, waypoints.astype(np.float32), expected_target)
 
     def report(self) -> dict[str, Any]:
-        return self.stats.as_dict()
+        """The lock-step counters, and the route's domain-shift monitor summary (a monitor model)."""
+        report = self.stats.as_dict()
+        readings = self.bridge.take_domain_shift()
+        if readings:
+            report["monitor"] = ScoreSummary.of(readings).summary()
+        return report
