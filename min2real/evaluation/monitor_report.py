@@ -7,9 +7,10 @@ For one exported graph with the monitor outputs and a data folder of held-out fr
                    the domain logit, sign toward the other look, when the graph has it)
   corruptions      the same in-distribution frames vs themselves corrupted (monitor.corruptions),
                    each severity 1..5: AUROC, mean score, mean waypoint change (m) the corruption causes
-  false alarms     share of in-distribution frames above the calibrated WARN threshold (per frame;
-                   and, from closed-loop results.json of in-distribution drives, of frames whose
-                   window-smoothed level was WARN or worse)
+  false alarms     share of in-distribution frames at or above the calibrated WARN threshold: per
+                   frame; over the held-out drives in order, of 5-frame window means (as the node
+                   smooths; "sim" graphs, CARLA layout); and, from closed-loop results.json of
+                   in-distribution drives, of frames whose window-smoothed level was WARN or worse
   driving          per closed-loop route: Pearson / Spearman correlation of the route's mean and max
                    score with its driving score (does a high score predict a bad route?)
 
@@ -36,6 +37,39 @@ STATED_SEVERITY = {"gaussian_noise": 4, "blur": 5, "brightness": 5, "occlusion":
 
 def _with_images(batches: list[dict], images: np.ndarray) -> list[dict]:
     return [{**batch, "image": image[None]} for batch, image in zip(batches, images)]
+
+
+def drive_false_alarms(model_bytes: bytes, data_dir: str | Path, metadata, warn: float, window_frames: int = 5) -> dict:
+    """The driver node's view of held-out in-distribution drives: each route's frames in order
+    (CARLA Garage layout, the "sim" graph's data), the score's mean over `window_frames` frames,
+    and the share of windows at or above WARN (the node's false alarms on those drives)."""
+    from min2real.data import CarlaGarageDataset
+
+    root = Path(data_dir) / "carla" if (Path(data_dir) / "carla").is_dir() else Path(data_dir)
+    dataset = CarlaGarageDataset([root], metadata.contract)
+    names = set(metadata.input_shapes)
+    routes: dict[int, list[int]] = {}
+    for index, (route, _frame) in enumerate(dataset.samples):
+        routes.setdefault(route, []).append(index)
+    windows, frames = [], 0
+    for indices in routes.values():
+        samples = [dataset.load(i) for i in indices]
+        batches = [
+            {k: np.asarray(v, dtype=np.float32)[None] for k, v in sample.items() if k in names}
+            for sample in samples
+            if isinstance(sample, dict)
+        ]
+        scores = run_graph(model_bytes, batches, [OUTPUT_OOD_SCORE])[OUTPUT_OOD_SCORE]
+        frames += scores.size
+        if scores.size >= window_frames:
+            windows.append(np.convolve(scores, np.ones(window_frames) / window_frames, mode="valid"))
+    means = np.concatenate(windows)
+    return {
+        "routes": len(routes),
+        "frames": int(frames),
+        "window_frames": window_frames,
+        "windows_at_warn_or_worse": round(float(np.mean(means >= warn)), 4),
+    }
 
 
 def closed_loop_monitor(results_paths: list[str | Path], domain: str) -> dict:
@@ -158,7 +192,10 @@ def monitor_report(
         "look_shift": look,
         "corruptions": corruptions,
         "stated_severity": STATED_SEVERITY,
-        "false_alarms_per_frame": round(float(np.mean(clean[OUTPUT_OOD_SCORE] > warn)), 4),
+        "false_alarms_per_frame": round(float(np.mean(clean[OUTPUT_OOD_SCORE] >= warn)), 4),
+        "false_alarms_on_drives": drive_false_alarms(model_bytes, data_dir, metadata, warn)
+        if metadata.domain == "sim"
+        else None,
         "closed_loop": closed_loop_monitor(closed_loop_results, metadata.domain) if closed_loop_results else None,
     }
     out = Path(out)
@@ -188,7 +225,13 @@ def format_markdown(document: dict) -> str:
         + (f", of the domain logit {look['auroc_domain_logit']:.3f}" if "auroc_domain_logit" in look else "")
         + f"; mean score {look['ood_score_mean'][0]:.2f} vs {look['ood_score_mean'][1]:.2f}.",
         "",
-        f"**False alarms** (in-distribution frames above WARN, per frame): {document['false_alarms_per_frame']:.2%}.",
+        f"**False alarms** (in-distribution frames at or above WARN, per frame): {document['false_alarms_per_frame']:.2%}"
+        + (
+            f"; on the held-out drives in order ({drives['routes']} routes, {drives['frames']} frames), windows of "
+            f"{drives['window_frames']} frames whose mean is at or above WARN: {drives['windows_at_warn_or_worse']:.2%}."
+            if (drives := document.get("false_alarms_on_drives"))
+            else "."
+        ),
         "",
         "**Camera corruptions**: AUROC (mean waypoint change in m) per severity; the stated severity in bold.",
         "",
