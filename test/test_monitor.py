@@ -283,3 +283,36 @@ def test_diagnostics_go_warn_within_one_window_of_a_corrupted_stream_and_back_to
     shift = summary["domain_shift"]
     assert shift["frames"] == len(frames) and shift["ood_score_max"] > shift["ood_score_mean"] > 0
     assert 0 < shift["frames_warn_or_worse"] < 0.6
+
+
+# ---- closed loop: results.json per route -----------------------------------------------------------
+def test_closed_loop_route_result_reports_the_monitor(monitor_model):
+    from min2real.evaluation.closed_loop import TICK_S, DirectPolicyStack, JudgeParams, RouteSpec, run_route
+    from min2real.evaluation.closed_loop.run import rendering_camera
+
+    policy = load_policy(str(monitor_model[0]), domain="sim")
+    quick = JudgeParams(blocked_time_s=3.0)
+    route = RouteSpec("test/short", 0, 0, "noon", False, 45.0)
+    run = run_route(
+        route,
+        DirectPolicyStack(policy, TICK_S, True),
+        "sim",
+        rendering_camera(policy.contract, "sim"),
+        True,
+        tiles=False,
+        judge=quick,
+    )
+    monitor = run.result()["monitor"]
+    assert monitor["frames"] == run.ticks  # one score per driven tick
+    assert 0 < monitor["ood_score_mean"] <= monitor["ood_score_max"]
+    assert "monitor" not in run.result().get("stack", {})
+    plain = run_route(
+        route,
+        DirectPolicyStack(load_policy(str(bundled_model_path()), domain="sim"), TICK_S, True),
+        "sim",
+        rendering_camera(policy.contract, "sim"),
+        True,
+        tiles=False,
+        judge=quick,
+    )
+    assert "monitor" not in plain.result()  # a model without the monitor: no entry
