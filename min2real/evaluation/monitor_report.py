@@ -103,6 +103,9 @@ def closed_loop_monitor(results_paths: list[str | Path], domain: str) -> dict:
         for look in sorted({route["look"] for route in routes})
         if (items := [route for route in routes if route["look"] == look])
     }
+    clean = [route for route in in_distribution if route["driving_score"] >= 100.0]
+    clean_frames = sum(route["monitor"]["frames"] for route in clean)
+    clean_warn = sum(route["monitor"]["frames"] * route["monitor"]["frames_warn_or_worse"] for route in clean)
     per_condition: dict[str, list[float]] = {}
     for route in in_distribution:
         per_condition.setdefault(str(route.get("condition")), []).append(route["monitor"]["ood_score_mean"])
@@ -117,6 +120,8 @@ def closed_loop_monitor(results_paths: list[str | Path], domain: str) -> dict:
             "routes": len(in_distribution),
             "frames": int(frames),
             "frames_warn_or_worse": round(warn_frames / frames, 4) if frames else None,
+            "routes_driven_cleanly": len(clean),  # driving score 100: no infraction
+            "frames_warn_or_worse_on_clean_routes": round(clean_warn / clean_frames, 4) if clean_frames else None,
             "mean_score_per_condition": {k: round(float(np.mean(v)), 4) for k, v in per_condition.items()},
         },
         "per_route": [
@@ -254,7 +259,12 @@ def format_markdown(document: dict) -> str:
             f"{_number(closed['spearman_ds_vs_mean_score'])}; with its max score: Pearson "
             f"{_number(closed['pearson_ds_vs_max_score'])}, Spearman {_number(closed['spearman_ds_vs_max_score'])}. "
             f"In-distribution drives: {drives['frames']} frames over {drives['routes']} routes, "
-            f"{_number(drives['frames_warn_or_worse'])} of them at WARN or worse (window-smoothed).",
+            f"{_number(drives['frames_warn_or_worse'])} of them at WARN or worse (window-smoothed); on the "
+            f"{drives['routes_driven_cleanly']} routes driven without infraction: "
+            f"{_number(drives['frames_warn_or_worse_on_clean_routes'])}. Mean score per "
+            "condition: "
+            + ", ".join(f"{name} {value:.2f}" for name, value in drives["mean_score_per_condition"].items())
+            + ".",
             "",
             "| look | routes | DS mean | mean score | Pearson DS vs mean score |",
             "| --- | --- | --- | --- | --- |",
