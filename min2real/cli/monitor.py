@@ -23,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--out", required=True, help="output .onnx path")
     parser.add_argument("--max-train-frames", type=int, default=2400, help="training frames for the statistics")
-    parser.add_argument("--max-heldout-frames", type=int, default=1000, help="held-out frames for the thresholds")
+    parser.add_argument("--max-heldout-frames", type=int, default=2000, help="held-out frames for the thresholds")
     parser.add_argument("--warn-rate", type=float, default=0.01, help="false-alarm rate of WARN on held-out frames")
     parser.add_argument("--error-rate", type=float, default=0.001, help="false-alarm rate of ERROR (below --warn-rate)")
 
