@@ -332,6 +332,8 @@ def export_onnx(
     from min2real.files import file_sha256
     from min2real.models.checkpoint import model_from_checkpoint
 
+    if (monitor_data is None) != (monitor_heldout is None):
+        raise ExportError("the monitor needs both monitor_data (training frames) and monitor_heldout (held-out frames)")
     model, checkpoint_dict, contract = model_from_checkpoint(checkpoint, map_location="cpu")
     samples = None
     if verify and verify_data is not None:
@@ -353,8 +355,6 @@ def export_onnx(
         if source_camera is not None or domain != "sim"
         else source_camera_from_checkpoint(checkpoint_dict, contract),
     )
-    if (monitor_data is None) != (monitor_heldout is None):
-        raise ExportError("the monitor needs both monitor_data (training frames) and monitor_heldout (held-out frames)")
     if monitor_data is not None and monitor_heldout is not None:
         from min2real.monitor.from_model import add_monitor_to_export
 
