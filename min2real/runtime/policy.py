@@ -26,6 +26,7 @@ from min2real.contract import (
     command_one_hot,
     concrete_shape,
     decode_outputs,
+    decode_target_speed,
     lidar_bev_from_points,
     prepare_camera_rgb,
 )
@@ -60,12 +61,14 @@ class DrivingPolicy:
         outputs = self.backend.infer(self._inputs)
         inferred = time.perf_counter()
         waypoints_ego, steer_class, steer_probs = decode_outputs(outputs, self.contract)
+        target_speed_probs = decode_target_speed(outputs)
         return Prediction(
             waypoints_ego=waypoints_ego[0],
             steer_class=int(steer_class[0]),
             steer_probs=steer_probs[0].astype(np.float32),
             preprocess_ms=(preprocessed - start) * 1e3,
             inference_ms=(inferred - preprocessed) * 1e3,
+            target_speed_probs=None if target_speed_probs is None else target_speed_probs[0].astype(np.float32),
         )
 
     def _fill_inputs(self, frame: FrameInputs) -> None:

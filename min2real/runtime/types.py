@@ -34,6 +34,8 @@ class Prediction:
     steer_class: 0 straight, 1 left, 2 right (contract.STEER_CLASSES).
     steer_probs: (3,) float32 class probabilities.
     preprocess_ms / inference_ms: time spent in pre-processing and in the backend.
+    target_speed_probs: (len(contract.TARGET_SPEEDS_MPS),) float32 probabilities of the target-speed
+    head, or None when the model has no such output.
     """
 
     waypoints_ego: np.ndarray
@@ -41,6 +43,7 @@ class Prediction:
     steer_probs: np.ndarray
     preprocess_ms: float
     inference_ms: float
+    target_speed_probs: np.ndarray | None = None
 
 
 @dataclass(frozen=True)

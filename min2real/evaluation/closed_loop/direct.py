@@ -31,6 +31,7 @@ from min2real.runtime.controller import FULL_BRAKE, ControllerConfig, WaypointCo
 from min2real.runtime.frame_assembly import CameraFrame, FrameAssembler, FreshnessLimits
 from min2real.runtime.mounts import Mount
 from min2real.runtime.route import RoutePlanner
+from min2real.runtime.speed_head import confidence_weighted_target_speed
 from min2real.runtime.types import VehicleControl
 from min2real.runtime.vehicle_commands import control_from_twist, twist_from_control
 
@@ -101,10 +102,14 @@ class ControllerMirror:
         self.controller = WaypointController(self.config)
         self.max_steer_rad = math.radians(MAX_STEER_ANGLE_DEG)
 
-    def command(self, waypoints_ego: np.ndarray, speed_mps: float) -> VehicleControl:
+    def command(
+        self, waypoints_ego: np.ndarray, speed_mps: float, target_speed_mps: float | None = None
+    ) -> VehicleControl:
+        """`target_speed_mps`: the driver's ~/output/target_speed x (models with the target-speed head)."""
         speed = float(np.float32(speed_mps))  # std_msgs/Float32
         try:
-            control = self.controller.compute(np.asarray(waypoints_ego, dtype=np.float64), speed).control
+            waypoints = np.asarray(waypoints_ego, dtype=np.float64)
+            control = self.controller.compute(waypoints, speed, target_speed_mps).control
         except ValueError:
             self.controller.reset()  # the node's watchdog: full brake, PID windows reset
             control = FULL_BRAKE
@@ -121,6 +126,7 @@ class DriverMirror:
         self.assembler = FrameAssembler(lock_step_freshness(tick_s, use_lidar))
         self.planner = RoutePlanner(ROUTE_MIN_DISTANCE_M, ROUTE_MAX_DISTANCE_M)
         self.lidar_mount = Mount.from_xyz_rpy(*LIDAR_MOUNT_XYZ_M)
+        self.target_speed_mps: float | None = None  # what ~/output/target_speed carried for the last frame
 
     def reset(self, route_xy: np.ndarray) -> None:
         """The dense route as the driver receives it (reduced to Garage's plan, commands from its geometry)."""
@@ -149,6 +155,8 @@ class DriverMirror:
         except ContractError as error:
             return None, step.target_point_ego, f"frame failed: {error}"
         waypoints = np.asarray(prediction.waypoints_ego)
+        probs = getattr(prediction, "target_speed_probs", None)
+        self.target_speed_mps = None if probs is None else confidence_weighted_target_speed(probs)
         return waypoints, result.frame.target_point_ego, ""
 
 
@@ -169,7 +177,7 @@ class DirectPolicyStack:
         if waypoints is None:
             # The driver publishes nothing for this frame: in lock step no command comes.
             return TickOutput(None, None, target, f"driver: {reason}")
-        control = self.controller.command(waypoints, observation.state.speed_mps)
+        control = self.controller.command(waypoints, observation.state.speed_mps, self.driver.target_speed_mps)
         return TickOutput(control, waypoints, target)
 
     def close(self) -> None:
