@@ -597,7 +597,7 @@ def _build_agent_class():
             if first_frame and self.config.use_lidar and self.config.merge_previous_lidar:
                 return carla.VehicleControl(steer=0.0, throttle=0.0, brake=1.0)  # wait for a full sweep
             self.last_prediction = self.policy.predict(frame)
-            probs = self.last_prediction.target_speed_probs  # None without the target-speed head
+            probs = getattr(self.last_prediction, "target_speed_probs", None)  # None without the head
             target_speed = None if probs is None else confidence_weighted_target_speed(probs)
             control = self.controller.step(self.last_prediction.waypoints_ego, state.speed_mps, target_speed)
             return carla.VehicleControl(
