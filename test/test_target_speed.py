@@ -89,6 +89,7 @@ def test_the_head_is_an_optional_graph_output_that_the_policy_reads(tmp_path):
         decode_target_speed({OUTPUT_TARGET_SPEED_LOGITS: np.full((1, 4), np.nan, np.float32)})
 
 
+@pytest.mark.slow
 def test_the_head_learns_the_expert_target_speed_on_held_out_frames(tmp_path):
     train_roots = write_synthetic(tmp_path / "train", seed=3, frames=64)
     val_roots = write_synthetic(tmp_path / "val", seed=4, frames=48)
