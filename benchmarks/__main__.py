@@ -6,6 +6,8 @@ its own side-by-side timings and ratios. `make bench` runs them all at their def
                and the driver node (own process, over DDS) over bare inference, pre-processing time
     nodes      message conversion cost against the cheapest numpy/cv2 operation
     monitor    the domain-shift monitor's outputs against the graph without them
+    training   the bundled recipe's training step, previous data path vs current (steps/s, data share);
+               needs the recipe's data, so it runs only when named: `python -m benchmarks training`
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ BENCHMARKS = {
     "inference": "benchmarks.bench_inference",
     "nodes": "benchmarks.bench_nodes",
     "monitor": "benchmarks.bench_monitor",
+    "training": "benchmarks.bench_training",
 }
+BY_DEFAULT = ("data", "inference", "nodes")
 
 
 def main(argv: list[str]) -> int:
@@ -28,7 +32,7 @@ def main(argv: list[str]) -> int:
         print(f"unknown benchmark(s) {unknown}; expected some of {sorted(BENCHMARKS)}", file=sys.stderr)
         return 2
     status = 0
-    for name in names or list(BENCHMARKS):
+    for name in names or list(BY_DEFAULT):
         print(f"\n===== benchmark: {name} =====", flush=True)
         status |= int(importlib.import_module(BENCHMARKS[name]).main(extra) or 0)
     return status

@@ -94,6 +94,7 @@ def generate_launch_description():
         output="screen",
         remappings=[
             ("~/input/waypoints", f"/{DRIVER}/output/waypoints"),
+            ("~/input/target_speed", f"/{DRIVER}/output/target_speed"),
             ("~/input/speed", LaunchConfiguration("speed_topic")),
             ("~/input/odometry", LaunchConfiguration("odometry_topic")),
             ("~/output/control", LaunchConfiguration("control_topic")),

@@ -31,14 +31,17 @@ INPUT_SPEED = "speed"  # (B, 1) float32, metres per second
 INPUT_COMMAND = "command"  # (B, 4) float32 one-hot, see COMMANDS
 OUTPUT_WAYPOINTS = "waypoints"  # (B, num_waypoints, 2) float32, ego frame (REP 103), metres
 OUTPUT_STEER_LOGITS = "steer_logits"  # (B, 3) float32, see STEER_CLASSES
-# Optional outputs (a graph has one iff its metadata's output_shapes lists it; read with
-# `optional_output`): the domain-shift monitor (min2real.monitor, docs/deployment.md).
+# Optional outputs: a graph has one iff its metadata's output_shapes lists it (older graphs lack them).
+# The domain-shift monitor (min2real.monitor, docs/deployment.md; read with `optional_output`):
 OUTPUT_DOMAIN_LOGIT = "domain_logit"  # (B,) float32 discriminator logit on the heads' features, "real" > 0
 OUTPUT_OOD_SCORE = "ood_score"  # (B,) float32 whitened distance of those features to training statistics
+# The target-speed head (read with `decode_target_speed`):
+OUTPUT_TARGET_SPEED_LOGITS = "target_speed_logits"  # (B, len(TARGET_SPEEDS_MPS)) float32
 
 # Target / bookkeeping keys of a training sample (datasets produce them, losses consume them).
 TARGET_WAYPOINTS = "waypoints"  # (T, 2) float32 ego frame (REP 103), metres
 TARGET_STEER_CLASS = "steer_class"  # int64, see STEER_CLASSES
+TARGET_SPEED_CLASS = "target_speed_class"  # int64 index into TARGET_SPEEDS_MPS; -1 = no label
 SAMPLE_DOMAIN = "domain"  # int64: DOMAIN_SIM or DOMAIN_REAL (string names in DOMAINS)
 SAMPLE_HAS_LABELS = "has_labels"  # bool: the sample may train the driving heads
 DOMAIN_SIM, DOMAIN_REAL = 0, 1
@@ -50,6 +53,22 @@ DYNAMIC_DIM = -1  # shape entry of a dynamic (batch) dimension in artifact metad
 # Steering classes (the paper's 3-class "trajectory predictor"). Published as std_msgs/Int8.
 STEER_STRAIGHT, STEER_LEFT, STEER_RIGHT = 0, 1, 2
 STEER_CLASSES = ("straight", "left", "right")
+
+# The expert's target speed as classes (CARLA Garage TransFuser++, team_code/config.py): class 0
+# is the brake action, the others the expert's walker / junction / free-road speeds in m/s.
+TARGET_SPEEDS_MPS = (0.0, 2.0, 5.0, 8.0)
+_TARGET_SPEED_BINS_MPS = np.array([2.1, 5.1])  # Garage: each non-zero speed + 0.1 (the top class is open)
+
+
+def target_speed_class(target_speed_mps: float, brake: bool) -> int:
+    """Garage's label (data.py get_indices_speed_angle): 0 when the expert brakes, else the
+    speed's bin among TARGET_SPEEDS_MPS[1:] (< 2.1 -> 1, < 5.1 -> 2, else 3)."""
+    if not math.isfinite(target_speed_mps):
+        raise ValueError(f"target speed {target_speed_mps} m/s is not finite")
+    if brake:
+        return 0
+    return 1 + int(np.digitize(float(target_speed_mps), _TARGET_SPEED_BINS_MPS))
+
 
 # Driving command, NAVSIM's one-hot of 4. CARLA's 6 route commands map onto it below.
 COMMANDS = ("left", "straight", "right", "unknown")
@@ -569,6 +588,23 @@ def optional_output(outputs: dict[str, np.ndarray], name: str) -> np.ndarray | N
     if not np.isfinite(values).all():
         raise ContractError(f"model output {name!r} has non-finite values; the prediction is discarded")
     return values
+
+
+def decode_target_speed(outputs: dict[str, np.ndarray]) -> np.ndarray | None:
+    """The optional target-speed output -> (B, len(TARGET_SPEEDS_MPS)) class probabilities, or None
+    when the graph has no such output. ContractError on a wrong shape or non-finite values."""
+    if OUTPUT_TARGET_SPEED_LOGITS not in outputs:
+        return None
+    logits = np.asarray(outputs[OUTPUT_TARGET_SPEED_LOGITS], dtype=np.float32)
+    if logits.ndim != 2 or logits.shape[1] != len(TARGET_SPEEDS_MPS):
+        raise ContractError(
+            f"model output {OUTPUT_TARGET_SPEED_LOGITS!r} has shape {logits.shape}; "
+            f"expected (B, {len(TARGET_SPEEDS_MPS)}) over {TARGET_SPEEDS_MPS} m/s"
+        )
+    if not np.isfinite(logits).all():
+        raise ContractError(f"model output {OUTPUT_TARGET_SPEED_LOGITS!r} is not finite; the prediction is discarded")
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)
 
 
 # ---- artifact metadata --------------------------------------------------------------------------

@@ -38,7 +38,6 @@ from min2real.contract import (  # noqa: E402
     DOMAINS,
     INPUT_NAMES,
     METADATA_KEY,
-    OUTPUT_NAMES,
     ArtifactMetadata,
     CameraSpec,
     Contract,
@@ -54,7 +53,7 @@ DEFAULT_OPSET = 18
 MIN_OPSET = 17  # LayerNormalization is an ONNX op from 17 on (TensorRT's normalization layer)
 EXPORTERS = ("dynamo", "legacy")
 # Absolute tolerances per output: waypoints in metres, steering logits (pre-softmax).
-DEFAULT_TOLERANCES = {"waypoints": 1e-3, "steer_logits": 1e-3}
+DEFAULT_TOLERANCES = {"waypoints": 1e-3, "steer_logits": 1e-3, "target_speed_logits": 1e-3}
 # Ops that TensorRT or other runtimes reject / that mean fused attention slipped into the graph.
 FORBIDDEN_OPS = ("Attention", "MultiHeadAttention", "ScaledDotProductAttention", "GroupQueryAttention")
 
@@ -148,7 +147,7 @@ def source_camera_from_checkpoint(checkpoint: dict | None, contract: Contract) -
 def _torch_outputs(module, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     with torch.inference_mode():
         outputs = module(*(torch.from_numpy(inputs[name]) for name in INPUT_NAMES))
-    return {name: tensor.float().numpy() for name, tensor in zip(OUTPUT_NAMES, outputs)}
+    return {name: tensor.float().numpy() for name, tensor in zip(module.output_names, outputs)}
 
 
 def verify_onnx(
@@ -166,12 +165,13 @@ def verify_onnx(
     tolerances = {**DEFAULT_TOLERANCES, **(tolerances or {})}
     session = onnxruntime.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     graph_inputs = [i.name for i in session.get_inputs()]
-    errors = dict.fromkeys(OUTPUT_NAMES, 0.0)
+    names = list(module.output_names)
+    errors = dict.fromkeys(names, 0.0)
     count = 0
     for inputs in input_batches:
         reference = _torch_outputs(module, inputs)
-        got = dict(zip(OUTPUT_NAMES, session.run(list(OUTPUT_NAMES), {name: inputs[name] for name in graph_inputs})))
-        for name in OUTPUT_NAMES:
+        got = dict(zip(names, session.run(names, {name: inputs[name] for name in graph_inputs})))
+        for name in names:
             if got[name].shape != reference[name].shape:
                 raise ExportError(
                     f"ONNX output {name!r} has shape {got[name].shape}; PyTorch gives {reference[name].shape}"
@@ -195,7 +195,8 @@ def _export_graph(module, contract: Contract, path: Path, *, dynamic_batch: bool
     # A batch of 2 for dynamic exports keeps the tracer from specialising the batch to 1.
     example = example_inputs(contract, 2 if dynamic_batch else 1, seed=0)
     args = tuple(torch.from_numpy(example[name]) for name in INPUT_NAMES)
-    options = dict(input_names=list(INPUT_NAMES), output_names=list(OUTPUT_NAMES), opset_version=opset)
+    output_names = list(module.output_names)
+    options = dict(input_names=list(INPUT_NAMES), output_names=output_names, opset_version=opset)
     if exporter == "dynamo":
         options.update(dynamo=True, external_data=False, verbose=False)
         if dynamic_batch:
@@ -204,7 +205,7 @@ def _export_graph(module, contract: Contract, path: Path, *, dynamic_batch: bool
     else:
         options.update(dynamo=False)
         if dynamic_batch:
-            options["dynamic_axes"] = {name: {0: "batch"} for name in (*INPUT_NAMES, *OUTPUT_NAMES)}
+            options["dynamic_axes"] = {name: {0: "batch"} for name in (*INPUT_NAMES, *output_names)}
     torch.onnx.export(module, args, str(path), **options)
 
 

@@ -60,6 +60,7 @@ def controller_remappings(
 ) -> list[tuple[str, str]]:
     return [
         ("~/input/waypoints", f"/{driver_name}/output/waypoints"),
+        ("~/input/target_speed", f"/{driver_name}/output/target_speed"),
         ("~/input/speed", speed_topic),
         ("~/input/odometry", odometry_topic),
         ("~/output/control", control_topic),

@@ -4,6 +4,9 @@ Path: nav_msgs/Path in the output frame, one pose per waypoint, each heading alo
 (from the previous point; the first from the ego origin), header = the camera frame's stamp.
 Steering probabilities: geometry_msgs/Vector3Stamped (x straight, y left, z right), stamped like
 the Path so a consumer pairs the steering class with its waypoints by stamp.
+Target speed (models with the target-speed head): geometry_msgs/Vector3Stamped, x the speed to drive
+in m/s (runtime.speed_head: 0 = brake), y the brake class's probability, z the most probable class's
+speed in m/s; stamped like the Path.
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ from nav_msgs.msg import Path
 from sensor_msgs.msg import Image
 from visualization_msgs.msg import Marker, MarkerArray
 
+from min2real.contract import TARGET_SPEEDS_MPS
 from min2real.runtime.overlay import COLOR_PREDICTED, COLOR_TARGET, colour_rgba, marker_line_points
+from min2real.runtime.speed_head import confidence_weighted_target_speed
 from min2real_ros.conversions import ros_uint8_array
 
 
@@ -43,6 +48,17 @@ def steer_probabilities_message(probabilities: np.ndarray, stamp: Any, frame_id:
     msg = Vector3Stamped()
     msg.header.stamp, msg.header.frame_id = stamp, frame_id
     msg.vector.x, msg.vector.y, msg.vector.z = float(p[0]), float(p[1]), float(p[2])
+    return msg
+
+
+def target_speed_message(target_speed_probs: np.ndarray, stamp: Any, frame_id: str) -> Vector3Stamped:
+    """(len(TARGET_SPEEDS_MPS),) class probabilities -> Vector3Stamped (see the module docstring)."""
+    probs = np.asarray(target_speed_probs, dtype=np.float64).reshape(-1)
+    msg = Vector3Stamped()
+    msg.header.stamp, msg.header.frame_id = stamp, frame_id
+    msg.vector.x = confidence_weighted_target_speed(probs)
+    msg.vector.y = float(probs[0])
+    msg.vector.z = float(TARGET_SPEEDS_MPS[int(probs.argmax())])
     return msg
 
 

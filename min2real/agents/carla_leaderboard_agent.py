@@ -55,6 +55,7 @@ from min2real.contract import (
     carla_to_rep103,
 )
 from min2real.runtime.route import GARAGE_PLAN_SPACING_M, downsample_route_indices
+from min2real.runtime.speed_head import confidence_weighted_target_speed
 from min2real.runtime.types import FrameInputs
 
 LOGGER = logging.getLogger("min2real.agents")
@@ -596,7 +597,9 @@ def _build_agent_class():
             if first_frame and self.config.use_lidar and self.config.merge_previous_lidar:
                 return carla.VehicleControl(steer=0.0, throttle=0.0, brake=1.0)  # wait for a full sweep
             self.last_prediction = self.policy.predict(frame)
-            control = self.controller.step(self.last_prediction.waypoints_ego, state.speed_mps)
+            probs = getattr(self.last_prediction, "target_speed_probs", None)  # None without the head
+            target_speed = None if probs is None else confidence_weighted_target_speed(probs)
+            control = self.controller.step(self.last_prediction.waypoints_ego, state.speed_mps, target_speed)
             return carla.VehicleControl(
                 steer=float(control.steer), throttle=float(control.throttle), brake=float(control.brake)
             )

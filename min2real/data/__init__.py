@@ -159,6 +159,8 @@ def datasets_from_config(
         sim_augmented_view_probability=section.sim_augmented_view_probability,
         **shared,
     )
+    if section.cache_dir:
+        train = cached(train, section.cache_dir, "train")
     val = None
     if section.val_sim_roots or section.val_real_roots:
         val = build_dataset(
@@ -169,7 +171,19 @@ def datasets_from_config(
             real_scene_filter=section.val_real_scene_filter,
             **shared,
         )
+        if section.cache_dir:
+            val = cached(val, section.cache_dir, "val")
     return train, val
+
+
+def cached(dataset: MixedDomainDataset, cache_dir: str | Path, name: str) -> MixedDomainDataset:
+    """The same dataset with each domain's samples served from a decoded-sample cache under `cache_dir`."""
+    from min2real.data.sample_cache import CachedSamples
+
+    def wrap(part, domain: str):
+        return None if part is None else CachedSamples(part, cache_dir, f"{name}-{domain}")
+
+    return MixedDomainDataset(wrap(dataset.sim_dataset, "sim"), wrap(dataset.real_dataset, "real"))
 
 
 def sample_to_inputs(sample: dict) -> dict[str, np.ndarray]:

@@ -268,9 +268,12 @@ class CarlaGarageDataset:
         route_index, frame = self.samples[index]
         return Path(self.route_dirs[route_index]), int(frame)
 
+    def draw_view(self) -> bool:
+        """Whether the next draw reads Garage's augmented camera (Python's `random`, per worker)."""
+        return self.augmented_view_probability > 0 and random.random() < self.augmented_view_probability
+
     def __getitem__(self, index: int) -> dict[str, np.ndarray] | DataProblem:
-        augmented = self.augmented_view_probability > 0 and random.random() < self.augmented_view_probability
-        return self.load(index, augmented)
+        return self.load(index, self.draw_view())
 
     def load(self, index: int, augmented: bool = False) -> dict[str, np.ndarray] | DataProblem:
         """Sample `index` from the recorded camera, or (`augmented`) from Garage's shifted and
@@ -291,9 +294,16 @@ class CarlaGarageDataset:
             try:
                 speed = float(current["speed"])
                 road_option = int(current["command"])
+                speed_class = (
+                    C.target_speed_class(float(current["target_speed"]), bool(current["brake"]))
+                    if "target_speed" in current and "brake" in current
+                    else -1
+                )
             except (KeyError, TypeError, ValueError) as error:
                 raise DataError(
-                    BAD_MEASUREMENT, measurement_path, f"speed/command missing or malformed ({error})"
+                    BAD_MEASUREMENT,
+                    measurement_path,
+                    f"speed/command/target_speed/brake missing or malformed ({error})",
                 ) from error
             if road_option not in C.CARLA_ROAD_OPTION_TO_COMMAND:
                 raise DataError(
@@ -330,6 +340,7 @@ class CarlaGarageDataset:
                 self.domain,
                 self.has_labels,
                 self.contract,
+                speed_class,
             )
         except DataError as error:
             problem = error.problem

@@ -195,6 +195,7 @@ SAMPLE_KEYS = (
     C.INPUT_COMMAND,
     C.TARGET_WAYPOINTS,
     C.TARGET_STEER_CLASS,
+    C.TARGET_SPEED_CLASS,
     C.SAMPLE_DOMAIN,
     C.SAMPLE_HAS_LABELS,
 )
@@ -210,13 +211,15 @@ def build_sample(
     domain: str,
     has_labels: bool,
     contract: C.Contract,
+    target_speed_class: int = -1,
 ) -> dict[str, np.ndarray]:
     """One training sample in the contract's form (all frames REP 103 ego, metres).
 
     image_rgb: (H, W, 3) uint8 RGB of any size -> `image` (3, camera_height, camera_width) uint8.
     lidar_points_ego: (N, >=3) or None (-> all-zero BEV, the paper's real-domain input).
     target_point_ego (2,), speed_mps, command (contract COMMANDS index), waypoints_ego (T, 2).
-    `steer_class` follows the contract's rule on `waypoints_ego`.
+    `steer_class` follows the contract's rule on `waypoints_ego`; `target_speed_class` indexes
+    contract.TARGET_SPEEDS_MPS (contract.target_speed_class), -1 where the data has no such label.
     """
     if domain not in C.DOMAINS:
         raise ValueError(f"sample domain {domain!r} is not supported; expected one of {C.DOMAINS}")
@@ -236,6 +239,7 @@ def build_sample(
         C.INPUT_COMMAND: C.command_one_hot(command, contract),
         C.TARGET_WAYPOINTS: waypoints,
         C.TARGET_STEER_CLASS: np.asarray(C.steer_class_from_waypoints(waypoints, contract), dtype=np.int64),
+        C.TARGET_SPEED_CLASS: np.asarray(target_speed_class, dtype=np.int64),
         C.SAMPLE_DOMAIN: np.asarray(C.DOMAINS.index(domain), dtype=np.int64),
         C.SAMPLE_HAS_LABELS: np.asarray(bool(has_labels)),
     }

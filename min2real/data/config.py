@@ -58,6 +58,8 @@ class DataSection:
     val_sim_roots / val_real_roots: held-out data, validated per domain, always with driving labels.
     val_real_split: NAVSIM split of val_real_roots; "" = real_split (never a test split).
     val_real_scene_filter: NAVSIM scene filter YAML selecting the validation logs; "" = all.
+    cache_dir: folder of decoded-sample caches (min2real.data.sample_cache; keyed by the data, the
+        contract and the sample code, built on first use); "" = decode every draw from the files.
     """
 
     sim_roots: list = field(default_factory=list)
@@ -78,6 +80,7 @@ class DataSection:
     val_real_roots: list = field(default_factory=list)
     val_real_split: str = ""
     val_real_scene_filter: str = ""
+    cache_dir: str = ""
 
     @property
     def validation_real_split(self) -> str:

@@ -238,6 +238,24 @@ def read_pcd_xyz(path: str | Path) -> np.ndarray:
     return np.stack([np.asarray(c, dtype=np.float64) for c in columns], axis=1)
 
 
+# NAVSIM logs have no expert target speed: the driver's own next logged speed stands in for it, and
+# "brake" is standing / stopping (next speed under this) or decelerating harder than this.
+LOGGED_STOP_SPEED_MPS = 0.5
+LOGGED_BRAKE_DECELERATION_MPS2 = 1.0
+
+
+def logged_target_speed_class(times_s: np.ndarray, speeds_mps: np.ndarray, index: int) -> int:
+    """contract.target_speed_class of frame `index` from the logged speeds: the next frame's speed
+    is the target; brake when it is under LOGGED_STOP_SPEED_MPS or the deceleration to it exceeds
+    LOGGED_BRAKE_DECELERATION_MPS2. -1 (no label) for a log's last frame."""
+    if index + 1 >= len(speeds_mps):
+        return -1
+    now_mps, next_mps = float(speeds_mps[index]), float(speeds_mps[index + 1])
+    dt_s = max(float(times_s[index + 1] - times_s[index]), 1e-3)
+    brake = next_mps < LOGGED_STOP_SPEED_MPS or (now_mps - next_mps) / dt_s > LOGGED_BRAKE_DECELERATION_MPS2
+    return C.target_speed_class(next_mps, brake)
+
+
 class NavsimDataset:
     """Map-style dataset of OpenScene/NAVSIM frames -> contract samples (domain "real").
 
@@ -298,7 +316,7 @@ class NavsimDataset:
         wanted_logs = None if scene_filter is None or scene_filter.log_names is None else set(scene_filter.log_names)
         wanted_tokens = None if scene_filter is None or scene_filter.tokens is None else set(scene_filter.tokens)
         image_paths, lidar_paths, lidar_poses = [], [], []
-        targets, waypoints, speeds, commands = [], [], [], []
+        targets, waypoints, speeds, commands, speed_classes = [], [], [], [], []
         for log_path in sorted(logs_dir.glob("*.pkl")):
             self.stats["logs"] += 1
             if wanted_logs is not None and log_path.stem not in wanted_logs:
@@ -346,6 +364,7 @@ class NavsimDataset:
                     targets.append(np.array(C.NO_ROUTE_TARGET_POINT_EGO))
                 waypoints.append(future)
                 speeds.append(log["speeds"][i])
+                speed_classes.append(logged_target_speed_class(log["times"], log["speeds"], i))
                 commands.append(log["commands"][i])
                 image_paths.append(log["images"][i])
                 lidar_paths.append(log["lidar_paths"][i])
@@ -361,6 +380,7 @@ class NavsimDataset:
         self.waypoints = np.array(waypoints, dtype=np.float32).reshape(n, contract.num_waypoints, 2)
         self.speeds = np.array(speeds, dtype=np.float32).reshape(n)
         self.commands = np.array(commands, dtype=np.int64).reshape(n)
+        self.target_speed_classes = np.array(speed_classes, dtype=np.int64).reshape(n)
         dropped = self.stats["frames_without_sensors"] + self.index_problems.total
         (LOG.warning if dropped else LOG.info)("%s", self.describe())
 
@@ -446,6 +466,7 @@ class NavsimDataset:
                 self.domain,
                 self.has_labels,
                 self.contract,
+                int(self.target_speed_classes[index]),
             )
         except DataError as error:
             problem = error.problem

@@ -20,8 +20,10 @@ from min2real.contract import (
     DEFAULT_CONTRACT,
     DOMAIN_REAL,
     DOMAINS,
+    OUTPUT_TARGET_SPEED_LOGITS,
     STEER_CLASSES,
     STEER_STRAIGHT,
+    TARGET_SPEED_CLASS,
     Contract,
     steer_class_from_waypoints,
 )
@@ -199,10 +201,24 @@ class MetricsAccumulator:
         self._append("has_labels", batch["has_labels"])
         if outputs.get("domain_logits") is not None:
             self._append("domain_logits", outputs["domain_logits"])
+        if outputs.get(OUTPUT_TARGET_SPEED_LOGITS) is not None and TARGET_SPEED_CLASS in batch:
+            self._append("target_speed_logits", outputs[OUTPUT_TARGET_SPEED_LOGITS])
+            self._append("target_speed_class_gt", batch[TARGET_SPEED_CLASS])
 
     def _concatenated(self, name: str) -> np.ndarray | None:
         chunks = self._chunks.get(name)
         return np.concatenate(chunks) if chunks else None
+
+    def _target_speed_accuracy(self, selected: np.ndarray) -> float | None:
+        """Accuracy of the target-speed head over `selected` samples that carry a label (None: no head or no label)."""
+        logits, classes = self._concatenated("target_speed_logits"), self._concatenated("target_speed_class_gt")
+        if logits is None or classes is None:
+            return None
+        classes = classes.astype(np.int64).ravel()
+        valid = selected & (classes >= 0)
+        if not valid.any():
+            return None
+        return float((logits[valid].argmax(axis=1) == classes[valid]).mean())
 
     def compute(self) -> dict:
         if not self._chunks:
@@ -222,6 +238,7 @@ class MetricsAccumulator:
                 wp_pred[labelled], wp_gt[labelled], logits[labelled], steer_gt[labelled], self.contract
             )
             metrics["num_samples_total"] = int(in_domain.sum())
+            metrics["target_speed_accuracy"] = self._target_speed_accuracy(labelled)
             metrics["discriminator_accuracy"] = (
                 discriminator_accuracy(domain_logits.ravel()[in_domain], domain[in_domain])
                 if domain_logits is not None

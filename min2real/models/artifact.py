@@ -68,6 +68,6 @@ def artifact_metadata(
         checkpoint_sha256=checkpoint_sha256,
         package_versions=package_versions(),
         input_shapes=input_shapes,
-        output_shapes=contract.output_shapes(batch),
+        output_shapes=model.output_shapes(batch),
         extra=info,
     )

@@ -58,6 +58,9 @@ class ModelConfig:
     # (ego m / 30 m) join the normalised image features before its linear layer.
     steer_use_command: bool = False
     steer_use_target_point: bool = False
+    # CARLA Garage TransFuser++'s target-speed classification head (contract.TARGET_SPEEDS_MPS) on the
+    # fused feature; exported as the optional output target_speed_logits.
+    use_target_speed_head: bool = False
     use_command: bool = True
     feature_dim: int = 256
     fusion_heads: int = 4  # heads of the cross-attention that pools image (+ BEV) tokens

@@ -9,7 +9,14 @@ import math
 import torch
 from torch import nn
 
-from min2real.contract import NO_ROUTE_TARGET_DISTANCE_M, STEER_CLASSES, STEER_LEFT, STEER_RIGHT, Contract
+from min2real.contract import (
+    NO_ROUTE_TARGET_DISTANCE_M,
+    STEER_CLASSES,
+    STEER_LEFT,
+    STEER_RIGHT,
+    TARGET_SPEEDS_MPS,
+    Contract,
+)
 
 # Logit given to the rule's class when steering is derived from waypoints (softmax ~ 0.99991).
 RULE_STEER_LOGIT = 10.0
@@ -63,6 +70,21 @@ class SteerHead(nn.Module):
         if self.use_target_point:
             parts.append(target_point / NO_ROUTE_TARGET_DISTANCE_M)  # ~unit scale
         return self.linear(torch.cat(parts, dim=-1))
+
+
+class TargetSpeedHead(nn.Module):
+    """The expert's target speed as classes (CARLA Garage TransFuser++): fused feature (B, D) and
+    the ego speed (B, 1) m/s -> logits (B, len(contract.TARGET_SPEEDS_MPS)); class 0 is the brake
+    action. The speed also enters directly (scaled by the top class speed), as the target speed
+    is mostly a change of the current one."""
+
+    def __init__(self, in_dim: int, hidden: int) -> None:
+        super().__init__()
+        self.speed_scale = 1.0 / max(TARGET_SPEEDS_MPS)
+        self.mlp = nn.Sequential(nn.Linear(in_dim + 1, hidden), nn.GELU(), nn.Linear(hidden, len(TARGET_SPEEDS_MPS)))
+
+    def forward(self, fused: torch.Tensor, speed_mps: torch.Tensor) -> torch.Tensor:
+        return self.mlp(torch.cat([fused, speed_mps * self.speed_scale], dim=-1))
 
 
 def steer_logits_from_waypoints(waypoints_ego: torch.Tensor, contract: Contract) -> torch.Tensor:

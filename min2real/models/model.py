@@ -24,7 +24,7 @@ from min2real.models.config import ModelConfig
 from min2real.models.discriminator import DomainDiscriminator
 from min2real.models.fusion import MeasurementEncoder, TokenFusion
 from min2real.models.grl import grl_coefficient
-from min2real.models.heads import SteerHead, WaypointGRUHead, steer_logits_from_waypoints
+from min2real.models.heads import SteerHead, TargetSpeedHead, WaypointGRUHead, steer_logits_from_waypoints
 from min2real.models.lidar import LidarBevEncoder
 
 OUTPUT_FEATURES = "features"  # (B, D) image features (discriminator / steering head input)
@@ -87,10 +87,15 @@ class Min2RealModel(nn.Module):
             if config.use_steer_head
             else None
         )
+        self.target_speed_head = (
+            TargetSpeedHead(config.feature_dim, config.gru_hidden) if config.use_target_speed_head else None
+        )
         self.discriminator = (
             DomainDiscriminator(features_dim, config.discriminator_hidden) if config.use_discriminator else None
         )
         self._training_progress = 0.0
+        # See _image_features; benchmarks/bench_training.py switches it off to time the previous path.
+        self.frozen_features_without_grad = True
         # The GRL coefficient as a tensor (not persisted: it follows from the training progress).
         self.register_buffer("_grl_scale", torch.zeros(()), persistent=False)
         self._grl_scale.fill_(self.grl_coefficient)
@@ -145,6 +150,36 @@ class Min2RealModel(nn.Module):
             dino_input = dino_input.index_copy(0, sim_index, adapted)
         return dino_input, distance
 
+    def _image_features(
+        self, backbone_input: torch.Tensor, sim_index: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The image backbone's (tokens, features). The frozen DINOv2 needs a gradient only for the
+        samples that came through the trainable adapter: under autograd, a mixed batch runs the
+        others (real images, frozen and unaugmented up to here) without it, which saves their
+        backward pass through the extractor and changes no value."""
+        batch = backbone_input.shape[0]
+        if (
+            not self.frozen_features_without_grad
+            or self.config.image_backbone != "dinov2"
+            or self.adapter is None
+            or sim_index is None
+            or not torch.is_grad_enabled()
+            or sim_index.numel() in (0, batch)
+        ):
+            return self.image_backbone(backbone_input)
+        other = torch.ones(batch, dtype=torch.bool, device=backbone_input.device)
+        other[sim_index] = False
+        other_index = torch.nonzero(other).flatten()
+        tokens_sim, features_sim = self.image_backbone(backbone_input.index_select(0, sim_index))
+        with torch.no_grad():
+            tokens_other, features_other = self.image_backbone(backbone_input.index_select(0, other_index))
+
+        def merge(sim_part: torch.Tensor, other_part: torch.Tensor) -> torch.Tensor:
+            merged = sim_part.new_zeros((batch, *sim_part.shape[1:]))
+            return merged.index_copy(0, sim_index, sim_part).index_copy(0, other_index, other_part)
+
+        return merge(tokens_sim, tokens_other), merge(features_sim, features_other)
+
     def _predict(
         self,
         image: torch.Tensor,
@@ -158,7 +193,7 @@ class Min2RealModel(nn.Module):
         self._check_inputs(image, lidar_bev, target_point, speed, command)
         image_norm = self.normalize(image)
         backbone_input, adapter_distance = self._image_backbone_input(image_norm, sim_index, all_sim)
-        image_tokens, features = self.image_backbone(backbone_input)
+        image_tokens, features = self._image_features(backbone_input, sim_index)
         lidar_tokens = self.lidar_encoder(lidar_bev) if self.lidar_encoder is not None else None
         measurements = self.measurement_encoder(target_point, speed, command)
         fused = self.fusion(image_tokens, features, lidar_tokens, measurements)
@@ -172,9 +207,23 @@ class Min2RealModel(nn.Module):
             contract_lib.OUTPUT_STEER_LOGITS: steer_logits,
             OUTPUT_FEATURES: features,
         }
+        if self.target_speed_head is not None:
+            outputs[contract_lib.OUTPUT_TARGET_SPEED_LOGITS] = self.target_speed_head(fused, speed)
         if adapter_distance is not None:
             outputs[OUTPUT_ADAPTER_DISTANCE] = adapter_distance
         return outputs
+
+    def output_names(self) -> tuple[str, ...]:
+        """The exported graph's outputs: contract.OUTPUT_NAMES, then the optional ones this model has."""
+        optional = (contract_lib.OUTPUT_TARGET_SPEED_LOGITS,) if self.target_speed_head is not None else ()
+        return (*contract_lib.OUTPUT_NAMES, *optional)
+
+    def output_shapes(self, batch: int = 1) -> dict[str, tuple[int, ...]]:
+        """Shapes of `output_names()` (the contract's plus the optional outputs')."""
+        shapes = dict(self.contract.output_shapes(batch))
+        if self.target_speed_head is not None:
+            shapes[contract_lib.OUTPUT_TARGET_SPEED_LOGITS] = (batch, len(contract_lib.TARGET_SPEEDS_MPS))
+        return shapes
 
     def forward(self, inputs: dict[str, torch.Tensor], domain: torch.Tensor) -> dict[str, torch.Tensor]:
         """inputs: contract.INPUT_NAMES -> tensors (image (B, 3, H, W) RGB 0..255 at camera size,
@@ -235,6 +284,7 @@ class DeployModule(nn.Module):
     def __init__(self, model: Min2RealModel, apply_adapter: bool) -> None:
         super().__init__()
         self.model = model
+        self.output_names = model.output_names()
         self.apply_adapter = apply_adapter
         self.domain = "sim" if apply_adapter else "real"
         for module in self.model.modules():
@@ -249,11 +299,11 @@ class DeployModule(nn.Module):
         target_point: torch.Tensor,
         speed: torch.Tensor,
         command: torch.Tensor,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, ...]:
         outputs = self.model._predict(
             image, lidar_bev, target_point, speed, command, sim_index=None, all_sim=self.apply_adapter
         )
-        return outputs[contract_lib.OUTPUT_WAYPOINTS], outputs[contract_lib.OUTPUT_STEER_LOGITS]
+        return tuple(outputs[name] for name in self.output_names)
 
 
 def build_model(config: ModelConfig, contract: Contract) -> Min2RealModel:

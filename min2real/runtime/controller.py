@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from min2real.runtime.speed_head import HEAD_BRAKE_SPEED_MPS
 from min2real.runtime.types import VehicleControl
 
 FULL_BRAKE = VehicleControl(steer=0.0, throttle=0.0, brake=1.0)
@@ -139,14 +140,24 @@ class WaypointController:
         y = np.interp(window, times, path[:, 1])
         return float(math.hypot(x[1] - x[0], y[1] - y[0]) / (window[1] - window[0]))
 
-    def compute(self, waypoints_ego: np.ndarray, speed_mps: float) -> ControlStep:
-        """One control cycle (advances the PID windows)."""
+    def compute(
+        self, waypoints_ego: np.ndarray, speed_mps: float, target_speed_mps: float | None = None
+    ) -> ControlStep:
+        """One control cycle (advances the PID windows). `target_speed_mps`: the target-speed head's
+        speed (runtime.speed_head), which replaces the waypoints' speed as in Garage's TransFuser++
+        (brake below HEAD_BRAKE_SPEED_MPS); None (a model without the head) keeps the waypoints' rule."""
         waypoints = _check_waypoints(waypoints_ego)
         if not math.isfinite(speed_mps):
             raise ValueError(f"controller speed {speed_mps}; expected a finite speed in m/s")
         cfg = self.config
-        desired_speed = self.desired_speed_mps(waypoints)
-        braking = desired_speed < cfg.brake_speed_mps or (speed_mps / desired_speed) > cfg.brake_ratio
+        if target_speed_mps is None:
+            desired_speed = self.desired_speed_mps(waypoints)
+            braking = desired_speed < cfg.brake_speed_mps or (speed_mps / desired_speed) > cfg.brake_ratio
+        else:
+            if not (math.isfinite(target_speed_mps) and target_speed_mps >= 0):
+                raise ValueError(f"controller target speed {target_speed_mps}; expected a finite speed >= 0 m/s")
+            desired_speed = float(target_speed_mps)
+            braking = desired_speed < HEAD_BRAKE_SPEED_MPS or speed_mps / desired_speed > cfg.brake_ratio
 
         delta = float(np.clip(desired_speed - speed_mps, 0.0, cfg.clip_delta_mps))
         throttle = float(np.clip(self.speed_pid.step(delta), 0.0, cfg.clip_throttle))
@@ -166,8 +177,10 @@ class WaypointController:
         control = VehicleControl(steer=steer, throttle=throttle, brake=1.0 if braking else 0.0)
         return ControlStep(control, desired_speed, aim.astype(np.float64), braking)
 
-    def step(self, waypoints_ego: np.ndarray, speed_mps: float) -> VehicleControl:
-        return self.compute(waypoints_ego, speed_mps).control
+    def step(
+        self, waypoints_ego: np.ndarray, speed_mps: float, target_speed_mps: float | None = None
+    ) -> VehicleControl:
+        return self.compute(waypoints_ego, speed_mps, target_speed_mps).control
 
 
 def _check_waypoints(waypoints_ego: np.ndarray) -> np.ndarray:
@@ -215,6 +228,7 @@ class Watchdog:
         self.limits = limits
         self._waypoints: _Timed | None = None
         self._speed: _Timed | None = None
+        self._target_speed: _Timed | None = None
 
     def future_refusal(self, name: str, stamp_s: float, now_s: float) -> str | None:
         ahead = stamp_s - now_s
@@ -237,6 +251,26 @@ class Watchdog:
         if reason is None:
             self._speed = _Timed(float(speed_mps), stamp_s, now_s)
         return reason
+
+    def offer_target_speed(self, target_speed_mps: float, stamp_s: float, now_s: float) -> str | None:
+        """Keep the target-speed head's speed (m/s, stamped with its camera frame), or say why not."""
+        if not (math.isfinite(target_speed_mps) and target_speed_mps >= 0):
+            return f"target speed {target_speed_mps}; expected a finite speed >= 0 m/s"
+        reason = self.future_refusal("target speed", stamp_s, now_s)
+        if reason is None:
+            self._target_speed = _Timed(float(target_speed_mps), stamp_s, now_s)
+        return reason
+
+    def target_speed_mps(self) -> float | None:
+        """The head's target speed to drive the current waypoints with: the newest one whose camera
+        stamp is within waypoint_timeout_s of the waypoints' (it may come a moment after its Path);
+        None without a head, or when the head's speed is that far from the waypoints (the waypoints'
+        own speed applies, as for a model without the head)."""
+        if self._target_speed is None or self._waypoints is None:
+            return None
+        if abs(self._target_speed.stamp_s - self._waypoints.stamp_s) > self.limits.waypoint_timeout_s:
+            return None
+        return float(self._target_speed.value)  # type: ignore[arg-type]
 
     @staticmethod
     def _age_s(entry: _Timed, now_s: float) -> float:

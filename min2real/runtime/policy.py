@@ -28,6 +28,7 @@ from min2real.contract import (
     command_one_hot,
     concrete_shape,
     decode_outputs,
+    decode_target_speed,
     lidar_bev_from_points,
     optional_output,
     prepare_camera_rgb,
@@ -64,6 +65,7 @@ class DrivingPolicy:
         inferred = time.perf_counter()
         waypoints_ego, steer_class, steer_probs = decode_outputs(outputs, self.contract)
         ood_score, domain_logit = (optional_output(outputs, name) for name in (OUTPUT_OOD_SCORE, OUTPUT_DOMAIN_LOGIT))
+        target_speed_probs = decode_target_speed(outputs)
         return Prediction(
             waypoints_ego=waypoints_ego[0],
             steer_class=int(steer_class[0]),
@@ -72,6 +74,7 @@ class DrivingPolicy:
             inference_ms=(inferred - preprocessed) * 1e3,
             ood_score=None if ood_score is None else float(ood_score[0]),
             domain_logit=None if domain_logit is None else float(domain_logit[0]),
+            target_speed_probs=None if target_speed_probs is None else target_speed_probs[0].astype(np.float32),
         )
 
     def _fill_inputs(self, frame: FrameInputs) -> None:

@@ -36,6 +36,8 @@ class Prediction:
     preprocess_ms / inference_ms: time spent in pre-processing and in the backend.
     ood_score / domain_logit: the monitor's outputs for this frame (runtime.domain_monitor), None
         when the graph has no monitor.
+    target_speed_probs: (len(contract.TARGET_SPEEDS_MPS),) float32 probabilities of the target-speed
+    head, or None when the model has no such output.
     """
 
     waypoints_ego: np.ndarray
@@ -45,6 +47,7 @@ class Prediction:
     inference_ms: float
     ood_score: float | None = None
     domain_logit: float | None = None
+    target_speed_probs: np.ndarray | None = None
 
 
 @dataclass(frozen=True)

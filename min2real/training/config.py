@@ -51,6 +51,9 @@ class TrainSection:
     amp: bool = True  # mixed precision; only on CUDA
     amp_dtype: str = "bfloat16"  # "bfloat16" | "float16" (float16 uses a GradScaler)
     compile: bool = False  # torch.compile the model
+    # channels-last memory layout for the model's convolutions and the image batch (the V2R adapter
+    # is conv-heavy; on the 2-core CPU of docs/performance.md it trains faster, same result)
+    channels_last: bool = False
     seed: int = 0
     deterministic: bool = False  # deterministic kernels (+ exact resume); slower on GPU
     num_threads: int = 0  # CPU intra-op threads per process; 0 = torch's default
@@ -115,6 +118,7 @@ class LossSection:
           + steer_ce * CE (class-balanced per batch, optionally focal)
           + domain_bce * BCE (reaches the adapter reversed through the GRL)
           + adapter_identity * mean |adapter(sim image) - resized sim image| ("minimal" transfer)
+          + target_speed_ce * CE of the target-speed head (models with it; samples with a label)
     """
 
     waypoint_l1: float = 1.0
@@ -125,11 +129,19 @@ class LossSection:
     steer_focal_gamma: float = 0.0  # > 0: focal loss (1 - p_true)^gamma * CE
     domain_bce: float = 0.5  # discriminator BCE; reaches the adapter reversed through the GRL
     adapter_identity: float = 0.0  # penalty on the V2R adapter's distance to its (resized) input
+    target_speed_ce: float = 1.0  # CARLA Garage's loss_target_speed weight; only with model.use_target_speed_head
 
     def validate(self) -> None:
         from min2real.training.losses import STEER_CLASS_BALANCE
 
-        for name in ("waypoint_l1", "steer_ce", "steer_focal_gamma", "domain_bce", "adapter_identity"):
+        for name in (
+            "waypoint_l1",
+            "steer_ce",
+            "steer_focal_gamma",
+            "domain_bce",
+            "adapter_identity",
+            "target_speed_ce",
+        ):
             if getattr(self, name) < 0:
                 raise ConfigError(f"loss.{name}={getattr(self, name)}; expected >= 0")
         if self.turn_weight <= 0:

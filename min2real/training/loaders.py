@@ -112,7 +112,9 @@ def to_device(batch: dict, device: torch.device) -> dict:
     }
 
 
-def model_inputs(batch: dict) -> dict:
+def model_inputs(batch: dict, channels_last: bool = False) -> dict:
+    """The model's inputs from a collated batch (image as float 0..255, channels-last when asked)."""
     inputs = {name: batch[name] for name in INPUT_NAMES if name in batch}
-    inputs["image"] = inputs["image"].float()
+    image = inputs["image"].float()
+    inputs["image"] = image.contiguous(memory_format=torch.channels_last) if channels_last else image
     return inputs

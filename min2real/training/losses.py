@@ -21,10 +21,12 @@ import torch.nn.functional as F
 from min2real.contract import (
     DOMAIN_REAL,
     OUTPUT_STEER_LOGITS,
+    OUTPUT_TARGET_SPEED_LOGITS,
     OUTPUT_WAYPOINTS,
     SAMPLE_DOMAIN,
     SAMPLE_HAS_LABELS,
     STEER_CLASSES,
+    TARGET_SPEED_CLASS,
     TARGET_STEER_CLASS,
     TARGET_WAYPOINTS,
 )
@@ -121,6 +123,19 @@ def steer_ce_loss(
     return (per_sample * weight).sum() / weight.sum().clamp(min=1e-6)
 
 
+def target_speed_ce_loss(
+    target_speed_logits: torch.Tensor, target_speed_class: torch.Tensor, has_labels: torch.Tensor
+) -> torch.Tensor:
+    """Cross-entropy of the target-speed head (CARLA Garage TransFuser++) over labelled samples whose
+    data carry the label (class >= 0; -1 = none). logits (B, K), class (B,) int64, has_labels (B,) bool.
+    0 (still connected to the graph) when no sample has a label."""
+    target = target_speed_class.long().to(target_speed_logits.device)
+    valid = has_labels.to(torch.bool) & (target >= 0)
+    per_sample = F.cross_entropy(target_speed_logits.float(), target.clamp(min=0), reduction="none")
+    per_sample = torch.where(valid, per_sample, torch.zeros_like(per_sample))
+    return per_sample.sum() / valid.sum().clamp(min=1)
+
+
 def domain_bce_loss(domain_logits: torch.Tensor, domain: torch.Tensor) -> torch.Tensor:
     """Binary cross-entropy of the domain discriminator, real = 1 (contract.DOMAIN_REAL), every sample.
 
@@ -164,6 +179,11 @@ def compute_losses(outputs: dict[str, torch.Tensor], batch: dict[str, torch.Tens
             weights.steer_focal_gamma,
         )
         total = total + weights.steer_ce * parts["steer_ce"]
+    if weights.target_speed_ce > 0 and outputs.get(OUTPUT_TARGET_SPEED_LOGITS) is not None:
+        parts["target_speed_ce"] = target_speed_ce_loss(
+            outputs[OUTPUT_TARGET_SPEED_LOGITS], batch[TARGET_SPEED_CLASS], has_labels
+        )
+        total = total + weights.target_speed_ce * parts["target_speed_ce"]
     if weights.domain_bce > 0 and outputs.get(OUTPUT_DOMAIN_LOGITS) is not None:
         parts["domain_bce"] = domain_bce_loss(outputs[OUTPUT_DOMAIN_LOGITS], batch[SAMPLE_DOMAIN])
         total = total + weights.domain_bce * parts["domain_bce"]

@@ -80,6 +80,7 @@ RESUME_SAFE_KEYS = {
     "train.val_batch_size",
     "train.num_threads",
     "train.val_at_start",
+    "data.cache_dir",
 }
 
 
@@ -147,7 +148,7 @@ def validate(model, val_set, config: TrainConfig, contract, device: torch.device
             continue
         batch = to_device(batch, device)
         with autocast():
-            outputs = model(model_inputs(batch), batch[SAMPLE_DOMAIN])
+            outputs = model(model_inputs(batch, config.train.channels_last), batch[SAMPLE_DOMAIN])
         accumulator.add(outputs, batch)
     model.train(was_training)
     return accumulator.compute()
@@ -284,6 +285,8 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False) -> Tra
     # -- model, data, optimiser --
     contract, model_config = config.build_contract(), config.model_config()
     model = build_model(model_config, contract).to(device)
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
     train_set, val_set = build_datasets(config, contract, model_config)
     skipped_at_index = index_problems_report({"training": train_set, "validation": val_set})
     if skipped_at_index and context.is_main:
@@ -425,7 +428,7 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False) -> Tra
             if not every_rank_has_samples(batch, context, device):
                 continue  # broken samples only (reported at epoch end); all ranks skip together
             batch = to_device(batch, device)
-            inputs = model_inputs(batch)
+            inputs = model_inputs(batch, cfg.channels_last)
             if cfg.noise_augmentation:  # the paper's Gaussian noise, both domains, level ~ U[0, max]
                 noise_generator.manual_seed(cfg.seed * 1_000_003 + context.rank * 1_000_000_007 + state.step)
                 inputs["image"], _ = add_gaussian_noise(inputs["image"], cfg.noise_max_level, noise_generator)

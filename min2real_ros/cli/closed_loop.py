@@ -42,6 +42,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--command-timeout", type=float, default=20.0, help="--ros: seconds to wait for a tick's command"
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--creep-after",
+        type=float,
+        default=None,
+        metavar="S",
+        help="direct --model runs: Garage's creep after standing S seconds with the LiDAR safety box empty "
+        "(min2real.runtime.recovery; off by default, Garage uses 55 s)",
+    )
 
 
 def _image_size(text: str | None) -> tuple[int, int] | None:
@@ -84,8 +92,22 @@ def closed_loop(args: argparse.Namespace) -> tuple[int, dict | None]:
         return 2, None
     image_size = _image_size(args.image_size)
     use_lidar = args.domain == "sim"
+    creep = None
+    if args.creep_after is not None:
+        from min2real.runtime.recovery import CreepConfig
+
+        if args.ros or not args.model:
+            print("min2real closed-loop: --creep-after runs only with --model in direct mode", file=sys.stderr)
+            return 2, None
+        try:
+            creep = CreepConfig(stuck_after_s=args.creep_after)
+        except ValueError as error:
+            print(f"min2real closed-loop: --creep-after: {error}", file=sys.stderr)
+            return 2, None
     mode = "ros" if args.ros else "direct"
     extra: dict = {"tick_s": TICK_S}
+    if args.creep_after is not None:
+        extra["creep_after_s"] = args.creep_after
     policy = None
     if args.model:
         model = Path(args.model)
@@ -148,7 +170,7 @@ def closed_loop(args: argparse.Namespace) -> tuple[int, dict | None]:
         )
         make_stack = factory.stack
     elif policy is not None:
-        make_stack = lambda spec: DirectPolicyStack(policy, TICK_S, use_lidar)  # noqa: E731
+        make_stack = lambda spec: DirectPolicyStack(policy, TICK_S, use_lidar, creep)  # noqa: E731
     else:
         make_stack = lambda spec: ExpertStack(contract)  # noqa: E731
 

@@ -8,7 +8,10 @@ parameters) at `control_rate_hz` on the latest waypoints and speed.
 
 Inputs (relative, remapped at launch): ~/input/waypoints nav_msgs/Path (the driver's
 ~/output/waypoints), ~/input/speed std_msgs/Float32 m/s (speed_source speedometer) or
-~/input/odometry nav_msgs/Odometry (speed_source odometry).
+~/input/odometry nav_msgs/Odometry (speed_source odometry), and ~/input/target_speed
+geometry_msgs/Vector3Stamped (the driver's ~/output/target_speed, published by models with the
+target-speed head): its x, paired with the Path by stamp (Watchdog.target_speed_mps), is the speed
+to drive as Garage's TransFuser++ does; without it the waypoints' spacing sets the speed.
 Output ~/output/control, one of (`output_type`; min2real.runtime.vehicle_commands defines each):
   carla      carla_msgs/CarlaEgoVehicleControl (steer in [-1, 1], positive = RIGHT; needs carla_msgs)
   ackermann  ackermann_msgs/AckermannDrive (unstamped, as carla_ackermann_control subscribes it:
@@ -32,6 +35,7 @@ from typing import Any
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from geometry_msgs.msg import Vector3Stamped
 from nav_msgs.msg import Odometry, Path
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
@@ -190,6 +194,8 @@ class ControllerNode(Node):
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
         self.create_subscription(Path, "~/input/waypoints", self._on_waypoints, qos.reliable_qos(1))
+        # The target-speed head's speed (driver ~/output/target_speed; models without the head publish none).
+        self.create_subscription(Vector3Stamped, "~/input/target_speed", self._on_target_speed, qos.reliable_qos(1))
         if str(get("speed_source")) == "speedometer":
             self.create_subscription(Float32, "~/input/speed", self._on_speed, qos_profile_sensor_data)
         else:
@@ -249,6 +255,15 @@ class ControllerNode(Node):
             self.refused_future += 1
             self._refuse("waypoints", reason)
 
+    def _on_target_speed(self, msg: Vector3Stamped) -> None:
+        with self._lock:
+            reason = self.watchdog.offer_target_speed(
+                float(msg.vector.x), stamp_to_seconds(msg.header.stamp), self._now_s()
+            )
+        if reason is not None:
+            self.malformed += 1
+            self._refuse("target speed", reason)
+
     def _on_speed(self, msg: Float32) -> None:
         if not math.isfinite(msg.data):
             self.malformed += 1
@@ -272,11 +287,12 @@ class ControllerNode(Node):
         now_s = self._now_s()
         with self._lock:
             reason, waypoints, speed = self.watchdog.check(now_s)
+            target_speed = self.watchdog.target_speed_mps()
             controller = self.controller
         step: ControlStep | None = None
         if reason is None:
             try:
-                step = controller.compute(waypoints, speed)
+                step = controller.compute(waypoints, speed, target_speed)
             except ValueError as error:
                 reason = f"controller refused the input: {error}"
         if reason is not None or step is None:

@@ -306,6 +306,7 @@ class DriverNode(LifecycleNode):
             "waypoints": publish(Path, "~/output/waypoints", qos.OUTPUT_QOS),
             "steer_probabilities": publish(Vector3Stamped, "~/output/steer_probabilities", qos.OUTPUT_QOS),
             "steer_class": publish(Int8, "~/output/steer_class", qos.OUTPUT_QOS),
+            "target_speed": publish(Vector3Stamped, "~/output/target_speed", qos.OUTPUT_QOS),  # models with the head
             "processing_time_ms": publish(Float64, "~/output/processing_time_ms", qos.OUTPUT_QOS),
             "pipeline_latency_ms": publish(Float64, "~/output/pipeline_latency_ms", qos.OUTPUT_QOS),
             "diagnostics": self.create_publisher(DiagnosticArray, "/diagnostics", 10),
@@ -539,6 +540,11 @@ class DriverNode(LifecycleNode):
         if self.domain_monitor is not None:
             label = driver_monitor.publish_reading(self, self.domain_monitor, prediction, camera.stamp, camera.stamp_s)
         self._publish_prediction(camera, waypoints, steer_class, probabilities, result.frame.target_point_ego, label)
+        if prediction.target_speed_probs is not None:
+            message = outputs.target_speed_message(
+                prediction.target_speed_probs, camera.stamp, str(self._p("output_frame_id"))
+            )
+            self._outputs["target_speed"].publish(message)
         processing_ms = (time.perf_counter() - started) * 1e3
         latency_ms = (self._now_s() - camera.stamp_s) * 1e3
         self._outputs["processing_time_ms"].publish(Float64(data=processing_ms))

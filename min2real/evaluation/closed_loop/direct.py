@@ -31,7 +31,9 @@ from min2real.runtime.controller import FULL_BRAKE, ControllerConfig, WaypointCo
 from min2real.runtime.domain_monitor import ScoreSummary, monitor_for
 from min2real.runtime.frame_assembly import CameraFrame, FrameAssembler, FreshnessLimits
 from min2real.runtime.mounts import Mount
+from min2real.runtime.recovery import CreepConfig, StuckCreep
 from min2real.runtime.route import RoutePlanner
+from min2real.runtime.speed_head import confidence_weighted_target_speed
 from min2real.runtime.types import VehicleControl
 from min2real.runtime.vehicle_commands import control_from_twist, twist_from_control
 
@@ -96,19 +98,35 @@ class Stack(Protocol):
 class ControllerMirror:
     """controller_node in lock step: Garage's PID on the Path + speedometer, out through a Twist."""
 
-    def __init__(self, contract: Contract | None, config: ControllerConfig | None = None) -> None:
+    def __init__(
+        self, contract: Contract | None, config: ControllerConfig | None = None, creep: CreepConfig | None = None
+    ) -> None:
         waypoint_dt = contract.waypoint_dt_s if contract is not None else ControllerConfig().waypoint_dt_s
         self.config = config or ControllerConfig(waypoint_dt_s=float(waypoint_dt))
         self.controller = WaypointController(self.config)
         self.max_steer_rad = math.radians(MAX_STEER_ANGLE_DEG)
+        # Garage's creep when stuck (runtime.recovery); None: off, as in the controller node.
+        self.creep = StuckCreep(creep) if creep is not None else None
 
-    def command(self, waypoints_ego: np.ndarray, speed_mps: float) -> VehicleControl:
+    def command(
+        self,
+        waypoints_ego: np.ndarray,
+        speed_mps: float,
+        target_speed_mps: float | None = None,
+        lidar_points_ego: np.ndarray | None = None,
+        dt_s: float = 0.0,
+    ) -> VehicleControl:
+        """`target_speed_mps`: the driver's ~/output/target_speed x (models with the target-speed head);
+        `lidar_points_ego` / `dt_s`: the creep's safety-box check and cycle time (when the creep is on)."""
         speed = float(np.float32(speed_mps))  # std_msgs/Float32
         try:
-            control = self.controller.compute(np.asarray(waypoints_ego, dtype=np.float64), speed).control
+            waypoints = np.asarray(waypoints_ego, dtype=np.float64)
+            control = self.controller.compute(waypoints, speed, target_speed_mps).control
         except ValueError:
             self.controller.reset()  # the node's watchdog: full brake, PID windows reset
             control = FULL_BRAKE
+        if self.creep is not None:
+            control = self.creep.apply(control, speed, dt_s, lidar_points_ego)
         linear_x, angular_z = twist_from_control(control, self.max_steer_rad)
         return control_from_twist(linear_x, angular_z, self.max_steer_rad)
 
@@ -125,6 +143,8 @@ class DriverMirror:
         metadata = getattr(policy, "metadata", None)
         self.monitor = monitor_for(metadata) if metadata is not None else None  # the node's defaults
         self.monitor_summary: ScoreSummary | None = None
+        self.target_speed_mps: float | None = None  # what ~/output/target_speed carried for the last frame
+        self.lidar_points_ego: np.ndarray | None = None  # the last frame's LiDAR in base_link (the creep's check)
 
     def reset(self, route_xy: np.ndarray) -> None:
         """The dense route as the driver receives it (reduced to Garage's plan, commands from its geometry)."""
@@ -159,6 +179,9 @@ class DriverMirror:
             reading = self.monitor.update(stamp, prediction.ood_score, prediction.domain_logit)
             self.monitor_summary.add(reading.ood_score, reading.level)
         waypoints = np.asarray(prediction.waypoints_ego)
+        self.lidar_points_ego = result.frame.lidar_points_ego
+        probs = getattr(prediction, "target_speed_probs", None)
+        self.target_speed_mps = None if probs is None else confidence_weighted_target_speed(probs)
         return waypoints, result.frame.target_point_ego, ""
 
 
@@ -167,9 +190,10 @@ class DirectPolicyStack:
 
     needs_sensors = True
 
-    def __init__(self, policy: Any, tick_s: float, use_lidar: bool) -> None:
+    def __init__(self, policy: Any, tick_s: float, use_lidar: bool, creep: CreepConfig | None = None) -> None:
         self.driver = DriverMirror(policy, tick_s, use_lidar)
-        self.controller = ControllerMirror(policy.contract)
+        self.controller = ControllerMirror(policy.contract, creep=creep)
+        self.tick_s = float(tick_s)
 
     def start(self, sim: ClosedLoopSimulator) -> None:
         self.driver.reset(sim.scenario.route_xy)
@@ -179,13 +203,23 @@ class DirectPolicyStack:
         if waypoints is None:
             # The driver publishes nothing for this frame: in lock step no command comes.
             return TickOutput(None, None, target, f"driver: {reason}")
-        control = self.controller.command(waypoints, observation.state.speed_mps)
+        driver = self.driver
+        control = self.controller.command(
+            waypoints, observation.state.speed_mps, driver.target_speed_mps, driver.lidar_points_ego, self.tick_s
+        )
         return TickOutput(control, waypoints, target)
 
     def report(self) -> dict[str, Any]:
-        """The route's domain-shift monitor summary (a graph with the monitor; else nothing)."""
+        """The route's domain-shift monitor summary (a graph with the monitor) and the creep's counters
+        (when it is on); else nothing."""
+        report: dict[str, Any] = {}
         summary = self.driver.monitor_summary
-        return {} if summary is None else {"monitor": summary.summary()}
+        if summary is not None:
+            report["monitor"] = summary.summary()
+        creep = self.controller.creep
+        if creep is not None:
+            report.update(creeps=creep.creeps, creep_held_by_obstacle=creep.blocked_by_obstacle)
+        return report
 
     def close(self) -> None:
         return None

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from min2real.contract import INPUT_NAMES, OUTPUT_NAMES, Contract, ContractError
+from min2real.contract import INPUT_NAMES, Contract, ContractError
 from min2real.files import file_sha256
 from min2real.runtime.backends.base import Backend
 
@@ -59,8 +59,5 @@ class TorchBackend(Backend):
         torch = self._torch
         with torch.inference_mode():
             args = [torch.from_numpy(inputs[name]).to(self.device) for name in self._input_order]
-            waypoints, steer_logits = self.module(*args)
-        return {
-            OUTPUT_NAMES[0]: waypoints.float().cpu().numpy(),
-            OUTPUT_NAMES[1]: steer_logits.float().cpu().numpy(),
-        }
+            outputs = self.module(*args)
+        return {name: tensor.float().cpu().numpy() for name, tensor in zip(self.module.output_names, outputs)}
