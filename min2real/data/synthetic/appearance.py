@@ -39,7 +39,7 @@ _REAL_COLOURS = {
     "pole": (120, 120, 115),
 }
 # Keys added with the traffic (drawn after the older keys' jitter, so the older look is unchanged).
-_REAL_TRAFFIC_COLOURS = {"vehicle": (105, 108, 118), "pedestrian": (120, 84, 70), "light_pole": (64, 64, 66)}
+_REAL_TRAFFIC_COLOURS = {"vehicle": (84, 88, 100), "pedestrian": (120, 84, 70), "light_pole": (64, 64, 66)}
 # Lamps emit light: the same colour in both looks, untouched by daylight and weather.
 LAMP_COLOURS = {"lamp_red": (255, 40, 30), "lamp_yellow": (255, 200, 0), "lamp_green": (40, 235, 90)}
 

@@ -36,8 +36,9 @@ LOOKAHEAD_M = np.arange(0.0, 40.5, 1.0)
 CORRIDOR_MARGIN_M = 0.3
 STOP_SIGN_DWELL_S = 0.5
 COLLIDED_CLEAR_S = 3.0
+PEDESTRIAN_PREDICT_S = 3.0  # vehicles brake for where a walking pedestrian will be
 EGO_HALF_SIZE_M = (2.3, 0.95)
-LAMP_BASE_M, LAMP_HEIGHT_M, POLE_HEIGHT_M = 3.2, 0.9, 3.2
+LAMP_BASE_M, LAMP_HEIGHT_M, POLE_HEIGHT_M = 3.2, 1.2, 3.2
 
 
 @dataclass(frozen=True)
@@ -109,7 +110,7 @@ class TrafficWorld:
             count = len(poles)
             centre += [poles, poles]
             yaw += [facing, facing]
-            half += [np.full((count, 2), 0.12), np.tile([0.2, 0.45], (count, 1))]
+            half += [np.full((count, 2), 0.12), np.tile([0.25, 0.6], (count, 1))]
             base += [np.zeros(count), np.full(count, LAMP_BASE_M)]
             top += [np.full(count, POLE_HEIGHT_M), np.full(count, LAMP_BASE_M + LAMP_HEIGHT_M)]
             shade += [np.ones(2 * count)]
@@ -164,18 +165,23 @@ class TrafficWorld:
                 held[span.zone] = span.group
         return held
 
-    def _bodies(self, ego: EgoBody) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Every body (active actors, then the ego): points (B, 3, 2) along its length, radius (B,),
-        velocity (B, 2), actor index (B,; -1 = ego)."""
+    def _bodies(self, ego: EgoBody) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Every body (active actors, then the ego): points (B, P, 2) along its length and, for a
+        walking pedestrian, where it will be within PEDESTRIAN_PREDICT_S; radius (B,), velocity
+        (B, 2), actor index (B,; -1 = the ego)."""
         on = np.flatnonzero(self.active)
         xy = np.concatenate([self.xy[on], ego.xy[None]])
         yaw = np.concatenate([self.yaw_rad[on], [ego.yaw_rad]])
         speed = np.concatenate([self.speed_mps[on], [ego.speed_mps]])
         half = np.concatenate([self.half_size_m[on], np.array([EGO_HALF_SIZE_M])])
         heading = np.stack([np.cos(yaw), np.sin(yaw)], axis=1)
+        velocity = heading * speed[:, None]
         reach = np.maximum(half[:, 0] - half[:, 1], 0.0)[:, None, None] * np.array([-1.0, 0.0, 1.0])[None, :, None]
         points = xy[:, None, :] + reach * heading[:, None, :]
-        return points, half[:, 1], heading * speed[:, None], np.concatenate([on, [-1]]), xy
+        walking = np.concatenate([(self.kind[on] == KIND_PEDESTRIAN) & (self.speed_mps[on] > 0.1), [False]])
+        times = np.arange(0.5, PEDESTRIAN_PREDICT_S + 1e-9, 0.5)
+        future = xy[:, None, :] + velocity[:, None, :] * (times[None, :, None] * walking[:, None, None])
+        return np.concatenate([points, future], axis=1), half[:, 1], velocity, np.concatenate([on, [-1]])
 
     def _drive(self, movers: np.ndarray, dt_s: float, ego: EgoBody, ego_holds: dict[int, str]) -> None:
         plan = self.plan
@@ -186,7 +192,7 @@ class TrafficWorld:
         for lane_index in np.unique(self.lane[movers]):
             rows = np.flatnonzero(self.lane[movers] == lane_index)
             look_xy[rows], look_yaw[rows] = plan.lanes[lane_index].pose_at(self.s_m[movers[rows], None] + offsets[rows])
-        points, radius, velocity, body_actor, _ = self._bodies(ego)
+        points, radius, velocity, body_actor = self._bodies(ego)
         distance = np.linalg.norm(look_xy[:, :, None, None, :] - points[None, None], axis=4).min(axis=3)  # (V, K, B)
         limit = self.half_size_m[movers, 1][:, None, None] + radius[None, None, :] + CORRIDOR_MARGIN_M
         hit = distance < limit

@@ -14,7 +14,9 @@ into it, the light's colour, conflicting vehicles at the next junction) and turn
 a stop point that its speed plan must respect, so it keeps its distance, yields, and stops for red
 lights and pedestrians. `target_speed_mps` / `brake` are its decision at the current tick (the
 labels Garage's measurements carry); `interactions` counts the distinct actors and lights that
-slowed it down. `yield_to_traffic=False` is the old lane follower (stop lines only).
+would each have slowed it down (their braking envelope under its free plan; a light also when
+it is red or yellow within `light_met_m`).
+`yield_to_traffic=False` is the old lane follower (stop lines only).
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ class ExpertParams:
     plan_horizon_m: float = 60.0
     yield_to_traffic: bool = True
     interaction_margin_mps: float = 0.5  # a hazard counts as met when it lowers the plan this much
+    light_met_m: float = 30.0  # or, for a red / yellow light, when its stop line is this close
 
 
 class RouteExpert:
@@ -118,11 +121,17 @@ class RouteExpert:
         if self.world is not None and self.params.yield_to_traffic:
             hazards = perceive(self.scenario, self.world, state, progress_m)
             if hazards:
-                first = min(hazards, key=lambda hazard: hazard.stop_s_m)
                 free_speed = float(np.interp(progress_m + 2.0, s, speed))
-                s, speed = self._speed_plan(progress_m, state.speed_mps, first.stop_s_m)
-                if float(np.interp(progress_m + 2.0, s, speed)) < free_speed - self.params.interaction_margin_mps:
-                    self.interactions[INTERACTION_KINDS[first.kind]].add(first.ident)
+                for hazard in hazards:  # met: it alone would slow the plan down (its braking envelope)
+                    room = max(hazard.stop_s_m - progress_m - 2.0, 0.0)
+                    slows = (
+                        np.sqrt(2.0 * self.params.decel_mps2 * room) < free_speed - self.params.interaction_margin_mps
+                    )
+                    # A red light counts when near, also while a queue in front of it is what stops us.
+                    if slows or (hazard.kind == "red_light" and room < self.params.light_met_m):
+                        self.interactions[INTERACTION_KINDS[hazard.kind]].add(hazard.ident)
+                first = min(hazard.stop_s_m for hazard in hazards)
+                s, speed = self._speed_plan(progress_m, state.speed_mps, first)
         self.target_speed_mps = float(np.interp(progress_m + 2.0, s, speed))
         self.brake = self.target_speed_mps < state.speed_mps - 0.5 or self.target_speed_mps < 0.1
         mean_speed = 0.5 * (speed[1:] + speed[:-1])
