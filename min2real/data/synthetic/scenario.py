@@ -98,9 +98,10 @@ class Scenario:
         condition: str = "noon",
         obstacle: bool = False,
         traffic: float = 0.0,
+        first_turn: str | None = None,
     ) -> None:
         """traffic: the density of moving traffic, traffic lights and pedestrians (`traffic_plan`;
-        1.0 = the judged density, 0 = an empty world)."""
+        1.0 = the judged density, 0 = an empty world); first_turn: as SyntheticRoute's."""
         if condition not in CONDITIONS:
             raise ValueError(f"appearance condition {condition!r} is not known; expected one of {CONDITION_NAMES}")
         if not length_m >= 40.0:
@@ -108,7 +109,7 @@ class Scenario:
         self.seed = (int(seed),) if isinstance(seed, (int, np.integer)) else tuple(int(v) for v in seed)
         self.length_m = float(length_m)
         self.condition = CONDITIONS[condition]
-        self.route = SyntheticRoute(self.seed, self.length_m + TAIL_M)
+        self.route = SyntheticRoute(self.seed, self.length_m + TAIL_M, first_turn)
         base = self.route
         self._clear_roads()
         rng = np.random.default_rng((*self.seed, 7))

@@ -7,8 +7,9 @@ in) and for virtual stops: a red or yellow light they can stop for, a stop sign 
 lines; they stand STOP_SIGN_DWELL_S), a scripted mid-block stop, and a conflict zone they have
 no right of way into. Right of way in a zone (a junction, the obstacle bypass) is first come,
 first served: an actor reserves the zone before it enters and keeps it until its rear has left;
-it gets it only while no actor of a conflicting group holds it and the ego is neither inside nor
-committed (too close and too fast to stop before it). Pedestrians stand at the curb until the ego
+it gets it only while no actor of a conflicting group holds it, no conflicting vehicle (the ego
+included) has stood at its mouth longer, and the ego is neither inside nor committed (too close
+and too fast to stop before it). Pedestrians stand at the curb until the ego
 comes within their trigger distance, wait while a vehicle is too close to stop for them, then
 walk across without stopping. Actors that the ego hits stand still and are cleared after
 COLLIDED_CLEAR_S. Everything is vectorised over actors and lookahead points; the motion depends
@@ -38,6 +39,7 @@ STOP_SIGN_DWELL_S = 0.5
 COLLIDED_CLEAR_S = 3.0
 PEDESTRIAN_PREDICT_S = 3.0  # vehicles brake for where a walking pedestrian will be
 EGO_HALF_SIZE_M = (2.3, 0.95)
+EGO_WAITING_M = 4.0  # the ego stands at a zone's mouth when this close to it
 LAMP_BASE_M, LAMP_HEIGHT_M, POLE_HEIGHT_M = 3.2, 1.2, 3.2
 
 
@@ -76,6 +78,7 @@ class TrafficWorld:
         self.signs_done = np.zeros((len(specs), len(plan.stop_signs_route_s_m)), dtype=bool)
         self.holds: dict[int, set[int]] = {}  # zone -> actors holding it
         self.waiting_since_s = np.full(len(specs), np.inf)  # standing at a zone's mouth since
+        self.ego_waiting_since_s: dict[int, float] = {}  # zone -> since when the ego stands at its mouth
         self.light_trigger_s: list[float | None] = [None] * len(plan.lights)
         self.time_s = 0.0
         self._spans = {lane: plan.spans_of_lane(lane) for lane in range(len(plan.lanes))}
@@ -154,7 +157,8 @@ class TrafficWorld:
         self._update_poses()
 
     def _ego_holds(self, ego: EgoBody) -> dict[int, str]:
-        """Zones the ego is inside or committed to (zone -> its group)."""
+        """Zones the ego is inside or committed to (zone -> its group); notes since when the ego
+        stands at a zone's mouth (first come, first served includes the ego)."""
         held = {}
         front, rear = ego.route_s_m + EGO_HALF_SIZE_M[0], ego.route_s_m - EGO_HALF_SIZE_M[0]
         stop_m = ego.speed_mps**2 / (2 * 3.0) + 1.5
@@ -163,6 +167,10 @@ class TrafficWorld:
             committed = ego.speed_mps > 0.5 and 0.0 <= span.s_enter - front <= stop_m
             if inside or committed:
                 held[span.zone] = span.group
+            if ego.speed_mps < 0.1 and 0.0 <= span.s_enter - front <= EGO_WAITING_M:
+                self.ego_waiting_since_s.setdefault(span.zone, self.time_s)
+            else:
+                self.ego_waiting_since_s.pop(span.zone, None)
         return held
 
     def _bodies(self, ego: EgoBody) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -193,17 +201,26 @@ class TrafficWorld:
             rows = np.flatnonzero(self.lane[movers] == lane_index)
             look_xy[rows], look_yaw[rows] = plan.lanes[lane_index].pose_at(self.s_m[movers[rows], None] + offsets[rows])
         points, radius, velocity, body_actor = self._bodies(ego)
-        distance = np.linalg.norm(look_xy[:, :, None, None, :] - points[None, None], axis=4).min(axis=3)  # (V, K, B)
-        limit = self.half_size_m[movers, 1][:, None, None] + radius[None, None, :] + CORRIDOR_MARGIN_M
-        hit = distance < limit
-        hit &= body_actor[None, None, :] != movers[:, None, None]  # not itself
-        any_hit = hit.any(axis=1)  # (V, B)
-        first = np.argmax(hit, axis=1)
-        gap = np.where(any_hit, LOOKAHEAD_M[first], np.inf)  # bumper to body, (V, B)
-        lane_yaw = np.take_along_axis(look_yaw, first, axis=1)
-        along = velocity[None, :, 0] * np.cos(lane_yaw) + velocity[None, :, 1] * np.sin(lane_yaw)
+        # Only (mover, body) pairs within reach of the lookahead are tested, point by point.
+        reach = LOOKAHEAD_M[-1] + half_len[:, None] + 8.0
+        near = np.einsum("vbd->vb", (self.xy[movers, None, :] - points[None, :, 1, :]) ** 2) < reach**2
+        near &= body_actor[None, :] != movers[:, None]  # not itself
+        v_index, b_index = np.nonzero(near)
+        gap = np.full(near.shape, np.inf)  # bumper to body, (V, B)
+        along = np.zeros(near.shape)
+        if len(v_index):
+            delta = look_xy[v_index, :, None, :] - points[b_index, None, :, :]  # (n, K, P, 2)
+            distance_sq = np.einsum("nkpd,nkpd->nkp", delta, delta).min(axis=2)  # (n, K)
+            limit = self.half_size_m[movers[v_index], 1] + radius[b_index] + CORRIDOR_MARGIN_M
+            hit = distance_sq < (limit**2)[:, None]
+            first = np.argmax(hit, axis=1)
+            found = hit.any(axis=1)
+            gap[v_index[found], b_index[found]] = LOOKAHEAD_M[first[found]]
+            yaw = look_yaw[v_index, first]
+            speed_along = velocity[b_index, 0] * np.cos(yaw) + velocity[b_index, 1] * np.sin(yaw)
+            along[v_index[found], b_index[found]] = speed_along[found]
         gaps = [gap]
-        leader_speed = [np.where(any_hit, along, 0.0)]
+        leader_speed = [along]
         stop_gap = self._virtual_stops(movers, dt_s, ego_holds)
         gaps.append(stop_gap[:, None])
         leader_speed.append(np.zeros((len(movers), 1)))
@@ -265,6 +282,8 @@ class TrafficWorld:
             for span in self._spans[self.lane[m]]:
                 gap = span.s_enter - 1.0 - front
                 holders = self.holds.setdefault(span.zone, set())
+                if m not in holders and gap < -0.5 and self.s_m[m] - self.half_size_m[m, 0] <= span.s_exit:
+                    holders.add(m)  # already inside (spawned there): it holds the zone until it leaves
                 if m in holders or gap < -0.5 or gap > v * v / (2 * 2.0) + 8.0:
                     continue
                 light = plan.zones[span.zone].light
@@ -283,7 +302,9 @@ class TrafficWorld:
                     if (span.zone, int(self.lane[w])) in self._span_group
                     and self.group_of(span.zone, int(self.lane[w])) != span.group
                 ]
-                if conflict or earlier or ego_holds.get(span.zone, span.group) != span.group:
+                ego_first = self.ego_waiting_since_s.get(span.zone, np.inf) < self.waiting_since_s[m]
+                ego_first &= self.group_of(span.zone, plan.route_lane) != span.group
+                if conflict or earlier or ego_first or ego_holds.get(span.zone, span.group) != span.group:
                     candidates.append(gap)
                 else:
                     holders.add(m)

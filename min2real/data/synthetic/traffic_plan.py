@@ -44,6 +44,10 @@ PEDESTRIAN_CURB_M = 1.5  # pedestrians wait this far outside the road edge
 LANE_SPEED_LATERAL_MPS2 = 2.0
 LANE_SPEED_DECEL_MPS2 = 2.0
 CROSS_STUB_M = 30.0
+LANE_BEYOND_END_M = 25.0
+BYPASS_PAD_M = 4.0
+CROSSWALK_SPACING_M = 90.0  # one crosswalk per this much route at density 1
+BYPASS_OFFSET_M = 0.8  # the route this far into the oncoming lane: an oncoming car would not pass
 # Light cycle after the trigger (seconds): main yellow, all red, cross green, cross yellow, all red.
 LIGHT_PHASES_S = (2.5, 1.0, 4.0, 1.5, 1.0)
 KIND_VEHICLE, KIND_PEDESTRIAN = 0, 1
@@ -192,6 +196,14 @@ def _span(lane: Lane, centre: np.ndarray, radius_m: float, near_s: float | None 
     return float(lane.s_m[a]), float(lane.s_m[b])
 
 
+def _clear_of(points_xy: np.ndarray, others_xy: np.ndarray, distance_m: float) -> bool:
+    """Whether every point keeps `distance_m` from every other point (coarse: every 4th point)."""
+    if not len(others_xy):
+        return True
+    delta = points_xy[::4, None, :] - others_xy[None, ::4, :]
+    return bool(np.einsum("pod,pod->po", delta, delta).min() > distance_m**2)
+
+
 def _straight(start: np.ndarray, end: np.ndarray, step_m: float = 0.5) -> np.ndarray:
     count = max(2, int(np.linalg.norm(end - start) / step_m) + 1)
     return start + np.linspace(0.0, 1.0, count)[:, None] * (end - start)
@@ -209,9 +221,12 @@ def build_traffic_plan(scenario: Scenario, density: float) -> TrafficPlan:
     base = scenario.route
     rng = np.random.default_rng((*scenario.seed, 11))
     length = scenario.length_m
-    route_lane = Lane.from_points("route", scenario.route_lane_xy)
+    # Lanes end LANE_BEYOND_END_M past the scored end: the tail beyond may curve back near the
+    # start, where traffic on it would meet the route head-on across the roadside.
+    end = int(np.searchsorted(scenario.route_s_m, length + LANE_BEYOND_END_M))
+    route_lane = Lane.from_points("route", scenario.route_lane_xy[:end])
     left = np.stack([-np.sin(base.path_yaw), np.cos(base.path_yaw)], axis=1)
-    opposite = Lane.from_points("opposite", (base.path_xy + LANE_WIDTH_M * left)[::-1])
+    opposite = Lane.from_points("opposite", (base.path_xy + LANE_WIDTH_M * left)[:end][::-1])
     lanes, zones, spans, lights = [route_lane, opposite], [], [], []
     to_route_s = lambda s_path: float(np.interp(s_path, base.path_s, scenario.route_s_m))  # noqa: E731
     actors: list[ActorSpec] = []
@@ -255,6 +270,9 @@ def build_traffic_plan(scenario: Scenario, density: float) -> TrafficPlan:
             start = centre - CROSS_STUB_M * d1 + 0.5 * LANE_WIDTH_M * _right(d1)
             tail = scenario.route_lane_xy[exit_index : exit_index + int(40.0 / 0.5)]
             new_lanes.append(Lane.from_points(f"cross{zone}", np.concatenate([_straight(start, tail[0])[:-1], tail])))
+        # A route that curves back near its own junctions: cross traffic there would stand on the route.
+        elsewhere = np.abs(route_lane.s_m - 0.5 * (route_span[0] + route_span[1])) > 25.0
+        new_lanes = [lane for lane in new_lanes if _clear_of(lane.xy, route_lane.xy[elsewhere], 6.0)]
         signalised = junction.stop_dwell_s <= 0 and rng.random() < LIGHT_SHARE
         light = -1
         if signalised:
@@ -280,19 +298,29 @@ def build_traffic_plan(scenario: Scenario, density: float) -> TrafficPlan:
 
     if scenario.obstacle is not None:
         offset = np.linalg.norm(scenario.route_lane_xy - base.path_xy, axis=1)
-        runs = _runs(offset > 0.3)
-        if runs:
+        runs = _runs(offset > BYPASS_OFFSET_M)
+        if runs:  # where the route takes the oncoming lane, with room so that no one waits half in it
             a, b = runs[0]
+            pad = int(BYPASS_PAD_M / 0.5)
+            a, b = max(a - pad, 0), min(b + pad, len(opposite.s_m) - 1)
             zone = len(zones)
             centre = scenario.obstacle.centre_xy
             zones.append(Zone("bypass", centre))
-            n = len(base.path_s)
+            n = len(opposite.s_m)
             spans.append(ZoneSpan(zone, 0, float(route_lane.s_m[a]), float(route_lane.s_m[b]), "bypass"))
             spans.append(ZoneSpan(zone, 1, float(opposite.s_m[n - 1 - b]), float(opposite.s_m[n - 1 - a]), "oncoming"))
 
+    def outside_zones(lane: int, s: float) -> float:
+        """`s` moved past any zone of `lane` it would stand in (nobody starts inside a zone)."""
+        for span in sorted((sp for sp in spans if sp.lane == lane), key=lambda sp: sp.s_enter):
+            if span.s_enter - VEHICLE_HALF_SIZE_M[0] - 3.0 <= s <= span.s_exit + VEHICLE_HALF_SIZE_M[0] + 1.0:
+                s = span.s_exit + VEHICLE_HALF_SIZE_M[0] + 1.0
+        return s
+
     # Lead vehicles ahead of the ego, slower than it; some brake to a stop mid-block.
-    s_lead = float(rng.uniform(16.0, 26.0))
+    s_lead = float(rng.uniform(12.0, 20.0))
     for _ in range(max(1, int(round(2 * density)))):
+        s_lead = outside_zones(0, s_lead)
         if s_lead > length - 30.0:
             break
         stop_s = math.nan
@@ -304,6 +332,7 @@ def build_traffic_plan(scenario: Scenario, density: float) -> TrafficPlan:
     gap = 45.0 / density
     s_on = float(rng.uniform(0.0, gap))
     while s_on < opposite.length_m - 40.0:
+        s_on = outside_zones(1, s_on)
         actors.append(vehicle(1, s_on, float(rng.uniform(5.0, 7.5))))
         s_on += gap * float(rng.uniform(0.7, 1.3))
 
@@ -318,7 +347,7 @@ def build_traffic_plan(scenario: Scenario, density: float) -> TrafficPlan:
                 PEDESTRIAN_HALF_SIZE_M,
                 PEDESTRIAN_HEIGHT_M,
                 float(rng.uniform(0.8, 1.2)),
-                trigger_route_s_m=crosswalk.route_s_m - float(rng.uniform(20.0, 30.0)),
+                trigger_route_s_m=crosswalk.route_s_m - float(rng.uniform(22.0, 32.0)),
             )
         )
     stop_signs = tuple(line.s_m for line in scenario.stop_lines)
@@ -333,7 +362,7 @@ def _crosswalks(
     blocked = route_spans + [(line.s_m - 5.0, line.s_m + 5.0) for line in scenario.stop_lines]
     candidates = np.arange(30.0, scenario.length_m - 20.0, 2.0)
     ok = [s for s in candidates if all(s < a - 15.0 or s > b + 12.0 for a, b in blocked)]
-    wanted = max(1, int(round(density * scenario.length_m / 150.0)))
+    wanted = max(1, int(round(density * scenario.length_m / CROSSWALK_SPACING_M)))
     chosen: list[float] = []
     for s in rng.permutation(ok) if ok else []:
         if len(chosen) == wanted:

@@ -10,8 +10,9 @@ Each hazard is a route distance where the vehicle's reference point must be able
   red_light   the light of the route's next signalised junction shows red, or yellow while the
               vehicle can still stop comfortably: stand at its stop line;
   junction    a conflict zone (junction, obstacle bypass) the vehicle has not entered yet while a
-              vehicle of a conflicting stream is inside it or will reach it within YIELD_GAP_S at
-              its current speed (and is not stopping for its red light): stand at the mouth.
+              vehicle of a conflicting stream is inside it or moving and so close to it that it
+              may take it first (within its braking distance + CLAIM_MARGIN_M, not stopping
+              for its red light): stand at the mouth.
 
 Only the present is read (positions, velocities, the lamp colours, the map's lanes); nothing
 about the actors' future or the world's right-of-way bookkeeping.
@@ -29,10 +30,12 @@ from min2real.data.synthetic.traffic_plan import KIND_PEDESTRIAN, KIND_VEHICLE
 from min2real.evaluation.closed_loop.vehicle import VehicleState
 
 LOOKAHEAD_M = np.arange(0.0, 45.5, 0.5)
+REACH_M = LOOKAHEAD_M[-1] + 10.0
 CORRIDOR_HALF_WIDTH_M = EGO_HALF_SIZE_M[1] + 0.45
 FOLLOW_GAP_M, FOLLOW_HEADWAY_S, ASSUMED_DECEL_MPS2 = 3.0, 1.0, 2.5
 PEDESTRIAN_GAP_M, PEDESTRIAN_PREDICT_S = 2.5, 3.0
-YIELD_GAP_S, YIELD_RANGE_M = 4.5, 35.0
+YIELD_RANGE_M = 35.0
+CLAIM_DECEL_MPS2, CLAIM_MARGIN_M = 2.0, 12.0  # a vehicle this close to a zone may take it first
 MAX_COMFORT_DECEL_MPS2 = 3.5
 
 
@@ -57,7 +60,8 @@ def perceive(scenario: Scenario, world: TrafficWorld, state: VehicleState, route
 
 
 def _corridor(scenario: Scenario, world: TrafficWorld, state: VehicleState, route_s: float, front: float):
-    on = np.flatnonzero(world.active & ((world.kind == KIND_VEHICLE) | (world.kind == KIND_PEDESTRIAN)))
+    near = np.einsum("ad,ad->a", world.xy - state.xy, world.xy - state.xy) < REACH_M**2
+    on = np.flatnonzero(world.active & near)
     if not len(on):
         return []
     look_xy, look_yaw = scenario.lane_pose_at(front + LOOKAHEAD_M)
@@ -69,8 +73,9 @@ def _corridor(scenario: Scenario, world: TrafficWorld, state: VehicleState, rout
     walking = (world.kind[on] == KIND_PEDESTRIAN) & (world.speed_mps[on] > 0.1)
     future = [velocity * t * walking[:, None] for t in np.arange(0.5, PEDESTRIAN_PREDICT_S + 1e-9, 0.5)]
     points = world.xy[on, None, :] + np.stack(offsets + future, axis=1)  # (B, P, 2)
-    distance = np.linalg.norm(look_xy[:, None, None, :] - points[None], axis=3).min(axis=2)  # (K, B)
-    hit = distance < CORRIDOR_HALF_WIDTH_M + world.half_size_m[on, 1][None, :]
+    delta = look_xy[:, None, None, :] - points[None]
+    distance_sq = np.einsum("kbpd,kbpd->kbp", delta, delta).min(axis=2)  # (K, B)
+    hit = distance_sq < (CORRIDOR_HALF_WIDTH_M + world.half_size_m[on, 1][None, :]) ** 2
     hazards = []
     for b in np.flatnonzero(hit.any(axis=0)):
         gap = float(LOOKAHEAD_M[np.argmax(hit[:, b])])
@@ -121,7 +126,8 @@ def _yield(world: TrafficWorld, front: float):
                 stopping_for_light = colour == "red" or (
                     colour == "yellow" and speed**2 / (2 * max(to_mouth, 0.1)) < 3.0
                 )
-                arriving = 0.0 < to_mouth < YIELD_RANGE_M and speed > 0.1 and to_mouth / speed < YIELD_GAP_S
+                # Close enough to claim the zone before us (the distance a driver needs to decide).
+                arriving = 0.0 < to_mouth < speed**2 / (2 * CLAIM_DECEL_MPS2) + CLAIM_MARGIN_M and speed > 0.1
                 if inside or (arriving and not stopping_for_light):
                     hazards.append(Hazard("junction", int(actor), span.s_enter - 0.7 - EGO_HALF_SIZE_M[0]))
     return hazards
