@@ -167,3 +167,36 @@ def test_a_lane_follower_that_does_not_yield_now_fails():
     assert np.mean([score.driving_score for score in scores]) < 60, [score.driving_score for score in scores]
     kinds = {event.kind for score in scores for event in score.infractions}
     assert {"collision_vehicle", "red_light"} <= kinds, kinds
+
+
+def test_data_synth_with_traffic_labels_the_experts_decisions_and_the_actors(tmp_path):
+    """`data synth --traffic`: the drive is the expert's, so frames carry its target speed and
+    brake, the light state, Garage boxes and NAVSIM annotations of the actors it met."""
+    import gzip
+    import json
+    import pickle
+
+    from min2real.data.synthetic import write_synthetic_dataset
+    from min2real.evaluation.closed_loop.record import traffic_drive
+
+    summary = write_synthetic_dataset(
+        tmp_path, seed=5, frames=16, routes=1, contract=C.TINY_CONTRACT, traffic=1.0, traffic_drive=traffic_drive,
+        sim_image_size=(256, 96), real_image_size=(256, 144),
+    )  # fmt: skip
+    assert summary["traffic"] == 1.0
+    route = tmp_path / "carla" / "synthetic" / "route_000"
+    read = lambda path: json.load(gzip.open(path, "rt"))  # noqa: E731
+    measurements = [read(path) for path in sorted((route / "measurements").glob("*.json.gz"))]
+    boxes = [read(path) for path in sorted((route / "boxes").glob("*.json.gz"))]
+    assert len(boxes) == len(measurements) and read(route / "results.json.gz")["scores"]["score_composed"] == 100.0
+    assert any(m["brake"] for m in measurements) and any(not m["brake"] for m in measurements)
+    assert all(m["target_speed"] <= 7.0 + 1e-6 for m in measurements)
+    assert {m["traffic_light_state"] for m in measurements} <= {"none", "green", "yellow", "red"}
+    cars = [box for frame in boxes for box in frame if box["class"] == "car" and box["num_points"] > 0]
+    assert cars and all(len(box["extent"]) == 3 for box in cars)  # actors seen by the LiDAR
+    (log,) = (tmp_path / "navsim" / "navsim_logs" / "trainval").glob("*.pkl")
+    frames = pickle.loads(log.read_bytes())
+    assert any(len(frame["anns"]["gt_boxes"]) for frame in frames)
+    assert all(frame["anns"]["gt_boxes"].shape[1:] == (7,) for frame in frames)
+    with pytest.raises(ValueError, match="traffic_drive"):
+        write_synthetic_dataset(tmp_path / "bad", frames=4, routes=1, traffic=1.0)
