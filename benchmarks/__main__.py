@@ -5,6 +5,7 @@ its own side-by-side timings and ratios. `make bench` runs them all at their def
     inference  CPU inference at its floor: graph GFLOP/s over ONNX Runtime's MatMul rate, policy.predict
                and the driver node (own process, over DDS) over bare inference, pre-processing time
     nodes      message conversion cost against the cheapest numpy/cv2 operation
+    traffic    a direct-mode closed-loop tick with moving traffic over the same tick in the empty world
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ BENCHMARKS = {
     "data": "benchmarks.bench_data",
     "inference": "benchmarks.bench_inference",
     "nodes": "benchmarks.bench_nodes",
+    "traffic": "benchmarks.bench_traffic",
 }
 
 

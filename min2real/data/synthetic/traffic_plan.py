@@ -271,7 +271,8 @@ def build_traffic_plan(scenario: Scenario, density: float) -> TrafficPlan:
             tail = scenario.route_lane_xy[exit_index : exit_index + int(40.0 / 0.5)]
             new_lanes.append(Lane.from_points(f"cross{zone}", np.concatenate([_straight(start, tail[0])[:-1], tail])))
         # A route that curves back near its own junctions: cross traffic there would stand on the route.
-        elsewhere = np.abs(route_lane.s_m - 0.5 * (route_span[0] + route_span[1])) > 25.0
+        # (a turn's cross lane runs on into the route's exit lane: that stretch is its own)
+        elsewhere = (route_lane.s_m < route_span[0] - 25.0) | (route_lane.s_m > route_span[1] + 50.0)
         new_lanes = [lane for lane in new_lanes if _clear_of(lane.xy, route_lane.xy[elsewhere], 6.0)]
         signalised = junction.stop_dwell_s <= 0 and rng.random() < LIGHT_SHARE
         light = -1
