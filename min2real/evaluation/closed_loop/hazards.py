@@ -35,6 +35,7 @@ CORRIDOR_HALF_WIDTH_M = EGO_HALF_SIZE_M[1] + 0.45
 FOLLOW_GAP_M, FOLLOW_HEADWAY_S, ASSUMED_DECEL_MPS2 = 3.0, 1.0, 2.5
 PEDESTRIAN_GAP_M, PEDESTRIAN_PREDICT_S = 2.5, 3.0
 YIELD_RANGE_M = 35.0
+MOUTH_DEPTH_M = 2.0  # a zone's mouth: the first metres past its start
 CLAIM_DECEL_MPS2, CLAIM_MARGIN_M = 2.0, 12.0  # a vehicle this close to a zone may take it first
 MAX_COMFORT_DECEL_MPS2 = 3.5
 
@@ -55,7 +56,7 @@ def perceive(scenario: Scenario, world: TrafficWorld, state: VehicleState, route
     return [
         *_corridor(scenario, world, state, route_s_m, front),
         *_lights(world, state, route_s_m, front),
-        *_yield(world, front),
+        *_yield(world, state, route_s_m, front),
     ]
 
 
@@ -104,13 +105,16 @@ def _lights(world: TrafficWorld, state: VehicleState, route_s: float, front: flo
     return hazards
 
 
-def _yield(world: TrafficWorld, front: float):
+def _yield(world: TrafficWorld, state: VehicleState, route_s: float, front: float):
     plan = world.plan
     hazards = []
     for span in plan.spans_of_lane(plan.route_lane):
         to_zone = span.s_enter - front
-        if to_zone < 0.5 or to_zone > YIELD_RANGE_M + 10.0:
-            continue  # already committed to it, or far away
+        # Committed: through the mouth, or entering it too fast to stop (standing with the bumper a
+        # little past the mouth, e.g. behind a leader, is not committed). Far away: not yet.
+        committed = to_zone < -MOUTH_DEPTH_M or (to_zone < 0.5 and state.speed_mps > 2.0)
+        if committed or to_zone > YIELD_RANGE_M + 10.0:
+            continue
         for other in plan.spans:
             if other.zone != span.zone or other.group == span.group:
                 continue
@@ -129,5 +133,6 @@ def _yield(world: TrafficWorld, front: float):
                 # Close enough to claim the zone before us (the distance a driver needs to decide).
                 arriving = 0.0 < to_mouth < speed**2 / (2 * CLAIM_DECEL_MPS2) + CLAIM_MARGIN_M and speed > 0.1
                 if inside or (arriving and not stopping_for_light):
-                    hazards.append(Hazard("junction", int(actor), span.s_enter - 0.7 - EGO_HALF_SIZE_M[0]))
+                    stop_s = max(span.s_enter - 0.7 - EGO_HALF_SIZE_M[0], route_s)  # here, if already past
+                    hazards.append(Hazard("junction", int(actor), stop_s))
     return hazards
