@@ -243,6 +243,9 @@ def build_traffic_plan(scenario: Scenario, density: float) -> TrafficPlan:
             **kwargs,
         )
 
+    offset = np.linalg.norm(scenario.route_lane_xy - base.path_xy, axis=1)  # the bypass of a parked car
+    bypass_runs = _runs(offset > BYPASS_OFFSET_M)
+    bypass_start = max(bypass_runs[0][0] - int(BYPASS_PAD_M / 0.5), 0) if bypass_runs else len(base.path_s)
     for junction in base.intersections:
         s_route_start = to_route_s(base.path_s[junction.index_start])
         if s_route_start > length - 5.0:
@@ -268,8 +271,14 @@ def build_traffic_plan(scenario: Scenario, density: float) -> TrafficPlan:
         else:  # from the far side, straight across into the route's exit lane
             exit_index = junction.index_end
             start = centre - CROSS_STUB_M * d1 + 0.5 * LANE_WIDTH_M * _right(d1)
-            tail = scenario.route_lane_xy[exit_index : exit_index + int(40.0 / 0.5)]
-            new_lanes.append(Lane.from_points(f"cross{zone}", np.concatenate([_straight(start, tail[0])[:-1], tail])))
+            # It runs on in the exit lane for 40 m, never into the bypass of a parked car (no right of way there).
+            tail_end = min(
+                exit_index + int(40.0 / 0.5), bypass_start if bypass_start > exit_index else len(base.path_s)
+            )
+            tail = scenario.route_lane_xy[exit_index:tail_end]
+            if len(tail) >= 2:
+                approach = _straight(start, tail[0])[:-1]
+                new_lanes.append(Lane.from_points(f"cross{zone}", np.concatenate([approach, tail])))
         # A route that curves back near its own junctions: cross traffic there would stand on the route.
         # (a turn's cross lane runs on into the route's exit lane: that stretch is its own)
         elsewhere = (route_lane.s_m < route_span[0] - 25.0) | (route_lane.s_m > route_span[1] + 50.0)
@@ -300,10 +309,8 @@ def build_traffic_plan(scenario: Scenario, density: float) -> TrafficPlan:
                 )
 
     if scenario.obstacle is not None:
-        offset = np.linalg.norm(scenario.route_lane_xy - base.path_xy, axis=1)
-        runs = _runs(offset > BYPASS_OFFSET_M)
-        if runs:  # where the route takes the oncoming lane, with room so that no one waits half in it
-            a, b = runs[0]
+        if bypass_runs:  # where the route takes the oncoming lane, with room so that no one waits half in it
+            a, b = bypass_runs[0]
             pad = int(BYPASS_PAD_M / 0.5)
             a, b = max(a - pad, 0), min(b + pad, len(opposite.s_m) - 1)
             zone = len(zones)
