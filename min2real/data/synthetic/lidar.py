@@ -1,6 +1,6 @@
 """The synthetic LiDAR: 32 beams x 720 azimuths from LIDAR_HEIGHT_M above base_link, each ray ending
 on the ground plane or on the nearest box (roadside objects, traffic, light poles), as numpy arrays
-(slab test of every ray against every box in range at once)."""
+(slab test of every ray against the boxes in range whose angular extent it crosses, at once)."""
 
 from __future__ import annotations
 
@@ -22,22 +22,37 @@ def cast_lidar(boxes: Boxes, ego_xy: np.ndarray, ego_yaw: float, rng: np.random.
         centres = C.world_to_ego_xy(boxes.centre_xy, ego_xy, ego_yaw)
         near = np.flatnonzero(np.linalg.norm(centres, axis=1) < LIDAR_RANGE_M + 15.0)
         if len(near):
-            yaw_b = (boxes.yaw_rad[near] - ego_yaw)[:, None]  # (K, 1)
-            dir_x, dir_y = np.cos(azimuth - yaw_b), np.sin(azimuth - yaw_b)  # ray direction in box frame
-            c, s = np.cos(-yaw_b), np.sin(-yaw_b)
-            ox = -(c[:, 0] * centres[near, 0] - s[:, 0] * centres[near, 1])[:, None]
-            oy = -(s[:, 0] * centres[near, 0] + c[:, 0] * centres[near, 1])[:, None]
+            yaw_k = boxes.yaw_rad[near] - ego_yaw  # (K,)
+            az = azimuth[0]  # (A,)
+            # Only the rays whose azimuth lies within a box's angular extent can hit it: (box, ray) pairs.
             half = boxes.half_size_m[near]
+            local = np.array([[1, 1], [1, -1], [-1, -1], [-1, 1]], dtype=np.float64)
+            cos_k, sin_k = np.cos(yaw_k)[:, None], np.sin(yaw_k)[:, None]
+            lx, ly = local[None, :, 0] * half[:, :1], local[None, :, 1] * half[:, 1:]
+            corners = np.stack([cos_k * lx - sin_k * ly, sin_k * lx + cos_k * ly], axis=2) + centres[near, None, :]
+            middle = np.arctan2(centres[near, 1], centres[near, 0])
+            wrap = lambda angle: np.mod(angle + np.pi, 2 * np.pi) - np.pi  # noqa: E731
+            spread = wrap(np.arctan2(corners[..., 1], corners[..., 0]) - middle[:, None])
+            delta = wrap(az[None, :] - middle[:, None])  # (K, A)
+            inside = (delta >= spread.min(axis=1)[:, None] - 1e-3) & (delta <= spread.max(axis=1)[:, None] + 1e-3)
+            k, a = np.nonzero(inside)
+            yaw_b = yaw_k[k]
+            dir_x, dir_y = np.cos(az[a] - yaw_b), np.sin(az[a] - yaw_b)  # ray direction in box frame
+            c, s = np.cos(-yaw_b), np.sin(-yaw_b)
+            ox = -(c * centres[near[k], 0] - s * centres[near[k], 1])
+            oy = -(s * centres[near[k], 0] + c * centres[near[k], 1])
             with np.errstate(divide="ignore", invalid="ignore"):
-                tx1, tx2 = (-half[:, :1] - ox) / dir_x, (half[:, :1] - ox) / dir_x
-                ty1, ty2 = (-half[:, 1:] - oy) / dir_y, (half[:, 1:] - oy) / dir_y
+                tx1, tx2 = (-half[k, 0] - ox) / dir_x, (half[k, 0] - ox) / dir_x
+                ty1, ty2 = (-half[k, 1] - oy) / dir_y, (half[k, 1] - oy) / dir_y
             enter = np.maximum(np.minimum(tx1, tx2), np.minimum(ty1, ty2))
             leave = np.minimum(np.maximum(tx1, tx2), np.maximum(ty1, ty2))
             hit = (enter <= leave) & (leave > 0) & (enter > 0)
-            t_box = np.where(hit, enter, np.inf)  # (K, A) horizontal distance
-            z_hit = LIDAR_HEIGHT_M + t_box[None] * tan_el[:, :, None]  # (E, K, A)
-            valid = (z_hit >= boxes.base_m[near][None, :, None]) & (z_hit <= boxes.top_m[near][None, :, None])
-            t_valid = np.where(valid, t_box[None], np.inf).min(axis=1)  # (E, A)
+            t_box = np.where(hit, enter, np.inf)  # (P,) horizontal distance per (box, ray) pair
+            z_hit = LIDAR_HEIGHT_M + t_box[None] * tan_el  # (E, P)
+            valid = (z_hit >= boxes.base_m[near][k][None]) & (z_hit <= boxes.top_m[near][k][None])
+            t_pairs = np.where(valid, t_box[None], np.inf)
+            t_valid = np.full(best.shape, np.inf)
+            np.minimum.at(t_valid, (np.arange(len(tan_el))[:, None], a[None, :]), t_pairs)
             box_first = t_valid < best
             best = np.where(box_first, t_valid, best)
             intensity = np.where(box_first, 0.6, intensity)
