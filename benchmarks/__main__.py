@@ -1,4 +1,4 @@
-"""`python -m benchmarks [NAME ...] [-- ARGS]`: run the benchmarks (all by default), each printing
+"""`python -m benchmarks [NAME ...] [-- ARGS]`: run the benchmarks (all but `training` by default), each printing
 its own side-by-side timings and ratios. `make bench` runs them all at their defaults.
 
     data       DataLoader samples/s per worker and domain vs the training step time
@@ -8,6 +8,7 @@ its own side-by-side timings and ratios. `make bench` runs them all at their def
     monitor    the domain-shift monitor's outputs against the graph without them
     training   the bundled recipe's training step, previous data path vs current (steps/s, data share);
                needs the recipe's data, so it runs only when named: `python -m benchmarks training`
+    traffic    a direct-mode closed-loop tick with moving traffic over the same tick in the empty world
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ BENCHMARKS = {
     "nodes": "benchmarks.bench_nodes",
     "monitor": "benchmarks.bench_monitor",
     "training": "benchmarks.bench_training",
+    "traffic": "benchmarks.bench_traffic",
 }
-BY_DEFAULT = ("data", "inference", "nodes")
+BY_DEFAULT = ("data", "inference", "nodes", "monitor", "traffic")
 
 
 def main(argv: list[str]) -> int:

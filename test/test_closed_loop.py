@@ -33,11 +33,11 @@ from min2real.runtime.types import VehicleControl
 
 BUNDLED_MODEL = "models/bundled/min2real_tiny_sim.onnx"
 STOP_ROUTE = RouteSpec("test/stop", 4, 0, "noon", False, 50.0)  # a stop line at ~30 m
-SHORT_ROUTE = RouteSpec("test/short", 0, 0, "noon", False, 45.0)
+SHORT_ROUTE = RouteSpec("test/short", 0, 0, "noon", False, 45.0, traffic=1.0)
 
 
-def _longest6(name: str) -> RouteSpec:
-    return next(spec for spec in route_set("synth-longest6")[1] if spec.name == f"synth-longest6/{name}")
+def _longest6(name: str, route_set_name: str = "synth-longest6") -> RouteSpec:
+    return next(spec for spec in route_set(route_set_name)[1] if spec.name == f"{route_set_name}/{name}")
 
 
 # ---- vehicle -----------------------------------------------------------------------------------
@@ -126,7 +126,7 @@ def _scripted(spec: RouteSpec, path_xy: np.ndarray, speed_mps: float = 6.0):
 
 
 def test_judge_off_road_and_outside_lane():
-    spec = _longest6("town00_route0")
+    spec = _longest6("town00_route0", "synth-longest6-empty")  # the static world (traffic: test_closed_loop_traffic)
     scenario = spec.scenario()
     right = np.stack([np.sin(scenario.route_lane_yaw), -np.cos(scenario.route_lane_yaw)], axis=1)
     offset = np.clip((scenario.route_s_m - 10.0) / 10.0, 0.0, 1.0)[:, None] * 6.0  # 6 m right of the lane
@@ -138,7 +138,7 @@ def test_judge_off_road_and_outside_lane():
 
 
 def test_judge_collision_with_the_parked_car():
-    spec = _longest6("town00_route2")
+    spec = _longest6("town00_route2", "synth-longest6-empty")
     scenario = spec.scenario()
     assert scenario.obstacle is not None
     run = _scripted(spec, scenario.route.path_xy)  # the ego lane, not the route around the car

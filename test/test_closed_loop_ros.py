@@ -18,7 +18,8 @@ from min2real.evaluation.closed_loop.run import rendering_camera
 from min2real.runtime.policy import load_policy
 
 BUNDLED_MODEL = "models/bundled/min2real_tiny_sim.onnx"
-SHORT_ROUTE = RouteSpec("test/short", 0, 0, "noon", False, 45.0)
+# With traffic: the actors react to the ego, so equal trajectories also pin equal traffic.
+SHORT_ROUTE = RouteSpec("test/short", 0, 0, "noon", False, 45.0, traffic=1.0)
 # The bundled model stops early and then creeps: end the route after 3 s standing or 4.5 s in all.
 QUICK = JudgeParams(blocked_time_s=3.0, timeout_base_s=0.0, timeout_speed_mps=10.0)
 

@@ -29,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--routes",
         default="synth-longest6",
-        help="route set name (synth-longest6; synth-val for model selection; synth-short), a count N (first N of synth-longest6) or NAME:N",
+        help="route set name (synth-longest6, synth-val for model selection, synth-short: with traffic; synth-longest6-empty, synth-val-empty, synth-short-empty: the same roads without), a count N (first N of synth-longest6) or NAME:N",
     )
     parser.add_argument("--domain", choices=("sim", "real"), default="sim", help="the world's look (default sim)")
     parser.add_argument("--ros", action="store_true", help="run the real driver and controller nodes (lock step)")

@@ -310,7 +310,7 @@ class RosStack:
         self.shadow_planner.set_dense_route(route_xy)
         if self.expert_mode:
             contract = factory.contract
-            self.expert = RouteExpert(sim.scenario, contract.num_waypoints, contract.waypoint_dt_s)
+            self.expert = RouteExpert(sim.scenario, contract.num_waypoints, contract.waypoint_dt_s, world=sim.traffic)
         # The route first (latched): a node that starts later still gets it.
         self.bridge.publish_route(route_xy, self.sensor_ns(0))
         self.bridge.clear_commands()

@@ -25,7 +25,7 @@ from min2real.data.synthetic.geometry import (
     SyntheticRoute,
     _seed_tuple,
 )
-from min2real.data.synthetic.render import SIM, SceneRenderer, make_camera, side_camera_yaw
+from min2real.data.synthetic.render import SIM, Boxes, SceneRenderer, make_camera, side_camera_yaw
 from min2real.runtime.route import (
     ROAD_OPTION_LANEFOLLOW,
     ROAD_OPTION_LEFT,
@@ -77,6 +77,27 @@ class SyntheticFrame:
     steer_class: int
     in_junction: bool
     side_images: dict[str, np.ndarray] = field(default_factory=dict)
+    traffic: FrameTraffic | None = None  # drives with traffic: the expert's decision, the actors
+
+
+@dataclass(frozen=True)
+class FrameTraffic:
+    """What a drive with traffic adds to a frame: the expert's target speed (m/s) and brake at this
+    instant, the state of the next traffic light on the route ("green" | "yellow" | "red" | "none")
+    and its distance (m, inf: none), and the actors: ids (A,), kinds (A,; traffic_plan.KIND_*),
+    centre_xy (A, 2) world, yaw_rad (A,), speed_mps (A,), half_size_m (A, 2), height_m (A,)."""
+
+    target_speed_mps: float
+    brake: bool
+    light_state: str
+    light_distance_m: float
+    ids: np.ndarray
+    kinds: np.ndarray
+    centre_xy: np.ndarray
+    yaw_rad: np.ndarray
+    speed_mps: np.ndarray
+    half_size_m: np.ndarray
+    height_m: np.ndarray
 
 
 STOP_LINE_AFTER_JUNCTION_START_M = 0.5  # the line sits at the junction mouth
@@ -145,6 +166,7 @@ class SyntheticDrive:
 
             labelled_m = float(self.route.s_at(duration_s))
             self.obstacle = park_car_on_drive(self.route, labelled_m, np.random.default_rng((*self.seed, 7)))
+        self.timing = self.route  # s_at(t), speed_at(t), duration_s: the ego's progress in time
         self.route_world_xy = self.route.route_world()
         # The target point and the command exactly as the driver node derives them from this dense
         # route (runtime.route.RoutePlanner: Garage's plan every ~50 m plus turns, commands from the
@@ -178,9 +200,9 @@ class SyntheticDrive:
         the last labelled frame needs poses one horizon later and the route one target-point
         distance ahead."""
         t_last = (num_labelled - 1) / rate_hz
-        s_last = float(self.route.s_at(t_last))
-        times = t_last + np.arange(1, int(self.route.duration_s * rate_hz)) / rate_hz
-        s_future = self.route.s_at(times)
+        s_last = float(self.timing.s_at(t_last))
+        times = t_last + np.arange(1, int(self.timing.duration_s * rate_hz)) / rate_hz
+        s_future = self.timing.s_at(times)
         ok = (times >= t_last + self.contract.horizon_s - 1e-6) & (s_future >= s_last + TARGET_POINT_DISTANCE_M + 1.0)
         if not ok.any():
             raise RuntimeError("synthetic route is too short for the label horizon (generator bug)")
@@ -189,25 +211,29 @@ class SyntheticDrive:
     def frame(self, index: int, rate_hz: float) -> SyntheticFrame:
         contract = self.contract
         time_s = index / rate_hz
-        s_now = float(self.route.s_at(time_s))
-        position, yaw = self.route.pose_at_s(s_now)
+        s_now = float(self.timing.s_at(time_s))
+        position, yaw = self.pose_at_s(s_now)
         yaw = float(yaw)
         times = time_s + np.concatenate([[0.0], contract.waypoint_times_s])
-        future_xy, _ = self.route.pose_at_s(self.route.s_at(times))
+        future_xy, _ = self.pose_at_s(self.timing.s_at(times))
         waypoints = C.future_waypoints_from_poses(times, future_xy, 0, yaw, contract)
         route_step = self.route_step(index, rate_hz)
         _, in_junction = self.route.command_at(s_now)
         road_option = COMMAND_TO_ROAD_OPTION[route_step.command]
         frame_rng = np.random.default_rng((*self.seed, 4, C.DOMAINS.index(self.domain), index))
-        images = {name: self.renderer.render(camera, position, yaw, frame_rng) for name, camera in self.cameras.items()}
+        dynamic = self.dynamic_boxes(time_s)
+        images = {
+            name: self.renderer.render(camera, position, yaw, frame_rng, dynamic)
+            for name, camera in self.cameras.items()
+        }
         return SyntheticFrame(
             index=index,
             timestamp_s=time_s,
             domain=self.domain,
             image_rgb=images.pop("CAM_F0"),
-            lidar_points_ego=self.renderer.lidar(position, yaw, frame_rng) if self.lidar else None,
+            lidar_points_ego=self.renderer.lidar(position, yaw, frame_rng, dynamic) if self.lidar else None,
             pose_world=(float(position[0]), float(position[1]), yaw),
-            speed_mps=self.route.speed_at(time_s),
+            speed_mps=self.timing.speed_at(time_s),
             route_world=self.route_world_xy,
             target_point_ego=route_step.target_point_ego,
             command=route_step.command,
@@ -216,7 +242,20 @@ class SyntheticDrive:
             steer_class=int(C.steer_class_from_waypoints(waypoints, contract)),
             in_junction=in_junction,
             side_images=images,
+            traffic=self.frame_traffic(time_s),
         )
+
+    def pose_at_s(self, s_m: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
+        """The ego's pose (position (..., 2), yaw (...)) at progress s along its path."""
+        return self.route.pose_at_s(s_m)
+
+    def dynamic_boxes(self, time_s: float) -> Boxes | None:
+        """Moving things at `time_s` (none in a drive without traffic)."""
+        return None
+
+    def frame_traffic(self, time_s: float) -> FrameTraffic | None:
+        """The traffic labels at `time_s` (None in a drive without traffic)."""
+        return None
 
     def route_step(self, index: int, rate_hz: float) -> RouteStep:
         """The driver's RouteStep (target point in the ego frame, command) at frame `index` of the
@@ -227,7 +266,7 @@ class SyntheticDrive:
             self._route_steps[rate_hz] = (planner, [])
         planner, steps = self._route_steps[rate_hz]
         while len(steps) <= index:
-            position, yaw = self.route.pose_at_s(float(self.route.s_at(len(steps) / rate_hz)))
+            position, yaw = self.pose_at_s(float(self.timing.s_at(len(steps) / rate_hz)))
             steps.append(planner.step(position, float(yaw)))
         return steps[index]
 
@@ -242,13 +281,15 @@ class SyntheticDrive:
         rng = np.random.default_rng((*self.seed, 5, C.DOMAINS.index(self.domain), index))
         translation_m = float(rng.uniform(-AUGMENTATION_TRANSLATION_M, AUGMENTATION_TRANSLATION_M))
         rotation_deg = float(rng.uniform(-AUGMENTATION_ROTATION_DEG, AUGMENTATION_ROTATION_DEG))
-        position, yaw = self.route.pose_at_s(float(self.route.s_at(index / rate_hz)))
+        position, yaw = self.pose_at_s(float(self.timing.s_at(index / rate_hz)))
         origin_ego, yaw_offset = augmented_view_pose(translation_m, rotation_deg)
         cos_yaw, sin_yaw = np.cos(float(yaw)), np.sin(float(yaw))
         shifted = position + np.array(
             [cos_yaw * origin_ego[0] - sin_yaw * origin_ego[1], sin_yaw * origin_ego[0] + cos_yaw * origin_ego[1]]
         )
-        image = self.renderer.render(self.cameras["CAM_F0"], shifted, float(yaw) + yaw_offset, rng)
+        image = self.renderer.render(
+            self.cameras["CAM_F0"], shifted, float(yaw) + yaw_offset, rng, self.dynamic_boxes(index / rate_hz)
+        )
         return image, translation_m, rotation_deg
 
 

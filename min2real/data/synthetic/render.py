@@ -18,9 +18,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from min2real import contract as C
+from min2real.data.synthetic.appearance import REAL as REAL
+from min2real.data.synthetic.appearance import SIM as SIM
+from min2real.data.synthetic.appearance import Appearance, Condition, appearance_of
 from min2real.data.synthetic.geometry import KINDS, ROAD_WIDTH_M, SyntheticRoute
 
-SIM, REAL = "sim", "real"
 CAMERA_FORWARD_M, CAMERA_HEIGHT_M, CAMERA_HFOV_DEG = 1.0, 1.6, 100.0
 HORIZON_FRACTION = 0.42  # horizon row as a fraction of the contract crop band
 LIDAR_HEIGHT_M, LIDAR_RANGE_M = 2.5, 50.0
@@ -28,99 +30,36 @@ MAP_PX_PER_M = 8.0
 RENDER_DISTANCE_M = 90.0
 STOP_LINE_WIDTH_M = 0.4
 
-_SIM_COLOURS = {
-    "grass": (72, 150, 72),
-    "road": (105, 105, 110),
-    "marking": (235, 235, 235),
-    "centre": (235, 205, 60),
-    "sky": (120, 175, 235),
-    "haze": (190, 210, 230),
-    "building": (190, 120, 90),
-    "tree": (40, 110, 40),
-    "car": (200, 40, 40),
-    "pole": (230, 230, 60),
-}
-_REAL_COLOURS = {
-    "grass": (96, 104, 72),
-    "road": (72, 72, 74),
-    "marking": (200, 198, 190),
-    "centre": (200, 170, 90),
-    "sky": (175, 185, 195),
-    "haze": (170, 175, 180),
-    "building": (140, 130, 122),
-    "tree": (58, 72, 48),
-    "car": (70, 78, 92),
-    "pole": (120, 120, 115),
-}
-
-
-@dataclass
-class _Appearance:
-    colours: dict[str, np.ndarray]
-    textured: bool
-    colour_gain: np.ndarray  # (3,) colour cast
-    light_gradient: float  # left-right brightness slope
-    blur_sigma: float
-    noise_sigma: float
-    fog_distance_m: float
-
 
 @dataclass(frozen=True)
-class Condition:
-    """An appearance condition (daylight / weather) applied on top of either look's palette, as
-    Longest6 pairs each route with a weather and a daylight. The default changes nothing.
+class Boxes:
+    """Oriented boxes to draw and to hit with LiDAR: centre_xy (K, 2) world, yaw_rad (K,),
+    half_size_m (K, 2) (half length, half width), base_m / top_m (K,) heights of the bottom and
+    top faces, keys: the look's colour key per box, shade (K,) a gain on that colour."""
 
-    brightness: overall gain; tint_rgb: per-channel gain; saturation: 1 keeps the colours, 0
-    greys them; sky_rgb: replaces the sky (and the haze) colour before the gains; road_gain:
-    extra gain on the road (wet asphalt is darker); fog_scale: multiplies the fog distance.
-    """
+    centre_xy: np.ndarray
+    yaw_rad: np.ndarray
+    half_size_m: np.ndarray
+    base_m: np.ndarray
+    top_m: np.ndarray
+    keys: tuple[str, ...]
+    shade: np.ndarray
 
-    name: str = "noon"
-    brightness: float = 1.0
-    tint_rgb: tuple[float, float, float] = (1.0, 1.0, 1.0)
-    saturation: float = 1.0
-    sky_rgb: tuple[float, float, float] | None = None
-    road_gain: float = 1.0
-    fog_scale: float = 1.0
+    def __len__(self) -> int:
+        return len(self.keys)
 
-    def apply(self, look: _Appearance) -> _Appearance:
-        """The look under this condition (a new _Appearance; colours stay within 0..255)."""
-        colours = dict(look.colours)
-        if self.sky_rgb is not None:
-            colours["sky"] = np.array(self.sky_rgb, dtype=np.float32)
-            colours["haze"] = 0.5 * (colours["haze"] + colours["sky"])
-        colours["road"] = colours["road"] * np.float32(self.road_gain)
-        gain = np.float32(self.brightness) * np.asarray(self.tint_rgb, dtype=np.float32)
-        for key, colour in colours.items():
-            grey = np.float32(colour.mean())
-            mixed = grey + np.float32(self.saturation) * (colour - grey)
-            colours[key] = np.clip(mixed * gain, 0, 255).astype(np.float32)
-        return _Appearance(
-            colours,
-            look.textured,
-            look.colour_gain,
-            look.light_gradient,
-            look.blur_sigma,
-            look.noise_sigma,
-            look.fog_distance_m * float(self.fog_scale),
+    def concatenate(self, other: Boxes | None) -> Boxes:
+        if other is None or not len(other):
+            return self
+        return Boxes(
+            np.concatenate([self.centre_xy.reshape(-1, 2), other.centre_xy.reshape(-1, 2)]),
+            np.concatenate([self.yaw_rad, other.yaw_rad]),
+            np.concatenate([self.half_size_m.reshape(-1, 2), other.half_size_m.reshape(-1, 2)]),
+            np.concatenate([self.base_m, other.base_m]),
+            np.concatenate([self.top_m, other.top_m]),
+            self.keys + other.keys,
+            np.concatenate([self.shade, other.shade]),
         )
-
-
-def _appearance(domain: str, rng: np.random.Generator) -> _Appearance:
-    if domain == SIM:
-        colours = {k: np.array(v, dtype=np.float32) for k, v in _SIM_COLOURS.items()}
-        return _Appearance(colours, False, np.ones(3, np.float32), 0.0, 0.0, 0.0, 400.0)
-    jitter = {k: np.clip(np.array(v, np.float32) * rng.uniform(0.85, 1.15), 0, 255) for k, v in _REAL_COLOURS.items()}
-    gain = rng.uniform(0.88, 1.12, size=3).astype(np.float32)
-    return _Appearance(
-        jitter,
-        True,
-        gain,
-        float(rng.uniform(-0.25, 0.25)),
-        float(rng.uniform(0.6, 1.3)),
-        float(rng.uniform(2.0, 6.0)),
-        float(rng.uniform(70.0, 160.0)),
-    )
 
 
 @dataclass(frozen=True)
@@ -164,7 +103,7 @@ class _GroundMap:
     def __init__(
         self,
         route: SyntheticRoute,
-        appearance: _Appearance,
+        appearance: Appearance,
         rng: np.random.Generator,
         stop_lines: Sequence[np.ndarray] = (),
     ) -> None:
@@ -293,22 +232,36 @@ class SceneRenderer:
         self.domain = domain
         self.seed = seed
         domain_index = C.DOMAINS.index(domain)
-        self.appearance = _appearance(domain, np.random.default_rng((*seed, 2, domain_index)))
+        self.appearance = appearance_of(domain, np.random.default_rng((*seed, 2, domain_index)))
         if condition is not None:
             self.appearance = condition.apply(self.appearance)
         self.ground = _GroundMap(route, self.appearance, np.random.default_rng((*seed, 3, domain_index)), stop_lines)
         self._effect_cache: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
 
-    def render(self, camera: PinholeCamera, ego_xy: np.ndarray, ego_yaw: float, rng: np.random.Generator) -> np.ndarray:
-        """(camera.height, camera.width, 3) uint8 RGB seen from the ego pose (world frame)."""
-        return self._render(camera, np.asarray(ego_xy, dtype=np.float64), float(ego_yaw), rng)
+    def render(
+        self,
+        camera: PinholeCamera,
+        ego_xy: np.ndarray,
+        ego_yaw: float,
+        rng: np.random.Generator,
+        dynamic: Boxes | None = None,
+    ) -> np.ndarray:
+        """(camera.height, camera.width, 3) uint8 RGB seen from the ego pose (world frame);
+        `dynamic`: boxes of this instant (traffic, lights) drawn with the route's own."""
+        boxes = static_boxes(self.route).concatenate(dynamic)
+        return self._render(camera, np.asarray(ego_xy, dtype=np.float64), float(ego_yaw), rng, boxes)
 
-    def lidar(self, ego_xy: np.ndarray, ego_yaw: float, rng: np.random.Generator) -> np.ndarray:
+    def lidar(
+        self, ego_xy: np.ndarray, ego_yaw: float, rng: np.random.Generator, dynamic: Boxes | None = None
+    ) -> np.ndarray:
         """(N, 4) float32 x, y, z, intensity in the ego frame (REP 103) from the ego pose."""
-        return self._lidar(np.asarray(ego_xy, dtype=np.float64), float(ego_yaw), rng)
+        from min2real.data.synthetic.lidar import cast_lidar
+
+        boxes = static_boxes(self.route).concatenate(dynamic)
+        return cast_lidar(boxes, np.asarray(ego_xy, dtype=np.float64), float(ego_yaw), rng)
 
     def _render(
-        self, camera: PinholeCamera, ego_xy: np.ndarray, ego_yaw: float, rng: np.random.Generator
+        self, camera: PinholeCamera, ego_xy: np.ndarray, ego_yaw: float, rng: np.random.Generator, boxes: Boxes
     ) -> np.ndarray:
         import cv2
 
@@ -339,23 +292,24 @@ class SceneRenderer:
             image[:sky_rows] = np.clip(colours["sky"] * ramp + 0.5, 0, 255).astype(np.uint8)
         else:
             image[:sky_rows] = colours["sky"].astype(np.uint8)
-        self._draw_objects(image, camera, ego_xy, ego_yaw)
+        self._draw_boxes(image, camera, ego_xy, ego_yaw, boxes)
         if look.textured:
             image = self._real_camera_effects(image, camera, rng)
         return image
 
-    def _draw_objects(self, image: np.ndarray, camera: PinholeCamera, ego_xy: np.ndarray, ego_yaw: float) -> None:
+    def _draw_boxes(
+        self, image: np.ndarray, camera: PinholeCamera, ego_xy: np.ndarray, ego_yaw: float, boxes: Boxes
+    ) -> None:
         import cv2
 
-        route = self.route
-        if not len(route.object_centre_xy):
+        if not len(boxes):
             return
-        centres_ego = C.world_to_ego_xy(route.object_centre_xy, ego_xy, ego_yaw)
+        centres_ego = C.world_to_ego_xy(boxes.centre_xy, ego_xy, ego_yaw)
         # Box corners in the ego frame: (K, 4, 2) footprint.
         local = np.array([[1, 1], [1, -1], [-1, -1], [-1, 1]], dtype=np.float64)
-        yaw_ego = route.object_yaw - ego_yaw
+        yaw_ego = boxes.yaw_rad - ego_yaw
         cos_y, sin_y = np.cos(yaw_ego)[:, None], np.sin(yaw_ego)[:, None]
-        lx, ly = local[None, :, 0] * route.object_half_size[:, :1], local[None, :, 1] * route.object_half_size[:, 1:]
+        lx, ly = local[None, :, 0] * boxes.half_size_m[:, :1], local[None, :, 1] * boxes.half_size_m[:, 1:]
         foot = np.stack([cos_y * lx - sin_y * ly, sin_y * lx + cos_y * ly], axis=2) + centres_ego[:, None, :]
         # Into the camera's ground frame.
         ca, sa = math.cos(camera.yaw_rad), math.sin(camera.yaw_rad)
@@ -369,15 +323,14 @@ class SceneRenderer:
         order = visible[np.argsort(-distance[visible])]  # far to near
         # Project bottom and top rings: u = f * (-left) / forward + cx, v = f * (h - z) / forward + cy.
         u = camera.focal_px * (-left[order]) / forward[order] + camera.cx
-        heights = route.object_height[order][:, None]
-        v_bottom = camera.focal_px * CAMERA_HEIGHT_M / forward[order] + camera.cy
+        heights = boxes.top_m[order][:, None]
+        v_bottom = camera.focal_px * (CAMERA_HEIGHT_M - boxes.base_m[order][:, None]) / forward[order] + camera.cy
         v_top = camera.focal_px * (CAMERA_HEIGHT_M - heights) / forward[order] + camera.cy
         shift = 4
         scale = float(1 << shift)
-        kinds = route.object_kind[order]
         fog = 1.0 - np.exp(-np.maximum(distance[order] - 25.0, 0.0) / self.appearance.fog_distance_m)
         for i in range(len(order)):  # a few boxes per frame; each is one C call
-            colour = self.appearance.colours[KINDS[kinds[i]]]
+            colour = self.appearance.colours[boxes.keys[order[i]]] * np.float32(boxes.shade[order[i]])
             colour = colour * (1 - fog[i]) + self.appearance.colours["haze"] * fog[i]
             bottom = np.stack([u[i], v_bottom[i]], axis=1)
             top = np.stack([u[i], v_top[i]], axis=1)
@@ -422,42 +375,16 @@ class SceneRenderer:
         shaded += noise[top : top + height, left : left + width]
         return np.clip(shaded + 0.5, 0, 255, out=shaded).astype(np.uint8)
 
-    # LiDAR
-    def _lidar(self, ego_xy: np.ndarray, ego_yaw: float, rng: np.random.Generator) -> np.ndarray:
-        """(N, 4) float32 x, y, z, intensity in the ego frame: rays from a LiDAR at LIDAR_HEIGHT_M hit
-        the ground plane or the nearest box."""
-        elevation = np.radians(np.linspace(-25.0, 5.0, 32))[:, None]  # (E, 1)
-        azimuth = np.radians(np.arange(0.0, 360.0, 0.5))[None, :]  # (1, A)
-        tan_el = np.tan(elevation)
-        ground = np.where(tan_el < -1e-6, LIDAR_HEIGHT_M / np.maximum(-tan_el, 1e-6), np.inf) * np.ones_like(azimuth)
-        best, intensity = ground.copy(), np.full(ground.shape, 0.15)
-        route = self.route
-        if len(route.object_centre_xy):
-            centres = C.world_to_ego_xy(route.object_centre_xy, ego_xy, ego_yaw)
-            near = np.flatnonzero(np.linalg.norm(centres, axis=1) < LIDAR_RANGE_M + 15.0)
-            if len(near):
-                yaw_b = (route.object_yaw[near] - ego_yaw)[:, None]  # (K, 1)
-                dir_x, dir_y = np.cos(azimuth - yaw_b), np.sin(azimuth - yaw_b)  # ray direction in box frame
-                c, s = np.cos(-yaw_b), np.sin(-yaw_b)
-                ox = -(c[:, 0] * centres[near, 0] - s[:, 0] * centres[near, 1])[:, None]
-                oy = -(s[:, 0] * centres[near, 0] + c[:, 0] * centres[near, 1])[:, None]
-                half = route.object_half_size[near]
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    tx1, tx2 = (-half[:, :1] - ox) / dir_x, (half[:, :1] - ox) / dir_x
-                    ty1, ty2 = (-half[:, 1:] - oy) / dir_y, (half[:, 1:] - oy) / dir_y
-                enter = np.maximum(np.minimum(tx1, tx2), np.minimum(ty1, ty2))
-                leave = np.minimum(np.maximum(tx1, tx2), np.maximum(ty1, ty2))
-                hit = (enter <= leave) & (leave > 0) & (enter > 0)
-                t_box = np.where(hit, enter, np.inf)  # (K, A) horizontal distance
-                z_hit = LIDAR_HEIGHT_M + t_box[None] * tan_el[:, :, None]  # (E, K, A)
-                valid = (z_hit >= 0) & (z_hit <= route.object_height[near][None, :, None])
-                t_valid = np.where(valid, t_box[None], np.inf).min(axis=1)  # (E, A)
-                box_first = t_valid < best
-                best = np.where(box_first, t_valid, best)
-                intensity = np.where(box_first, 0.6, intensity)
-        keep = best < LIDAR_RANGE_M
-        distance = best[keep] + rng.normal(0.0, 0.02, size=int(keep.sum()))
-        az = np.broadcast_to(azimuth, best.shape)[keep]
-        z = np.maximum(LIDAR_HEIGHT_M + distance * np.broadcast_to(tan_el, best.shape)[keep], 0.0)
-        points = np.stack([distance * np.cos(az), distance * np.sin(az), z, intensity[keep]], axis=1)
-        return points.astype(np.float32)
+
+def static_boxes(route: SyntheticRoute) -> Boxes:
+    """The route's roadside objects (buildings, trees, parked cars, poles) as Boxes."""
+    count = len(route.object_kind)
+    return Boxes(
+        route.object_centre_xy.reshape(-1, 2),
+        np.asarray(route.object_yaw, dtype=np.float64),
+        route.object_half_size.reshape(-1, 2),
+        np.zeros(count),
+        np.asarray(route.object_height, dtype=np.float64),
+        tuple(KINDS[int(k)] for k in route.object_kind),
+        np.ones(count),
+    )

@@ -12,7 +12,9 @@ left / right / straight manoeuvres) and adds what a closed-loop judge needs:
 * optionally one static obstacle: a car parked in the ego lane on a straight stretch, with the
   route swerving into the oncoming lane around it (the route is what the planner publishes, so
   following the route avoids the obstacle and leaving the lane to do so is not an infraction);
-* an appearance condition (`CONDITIONS`: daylight / weather on top of the sim or real look).
+* an appearance condition (`CONDITIONS`: daylight / weather on top of the sim or real look);
+* optionally traffic (`traffic_plan`: lead, oncoming and crossing vehicles, traffic lights,
+  pedestrians at crosswalks) at a density; `traffic.TrafficWorld` moves it in the closed loop.
 
 Geometry depends on the seed only; the condition and the domain change appearance only.
 World frame as in `geometry`: right-handed, x east, y north, metres; yaw counter-clockwise.
@@ -35,6 +37,7 @@ from min2real.data.synthetic.geometry import (
     SyntheticRoute,
 )
 from min2real.data.synthetic.render import Condition, SceneRenderer
+from min2real.data.synthetic.traffic_plan import build_traffic_plan
 
 # Six appearance conditions, as Longest6 pairs its routes with six weathers / daylights.
 CONDITIONS: dict[str, Condition] = {
@@ -94,7 +97,11 @@ class Scenario:
         length_m: float,
         condition: str = "noon",
         obstacle: bool = False,
+        traffic: float = 0.0,
+        first_turn: str | None = None,
     ) -> None:
+        """traffic: the density of moving traffic, traffic lights and pedestrians (`traffic_plan`;
+        1.0 = the judged density, 0 = an empty world); first_turn: as SyntheticRoute's."""
         if condition not in CONDITIONS:
             raise ValueError(f"appearance condition {condition!r} is not known; expected one of {CONDITION_NAMES}")
         if not length_m >= 40.0:
@@ -102,7 +109,7 @@ class Scenario:
         self.seed = (int(seed),) if isinstance(seed, (int, np.integer)) else tuple(int(v) for v in seed)
         self.length_m = float(length_m)
         self.condition = CONDITIONS[condition]
-        self.route = SyntheticRoute(self.seed, self.length_m + TAIL_M)
+        self.route = SyntheticRoute(self.seed, self.length_m + TAIL_M, first_turn)
         base = self.route
         self._clear_roads()
         rng = np.random.default_rng((*self.seed, 7))
@@ -146,6 +153,7 @@ class Scenario:
             [[to_route_s(s0 - 2.0), to_route_s(s1 + 4.0)] for s0, s1, _ in junctions], dtype=np.float64
         ).reshape(-1, 2)
         self.road_points_xy = base.all_road_points
+        self.traffic_plan = None if traffic == 0 else build_traffic_plan(self, float(traffic))
 
     # ---- construction ----------------------------------------------------------------------
     def _clear_roads(self) -> None:

@@ -8,7 +8,7 @@ import hashlib
 import json
 import math
 import pickle
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +24,7 @@ from min2real.data.synthetic.drive import (
     SyntheticFrame,
 )
 from min2real.data.synthetic.render import REAL, SIM
+from min2real.data.synthetic.traffic_labels import LIGHT_HAZARD_M, garage_boxes, navsim_annotations
 
 
 def _write_laz(path: Path, points_xyz: np.ndarray, intensity: np.ndarray) -> None:
@@ -68,11 +69,16 @@ def _carla_measurement(frame: SyntheticFrame, next_frame: SyntheticFrame | None)
     next_speed = next_frame.speed_mps if next_frame is not None else frame.speed_mps
     aim = frame.waypoints_ego[min(1, len(frame.waypoints_ego) - 1)]
     steer_carla = float(np.clip(-math.degrees(math.atan2(aim[1], max(aim[0], 1e-3))) / 90.0, -1.0, 1.0))
+    traffic = frame.traffic
+    target_speed = traffic.target_speed_mps if traffic is not None else next_speed
+    brake = traffic.brake if traffic is not None else next_speed < frame.speed_mps - 0.2
+    light_state = traffic.light_state if traffic is not None else "none"
+    light_near = traffic is not None and traffic.light_distance_m < LIGHT_HAZARD_M
     return {
         "pos_global": [float(position_carla[0]), float(position_carla[1])],
         "theta": yaw_carla,
         "speed": frame.speed_mps,
-        "target_speed": next_speed,
+        "target_speed": target_speed,
         "target_point": target_carla.tolist(),
         "target_point_next": target_carla.tolist(),
         "command": frame.road_option,
@@ -80,11 +86,12 @@ def _carla_measurement(frame: SyntheticFrame, next_frame: SyntheticFrame | None)
         "aim_wp": C.carla_to_rep103(aim.astype(np.float64)).tolist(),
         "route": C.carla_to_rep103(route_ego[ahead]).tolist(),
         "steer": steer_carla,
-        "throttle": 0.5 if next_speed > frame.speed_mps + 0.05 else 0.0,
-        "brake": next_speed < frame.speed_mps - 0.2,
+        "throttle": 0.5 if next_speed > frame.speed_mps + 0.05 and not brake else 0.0,
+        "brake": bool(brake),
         "junction": frame.in_junction,
         "vehicle_hazard": False,
-        "light_hazard": False,
+        "light_hazard": bool(light_near and light_state in ("red", "yellow")),
+        "traffic_light_state": light_state,
         "walker_hazard": False,
         "stop_sign_hazard": False,
         "angle": steer_carla,
@@ -113,6 +120,10 @@ def write_carla_route(route_dir: Path, drive: SyntheticDrive, num_labelled: int,
         if frame.lidar_points_ego is not None:
             points = frame.lidar_points_ego.astype(np.float64)
             _write_laz(route_dir / "lidar" / f"{index:04d}.laz", C.carla_to_rep103(points[:, :3]), points[:, 3])
+        if frame.traffic is not None:
+            (route_dir / "boxes").mkdir(exist_ok=True)
+            with gzip.open(route_dir / "boxes" / f"{index:04d}.json.gz", "wt", encoding="utf-8") as handle:
+                json.dump(garage_boxes(frame), handle)
         measurement = _carla_measurement(frame, next_frame)
         measurement.update(augmentation_translation=translation_m, augmentation_rotation=rotation_deg)
         with gzip.open(route_dir / "measurements" / f"{index:04d}.json.gz", "wt", encoding="utf-8") as handle:
@@ -174,13 +185,7 @@ def write_navsim_log(
                 "lidar_path": lidar_path,
                 "lidar2ego_translation": np.zeros(3),
                 "lidar2ego_rotation": np.array([1.0, 0.0, 0.0, 0.0]),
-                "anns": {
-                    "gt_boxes": np.zeros((0, 7)),
-                    "gt_names": np.array([], dtype="<U8"),
-                    "gt_velocity_3d": np.zeros((0, 3)),
-                    "instance_tokens": [],
-                    "track_tokens": [],
-                },
+                "anns": navsim_annotations(frame),
                 "map_location": "synthetic",
                 "roadblock_ids": [],
                 "traffic_lights": [],
@@ -205,6 +210,8 @@ def write_synthetic_dataset(
     contract: C.Contract = C.DEFAULT_CONTRACT,
     conditions: Sequence[str] = (),
     obstacle_share: float = 0.0,
+    traffic: float = 0.0,
+    traffic_drive: Callable[..., SyntheticDrive] | None = None,
 ) -> dict:
     """Write `frames` labelled frames per domain over `routes` routes (plus each route's tail,
     which only serves as future poses) under `out_dir`:
@@ -218,8 +225,16 @@ def write_synthetic_dataset(
     `generate_drive` with one seed gives both looks of the same drive. `obstacle_share`: the share
     of routes (evenly spread: route r when floor((r + 1) * share) > floor(r * share)) that pass a
     car parked in the ego lane, as the closed-loop routes do; a route whose labelled part has no
-    straight stretch for one drives without.
+    straight stretch for one drives without. `traffic` > 0: drives through traffic at that density,
+    driven by the closed-loop expert (`traffic_drive`: min2real.evaluation.closed_loop.record.
+    traffic_drive, which the CLI passes); a route the expert did not complete gets its driving
+    score in results.json.gz (Garage trains only on routes scored 100).
     """
+    if traffic > 0 and traffic_drive is None:
+        raise ValueError(
+            "synthetic dataset with traffic needs traffic_drive (the expert that drives it: "
+            "min2real.evaluation.closed_loop.record.traffic_drive)"
+        )
     if not 0.0 <= obstacle_share <= 1.0:
         raise ValueError(f"synthetic dataset obstacle_share={obstacle_share}; expected a share in [0, 1]")
     if routes < 1 or frames < routes:
@@ -236,6 +251,7 @@ def write_synthetic_dataset(
         "split": split,
         "conditions": list(conditions),
         "obstacle_share": obstacle_share,
+        "traffic": traffic,
         "domains": {},
     }
     for domain in domains:
@@ -249,32 +265,58 @@ def write_synthetic_dataset(
             drive_seed = (seed, C.DOMAINS.index(domain), route_index)
             first_turn = "left" if route_index % 2 == 0 else "right"  # every class in even a tiny dataset
             condition = conditions[route_index % len(conditions)] if conditions else None  # appearance
-            if domain == SIM:
-                drive = SyntheticDrive(
+            score = 100.0
+            size = sim_image_size if domain == SIM else real_image_size
+            if traffic > 0 and traffic_drive is not None:
+                cameras, lidar = (("CAM_F0",), None) if domain == SIM else (tuple(real_cameras), real_lidar)
+                drive = traffic_drive(
                     drive_seed,
                     labelled / rate,
-                    SIM,
-                    sim_image_size,
+                    traffic,
+                    domain,
+                    size,
                     contract,
-                    first_turn=first_turn,
-                    condition=condition,
-                    obstacle=obstacle,
-                )
-                written += write_carla_route(
-                    out_dir / "carla" / "synthetic" / f"route_{route_index:03d}", drive, labelled
-                )
-            else:
-                drive = SyntheticDrive(
-                    drive_seed,
-                    labelled / rate,
-                    REAL,
-                    real_image_size,
-                    contract,
-                    real_cameras,
-                    real_lidar,
-                    first_turn,
+                    cameras,
+                    lidar,
                     condition,
                     obstacle,
+                    first_turn,
+                )
+                score = drive.recording.driving_score
+            if domain == SIM:
+                drive = (
+                    drive
+                    if traffic > 0
+                    else SyntheticDrive(
+                        drive_seed,
+                        labelled / rate,
+                        SIM,
+                        sim_image_size,
+                        contract,
+                        first_turn=first_turn,
+                        condition=condition,
+                        obstacle=obstacle,
+                    )
+                )
+                written += write_carla_route(
+                    out_dir / "carla" / "synthetic" / f"route_{route_index:03d}", drive, labelled, score
+                )
+            else:
+                drive = (
+                    drive
+                    if traffic > 0
+                    else SyntheticDrive(
+                        drive_seed,
+                        labelled / rate,
+                        REAL,
+                        real_image_size,
+                        contract,
+                        real_cameras,
+                        real_lidar,
+                        first_turn,
+                        condition,
+                        obstacle,
+                    )
                 )
                 written += write_navsim_log(
                     out_dir / "navsim", split, f"synthetic_{route_index:03d}", drive, labelled, route_index

@@ -25,7 +25,7 @@ import numpy as np
 
 from min2real.contract import Contract, ContractError, yaw_from_quaternion_wxyz
 from min2real.data.synthetic.render import LIDAR_HEIGHT_M
-from min2real.evaluation.closed_loop.expert import RouteExpert
+from min2real.evaluation.closed_loop.expert import ExpertParams, RouteExpert
 from min2real.evaluation.closed_loop.simulator import ClosedLoopSimulator, Observation
 from min2real.runtime.controller import FULL_BRAKE, ControllerConfig, WaypointController
 from min2real.runtime.domain_monitor import ScoreSummary, monitor_for
@@ -230,15 +230,19 @@ class ExpertStack:
 
     needs_sensors = False
 
-    def __init__(self, contract: Contract) -> None:
+    def __init__(self, contract: Contract, params: ExpertParams | None = None) -> None:
+        """params: the expert's (default ExpertParams(); yield_to_traffic=False: the old lane follower)."""
         self.contract = contract
+        self.params = params
         self.controller = ControllerMirror(contract)
         self.expert: RouteExpert | None = None
         self.sim: ClosedLoopSimulator | None = None
 
     def start(self, sim: ClosedLoopSimulator) -> None:
         self.sim = sim
-        self.expert = RouteExpert(sim.scenario, self.contract.num_waypoints, self.contract.waypoint_dt_s)
+        self.expert = RouteExpert(
+            sim.scenario, self.contract.num_waypoints, self.contract.waypoint_dt_s, self.params, sim.traffic
+        )
 
     def waypoints(self, observation: Observation) -> np.ndarray:
         if self.expert is None or self.sim is None:
@@ -250,6 +254,12 @@ class ExpertStack:
     def control(self, observation: Observation) -> TickOutput:
         waypoints = self.waypoints(observation)
         return TickOutput(self.controller.command(waypoints, observation.state.speed_mps), waypoints)
+
+    def report(self) -> dict[str, Any]:
+        """The traffic the expert met (results.json's per-route `stack`)."""
+        if self.expert is None or self.sim is None or self.sim.traffic is None:
+            return {}
+        return {"interactions": self.expert.interaction_counts()}
 
     def close(self) -> None:
         return None

@@ -7,6 +7,16 @@ deceleration limits, standing at each stop line for the line's dwell time (at le
 waypoint times, in the vehicle's actual ego frame (REP 103), so the controller also steers the
 vehicle back to the lane centre. Scoring >= 95 with it shows the harness (vehicle, controller,
 judge) is fair: a policy that predicts what the route asks for can score.
+
+With traffic it is a rule-based planner in the spirit of CARLA Garage's PDM-Lite: every tick it
+perceives the present (`hazards.perceive`: the leader in its corridor, pedestrians in or walking
+into it, the light's colour, conflicting vehicles at the next junction) and turns each hazard into
+a stop point that its speed plan must respect, so it keeps its distance, yields, and stops for red
+lights and pedestrians. `target_speed_mps` / `brake` are its decision at the current tick (the
+labels Garage's measurements carry); `interactions` counts the distinct actors and lights that
+would each have slowed it down (their braking envelope under its free plan; a light also when
+it is red or yellow within `light_met_m`).
+`yield_to_traffic=False` is the old lane follower (stop lines only).
 """
 
 from __future__ import annotations
@@ -17,7 +27,16 @@ import numpy as np
 
 from min2real.contract import world_to_ego_xy
 from min2real.data.synthetic.scenario import Scenario
+from min2real.data.synthetic.traffic import TrafficWorld
+from min2real.evaluation.closed_loop.hazards import perceive
 from min2real.evaluation.closed_loop.vehicle import VehicleState
+
+INTERACTION_KINDS = {
+    "leader": "lead_vehicle",
+    "junction": "junction",
+    "red_light": "red_light",
+    "pedestrian": "pedestrian",
+}
 
 
 @dataclass(frozen=True)
@@ -31,15 +50,28 @@ class ExpertParams:
     min_dwell_s: float = 0.5
     plan_step_m: float = 0.25
     plan_horizon_m: float = 60.0
+    yield_to_traffic: bool = True
+    interaction_margin_mps: float = 0.5  # a hazard counts as met when it lowers the plan this much
+    light_met_m: float = 30.0  # or, for a red / yellow light, when its stop line is this close
 
 
 class RouteExpert:
     """Waypoints (num_waypoints, 2) in base_link for the vehicle at its route progress."""
 
     def __init__(
-        self, scenario: Scenario, num_waypoints: int, waypoint_dt_s: float, params: ExpertParams | None = None
+        self,
+        scenario: Scenario,
+        num_waypoints: int,
+        waypoint_dt_s: float,
+        params: ExpertParams | None = None,
+        world: TrafficWorld | None = None,
     ) -> None:
+        """world: the traffic it perceives (None: an empty world)."""
         self.scenario = scenario
+        self.world = world
+        self.target_speed_mps = 0.0
+        self.brake = False
+        self.interactions: dict[str, set[int]] = {name: set() for name in INTERACTION_KINDS.values()}
         self.params = params or ExpertParams()
         self.times_s = waypoint_dt_s * np.arange(1, num_waypoints + 1, dtype=np.float64)
         self._pending = [
@@ -48,14 +80,16 @@ class RouteExpert:
         ]
         self._waited_s = 0.0
 
-    def _speed_plan(self, s0: float, speed_mps: float) -> tuple[np.ndarray, np.ndarray]:
-        """(s samples, planned speed) from the vehicle's progress s0 over the plan horizon."""
+    def _speed_plan(self, s0: float, speed_mps: float, stop_s: float = np.inf) -> tuple[np.ndarray, np.ndarray]:
+        """(s samples, planned speed) from the vehicle's progress s0 over the plan horizon, standing
+        from `stop_s` on (a hazard's stop point)."""
         p = self.params
         s = s0 + np.arange(0.0, p.plan_horizon_m + 1e-9, p.plan_step_m)
         curvature = np.abs(self.scenario.curvature_at(s))
         limit = np.minimum(p.cruise_mps, np.sqrt(p.lateral_accel_mps2 / np.maximum(curvature, 1e-6)))
         if self._pending:
             limit = np.where(s >= self._pending[0][0], 0.0, limit)
+        limit = np.where(s >= stop_s, 0.0, limit)
         # Deceleration towards every constraint ahead, acceleration from the current speed.
         constrained = np.flatnonzero(limit < p.cruise_mps - 1e-9)
         speed_sq = limit**2
@@ -65,6 +99,10 @@ class RouteExpert:
             speed_sq = np.minimum(speed_sq, reach.min(axis=1))
         speed_sq = np.minimum(speed_sq, max(speed_mps, 0.0) ** 2 + 2 * p.accel_mps2 * (s - s0))
         return s, np.sqrt(np.maximum(speed_sq, 0.0))
+
+    def interaction_counts(self) -> dict[str, int]:
+        """Distinct actors / lights of each kind that slowed the expert down so far."""
+        return {name: len(ids) for name, ids in self.interactions.items()}
 
     def update(self, dt_s: float, progress_m: float, speed_mps: float) -> None:
         """Once per tick: release the next stop line after standing at it for its dwell."""
@@ -80,6 +118,22 @@ class RouteExpert:
     def waypoints_ego(self, state: VehicleState, progress_m: float) -> np.ndarray:
         """(T, 2) float32 waypoints in the ego frame of `state` (REP 103)."""
         s, speed = self._speed_plan(progress_m, state.speed_mps)
+        if self.world is not None and self.params.yield_to_traffic:
+            hazards = perceive(self.scenario, self.world, state, progress_m)
+            if hazards:
+                free_speed = float(np.interp(progress_m + 2.0, s, speed))
+                for hazard in hazards:  # met: it alone would slow the plan down (its braking envelope)
+                    room = max(hazard.stop_s_m - progress_m - 2.0, 0.0)
+                    slows = (
+                        np.sqrt(2.0 * self.params.decel_mps2 * room) < free_speed - self.params.interaction_margin_mps
+                    )
+                    # A red light counts when near, also while a queue in front of it is what stops us.
+                    if slows or (hazard.kind == "red_light" and room < self.params.light_met_m):
+                        self.interactions[INTERACTION_KINDS[hazard.kind]].add(hazard.ident)
+                first = min(hazard.stop_s_m for hazard in hazards)
+                s, speed = self._speed_plan(progress_m, state.speed_mps, first)
+        self.target_speed_mps = float(np.interp(progress_m + 2.0, s, speed))
+        self.brake = self.target_speed_mps < state.speed_mps - 0.5 or self.target_speed_mps < 0.1
         mean_speed = 0.5 * (speed[1:] + speed[:-1])
         # Time to each sample; a sample behind a stop is never reached (infinite time).
         with np.errstate(divide="ignore"):

@@ -13,6 +13,9 @@ from min2real.evaluation import figures
 from min2real.evaluation.closed_loop.run import RouteRun
 
 _MARKERS = {
+    "collision_pedestrian": ("X", "darkorange"),
+    "collision_vehicle": ("X", "tab:blue"),
+    "red_light": ("D", "red"),
     "collision_static": ("X", "black"),
     "stop_infraction": ("s", "orange"),
     "off_road": ("v", "saddlebrown"),
@@ -51,6 +54,7 @@ def plot_top_down(path: Path, run: RouteRun, scenario: Scenario | None = None) -
         ax.plot(
             *scenario.obstacle.centre_xy, "D", mfc="none", mec="darkred", ms=12, mew=1.5, label="obstacle", zorder=7
         )
+    _plot_traffic(ax, run, scenario)
     for line in scenario.stop_lines:
         ax.plot(line.line_xy[:, 0], line.line_xy[:, 1], color="white", lw=3, zorder=3)
         ax.plot(line.line_xy[:, 0], line.line_xy[:, 1], color="black", lw=0.8, zorder=3)
@@ -86,12 +90,38 @@ def plot_top_down(path: Path, run: RouteRun, scenario: Scenario | None = None) -
     ax.set_aspect("equal")
     ax.set_xlabel("x east (m)")
     ax.set_ylabel("y north (m)")
-    ax.legend(loc="best", fontsize=7)
+    handles, labels = ax.get_legend_handles_labels()
+    unique = dict(zip(labels, handles))  # one legend entry per kind (traffic: one line per actor)
+    ax.legend(unique.values(), unique.keys(), loc="best", fontsize=7)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def _plot_traffic(ax, run: RouteRun, scenario: Scenario) -> None:
+    """The other actors' trajectories (vehicles grey-blue, pedestrians orange), where each was
+    last, and the traffic lights' poles."""
+    from min2real.data.synthetic.traffic_plan import KIND_PEDESTRIAN
+
+    if run.actor_xy is not None and run.actor_kind is not None and run.actor_xy.size:
+        for actor, kind in enumerate(run.actor_kind):
+            track = run.actor_xy[:, actor]
+            seen = track[np.isfinite(track[:, 0])]
+            if len(seen) < 2 or np.ptp(seen, axis=0).max() < 0.5:
+                continue  # never moved: not drawn
+            pedestrian = kind == KIND_PEDESTRIAN
+            colour = "darkorange" if pedestrian else "slategray"
+            label = "pedestrians" if pedestrian else "traffic"
+            ax.plot(seen[:, 0], seen[:, 1], "-", color=colour, lw=0.9, alpha=0.8, zorder=4, label=label)
+            ax.plot(*seen[-1], "o" if pedestrian else "s", color=colour, ms=3, zorder=4)
+    plan = scenario.traffic_plan
+    if plan is not None:
+        for index, light in enumerate(plan.lights):
+            ax.plot(
+                *light.pole_xy, "^", color="darkgreen", ms=7, zorder=6, label="traffic light" if index == 0 else None
+            )
 
 
 def write_route_figures(out_dir: Path, run: RouteRun, tiles: int = 12) -> dict[str, Path]:

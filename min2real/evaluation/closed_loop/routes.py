@@ -23,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from min2real.data.synthetic.scenario import CONDITION_NAMES, Scenario
+from min2real.data.synthetic.traffic_plan import DEFAULT_TRAFFIC_DENSITY
 
 CLOSED_LOOP_SEED_BASE = 15_000_000
 CLOSED_LOOP_VAL_SEED_BASE = 16_000_000
@@ -37,7 +38,8 @@ OBSTACLE_ROUTE_ORDER = (2, 3, 4, 5, 0, 1)  # per town: the first of these routes
 @dataclass(frozen=True)
 class RouteSpec:
     """One closed-loop route: `town` and `index` pick the geometry seed, `condition` the
-    appearance, `obstacle` whether a car is parked in the lane, `length_m` the scored length."""
+    appearance, `obstacle` whether a car is parked in the lane, `length_m` the scored length,
+    `traffic` the traffic density (0: an empty world; DEFAULT_TRAFFIC_DENSITY: the judged one)."""
 
     name: str
     town: int
@@ -46,13 +48,14 @@ class RouteSpec:
     obstacle: bool
     length_m: float
     seed_base: int = CLOSED_LOOP_SEED_BASE
+    traffic: float = 0.0
 
     @property
     def seed(self) -> tuple[int, int]:
         return (self.seed_base + self.town, self.index)
 
     def scenario(self) -> Scenario:
-        return Scenario(self.seed, self.length_m, self.condition, self.obstacle)
+        return Scenario(self.seed, self.length_m, self.condition, self.obstacle, self.traffic)
 
 
 def _obstacle_route(town: int, length_m: float, seed_base: int, routes_per_town: int) -> int | None:
@@ -70,6 +73,7 @@ def _longest6_like(
     length_m: float,
     seed_base: int = CLOSED_LOOP_SEED_BASE,
     routes_per_town: int = ROUTES_PER_TOWN,
+    traffic: float = DEFAULT_TRAFFIC_DENSITY,
 ) -> list[RouteSpec]:
     obstacle_index = {town: _obstacle_route(town, length_m, seed_base, routes_per_town) for town in range(TOWNS)}
     routes = []
@@ -85,23 +89,39 @@ def _longest6_like(
                 obstacle_index[town] == index,
                 length_m,
                 seed_base,
+                traffic,
             )
         )
     return routes
 
 
-def _short() -> list[RouteSpec]:
+def _short(set_name: str, traffic: float) -> list[RouteSpec]:
     """Six 90 m routes (one per town, the six conditions, no obstacle): smoke tests and the demo."""
     return [
-        RouteSpec(f"synth-short/town{town:02d}", town, 0, CONDITION_NAMES[town], False, SHORT_ROUTE_LENGTH_M)
+        RouteSpec(
+            f"{set_name}/town{town:02d}",
+            town,
+            0,
+            CONDITION_NAMES[town],
+            False,
+            SHORT_ROUTE_LENGTH_M,
+            CLOSED_LOOP_SEED_BASE,
+            traffic,
+        )
         for town in range(TOWNS)
     ]
 
 
 ROUTE_SETS = {
     "synth-longest6": lambda: _longest6_like("synth-longest6", ROUTE_LENGTH_M),
-    "synth-short": _short,
+    "synth-short": lambda: _short("synth-short", DEFAULT_TRAFFIC_DENSITY),
     "synth-val": lambda: _longest6_like("synth-val", ROUTE_LENGTH_M, CLOSED_LOOP_VAL_SEED_BASE, VAL_ROUTES_PER_TOWN),
+    # The same routes without traffic (the judge before moving traffic existed), for comparison.
+    "synth-longest6-empty": lambda: _longest6_like("synth-longest6-empty", ROUTE_LENGTH_M, traffic=0.0),
+    "synth-short-empty": lambda: _short("synth-short-empty", 0.0),
+    "synth-val-empty": lambda: _longest6_like(
+        "synth-val-empty", ROUTE_LENGTH_M, CLOSED_LOOP_VAL_SEED_BASE, VAL_ROUTES_PER_TOWN, traffic=0.0
+    ),
 }
 DEFAULT_ROUTE_SET = "synth-longest6"
 

@@ -73,6 +73,8 @@ class RouteRun:
     route_xy: np.ndarray | None = None
     timeouts: list[str] = field(default_factory=list)
     stack_report: dict[str, Any] = field(default_factory=dict)
+    actor_xy: np.ndarray | None = None  # (T, A, 2) traffic positions per tick (nan: not there)
+    actor_kind: np.ndarray | None = None  # (A,) traffic_plan.KIND_*
 
     def result(self) -> dict[str, Any]:
         """The route's entry in results.json."""
@@ -166,6 +168,9 @@ def run_route(
     rows.append((sim.time_s, final.x_m, final.y_m, final.yaw_rad, final.speed_mps, math.nan, math.nan))
     run.wall_s = time.perf_counter() - start
     run.ticks = sim.tick
+    if sim.traffic is not None:
+        run.actor_xy = np.stack(sim.actor_track)
+        run.actor_kind = sim.traffic.kind.copy()
     run.states = np.asarray(rows, dtype=np.float64)
     run.score = sim.judge.score()
     return run
@@ -177,6 +182,9 @@ def results_document(
     """results.json: per-route results and the summary (`driving_score_mean` etc. at the top level)."""
     routes = [run.result() for run in runs]
     summary = summarize(routes, "condition")
+    met = [route["stack"]["interactions"] for route in routes if "interactions" in route.get("stack", {})]
+    if met and len(met) == len(routes):  # the expert's count of the traffic in its way
+        summary["interactions_per_route"] = {kind: round(sum(m[kind] for m in met) / len(met), 3) for kind in met[0]}
     return {
         "route_set": route_set,
         "policy": policy,

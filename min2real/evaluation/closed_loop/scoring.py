@@ -10,6 +10,10 @@ Following the CARLA leaderboard (leaderboard/utils/statistics_manager.py, 1.0 as
 * driving score DS = RC x penalty, in [0, 100].
 
 Infractions and their factors (PENALTIES; the leaderboard's where it has one):
+  collision_pedestrian 0.50  the vehicle's box touches a pedestrian; once per pedestrian
+  collision_vehicle  0.60  the vehicle's box touches another vehicle of the traffic; once per vehicle
+  red_light          0.70  the vehicle's front crosses a traffic light's stop line while it is
+                           red; once per light
   collision_static   0.65  the vehicle's box touches a box of the world (building, tree, pole,
                            parked car); once per object; the vehicle stops against it
   stop_infraction    0.80  crossing a stop line without having stood (speed < stop_speed_mps)
@@ -38,7 +42,10 @@ from min2real.data.synthetic.scenario import Scenario
 from min2real.evaluation.closed_loop.vehicle import VehicleState
 
 PENALTIES = {
+    "collision_pedestrian": 0.50,
+    "collision_vehicle": 0.60,
     "collision_static": 0.65,
+    "red_light": 0.70,
     "stop_infraction": 0.80,
     "off_road": 0.70,
     "agent_blocked": 0.70,
@@ -129,6 +136,9 @@ class RouteJudge:
         self.outside_lane_m = 0.0
         self._still_s = 0.0
         self._collided: set[int] = set()
+        self._actors_hit: set[int] = set()
+        self._lights_run: set[int] = set()
+        self._front_s_m: float | None = None
         self._last_xy: np.ndarray | None = None
         self._last_time_s: float | None = None
 
@@ -157,6 +167,28 @@ class RouteJudge:
             return
         self._collided.add(object_index)
         self._event("collision_static", time_s, state, f"{object_kind} #{object_index}")
+
+    def collision_actor(self, time_s: float, state: VehicleState, actor: int, pedestrian: bool) -> None:
+        """The vehicle touched traffic actor `actor` (counted once per actor)."""
+        if actor in self._actors_hit or self.done:
+            return
+        self._actors_hit.add(actor)
+        kind = "collision_pedestrian" if pedestrian else "collision_vehicle"
+        self._event(kind, time_s, state, f"{'pedestrian' if pedestrian else 'vehicle'} #{actor}")
+
+    def lights(
+        self, time_s: float, state: VehicleState, front_s_m: float, lights: list[tuple[int, float, str]]
+    ) -> None:
+        """After `observe`: the vehicle's front is at route distance `front_s_m`; `lights`: (light,
+        stop line route distance, its state for the route) each. Crossing a line on red is a
+        red_light infraction (once per light)."""
+        before, self._front_s_m = self._front_s_m, float(front_s_m)
+        if before is None or self.done:
+            return
+        for light, line_s, light_state in lights:
+            if light_state == "red" and before < line_s <= front_s_m and light not in self._lights_run:
+                self._lights_run.add(light)
+                self._event("red_light", time_s, state, f"light #{light} at {line_s:.0f} m")
 
     def _project(self, xy: np.ndarray) -> tuple[float, float, float]:
         """(route distance s, signed lateral offset (+ = left), distance) of xy's projection on

@@ -21,6 +21,8 @@ from min2real import contract as C
 from min2real.data.synthetic.geometry import KINDS
 from min2real.data.synthetic.render import PinholeCamera
 from min2real.data.synthetic.scenario import Scenario
+from min2real.data.synthetic.traffic import EgoBody, TrafficWorld
+from min2real.data.synthetic.traffic_plan import KIND_PEDESTRIAN
 from min2real.evaluation.closed_loop.scoring import JudgeParams, RouteJudge
 from min2real.evaluation.closed_loop.vehicle import KinematicBicycle, VehicleParams, VehicleState
 from min2real.runtime.types import VehicleControl
@@ -96,9 +98,12 @@ class ClosedLoopSimulator:
         self._box_centres = route.object_centre_xy.reshape(-1, 2)
         self._boxes = _box_corners(self._box_centres, route.object_yaw, route.object_half_size.reshape(-1, 2))
         self._box_kinds = [KINDS[int(k)] for k in route.object_kind]
+        self.traffic = TrafficWorld(scenario.traffic_plan) if scenario.traffic_plan is not None else None
         self.tick = 0
         self.trajectory: list[VehicleState] = [self.vehicle.state]
+        self.actor_track: list[np.ndarray] = []  # (A, 2) world positions per tick, nan = not there
         self.judge.observe(0.0, self.vehicle.state)
+        self._record_actors()
 
     @property
     def time_s(self) -> float:
@@ -117,7 +122,10 @@ class ClosedLoopSimulator:
         if self._renderer is None or self.camera is None:
             raise RuntimeError("this simulator renders no camera (camera=None)")
         state = state or self.state
-        return self._renderer.render(self.camera, state.xy, state.yaw_rad, self._rng(0))
+        return self._renderer.render(self.camera, state.xy, state.yaw_rad, self._rng(0), self._dynamic_boxes())
+
+    def _dynamic_boxes(self):
+        return self.traffic.boxes() if self.traffic is not None else None
 
     def _rng(self, stream: int) -> np.random.Generator:
         return np.random.default_rng((*self.scenario.seed, 6, C.DOMAINS.index(self.domain), stream, self.tick))
@@ -129,7 +137,7 @@ class ClosedLoopSimulator:
         if render and self.camera is not None:
             image = self.render(state)
         if render and self.lidar and self._renderer is not None:
-            lidar = self._renderer.lidar(state.xy, state.yaw_rad, self._rng(1))
+            lidar = self._renderer.lidar(state.xy, state.yaw_rad, self._rng(1), self._dynamic_boxes())
         return Observation(self.tick, self.time_s, image, lidar, state)
 
     def _collisions(self, state: VehicleState) -> np.ndarray:
@@ -138,15 +146,46 @@ class ClosedLoopSimulator:
             return near
         return near[boxes_overlap(state.footprint_xy(self.vehicle.params), self._boxes[near])]
 
+    def _actor_collisions(self, state: VehicleState, actor_boxes: np.ndarray, actors: np.ndarray) -> np.ndarray:
+        if not len(actors):
+            return actors
+        near = np.linalg.norm(actor_boxes.mean(axis=1) - state.xy, axis=1) < 8.0
+        if not near.any():
+            return actors[:0]
+        return actors[near][boxes_overlap(state.footprint_xy(self.vehicle.params), actor_boxes[near])]
+
+    def _record_actors(self) -> None:
+        if self.traffic is not None:
+            self.actor_track.append(np.where(self.traffic.active[:, None], self.traffic.xy, np.nan))
+
     def step(self, control: VehicleControl) -> bool:
-        """Hold `control` for one tick; returns whether the route has ended."""
+        """Hold `control` for one tick (the traffic moves first, given the vehicle now); returns
+        whether the route has ended."""
         if self.done:
             raise RuntimeError("the route has ended; no more steps")
+        traffic = self.traffic
+        actors, actor_boxes = np.zeros(0, dtype=np.int64), np.zeros((0, 4, 2))
+        if traffic is not None:
+            now = self.state
+            traffic.step(self.tick_s, EgoBody(now.xy, now.yaw_rad, now.speed_mps, self.judge.position_s_m))
+            actors = np.flatnonzero(traffic.active)
+            actor_boxes = _box_corners(traffic.xy[actors], traffic.yaw_rad[actors], traffic.half_size_m[actors])
         steps = max(1, int(math.ceil(self.tick_s / self.vehicle.params.physics_dt_s - 1e-9)))
         for index in range(steps):
             before = self.vehicle.state
             after = self.vehicle.substep(control, self.tick_s / steps)
             hits = self._collisions(after)
+            actor_hits = self._actor_collisions(after, actor_boxes, actors)
+            if len(actor_hits):
+                self.vehicle.state = VehicleState(
+                    before.x_m, before.y_m, before.yaw_rad, 0.0, after.steer, after.throttle, after.brake, after.reverse
+                )
+                time_s = self.time_s + (index + 1) * self.tick_s / steps
+                for actor in actor_hits:
+                    assert traffic is not None
+                    pedestrian = bool(traffic.kind[actor] == KIND_PEDESTRIAN)
+                    self.judge.collision_actor(time_s, after, int(actor), pedestrian)
+                    traffic.collide(int(actor))
             if len(hits):
                 # The vehicle stops against the box it touched.
                 self.vehicle.state = VehicleState(
@@ -158,6 +197,12 @@ class ClosedLoopSimulator:
         self.tick += 1
         self.trajectory.append(self.vehicle.state)
         self.judge.observe(self.time_s, self.vehicle.state)
+        if traffic is not None:
+            front_s = self.judge.position_s_m + 0.5 * self.vehicle.params.length_m
+            plan = traffic.plan
+            states = [(i, light.route_stop_s_m, traffic.light_state(i)) for i, light in enumerate(plan.lights)]
+            self.judge.lights(self.time_s, self.vehicle.state, front_s, states)
+        self._record_actors()
         return self.done
 
     def end(self, outcome: str, detail: str = "") -> None:
