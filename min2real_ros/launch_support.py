@@ -174,17 +174,26 @@ def converter_launch_file(package_share: str, converter: str) -> Path:
 def output_type_problem(output_type: str) -> str | None:
     """Why the controller cannot publish `output_type` here (its message package is not importable),
     or None. Launch files check this before starting any node."""
-    import importlib.util
-
     carla_control_topic("x", output_type)  # validates the name
     package = OUTPUT_MESSAGE_PACKAGES[output_type]
-    if importlib.util.find_spec(package) is not None:
+    if _importable(f"{package}.msg"):
         return None
-    others = [kind for kind, pkg in OUTPUT_MESSAGE_PACKAGES.items() if importlib.util.find_spec(pkg) is not None]
+    others = [kind for kind, pkg in OUTPUT_MESSAGE_PACKAGES.items() if _importable(f"{pkg}.msg")]
     return (
         f"output_type {output_type!r} needs the ROS message package {package}, which is not installed; "
         f"install it, or choose output_type:= one of {others} (what this machine can publish)"
     )
+
+
+def _importable(module: str) -> bool:
+    """Whether `module` imports (as the controller will import it), not merely whether it is found."""
+    import importlib
+
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        return False
+    return True
 
 
 def remap_cli_args(remappings: list[tuple[str, str]]) -> list[str]:

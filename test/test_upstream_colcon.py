@@ -39,7 +39,7 @@ def test_colcon_symlink_install_runs_the_driver_from_the_installed_files(min2rea
     )
     probe = Probe(ros_context, "colcon_probe", driver="colcon21_driver")
     try:
-        assert probe.lifecycle_state(30.0) == "active", log.read_text()[-3000:]
+        assert probe.lifecycle_state(30.0, process) == "active", log.read_text()[-3000:]
     finally:
         probe.close()
         stop_group(process)

@@ -40,8 +40,10 @@ def bundled(install):
     return install / "min2real" / "share" / "min2real" / "models" / "bundled" / "min2real_tiny_sim.onnx"
 
 
-def launch(install: Path, arguments: list[str], log: Path, *prefixes: Path, **env: str) -> subprocess.Popen:
-    command = "ros2 launch min2real " + " ".join(shlex.quote(a) for a in arguments)
+def launch(
+    install: Path, launch_file: str, arguments: list[str], log: Path, *prefixes: Path, **env: str
+) -> subprocess.Popen:
+    command = f"ros2 launch min2real {launch_file} " + " ".join(shlex.quote(a) for a in arguments)
     return subprocess.Popen(
         sourced(install, command),
         env=ament_env(*prefixes, **env),
@@ -66,6 +68,7 @@ def test_vehicle_launch_brings_the_driver_to_active_and_publishes_a_path(install
     log = tmp_path / "launch.log"
     process = launch(
         install,
+        "vehicle.launch.py",
         [
             f"model:={bundled}", "domain:=sim", "backend:=onnxruntime-cpu", "camera_topic:=/v21/camera",
             "camera_qos:=reliable", "use_lidar:=false", "speed_source:=speedometer", "speed_topic:=/v21/speed",
@@ -81,7 +84,7 @@ def test_vehicle_launch_brings_the_driver_to_active_and_publishes_a_path(install
         target = probe.node.create_publisher(PointStamped, "/v21/target", 10)
         controls: list = []
         probe.node.create_subscription(Twist, "/v21/control", controls.append, 10)
-        assert probe.lifecycle_state(30.0) == "active", log.read_text()[-3000:]
+        assert probe.lifecycle_state(30.0, process) == "active", log.read_text()[-3000:]
 
         def tick(stamp):
             point = PointStamped()
@@ -115,7 +118,7 @@ def test_replay_launch_without_tf2_ros_and_ros2bag_runs_the_driver(install, bund
 
     log = tmp_path / "launch.log"
     process = launch(
-        install, ["bag:=/no/bag/here", f"model:={bundled}", "backend:=onnxruntime-cpu", "role_name:=r21"], log
+        install, "replay.launch.py", ["bag:=/no/bag/here", f"model:={bundled}", "backend:=onnxruntime-cpu", "role_name:=r21"], log
     )
     probe = Probe(ros_context, "replay_launch_probe")
     node, prefix = probe.node, "/carla/r21"
@@ -127,7 +130,7 @@ def test_replay_launch_without_tf2_ros_and_ros2bag_runs_the_driver(install, bund
         speed = node.create_publisher(Float32, f"{prefix}/speedometer", qos_profile_sensor_data)
         odometry = node.create_publisher(Odometry, f"{prefix}/odometry", qos_profile_sensor_data)
         route = node.create_publisher(PathMsg, f"{prefix}/waypoints", latched)
-        assert probe.lifecycle_state(30.0) == "active", log.read_text()[-3000:]
+        assert probe.lifecycle_state(30.0, process) == "active", log.read_text()[-3000:]
         text = log.read_text()
         assert "'tf2_ros' is not installed" in text and "'ros2bag' is not installed" in text, text[-3000:]
         route_msg = PathMsg()
@@ -173,7 +176,7 @@ def test_vehicle_launch_stops_before_any_node_when_the_output_types_messages_are
     (hidden / "__init__.py").write_text("raise ImportError('ackermann_msgs hidden by the test')\n")
     log = tmp_path / "launch.log"
     env = {"PYTHONPATH": f"{hidden.parent}:{ament_env().get('PYTHONPATH', '')}"}
-    process = launch(install, [f"model:={bundled}", "domain:=sim"], log, **env)
+    process = launch(install, "vehicle.launch.py", [f"model:={bundled}", "domain:=sim"], log, **env)
     try:
         process.wait(timeout=30)
     except subprocess.TimeoutExpired:
@@ -217,6 +220,7 @@ def test_carla_sim_launch_with_the_bridges_launch_files(install, bundled, ros_co
     log = tmp_path / "launch.log"
     process = launch(
         install,
+        "carla_sim.launch.py",
         [f"model:={bundled}", "backend:=onnxruntime-cpu", "role_name:=hero21", f"output_type:={output_type}",
          "port:=2021", "town:=Town02"],
         log,
@@ -226,7 +230,7 @@ def test_carla_sim_launch_with_the_bridges_launch_files(install, bundled, ros_co
     )  # fmt: skip
     probe = Probe(ros_context, f"carla_sim_probe_{output_type}")
     try:
-        assert probe.lifecycle_state(30.0) == "active", log.read_text()[-3000:]
+        assert probe.lifecycle_state(30.0, process) == "active", log.read_text()[-3000:]
         deadline = time.monotonic() + 15.0
         while len(list(reports.glob("*.json"))) < len(STAND_INS) and time.monotonic() < deadline:
             time.sleep(0.1)

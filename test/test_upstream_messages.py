@@ -87,6 +87,7 @@ class Bench:
         from rclpy.executors import MultiThreadedExecutor
         from rclpy.node import Node
         from rclpy.qos import DurabilityPolicy, QoSProfile
+        from rosgraph_msgs.msg import Clock
         from std_msgs.msg import Float32
 
         from min2real_ros.nodes.controller_node import ControllerNode
@@ -115,6 +116,9 @@ class Bench:
                 _vehicle_info(role)
             )
         self.status_pub = self.node.create_publisher(CarlaEgoVehicleStatus, f"/carla/{ACKERMANN_ROLE}/vehicle_status", 10)
+        # The bridge's nodes run on simulation time (ros_compatibility sets use_sim_time): the bridge
+        # publishes /clock; here it is this node's wall clock.
+        self.clock_pub = self.node.create_publisher(Clock, "/clock", 10)
         self.path_pub = self.node.create_publisher(Path, "/bench21/waypoints", 10)
         self.speed_pub = self.node.create_publisher(Float32, "/bench21/speed", 10)
         self.lock = threading.Lock()
@@ -133,7 +137,7 @@ class Bench:
             self.node.create_subscription(
                 CarlaEgoVehicleControl, f"/carla/{role}/vehicle_control_cmd", keep(name), 10
             )
-        self.Path, self.Float32, self.Status = Path, Float32, CarlaEgoVehicleStatus
+        self.Path, self.Float32, self.Status, self.Clock = Path, Float32, CarlaEgoVehicleStatus, Clock
         self.executor = MultiThreadedExecutor(num_threads=2, context=context)
         for node in (*self.controllers, self.node):
             self.executor.add_node(node)
@@ -154,6 +158,7 @@ class Bench:
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             stamp = self.node.get_clock().now().to_msg()
+            self.clock_pub.publish(self.Clock(clock=stamp))
             path = self.Path()
             path.header.stamp, path.header.frame_id = stamp, "base_link"
             for x, y in waypoints:
@@ -181,8 +186,12 @@ class Bench:
 
 @pytest.fixture(scope="module")
 def bench(converters, ros_context):
-    del converters
     bench = Bench(ros_context)
+    topics = (f"/carla/{TWIST_ROLE}/twist", f"/carla/{ACKERMANN_ROLE}/ackermann_cmd")
+    deadline = time.monotonic() + 30.0
+    while time.monotonic() < deadline and not all(bench.node.count_subscribers(t) for t in topics):
+        time.sleep(0.1)
+    assert all(bench.node.count_subscribers(t) for t in topics), f"converters not up; logs in {converters}"
     yield bench
     bench.close()
 

@@ -142,12 +142,12 @@ class Probe:
 
         return Time(nanoseconds=self.node.get_clock().now().nanoseconds + int(offset_s * 1e9)).to_msg()
 
-    def lifecycle_state(self, timeout_s: float) -> str:
+    def lifecycle_state(self, timeout_s: float, process: subprocess.Popen | None = None) -> str:
         """The driver's state over its lifecycle service, once it reports `active` (or the last seen)."""
         from lifecycle_msgs.srv import GetState
 
         deadline, label = time.monotonic() + timeout_s, "no answer"
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and (process is None or process.poll() is None):
             if self.get_state.wait_for_service(timeout_sec=0.2):
                 future = self.get_state.call_async(GetState.Request())
                 end = time.monotonic() + 2.0
