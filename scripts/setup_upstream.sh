@@ -9,7 +9,7 @@
 #
 # Everything goes into the venv's own prefix (where the ROS wheels live: lib/ is on the library
 # path, share/ is the ament index with AMENT_PREFIX_PATH=.venv), so `rm -rf .venv` undoes it.
-# A stamp holds the hash of the archives and this script: a second run takes about a second.
+# A stamp holds the hash of the archives, this script and the lock: a second run takes about a second.
 # Without the sources (a user's machine) it says so and exits 0; the tests that need them then skip
 # with that reason, except under MIN2REAL_CI=1 (.ci/run), where they fail (test/upstream.py).
 set -euo pipefail
@@ -26,7 +26,7 @@ if [[ ! -f "$THIRD_PARTY/SHA256SUMS" ]]; then
   exit 0
 fi
 third_party=$(cd "$THIRD_PARTY" && pwd)
-stamp_value=$(cat "$third_party/SHA256SUMS" scripts/setup_upstream.sh | sha256sum | cut -d' ' -f1)
+stamp_value=$(cat "$third_party/SHA256SUMS" scripts/setup_upstream.sh requirements/lock.txt | sha256sum | cut -d' ' -f1)
 if [[ -f "$stamp_file" && "$(cat "$stamp_file")" == "$stamp_value" ]]; then
   exit 0
 fi
@@ -47,11 +47,12 @@ pip_install() {
     2> >(grep -v "^WARNING: Location\|DEPRECATION\|^  \|^$" >&2)
 }
 
-# 1. Pure Python: ros2 launch and the ros2 command, NAVSIM and the nuplan-devkit parts it imports.
+# 1. Pure Python: ros2 launch and the ros2 command, NAVSIM and nuplan-devkit.
 pip_install "$src"/launch/{launch,launch_xml,launch_yaml} \
   "$src"/launch_ros/{launch_ros,ros2launch} \
-  "$src"/ros2cli/{ros2cli,ros2run,ros2pkg,ros2node,ros2topic,ros2param,ros2lifecycle,ros2service} \
-  "$src/nuplan-devkit" "$src/navsim"
+  "$src"/ros2cli/{ros2cli,ros2run,ros2pkg,ros2node,ros2topic,ros2param,ros2lifecycle,ros2service}
+# Editable, as their READMEs install them: the Hydra configs stay beside the code (package data).
+pip_install -e "$src/nuplan-devkit" -e "$src/navsim"
 built=(launch launch_ros ros2cli ros2launch ros2run ros2lifecycle navsim nuplan)
 
 # 2. Message packages with the rosidl toolchain wheels. The wheels' exported CMake files name the
