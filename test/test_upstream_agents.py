@@ -73,7 +73,9 @@ def _carla_agents_stand_in(monkeypatch) -> None:
 def leaderboard(monkeypatch):
     require("carla", "leaderboard", "srunner", "py_trees")
     _carla_agents_stand_in(monkeypatch)
-    return Path(sys.modules["leaderboard"].__file__ if "leaderboard" in sys.modules else __import__("leaderboard").__file__)
+    return Path(
+        sys.modules["leaderboard"].__file__ if "leaderboard" in sys.modules else __import__("leaderboard").__file__
+    )
 
 
 def _dense_route(carla, keypoints, spacing_m: float = 1.0):

@@ -21,7 +21,11 @@ def test_colcon_symlink_install_runs_the_driver_from_the_installed_files(min2rea
     # colcon writes the shebang of the Python that ran it: the venv's, where rclpy and numpy are.
     shebang = executable.read_text().splitlines()[0]
     assert shebang.startswith(f"#!{VENV_BIN}/python"), shebang
-    for installed in ("launch/vehicle.launch.py", "config/driver_node.param.yaml", "models/bundled/min2real_tiny_sim.onnx"):
+    for installed in (
+        "launch/vehicle.launch.py",
+        "config/driver_node.param.yaml",
+        "models/bundled/min2real_tiny_sim.onnx",
+    ):
         assert (share / installed).is_symlink(), installed  # --symlink-install: edits need no rebuild
     log = tmp_path / "driver.log"
     command = (

@@ -118,12 +118,17 @@ def test_replay_launch_without_tf2_ros_and_ros2bag_runs_the_driver(install, bund
 
     log = tmp_path / "launch.log"
     process = launch(
-        install, "replay.launch.py", ["bag:=/no/bag/here", f"model:={bundled}", "backend:=onnxruntime-cpu", "role_name:=r21"], log
+        install,
+        "replay.launch.py",
+        ["bag:=/no/bag/here", f"model:={bundled}", "backend:=onnxruntime-cpu", "role_name:=r21"],
+        log,
     )
     probe = Probe(ros_context, "replay_launch_probe")
     node, prefix = probe.node, "/carla/r21"
     try:
-        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        latched = QoSProfile(
+            depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
+        )
         clock = node.create_publisher(Clock, "/clock", 10)
         camera = node.create_publisher(Image, f"{prefix}/rgb_front/image", 10)
         lidar = node.create_publisher(PointCloud2, f"{prefix}/lidar", qos_profile_sensor_data)
@@ -239,7 +244,9 @@ def test_carla_sim_launch_with_the_bridges_launch_files(install, bundled, ros_co
         bridge = seen["bridge"]["parameters"]
         assert seen["bridge"]["node"] == "/carla_ros_bridge"
         assert bridge["port"] == 2021 and bridge["town"] == "Town02" and bridge["ego_vehicle_role_name"] == ["hero21"]
-        assert bridge["synchronous_mode"] is True and bridge["synchronous_mode_wait_for_vehicle_control_command"] is True
+        assert (
+            bridge["synchronous_mode"] is True and bridge["synchronous_mode_wait_for_vehicle_control_command"] is True
+        )
         waypoints = seen["carla_waypoint_publisher"]
         assert waypoints["node"] == "/carla_waypoint_publisher" and waypoints["parameters"]["role_name"] == "hero21"
         spawn = seen["carla_spawn_objects"]["parameters"]

@@ -103,7 +103,11 @@ class Bench:
                 namespace="/bench21",
                 context=context,
                 cli_args=remap_args(
-                    {"~/input/waypoints": "/bench21/waypoints", "~/input/speed": "/bench21/speed", "~/output/control": topic}
+                    {
+                        "~/input/waypoints": "/bench21/waypoints",
+                        "~/input/speed": "/bench21/speed",
+                        "~/output/control": topic,
+                    }
                 ),
                 parameter_overrides=controller_parameters("", output_type=kind),
             )
@@ -115,7 +119,9 @@ class Bench:
             self.node.create_publisher(type(_vehicle_info(role)), f"/carla/{role}/vehicle_info", latched).publish(
                 _vehicle_info(role)
             )
-        self.status_pub = self.node.create_publisher(CarlaEgoVehicleStatus, f"/carla/{ACKERMANN_ROLE}/vehicle_status", 10)
+        self.status_pub = self.node.create_publisher(
+            CarlaEgoVehicleStatus, f"/carla/{ACKERMANN_ROLE}/vehicle_status", 10
+        )
         # The bridge's nodes run on simulation time (ros_compatibility sets use_sim_time): the bridge
         # publishes /clock; here it is this node's wall clock.
         self.clock_pub = self.node.create_publisher(Clock, "/clock", 10)
@@ -134,9 +140,7 @@ class Bench:
         self.node.create_subscription(CarlaEgoVehicleControl, outputs["carla"], keep("ours"), 10)
         self.node.create_subscription(AckermannDrive, outputs["ackermann"], keep("ackermann_drive"), 10)
         for name, role in (("via_twist", TWIST_ROLE), ("via_ackermann", ACKERMANN_ROLE)):
-            self.node.create_subscription(
-                CarlaEgoVehicleControl, f"/carla/{role}/vehicle_control_cmd", keep(name), 10
-            )
+            self.node.create_subscription(CarlaEgoVehicleControl, f"/carla/{role}/vehicle_control_cmd", keep(name), 10)
         self.Path, self.Float32, self.Status, self.Clock = Path, Float32, CarlaEgoVehicleStatus, Clock
         self.executor = MultiThreadedExecutor(num_threads=2, context=context)
         for node in (*self.controllers, self.node):

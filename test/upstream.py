@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,7 +29,9 @@ IN_CI = os.environ.get("MIN2REAL_CI") == "1"
 def require(*modules: str, executables: tuple[str, ...] = ()) -> None:
     """Skip (fail in CI) unless every Python module and executable is installed."""
     missing = [name for name in modules if importlib.util.find_spec(name) is None]
-    missing += [name for name in executables if shutil.which(name, path=f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}") is None]
+    missing += [
+        name for name in executables if shutil.which(name, path=f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}") is None
+    ]
     if not missing:
         return
     reason = (
@@ -98,7 +99,15 @@ def colcon_build(workspace: Path) -> Path:
     (workspace / "src").mkdir(parents=True)
     (workspace / "src" / "min2real").symlink_to(ROOT, target_is_directory=True)
     result = subprocess.run(
-        [str(VENV_BIN / "colcon"), "build", "--symlink-install", "--base-paths", "src", "--packages-select", "min2real"],
+        [
+            str(VENV_BIN / "colcon"),
+            "build",
+            "--symlink-install",
+            "--base-paths",
+            "src",
+            "--packages-select",
+            "min2real",
+        ],
         cwd=workspace,
         env=ament_env(),
         capture_output=True,

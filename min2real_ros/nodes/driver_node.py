@@ -144,7 +144,9 @@ class DriverNode(LifecycleNode):
     def _on_set_parameters(self, parameters: list) -> SetParametersResult:
         """Apply a change to a live parameter or refuse it with the reason (read-only ones are
         refused by rclpy itself, ranges too; this checks allowed values and cross-rules)."""
-        reason = refusal(PARAMETERS, parameters) or configure_time_refusal(self._state_machine.current_state[1], parameters)
+        reason = refusal(PARAMETERS, parameters) or configure_time_refusal(
+            self._state_machine.current_state[1], parameters
+        )
         values = dict(self._values)
         values.update({p.name: p.value for p in parameters if p.name in PARAMETERS})
         if reason is None:

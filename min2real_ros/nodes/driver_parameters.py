@@ -27,7 +27,9 @@ PARAMETERS: dict[str, P] = {
     "model_path": P("", "exported model (.onnx, or .engine/.plan with its .json sidecar)" + _CONFIGURE_TIME),
     "backend": P("auto", "inference backend" + _CONFIGURE_TIME, choices=BACKENDS),
     "domain": P(
-        "sim", "sim (graph with the V2R adapter) | real; must match the artifact" + _CONFIGURE_TIME, choices=("sim", "real")
+        "sim",
+        "sim (graph with the V2R adapter) | real; must match the artifact" + _CONFIGURE_TIME,
+        choices=("sim", "real"),
     ),
     "autostart": P(True, "configure + activate at start (false: wait for lifecycle transitions)", read_only=True),
     # ---- frames
