@@ -35,7 +35,7 @@ if [[ -f "$stamp_file" && "$(cat "$stamp_file")" == "$stamp_value" ]]; then
   exit 0
 fi
 started=$SECONDS
-echo "setup_upstream: installing the upstream sources of $third_party into $VENV (first run: about a minute)"
+echo "setup_upstream: installing the upstream sources of $third_party into $VENV (first run: several minutes on 2 cores)"
 (cd "$third_party" && sha256sum --check --quiet SHA256SUMS)
 
 src="$venv/upstream/src"
@@ -78,7 +78,7 @@ export ROS_VERSION=2 ROS_DISTRO=jazzy ROS_PYTHON_VERSION=3
 export PATH="$venv/bin:$PATH" AMENT_PREFIX_PATH="$venv" CMAKE_PREFIX_PATH="$venv"
 for package in rcl_interfaces/composition_interfaces ackermann_msgs carla_msgs ros-bridge/carla_ackermann_msgs; do
   name=$(basename "$package")
-  cmake -S "$src/$package" -B "$build/$name" -G Ninja -Wno-unused-cli -Wno-deprecated --log-level=ERROR \
+  cmake -S "$src/$package" -B "$build/$name" -G Ninja -Wno-unused-cli -Wno-deprecated -Wno-author --log-level=ERROR \
     -DCMAKE_BUILD_TYPE=None -DCMAKE_C_FLAGS=-O0 -DCMAKE_CXX_FLAGS=-O0 -DBUILD_TESTING=OFF -DCMAKE_INSTALL_PREFIX="$venv" -DCMAKE_POLICY_VERSION_MINIMUM=3.5 \
     -DPython3_EXECUTABLE="$python" -DPYTHON_EXECUTABLE="$python" \
     -Dros_environment_DIR="$build/ros_environment" > "$build/$name.log"
