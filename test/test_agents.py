@@ -262,7 +262,8 @@ def test_leaderboard_results_summary():
 
 
 def test_leaderboard_agent_class_needs_carla_and_leaderboard(monkeypatch):
-    monkeypatch.setitem(sys.modules, "leaderboard", None)  # as on a machine without it: import fails
+    for name in ("leaderboard", "leaderboard.autoagents", "leaderboard.autoagents.autonomous_agent"):
+        monkeypatch.setitem(sys.modules, name, None)  # as on a machine without it: import fails
     monkeypatch.delitem(carla_agent.__dict__, "Min2RealAgent", raising=False)
     assert carla_agent.get_entry_point() == "Min2RealAgent"
     with pytest.raises(carla_agent.AgentDependencyError, match="PYTHONPATH"):
@@ -473,7 +474,8 @@ def test_navsim_poses_resample_other_contracts_and_refuse_short_horizons():
 
 
 def test_navsim_agent_class_needs_navsim(monkeypatch):
-    monkeypatch.setitem(sys.modules, "navsim", None)  # as on a machine without it: import fails
+    for name in ("navsim", "navsim.agents", "navsim.agents.abstract_agent", "navsim.common.dataclasses"):
+        monkeypatch.setitem(sys.modules, name, None)  # as on a machine without it: import fails
     monkeypatch.delitem(navsim_agent.__dict__, "Min2RealNavsimAgent", raising=False)
     with pytest.raises(navsim_agent.AgentDependencyError, match="navsim"):
         navsim_agent.Min2RealNavsimAgent  # noqa: B018

@@ -73,9 +73,12 @@ def _carla_agents_stand_in(monkeypatch) -> None:
 def leaderboard(monkeypatch):
     require("carla", "leaderboard", "srunner", "py_trees")
     _carla_agents_stand_in(monkeypatch)
-    return Path(
-        sys.modules["leaderboard"].__file__ if "leaderboard" in sys.modules else __import__("leaderboard").__file__
-    )
+    import leaderboard as package
+
+    yield Path(package.__file__)
+    # Modules imported against the stand-in `agents` leave with it.
+    for name in [n for n in sys.modules if n.split(".")[0] in ("leaderboard", "srunner", "agents")]:
+        del sys.modules[name]
 
 
 def _dense_route(carla, keypoints, spacing_m: float = 1.0):
