@@ -8,7 +8,7 @@ from __future__ import annotations
 import subprocess
 
 import pytest
-from upstream import VENV_BIN, Probe, ament_env, sourced, stop_group
+from upstream import ROOT, VENV_BIN, Probe, ament_env, sourced, stop_group
 
 pytestmark = pytest.mark.ros
 
@@ -48,3 +48,23 @@ def test_colcon_symlink_install_runs_the_driver_from_the_installed_files(min2rea
         probe.close()
         stop_group(process)
     assert f"loaded {share}/models/bundled/min2real_tiny_sim.onnx" in log.read_text()
+
+
+def test_missing_upstream_tools_skip_with_the_reason_and_fail_in_ci(monkeypatch):
+    import upstream
+
+    monkeypatch.setattr(upstream, "IN_CI", False)
+    with pytest.raises(pytest.skip.Exception, match="no_such_upstream_module not installed.*setup_upstream.sh"):
+        upstream.require("no_such_upstream_module")
+    monkeypatch.setattr(upstream, "IN_CI", True)
+    with pytest.raises(pytest.fail.Exception, match="CI runs against the real upstream code and must not skip"):
+        upstream.require("no_such_upstream_module")
+
+
+def test_setup_upstream_without_the_sources_says_so_and_fails_only_in_ci(tmp_path):
+    script = ["bash", str(ROOT / "scripts" / "setup_upstream.sh")]
+    env = ament_env(MIN2REAL_THIRD_PARTY=str(tmp_path / "absent"), MIN2REAL_CI="0")
+    result = subprocess.run(script, env=env, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0 and "SHA256SUMS not found" in result.stdout
+    result = subprocess.run(script, env={**env, "MIN2REAL_CI": "1"}, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 1 and "CI must run against the upstream sources" in result.stderr
