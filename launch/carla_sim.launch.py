@@ -20,6 +20,10 @@ goal on /carla/<role_name>/goal for the waypoint publisher to plan a route.
 * The driver is a lifecycle node (autostart configures and activates it); its ~/input/* topics
   are remapped onto the bridge's, and its outputs are in base_link, which a static transform
   places at the bridge's vehicle frame (<role_name>) so RViz can show them.
+* output_type twist / ackermann includes the bridge's converter (carla_twist_to_control /
+  carla_ackermann_control, share/<pkg>/<pkg>.launch.py); where it or tf2_ros is not installed the
+  launch says what is missing and goes on without it. An output_type whose message package is
+  absent stops the launch before any node starts, with the reason.
 * The Fast DDS profile with a 32 MB shared-memory segment carries the images between processes.
 """
 
@@ -29,17 +33,28 @@ import os
 
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription, OpaqueFunction, SetEnvironmentVariable
+from launch.actions import (
+    DeclareLaunchArgument,
+    IncludeLaunchDescription,
+    LogInfo,
+    OpaqueFunction,
+    SetEnvironmentVariable,
+)
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import LifecycleNode, Node
 
 from min2real_ros.launch_support import (
+    CONVERTERS,
     bridge_role_names_argument,
     carla_control_topic,
     carla_driver_remappings,
     controller_remappings,
+    converter_launch_file,
     dds_profile_path,
+    missing_package_message,
+    optional_package_share,
+    output_type_problem,
     write_carla_objects,
 )
 
@@ -52,8 +67,21 @@ def _launch_setup(context, *args, **kwargs):
     role = LaunchConfiguration("role_name").perform(context)
     model = LaunchConfiguration("model").perform(context)
     output_type = LaunchConfiguration("output_type").perform(context)
+    problem = output_type_problem(output_type)
+    if problem is not None:  # before any node starts
+        raise RuntimeError(problem)
     share = get_package_share_directory(PACKAGE)
     bridge_share = get_package_share_directory("carla_ros_bridge")
+    waypoint_share = get_package_share_directory("carla_waypoint_publisher")
+    waypoints = IncludeLaunchDescription(
+        PythonLaunchDescriptionSource(os.path.join(waypoint_share, "carla_waypoint_publisher.launch.py")),
+        launch_arguments={
+            "host": LaunchConfiguration("host"),
+            "port": LaunchConfiguration("port"),
+            "timeout": LaunchConfiguration("timeout"),
+            "role_name": LaunchConfiguration("role_name"),
+        }.items(),
+    )
     bridge = IncludeLaunchDescription(
         PythonLaunchDescriptionSource(os.path.join(bridge_share, "carla_ros_bridge.launch.py")),
         launch_arguments={
@@ -80,12 +108,15 @@ def _launch_setup(context, *args, **kwargs):
         ],
     )
     # base_link (REP 105, our outputs' frame) at the bridge's vehicle frame, for RViz.
-    vehicle_frame = Node(
-        package="tf2_ros",
-        executable="static_transform_publisher",
-        name="min2real_base_link",
-        arguments=["--frame-id", role, "--child-frame-id", "base_link"],
-    )
+    if optional_package_share("tf2_ros") is None:
+        vehicle_frame = LogInfo(msg=missing_package_message("tf2_ros", f"base_link is not placed at {role} for RViz"))
+    else:
+        vehicle_frame = Node(
+            package="tf2_ros",
+            executable="static_transform_publisher",
+            name="min2real_base_link",
+            arguments=["--frame-id", role, "--child-frame-id", "base_link"],
+        )
     driver = LifecycleNode(
         package=PACKAGE,
         executable="driver_node",
@@ -120,24 +151,26 @@ def _launch_setup(context, *args, **kwargs):
             {"output_type": output_type, "use_sim_time": True},
         ],
     )
-    actions = [bridge, spawn_objects, vehicle_frame, driver, controller]
+    actions = [bridge, waypoints, spawn_objects, vehicle_frame, driver, controller]
     # The bridge's own converter for a Twist or an AckermannDrive (runtime.vehicle_commands
     # encodes ours as carla_twist_to_control / carla_ackermann_control read them).
-    converter = {"twist": "carla_twist_to_control", "ackermann": "carla_ackermann_control"}.get(output_type)
+    converter = CONVERTERS.get(output_type)
     if converter is not None:
-        actions.append(
-            IncludeLaunchDescription(
-                PythonLaunchDescriptionSource(
-                    os.path.join(get_package_share_directory(converter), "launch", f"{converter}.launch.py")
-                ),
-                launch_arguments={"role_name": role}.items(),
+        converter_share = optional_package_share(converter)
+        if converter_share is None:
+            consequence = f"nothing converts the controller's {output_type} commands into CARLA vehicle control"
+            actions.append(LogInfo(msg=missing_package_message(converter, consequence)))
+        else:
+            actions.append(
+                IncludeLaunchDescription(
+                    PythonLaunchDescriptionSource(str(converter_launch_file(converter_share, converter))),
+                    launch_arguments={"role_name": role}.items(),
+                )
             )
-        )
     return actions
 
 
 def generate_launch_description():
-    waypoint_share = get_package_share_directory("carla_waypoint_publisher")
     profile = str(dds_profile_path())
     return LaunchDescription(
         [
@@ -160,15 +193,6 @@ def generate_launch_description():
             ),
             SetEnvironmentVariable("FASTRTPS_DEFAULT_PROFILES_FILE", profile),
             SetEnvironmentVariable("FASTDDS_DEFAULT_PROFILES_FILE", profile),
-            IncludeLaunchDescription(
-                PythonLaunchDescriptionSource(os.path.join(waypoint_share, "carla_waypoint_publisher.launch.py")),
-                launch_arguments={
-                    "host": LaunchConfiguration("host"),
-                    "port": LaunchConfiguration("port"),
-                    "timeout": LaunchConfiguration("timeout"),
-                    "role_name": LaunchConfiguration("role_name"),
-                }.items(),
-            ),
             OpaqueFunction(function=_launch_setup),
         ]
     )

@@ -7,6 +7,10 @@ min2real's synthetic bag writer and a recorded CARLA session contain). The contr
 geometry_msgs/Twist on /carla/<role_name>/twist by default here (no simulator to drive); set
 with_controller:=false to run the driver alone. `min2real replay` does the same in one process
 and writes a report.
+
+tf2_ros (the base_link transform) and ros2bag (the player) are optional here: where one is not
+installed the launch says so and goes on without it (without ros2bag, play the bag yourself).
+An output_type whose message package is absent stops the launch before any node starts.
 """
 
 # ruff: noqa: I001  (the local launch/ directory makes ruff sort the ROS `launch` package as first-party)
@@ -15,7 +19,7 @@ import os
 
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, ExecuteProcess, OpaqueFunction, SetEnvironmentVariable
+from launch.actions import DeclareLaunchArgument, ExecuteProcess, LogInfo, OpaqueFunction, SetEnvironmentVariable
 from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import LifecycleNode, Node
@@ -25,6 +29,9 @@ from min2real_ros.launch_support import (
     carla_driver_remappings,
     controller_remappings,
     dds_profile_path,
+    missing_package_message,
+    optional_package_share,
+    output_type_problem,
 )
 
 PACKAGE = "min2real"
@@ -35,6 +42,10 @@ def _nodes(context, *args, **kwargs):
     del args, kwargs
     role = LaunchConfiguration("role_name").perform(context)
     output_type = LaunchConfiguration("output_type").perform(context)
+    with_controller = LaunchConfiguration("with_controller").perform(context).lower() in ("true", "1")
+    problem = output_type_problem(output_type) if with_controller else None
+    if problem is not None:  # before any node starts
+        raise RuntimeError(problem)
     driver = LifecycleNode(
         package=PACKAGE,
         executable="driver_node",
@@ -67,13 +78,25 @@ def _nodes(context, *args, **kwargs):
         ],
     )
     # base_link (our outputs' frame and the tf lookups' target) at the bag's vehicle frame.
-    vehicle_frame = Node(
-        package="tf2_ros",
-        executable="static_transform_publisher",
-        name="min2real_base_link",
-        arguments=["--frame-id", role, "--child-frame-id", "base_link"],
-    )
-    return [vehicle_frame, driver, controller]
+    if optional_package_share("tf2_ros") is None:
+        consequence = f"base_link is not placed at {role}; the driver takes its sensor mounts from its parameters"
+        vehicle_frame = LogInfo(msg=missing_package_message("tf2_ros", consequence))
+    else:
+        vehicle_frame = Node(
+            package="tf2_ros",
+            executable="static_transform_publisher",
+            name="min2real_base_link",
+            arguments=["--frame-id", role, "--child-frame-id", "base_link"],
+        )
+    if optional_package_share("ros2bag") is None:
+        consequence = "the bag is not played here: play it with `min2real replay` or another player, with --clock"
+        player = LogInfo(msg=missing_package_message("ros2bag", consequence))
+    else:
+        player = ExecuteProcess(
+            cmd=["ros2", "bag", "play", LaunchConfiguration("bag"), "--clock", "--rate", LaunchConfiguration("rate")],
+            output="screen",
+        )
+    return [vehicle_frame, driver, controller, player]
 
 
 def generate_launch_description():
@@ -104,18 +127,6 @@ def generate_launch_description():
             ),
             SetEnvironmentVariable("FASTRTPS_DEFAULT_PROFILES_FILE", str(dds_profile_path())),
             SetEnvironmentVariable("FASTDDS_DEFAULT_PROFILES_FILE", str(dds_profile_path())),
-            ExecuteProcess(
-                cmd=[
-                    "ros2",
-                    "bag",
-                    "play",
-                    LaunchConfiguration("bag"),
-                    "--clock",
-                    "--rate",
-                    LaunchConfiguration("rate"),
-                ],
-                output="screen",
-            ),
             OpaqueFunction(function=_nodes),
         ]
     )

@@ -11,6 +11,9 @@ use_lidar:=false runs camera-only (all-zero BEV), as the paper's real domain. ca
 for camera drivers that publish best effort (most USB/GMSL drivers use the sensor-data QoS).
 The shipped Fast DDS profile (config/fastdds_large_data.xml) is set for every process here;
 docs/deployment.md covers /dev/shm, socket buffers and Cyclone DDS.
+output_type ackermann needs ackermann_msgs (ros-<distro>-ackermann-msgs) and carla needs carla_msgs:
+where the chosen one's message package is absent the launch stops before any node starts and names
+it (twist needs only geometry_msgs; its encoding is carla_twist_to_control's, not a cmd_vel).
 """
 
 # ruff: noqa: I001  (the local launch/ directory makes ruff sort the ROS `launch` package as first-party)
@@ -19,14 +22,23 @@ import os
 
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable
+from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import LifecycleNode, Node
 
-from min2real_ros.launch_support import dds_profile_path
+from min2real_ros.launch_support import dds_profile_path, output_type_problem
 
 PACKAGE = "min2real"
 DRIVER = "min2real_driver"
+
+
+def _check_output_type(context, *args, **kwargs):
+    """Stop before any node starts when the controller cannot publish output_type here."""
+    del args, kwargs
+    problem = output_type_problem(LaunchConfiguration("output_type").perform(context))
+    if problem is not None:
+        raise RuntimeError(problem)
+    return []
 
 
 def generate_launch_description():
@@ -113,4 +125,5 @@ def generate_launch_description():
         SetEnvironmentVariable("FASTRTPS_DEFAULT_PROFILES_FILE", profile),
         SetEnvironmentVariable("FASTDDS_DEFAULT_PROFILES_FILE", profile),
     ]
-    return LaunchDescription([*declared, *environment, driver, controller])
+    check = OpaqueFunction(function=_check_output_type)
+    return LaunchDescription([*declared, check, *environment, driver, controller])

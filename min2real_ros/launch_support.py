@@ -10,7 +10,10 @@
   before that was recorded) with the lens attributes the leaderboard applies; written to one
   file per role under ROS_HOME (`write_carla_objects`), replaced on every launch, never a new
   temporary file;
-* the shipped Fast DDS profile (`dds_profile_path`).
+* the shipped Fast DDS profile (`dds_profile_path`);
+* where an optional ROS package is absent (tf2_ros, the bridge's converters), the message the
+  launch logs instead of aborting (`optional_package_share`, `missing_package_message`), and the
+  message package an output type needs (`output_type_problem`: checked before any node starts).
 """
 
 from __future__ import annotations
@@ -140,6 +143,58 @@ def write_carla_objects(role: str, model_path: str | Path | None, template_path:
     partial.write_text(json.dumps(carla_objects(template, role, camera), indent=2) + "\n", encoding="utf-8")
     os.replace(partial, target)
     return target
+
+
+def optional_package_share(package: str) -> str | None:
+    """share/<package> when the package is in the ament index, else None (launch logs why)."""
+    from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
+
+    try:
+        return get_package_share_directory(package)
+    except PackageNotFoundError:
+        return None
+
+
+def missing_package_message(package: str, consequence: str) -> str:
+    return (
+        f"ROS package {package!r} is not installed (not in AMENT_PREFIX_PATH): {consequence}. "
+        f"Install it (apt install ros-$ROS_DISTRO-{package.replace('_', '-')} or build it in your "
+        "workspace) to get it."
+    )
+
+
+CONVERTERS = {"twist": "carla_twist_to_control", "ackermann": "carla_ackermann_control"}
+OUTPUT_MESSAGE_PACKAGES = {"carla": "carla_msgs", "ackermann": "ackermann_msgs", "twist": "geometry_msgs"}
+
+
+def converter_launch_file(package_share: str, converter: str) -> Path:
+    """The CARLA ROS bridge installs each converter's launch file as share/<pkg>/<pkg>.launch.py."""
+    return Path(package_share) / f"{converter}.launch.py"
+
+
+def output_type_problem(output_type: str) -> str | None:
+    """Why the controller cannot publish `output_type` here (its message package is not importable),
+    or None. Launch files check this before starting any node."""
+    carla_control_topic("x", output_type)  # validates the name
+    package = OUTPUT_MESSAGE_PACKAGES[output_type]
+    if _importable(f"{package}.msg"):
+        return None
+    others = [kind for kind, pkg in OUTPUT_MESSAGE_PACKAGES.items() if _importable(f"{pkg}.msg")]
+    return (
+        f"output_type {output_type!r} needs the ROS message package {package}, which is not installed; "
+        f"install it, or choose output_type:= one of {others} (what this machine can publish)"
+    )
+
+
+def _importable(module: str) -> bool:
+    """Whether `module` imports (as the controller will import it), not merely whether it is found."""
+    import importlib
+
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        return False
+    return True
 
 
 def remap_cli_args(remappings: list[tuple[str, str]]) -> list[str]:

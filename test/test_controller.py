@@ -173,10 +173,9 @@ def test_ackermann_means_what_carla_ackermann_control_reads():
 
 
 def test_ackermann_output_is_the_unstamped_message_carla_ackermann_control_subscribes():
-    import importlib.util
+    from upstream import require
 
-    if importlib.util.find_spec("ackermann_msgs") is None:
-        pytest.skip("ackermann_msgs is not installed here (the node refuses output_type ackermann with a clear error)")
+    require("ackermann_msgs")  # built from ../shared/third_party by scripts/setup_upstream.sh
     from min2real_ros.nodes.controller_node import import_output_type
 
     message_class = import_output_type("ackermann")

@@ -1,9 +1,9 @@
-"""Launch files and parameter files, checked statically (launch_ros is not installable here).
+"""Launch files and parameter files, checked statically (test_upstream_launch.py launches them for real).
 
 Every launch file must reference executables that setup.py installs, parameter files that exist
 in config/, and only parameter names that the node declares; the parameter YAMLs must declare
 exactly the nodes' parameters with the same defaults; carla_objects.json must match the contract
-and the driver's defaults. Where launch_ros is importable the launch descriptions are also built.
+and the driver's defaults. The real launch_ros builds each launch description.
 """
 
 from __future__ import annotations
@@ -274,17 +274,50 @@ def bundled_model():
 
 
 @pytest.mark.parametrize("launch_file", LAUNCH_FILES, ids=lambda path: path.name)
-def test_launch_descriptions_build_where_launch_ros_is_installed(launch_file):
-    pytest.importorskip("launch_ros", reason="launch_ros is not installable in this environment")
+def test_launch_descriptions_build_with_the_real_launch_ros(launch_file, min2real_install, monkeypatch):
+    """Each file's description is built by the real launch_ros, the package found through the
+    ament index of its colcon install (test_upstream_launch.py launches them)."""
+    from upstream import ament_env, require
+
+    require("launch", "launch_ros")
     from launch import LaunchDescription
+
+    monkeypatch.setenv("AMENT_PREFIX_PATH", ament_env(min2real_install / "min2real")["AMENT_PREFIX_PATH"])
 
     spec = importlib.util.spec_from_file_location(launch_file.stem.replace(".", "_"), launch_file)
     module = importlib.util.module_from_spec(spec)
-    try:
-        spec.loader.exec_module(module)
-        description = module.generate_launch_description()
-    except Exception as error:  # package share lookups need the package (and the CARLA bridge) installed
-        if type(error).__name__ == "PackageNotFoundError":
-            pytest.skip(f"{launch_file.name} needs an installed ROS package: {error}")
-        raise
-    assert isinstance(description, LaunchDescription)
+    spec.loader.exec_module(module)
+    assert isinstance(module.generate_launch_description(), LaunchDescription)
+
+
+def test_converter_launch_files_are_where_the_bridge_installs_them(monkeypatch):
+    """share/<converter>/<converter>.launch.py (setup.py data_files of the bridge's converters);
+    the old share/<converter>/launch/ path killed carla_sim.launch.py with twist and ackermann."""
+    from upstream import ament_env, require
+
+    require("carla_twist_to_control", "carla_ackermann_control")
+    monkeypatch.setenv("AMENT_PREFIX_PATH", ament_env()["AMENT_PREFIX_PATH"])
+    for converter in launch_support.CONVERTERS.values():
+        share = launch_support.optional_package_share(converter)
+        assert share is not None
+        assert launch_support.converter_launch_file(share, converter).is_file()
+    assert launch_support.optional_package_share("no_such_package_min2real") is None
+
+
+def test_missing_optional_packages_are_a_message_and_absent_message_packages_an_error(monkeypatch):
+    message = launch_support.missing_package_message("tf2_ros", "base_link is not placed")
+    assert "'tf2_ros' is not installed" in message and "base_link is not placed" in message
+    assert "ros-$ROS_DISTRO-tf2-ros" in message
+    assert launch_support.output_type_problem("twist") is None
+    real_import = importlib.import_module
+
+    def hide_ackermann(name, *args):
+        if name.startswith("ackermann_msgs"):
+            raise ImportError(name)
+        return real_import(name, *args)
+
+    monkeypatch.setattr(importlib, "import_module", hide_ackermann)
+    problem = launch_support.output_type_problem("ackermann")
+    assert "needs the ROS message package ackermann_msgs" in problem and "'twist'" in problem
+    with pytest.raises(ValueError, match="output_type"):
+        launch_support.output_type_problem("cmd_vel")

@@ -7,7 +7,7 @@ import importlib.util
 
 import numpy as np
 import pytest
-from ros_graph_helpers import Graph, wait_for
+from ros_graph_helpers import Graph, driver_parameters, wait_for
 
 pytestmark = pytest.mark.ros
 
@@ -31,7 +31,8 @@ def test_driver_descriptors_carry_ranges_allowed_values_and_read_only(graph):
     age = descriptors["max_image_age_s"]
     assert age.floating_point_range and age.floating_point_range[0].from_value > 0 and not age.read_only
     assert "one of: reliable, best_effort" in descriptors["camera_qos"].additional_constraints
-    assert descriptors["model_path"].read_only
+    assert not descriptors["model_path"].read_only  # configure-time: settable while unconfigured
+    assert "configure-time" in descriptors["model_path"].description
 
 
 def test_driver_applies_live_changes_and_refuses_bad_ones_with_a_reason(graph):
@@ -47,8 +48,43 @@ def test_driver_applies_live_changes_and_refuses_bad_ones_with_a_reason(graph):
     crossed = _set(driver, rate_error_ratio=0.9)  # above rate_warn_ratio 0.8
     assert not crossed.successful and "rate_warn_ratio" in crossed.reason
     read_only = _set(driver, model_path="other.onnx")
-    assert not read_only.successful and read_only.reason
+    assert not read_only.successful and "active" in read_only.reason
     assert driver.get_parameter("model_path").value == "test-double.onnx"
+
+
+def test_driver_configure_time_parameters_correctable_while_unconfigured_refused_after(graph):
+    """A configure that fails on a wrong model path or domain is corrected over set_parameters and
+    retried (as lifecycle nodes are used); inactive and active refuse the change with the reason."""
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    from min2real_ros.cli.demo import bundled_model_path
+    from min2real_ros.nodes.driver_node import DriverNode
+
+    driver = graph.add(
+        DriverNode(
+            node_name="configure_time",
+            namespace=f"/{graph.prefix}",
+            context=graph.context,
+            parameter_overrides=driver_parameters("", model_path="/no/such/model.onnx", backend="onnxruntime-cpu"),
+        )
+    )
+    assert driver.trigger_configure() == TransitionCallbackReturn.FAILURE
+    assert "/no/such/model.onnx" in driver.configure_error
+    assert _set(driver, model_path=str(bundled_model_path()), domain="real").successful  # unconfigured
+    assert driver.trigger_configure() == TransitionCallbackReturn.FAILURE  # the bundled model is sim
+    assert "domain" in driver.configure_error
+    assert _set(driver, domain="sim").successful
+    assert driver.trigger_configure() == TransitionCallbackReturn.SUCCESS, driver.configure_error
+    for state, step in (("inactive", None), ("active", driver.trigger_activate)):
+        if step is not None:
+            assert step() == TransitionCallbackReturn.SUCCESS
+        for name, value in (("model_path", "other.onnx"), ("backend", "torch"), ("domain", "real")):
+            refused = _set(driver, **{name: value})
+            assert not refused.successful and name in refused.reason and state in refused.reason, refused.reason
+    assert driver.get_parameter("domain").value == "sim"
+    assert driver.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+    assert driver.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
+    assert _set(driver, backend="onnxruntime").successful  # unconfigured again
 
 
 def test_driver_mount_source(graph):

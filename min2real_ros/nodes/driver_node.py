@@ -87,6 +87,7 @@ from min2real_ros.nodes import driver_diagnostics, driver_monitor
 from min2real_ros.nodes.driver_parameters import (
     EXPECTED_RATES,
     PARAMETERS,
+    configure_time_refusal,
     cross_check,
     freshness_limits,
     health_thresholds,
@@ -146,7 +147,9 @@ class DriverNode(LifecycleNode):
     def _on_set_parameters(self, parameters: list) -> SetParametersResult:
         """Apply a change to a live parameter or refuse it with the reason (read-only ones are
         refused by rclpy itself, ranges too; this checks allowed values and cross-rules)."""
-        reason = refusal(PARAMETERS, parameters)
+        reason = refusal(PARAMETERS, parameters) or configure_time_refusal(
+            self._state_machine.current_state[1], parameters
+        )
         values = dict(self._values)
         values.update({p.name: p.value for p in parameters if p.name in PARAMETERS})
         if reason is None:

@@ -17,15 +17,19 @@ from min2real_ros.qos import CAMERA_QOS, ROUTE_DURABILITIES
 
 BACKENDS = ("auto", "tensorrt", "onnxruntime", "onnxruntime-cpu", "onnxruntime-cuda", "onnxruntime-tensorrt", "torch")
 
+# Read by `configure` (they choose the model): settable while the node is unconfigured, so a failed
+# configure can be corrected and retried; refused with the reason in every other state.
+CONFIGURE_TIME = ("model_path", "backend", "domain")
+_CONFIGURE_TIME = " (configure-time: settable while unconfigured)"
+
 PARAMETERS: dict[str, P] = {
     # ---- model
-    "model_path": P("", "exported model (.onnx, or .engine/.plan with its .json sidecar)", read_only=True),
-    "backend": P("auto", "inference backend", choices=BACKENDS, read_only=True),
+    "model_path": P("", "exported model (.onnx, or .engine/.plan with its .json sidecar)" + _CONFIGURE_TIME),
+    "backend": P("auto", "inference backend" + _CONFIGURE_TIME, choices=BACKENDS),
     "domain": P(
         "sim",
-        "sim (graph with the V2R adapter) | real; must match the artifact",
+        "sim (graph with the V2R adapter) | real; must match the artifact" + _CONFIGURE_TIME,
         choices=("sim", "real"),
-        read_only=True,
     ),
     "autostart": P(True, "configure + activate at start (false: wait for lifecycle transitions)", read_only=True),
     # ---- frames
@@ -162,6 +166,18 @@ EXPECTED_RATES = {
     "speed": "expected_speed_rate_hz",
     "target": "expected_target_rate_hz",
 }
+
+
+def configure_time_refusal(state_label: str, parameters: list) -> str | None:
+    """Why a configure-time parameter cannot change in lifecycle state `state_label` (None while
+    unconfigured, or when none of `parameters` is configure-time). `parameters`: rclpy Parameters."""
+    changed = [p.name for p in parameters if p.name in CONFIGURE_TIME]
+    if not changed or state_label == "unconfigured":
+        return None
+    return (
+        f"parameter {changed[0]} is read when the driver is configured and the driver is {state_label}; "
+        "deactivate and clean up first (ros2 lifecycle set <node> deactivate, then cleanup), set it, configure again"
+    )
 
 
 def cross_check(values: dict) -> str | None:
