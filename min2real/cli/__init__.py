@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "export": "export",
     "model": "model",
     "pretrain": "pretrain",
+    "quantize": "quantize",
     "train": "train",
 }
 

@@ -1,0 +1,415 @@
+"""FP32 graph -> strongly typed FP16 or explicit-quantization INT8 graph (`min2real quantize`).
+
+    fp16  onnxruntime.transformers.float16.convert_float_to_float16 with keep_io_types and an
+          explicit block list; Cast nodes at every FP16/FP32 boundary make every tensor's type
+          explicit, which is what TensorRT's strongly typed build reads. Kept in FP32:
+            - statistics: LayerNormalization / InstanceNormalization (the LiDAR encoder's
+              GroupNorm) / Softmax / Reduce* (means and variances over 96-650 values lose digits
+              and can overflow in FP16);
+            - the BEV histogram input: the nodes reading `lidar_bev` (point counts per cell);
+            - the outputs: graph inputs and outputs stay float32, and the nodes that write the
+              outputs run in FP32.
+    int8  onnxruntime.quantization.quantize_static in QDQ format, TensorRT's explicit-quantization
+          form: symmetric signed INT8 (zero point 0), weights per output channel, activations
+          per tensor calibrated on dataset samples, biases left FP32. Quantized: the inputs of the
+          Conv / MatMul / Gemm nodes with a constant weight; everything else (and the FP32 nodes
+          above) runs in FP32 between the Q/DQ pairs.
+
+Why not NVIDIA ModelOpt (AutoCast / ONNX PTQ, NVIDIA's recommendation): `nvidia-modelopt[onnx]`
+pulls in onnxruntime-gpu (it replaces our onnxruntime), cupy-cuda12x, CUDA toolkit wheels and
+torch with CUDA: gigabytes, and a different ONNX Runtime, on the export side of a CPU project.
+ONNX Runtime's own tools come with the onnxruntime we pin and do both jobs; a ModelOpt graph
+(FP16 from AutoCast, Q/DQ from modelopt.onnx.quantization) builds on the same engine path.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from min2real.contract import (
+    INPUT_IMAGE,
+    INPUT_LIDAR_BEV,
+    METADATA_KEY,
+    ArtifactMetadata,
+    ContractError,
+    example_inputs,
+)
+from min2real.precision.parity import ParityReport, compare_graphs
+
+LOGGER = logging.getLogger("min2real.quantize")
+
+PRECISIONS = ("fp16", "int8")
+FP32_OPS = (
+    "LayerNormalization",
+    "InstanceNormalization",
+    "GroupNormalization",
+    "BatchNormalization",
+    "Softmax",
+    "LogSoftmax",
+    "ReduceMean",
+    "ReduceSum",
+    "ReduceSumSquare",
+    "ReduceL2",
+    "ReduceLogSumExp",
+)
+FP32_INPUTS = (INPUT_LIDAR_BEV,)
+INT8_OPS = ("Conv", "MatMul", "Gemm")
+# Weights (initializer name prefixes) whose layers stay FP32 in INT8 graphs: the V2R adapter
+# reconstructs the image the frozen extractor sees, so its INT8 error runs through the whole ViT
+# (bundled model, synth-val: waypoints p99 0.05 m without it, 0.16 m with it; docs/performance.md).
+INT8_FP32_WEIGHTS = ("model.adapter.",)
+CALIBRATION_METHODS = ("minmax", "percentile", "entropy")
+DEFAULT_CALIBRATION_METHOD = "percentile"
+DEFAULT_CALIB_SAMPLES = 128
+# Max |error| allowed per output against the FP32 graph on the verification inputs (waypoints in
+# metres, logits in logit units); above it `min2real quantize` fails. Measured on the bundled
+# model (docs/performance.md): fp16 waypoints 0.0024 m / logits 0.0067, int8 see there.
+DEFAULT_TOLERANCES = {
+    "fp16": {"waypoints": 0.05, "steer_logits": 0.05},
+    "int8": {"waypoints": 1.0, "steer_logits": 1.0},
+}
+
+
+class QuantizeError(RuntimeError):
+    """A reduced-precision graph could not be made, or differs from FP32 above tolerance."""
+
+
+@dataclass
+class QuantizeReport:
+    path: Path
+    source: Path
+    metadata: ArtifactMetadata
+    parity: ParityReport | None
+    tolerances: dict[str, float]
+    seconds: float
+
+    def summary(self) -> str:
+        recipe = self.metadata.extra.get("precision_recipe", {})
+        lines = [
+            f"{self.metadata.precision} graph {self.path} from {self.source} in {self.seconds:.1f} s "
+            f"({recipe.get('method', '?')})"
+        ]
+        if self.parity is None:
+            lines.append("  parity not verified (verify=False)")
+        else:
+            lines.append("  against the FP32 graph (ONNX Runtime CPU):")
+            lines.extend(self.parity.lines())
+        return "\n".join(lines)
+
+
+# ---- graph helpers --------------------------------------------------------------------------------
+def name_nodes(graph) -> None:
+    """Give every unnamed node a unique name (block lists and reports name nodes)."""
+    taken = {node.name for node in graph.node if node.name}
+    for index, node in enumerate(graph.node):
+        if not node.name:
+            candidate = f"{node.op_type}_{index}"
+            while candidate in taken:
+                candidate += "_"
+            node.name = candidate
+            taken.add(candidate)
+
+
+def fp32_nodes(graph) -> list[str]:
+    """Names of the nodes kept in FP32 (module docstring): statistics ops, readers of the BEV
+    histogram input, writers of the graph outputs."""
+    outputs = {output.name for output in graph.output}
+    kept = []
+    for node in graph.node:
+        if (
+            node.op_type in FP32_OPS
+            or any(name in FP32_INPUTS for name in node.input)
+            or any(name in outputs for name in node.output)
+        ):
+            kept.append(node.name)
+    return kept
+
+
+def tensor_types(graph) -> dict[str, int]:
+    """{graph input/output name: ONNX elem_type}."""
+    return {value.name: value.type.tensor_type.elem_type for value in (*graph.input, *graph.output)}
+
+
+def _software_versions() -> dict[str, str]:
+    import onnx
+    import onnxruntime
+
+    return {"onnxruntime": onnxruntime.__version__, "onnx": onnx.__version__}
+
+
+# ---- FP16 -----------------------------------------------------------------------------------------
+def to_fp16(proto) -> tuple[object, dict]:
+    """(strongly typed mixed FP16/FP32 ModelProto, recipe) of an FP32 ModelProto."""
+    from onnxruntime.transformers import float16
+    from onnxruntime.transformers.onnx_model import OnnxModel
+
+    name_nodes(proto.graph)
+    keep = fp32_nodes(proto.graph)
+    converted = float16.convert_float_to_float16(
+        proto,
+        keep_io_types=True,
+        op_block_list=[*float16.DEFAULT_OP_BLOCK_LIST, *FP32_OPS],
+        node_block_list=keep,
+    )
+    OnnxModel(converted).topological_sort()  # the converter appends its input Casts at the end
+    # The exporter's value_info for initializers goes stale where a weight stayed FP32: drop it.
+    constants = {init.name for init in converted.graph.initializer}
+    kept_info = [value for value in converted.graph.value_info if value.name not in constants]
+    del converted.graph.value_info[:]
+    converted.graph.value_info.extend(kept_info)
+    counts = _precision_counts(converted.graph)
+    recipe = {
+        "method": "onnxruntime.transformers.float16.convert_float_to_float16 (keep_io_types)",
+        "fp32_ops": list(FP32_OPS),
+        "fp32_inputs_read_in_fp32": list(FP32_INPUTS),
+        "fp32_nodes": keep,
+        "io_types": "float32",
+        **counts,
+    }
+    return converted, recipe
+
+
+def _precision_counts(graph) -> dict[str, int]:
+    """Nodes computing in FP16 (any FP16 input), in FP32, and the Cast nodes at the boundaries."""
+    from onnx import TensorProto
+
+    types = {value.name: value.type.tensor_type.elem_type for value in graph.value_info}
+    types.update(tensor_types(graph))
+    types.update({init.name: init.data_type for init in graph.initializer})
+    casts = sum(node.op_type == "Cast" for node in graph.node)
+    fp16 = sum(
+        node.op_type != "Cast" and any(types.get(name) == TensorProto.FLOAT16 for name in node.input)
+        for node in graph.node
+    )
+    return {"nodes_fp16": int(fp16), "nodes_other": len(graph.node) - casts - int(fp16), "cast_nodes": casts}
+
+
+# ---- INT8 -----------------------------------------------------------------------------------------
+def sensor_only_nodes(graph) -> set[str]:
+    """Nodes that depend on the camera or LiDAR inputs and on none of the measurement inputs
+    (target point, speed, command): the sensor encoders, where the compute is. Everything that
+    reads a measurement (its encoder, the fusion, the heads) is a small MLP / GRU whose few-valued
+    inputs (a one-hot command beside metres and m/s) one per-tensor INT8 scale cannot resolve."""
+    sensors = {INPUT_IMAGE, INPUT_LIDAR_BEV}
+    origins: dict[str, set[str]] = {value.name: {value.name} for value in graph.input}
+    result = set()
+    for node in graph.node:  # topologically sorted (onnx.checker)
+        seen: set[str] = set()
+        for name in node.input:
+            seen |= origins.get(name, set())
+        for name in node.output:
+            origins[name] = seen
+        if seen and seen <= sensors:
+            result.add(node.name)
+    return result
+
+
+def int8_nodes(graph) -> list[str]:
+    """Conv / MatMul / Gemm nodes with a constant weight (their second input) in the sensor
+    encoders (`sensor_only_nodes`), minus the FP32 nodes and the INT8_FP32_WEIGHTS layers."""
+    constants = {init.name for init in graph.initializer}
+    keep = set(fp32_nodes(graph))
+    sensor = sensor_only_nodes(graph)
+    return [
+        node.name
+        for node in graph.node
+        if node.op_type in INT8_OPS
+        and len(node.input) > 1
+        and node.input[1] in constants
+        and not node.input[1].startswith(INT8_FP32_WEIGHTS)
+        and node.name in sensor
+        and node.name not in keep
+    ]
+
+
+def to_int8(
+    proto, calibration: Sequence[dict[str, np.ndarray]], method: str = DEFAULT_CALIBRATION_METHOD
+) -> tuple[object, dict]:
+    """(Q/DQ INT8 ModelProto, recipe) of an FP32 ModelProto, calibrated on `calibration`."""
+    import tempfile
+
+    import onnx
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+
+    if method not in CALIBRATION_METHODS:
+        raise QuantizeError(f"calibration method {method!r}; expected one of {CALIBRATION_METHODS}")
+    if not calibration:
+        raise QuantizeError("int8 needs calibration samples (--calib DATA_DIR)")
+    name_nodes(proto.graph)
+    nodes = int8_nodes(proto.graph)
+    inputs = [value.name for value in proto.graph.input]
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self._batches = iter(calibration)
+
+        def get_next(self):
+            batch = next(self._batches, None)
+            return None if batch is None else {name: batch[name] for name in inputs}
+
+    calibrate = {
+        "minmax": CalibrationMethod.MinMax,
+        "percentile": CalibrationMethod.Percentile,
+        "entropy": CalibrationMethod.Entropy,
+    }[method]
+    with tempfile.TemporaryDirectory(prefix="min2real-int8-") as folder:
+        source, target = Path(folder) / "fp32.onnx", Path(folder) / "int8.onnx"
+        onnx.save(proto, str(source))
+        quantize_static(
+            str(source),
+            str(target),
+            Reader(),
+            quant_format=QuantFormat.QDQ,
+            activation_type=QuantType.QInt8,
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+            nodes_to_quantize=nodes,
+            calibrate_method=calibrate,
+            extra_options={"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False},
+        )
+        quantized = onnx.load(str(target))
+    recipe = {
+        "method": f"onnxruntime.quantization.quantize_static (QDQ, symmetric INT8, per-channel weights, {method})",
+        "quantized_ops": list(INT8_OPS),
+        "quantized_scope": "Conv/MatMul/Gemm with constant weights fed by camera/LiDAR only (sensor encoders)",
+        "fp32_weights": list(INT8_FP32_WEIGHTS),
+        "quantized_nodes": len(nodes),
+        "fp32_nodes": fp32_nodes(proto.graph),
+        "q_dq_nodes": sum(node.op_type in ("QuantizeLinear", "DequantizeLinear") for node in quantized.graph.node),
+        "io_types": "float32",
+    }
+    return quantized, recipe
+
+
+def calibration_record(data_dir: str | Path, batches: Sequence[dict[str, np.ndarray]], limit: int) -> dict:
+    """What the INT8 scales were calibrated on: the dataset, how samples were drawn, a digest."""
+    data_dir = Path(data_dir)
+    digest = hashlib.sha256()
+    for batch in batches:
+        for name in sorted(batch):
+            digest.update(np.ascontiguousarray(batch[name]).tobytes())
+    record: dict = {
+        "data": str(data_dir),
+        "samples": len(batches),
+        "requested": limit,
+        "draw": "min2real.data.load_dataset_samples(seed=0): evenly drawn, sorted",
+        "inputs_sha256": digest.hexdigest(),
+    }
+    for folder in (data_dir, *list(data_dir.parents)[:2]):
+        summary = folder / "synthetic.json"
+        if summary.is_file():
+            written = json.loads(summary.read_text())
+            record["synthetic"] = {key: written[key] for key in ("seed", "frames", "routes") if key in written}
+            break
+    return record
+
+
+# ---- the command ----------------------------------------------------------------------------------
+def _dataset_batches(data_dir, metadata: ArtifactMetadata, limit: int, names) -> list[dict[str, np.ndarray]]:
+    from min2real.data import load_dataset_samples, sample_to_inputs
+
+    samples = load_dataset_samples(data_dir, metadata.contract, metadata.domain, limit)
+    return [{name: value for name, value in sample_to_inputs(sample).items() if name in names} for sample in samples]
+
+
+def quantize_onnx(
+    onnx_path: str | Path,
+    precision: str,
+    out: str | Path,
+    *,
+    calib_data: str | Path | None = None,
+    calib_samples: int = DEFAULT_CALIB_SAMPLES,
+    calib_method: str = DEFAULT_CALIBRATION_METHOD,
+    verify: bool = True,
+    verify_data: str | Path | None = None,
+    verify_samples: int = 64,
+    tolerances: dict[str, float] | None = None,
+) -> QuantizeReport:
+    """`onnx_path` (an FP32 `min2real export`) -> `out` at `precision`, its metadata saying so and
+    how, checked against the FP32 graph on `verify_data` samples (else random contract inputs).
+    Raises QuantizeError (nothing written) on a failed step or an error above tolerance."""
+    import onnx
+
+    from min2real.runtime.onnx_metadata import read_onnx_metadata
+
+    if precision not in PRECISIONS:
+        raise QuantizeError(f"precision {precision!r}; expected one of {PRECISIONS} (fp32 is what export writes)")
+    onnx_path, out = Path(onnx_path), Path(out)
+    if not onnx_path.is_file():
+        raise FileNotFoundError(f"ONNX model {onnx_path} does not exist")
+    if onnx_path.resolve() == out.resolve():
+        raise QuantizeError(f"--out {out} is the source graph; write the {precision} graph beside it")
+    metadata = read_onnx_metadata(onnx_path)
+    if metadata.precision != "fp32":
+        raise QuantizeError(f"{onnx_path} is already a {metadata.precision} graph; quantize the FP32 export")
+    start = time.perf_counter()
+    proto = onnx.load(str(onnx_path))
+    names = [value.name for value in proto.graph.input]
+    if precision == "fp16":
+        converted, recipe = to_fp16(proto)
+    else:
+        if calib_data is None:
+            raise QuantizeError("int8 needs calibration data: --calib DATA_DIR (samples of the training data)")
+        calibration = _dataset_batches(calib_data, metadata, calib_samples, names)
+        converted, recipe = to_int8(proto, calibration, calib_method)
+        recipe["calibration"] = calibration_record(calib_data, calibration, calib_samples)
+    types = tensor_types(converted.graph)
+    if types != tensor_types(proto.graph):
+        raise QuantizeError(f"the {precision} graph changed its input/output types: {types}")
+    recipe.update(source_sha256=_sha256(onnx_path), software=_software_versions())
+    new_metadata = dataclasses.replace(
+        metadata, precision=precision, extra={**metadata.extra, "precision_recipe": recipe}
+    )
+    del converted.metadata_props[:]
+    entry = converted.metadata_props.add()
+    entry.key, entry.value = METADATA_KEY, new_metadata.to_json()
+    converted.doc_string = f"min2real {metadata.variant} '{metadata.domain}' graph, {precision}; see metadata_props"
+    onnx.checker.check_model(converted, full_check=True)
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    temporary = out.with_name(f".{out.name}.partial")
+    tolerance = {**DEFAULT_TOLERANCES[precision], **(tolerances or {})}
+    parity = None
+    try:
+        onnx.save(converted, str(temporary))
+        if verify:
+            if verify_data is not None:
+                batches, source = _dataset_batches(verify_data, metadata, verify_samples, names), str(verify_data)
+            else:
+                batches = [example_inputs(metadata.contract, 1, seed=seed, names=names) for seed in range(4)]
+                source = "random contract inputs"
+            parity = compare_graphs(onnx_path, temporary, batches, source)
+            above = parity.above(tolerance)
+            if above:
+                details = ", ".join(f"{name}: {error:.3g} > {tolerance[name]:.3g}" for name, error in above.items())
+                raise QuantizeError(f"the {precision} graph differs from FP32 above tolerance ({details})")
+        os.replace(temporary, out)
+    except ContractError as error:
+        raise QuantizeError(str(error)) from error
+    finally:
+        temporary.unlink(missing_ok=True)
+    report = QuantizeReport(out, onnx_path, new_metadata, parity, tolerance, time.perf_counter() - start)
+    LOGGER.info("%s", report.summary())
+    return report
+
+
+def _sha256(path: Path) -> str:
+    from min2real.files import file_sha256
+
+    return file_sha256(path)
