@@ -10,7 +10,7 @@ HELP = "make a strongly typed FP16 or Q/DQ INT8 ONNX from an exported FP32 ONNX 
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from min2real.precision.convert import (
+    from min2real.precision.options import (
         CALIBRATION_METHODS,
         DEFAULT_CALIB_SAMPLES,
         DEFAULT_CALIBRATION_METHOD,
@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     import logging
 
     from min2real.contract import OUTPUT_NAMES
-    from min2real.precision import QuantizeError, quantize_onnx
+    from min2real.precision.convert import QuantizeError, quantize_onnx
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     tolerances = None if args.tolerance is None else dict.fromkeys(OUTPUT_NAMES, args.tolerance)

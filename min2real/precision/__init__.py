@@ -13,10 +13,9 @@ it was made (`extra["precision_recipe"]`), and measures each against the FP32 gr
 inputs with ONNX Runtime CPU (parity.compare_graphs). Export side only: it needs ONNX Runtime's
 own tools (onnxruntime.transformers.float16, onnxruntime.quantization), never torch, and the
 vehicle runtime never imports it.
+
+    options  the precisions, calibration methods, defaults and tolerances (standard library only:
+             the command line reads them without importing numpy)
+    convert  quantize_onnx, to_fp16, to_int8
+    parity   compare_graphs and its report
 """
-
-from __future__ import annotations
-
-from min2real.precision.convert import QuantizeError, QuantizeReport, quantize_onnx
-
-__all__ = ["QuantizeError", "QuantizeReport", "quantize_onnx"]

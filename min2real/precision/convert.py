@@ -44,40 +44,20 @@ from min2real.contract import (
     ContractError,
     example_inputs,
 )
+from min2real.precision.options import (
+    CALIBRATION_METHODS,
+    DEFAULT_CALIB_SAMPLES,
+    DEFAULT_CALIBRATION_METHOD,
+    DEFAULT_TOLERANCES,
+    FP32_INPUTS,
+    FP32_OPS,
+    INT8_FP32_WEIGHTS,
+    INT8_OPS,
+    PRECISIONS,
+)
 from min2real.precision.parity import ParityReport, compare_graphs
 
 LOGGER = logging.getLogger("min2real.quantize")
-
-PRECISIONS = ("fp16", "int8")
-FP32_OPS = (
-    "LayerNormalization",
-    "InstanceNormalization",
-    "GroupNormalization",
-    "BatchNormalization",
-    "Softmax",
-    "LogSoftmax",
-    "ReduceMean",
-    "ReduceSum",
-    "ReduceSumSquare",
-    "ReduceL2",
-    "ReduceLogSumExp",
-)
-FP32_INPUTS = (INPUT_LIDAR_BEV,)
-INT8_OPS = ("Conv", "MatMul", "Gemm")
-# Weights (initializer name prefixes) whose layers stay FP32 in INT8 graphs: the V2R adapter
-# reconstructs the image the frozen extractor sees, so its INT8 error runs through the whole ViT
-# (bundled model, synth-val: waypoints p99 0.05 m without it, 0.16 m with it; docs/performance.md).
-INT8_FP32_WEIGHTS = ("model.adapter.",)
-CALIBRATION_METHODS = ("minmax", "percentile", "entropy")
-DEFAULT_CALIBRATION_METHOD = "percentile"
-DEFAULT_CALIB_SAMPLES = 128
-# Max |error| allowed per output against the FP32 graph on the verification inputs (waypoints in
-# metres, logits in logit units); above it `min2real quantize` fails. Measured on the bundled
-# model (docs/performance.md): fp16 waypoints 0.0024 m / logits 0.0067, int8 see there.
-DEFAULT_TOLERANCES = {
-    "fp16": {"waypoints": 0.05, "steer_logits": 0.05},
-    "int8": {"waypoints": 1.0, "steer_logits": 1.0},
-}
 
 
 class QuantizeError(RuntimeError):
@@ -161,6 +141,7 @@ def to_fp16(proto) -> tuple[object, dict]:
         op_block_list=[*float16.DEFAULT_OP_BLOCK_LIST, *FP32_OPS],
         node_block_list=keep,
     )
+    _restore_fp32_reads(converted, proto)
     OnnxModel(converted).topological_sort()  # the converter appends its input Casts at the end
     # The exporter's value_info for initializers goes stale where a weight stayed FP32: drop it.
     constants = {init.name for init in converted.graph.initializer}
@@ -177,6 +158,43 @@ def to_fp16(proto) -> tuple[object, dict]:
         **counts,
     }
     return converted, recipe
+
+
+def _restore_fp32_reads(converted, original) -> None:
+    """Where the converter rounds an FP32 value to FP16 and casts it back for an FP32 node (a
+    weight of a blocked node, a graph input such as the BEV histogram), read the FP32 original."""
+    from onnx import TensorProto, numpy_helper
+
+    graph = converted.graph
+    fp32_weights = {init.name: init for init in original.graph.initializer if init.data_type == TensorProto.FLOAT}
+    inputs = {value.name for value in graph.input}
+    producers = {output: node for node in graph.node for output in node.output}
+    renamed: dict[str, str] = {}
+    dropped = []
+    for node in graph.node:
+        if node.op_type != "Cast" or node.attribute[0].i != TensorProto.FLOAT:
+            continue
+        source = node.input[0]
+        before = producers.get(source)
+        if source in fp32_weights:  # an FP16 copy of an FP32 weight: the FP32 weight itself
+            graph.initializer.append(
+                numpy_helper.from_array(numpy_helper.to_array(fp32_weights[source]), node.output[0])
+            )
+            dropped.append(node)
+        elif before is not None and before.op_type == "Cast" and before.input[0] in inputs:  # an FP32 graph input
+            renamed[node.output[0]] = before.input[0]
+            dropped.append(node)
+    for node in dropped:
+        graph.node.remove(node)
+    for node in graph.node:
+        for index, name in enumerate(node.input):
+            if name in renamed:
+                node.input[index] = renamed[name]
+    used = {name for node in graph.node for name in node.input} | {value.name for value in graph.output}
+    for node in [node for node in graph.node if node.op_type == "Cast" and not set(node.output) & used]:
+        graph.node.remove(node)  # input Casts nothing reads any more
+    for init in [init for init in graph.initializer if init.name not in used]:
+        graph.initializer.remove(init)  # FP16 copies only the restored reads used
 
 
 def _precision_counts(graph) -> dict[str, int]:
