@@ -326,7 +326,7 @@ def calibration_record(data_dir: str | Path, batches: Sequence[dict[str, np.ndar
         "data": str(data_dir),
         "samples": len(batches),
         "requested": limit,
-        "draw": "min2real.data.load_dataset_samples(seed=0): evenly drawn, sorted",
+        "draw": "min2real.data.load_dataset_samples: frames drawn without replacement (numpy seed 0), in dataset order",
         "inputs_sha256": digest.hexdigest(),
     }
     for folder in (data_dir, *list(data_dir.parents)[:2]):

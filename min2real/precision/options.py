@@ -20,8 +20,8 @@ FP32_INPUTS = ("lidar_bev",)  # contract.INPUT_LIDAR_BEV: the BEV histogram
 INT8_OPS = ("Conv", "MatMul", "Gemm")
 # Weights (initializer name prefixes) whose layers stay FP32 in INT8 graphs: the V2R adapter
 # reconstructs the image the frozen extractor sees, so its INT8 error runs through the whole ViT
-# (bundled model, synth-val frames, 32 calibration frames: waypoints p99 0.05 m with the adapter
-# in FP32, 0.16 m with it in INT8; no single adapter layer accounts for it).
+# (bundled model, 283 synth-val frames: waypoints p99 0.082 m with the adapter in FP32, 0.156 m
+# with it in INT8; no single adapter layer accounts for it). docs/performance.md
 INT8_FP32_WEIGHTS = ("model.adapter.",)
 CALIBRATION_METHODS = ("minmax", "percentile", "entropy")
 DEFAULT_CALIBRATION_METHOD = "percentile"
