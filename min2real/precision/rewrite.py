@@ -127,7 +127,8 @@ def _restore_fp32_reads(converted, original) -> None:
     renamed: dict[str, str] = {}
     dropped = []
     for node in graph.node:
-        if node.op_type != "Cast" or node.attribute[0].i != TensorProto.FLOAT:
+        to = next((attribute.i for attribute in node.attribute if attribute.name == "to"), None)
+        if node.op_type != "Cast" or to != TensorProto.FLOAT:
             continue
         source = node.input[0]
         before = producers.get(source)
