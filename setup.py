@@ -34,7 +34,8 @@ setup(
     install_requires=["numpy", "pyyaml"],
     extras_require={
         "runtime": ["opencv-python-headless", "onnxruntime", "onnx"],
-        "tensorrt": ["tensorrt>=10,<11", "cuda-python"],
+        # TensorRT 10.x (JetPack on Jetson) or 11.x (x86 with current CUDA): docs/deployment.md.
+        "tensorrt": ["tensorrt>=10,<12", "cuda-python"],
         "train": [
             "torch",
             "torchvision",

@@ -28,8 +28,10 @@ policy.predict over bare inference <= 1.05, node latency over bare inference <= 
     --torch     a third phase: torch eager CPU against ONNX Runtime (kept out of the main rounds:
                 OpenMP threads keep spinning after torch returns and would slow the next row)
     --tiny      tiny contract and model (smoke run)
-Where a GPU exists, torch eager CUDA, ONNX Runtime CUDA and TensorRT fp16 are timed against each
-other in their own phase; elsewhere each says why it is not available here.
+Where a GPU exists, torch eager CUDA, ONNX Runtime CUDA and TensorRT fp16 (on TensorRT 11 from the
+`min2real quantize` FP16 graph) are timed against each other in their own phase; elsewhere each
+says why it is not available here. An engine's parity and latency against its ONNX graph:
+benchmarks.bench_engine.
 Numbers are recorded in docs/performance.md.
 """
 
@@ -407,7 +409,7 @@ def gpu_phase(onnx_path: Path, domain: str, tiny: bool, contract, inputs: dict, 
             "(needs onnxruntime-gpu)"
         )
     try:
-        import tensorrt  # noqa: F401
+        import tensorrt
 
         if not torch.cuda.is_available():
             raise ImportError("no CUDA GPU")
@@ -416,8 +418,14 @@ def gpu_phase(onnx_path: Path, domain: str, tiny: bool, contract, inputs: dict, 
     else:
         from min2real.runtime.backends.tensorrt_backend import TensorRTBackend
         from min2real.runtime.engine_build import build_engine
+        from min2real.runtime.engine_precision import strong_typing_only
 
-        built = build_engine(onnx_path, "fp16", cache_dir=onnx_path.parent)
+        graph = onnx_path
+        if strong_typing_only(tensorrt.__version__):  # TensorRT 11: FP16 comes from an FP16 graph
+            from min2real.precision.convert import quantize_onnx
+
+            graph = quantize_onnx(onnx_path, "fp16", onnx_path.with_suffix(".fp16.onnx")).path
+        built = build_engine(graph, "fp16", cache_dir=onnx_path.parent)
         print(built.summary())
         engine = TensorRTBackend(built.engine_path, warmup=warmup)
         closers.append(engine.close)

@@ -610,6 +610,9 @@ def decode_target_speed(outputs: dict[str, np.ndarray]) -> np.ndarray | None:
 # ---- artifact metadata --------------------------------------------------------------------------
 METADATA_KEY = "min2real.metadata"  # ONNX metadata_props key; engines carry a <engine>.json sidecar
 DOMAINS = ("sim", "real")
+# Numeric precision of an exported graph's own tensor types: "fp32" (as exported), "fp16" (a
+# strongly typed mixed FP16/FP32 graph) or "int8" (explicit Q/DQ), made by `min2real quantize`.
+GRAPH_PRECISIONS = ("fp32", "fp16", "int8")
 
 
 @dataclass(frozen=True)
@@ -629,10 +632,15 @@ class ArtifactMetadata:
     # The camera the training images were recorded with (before the contract's crop/resize), so a
     # deployment can request the same one; None in artifacts exported before it was recorded.
     source_camera: CameraSpec | None = None
+    # The graph's own numeric types (GRAPH_PRECISIONS); how a reduced-precision graph was made is
+    # in extra["precision_recipe"] (min2real.precision). Older artifacts: "fp32".
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
         if self.domain not in DOMAINS:
             raise ContractError(f"artifact domain {self.domain!r} is not supported; expected one of {DOMAINS}")
+        if self.precision not in GRAPH_PRECISIONS:
+            raise ContractError(f"artifact precision {self.precision!r}; expected one of {GRAPH_PRECISIONS}")
 
     def to_json(self) -> str:
         data = dataclasses.asdict(self)
@@ -646,7 +654,7 @@ class ArtifactMetadata:
             data = json.loads(text)
         except json.JSONDecodeError as error:
             raise ContractError(f"artifact metadata is not valid JSON: {error}") from error
-        optional = ("extra", "source_camera")
+        optional = ("extra", "source_camera", "precision")
         missing = [f.name for f in dataclasses.fields(cls) if f.name not in data and f.name not in optional]
         if missing:
             raise ContractError(f"artifact metadata lacks fields {missing}")

@@ -153,6 +153,7 @@ def test_runtime_never_imports_torch_or_training():
         "min2real.training",
         "min2real.models",
         "min2real.export",
+        "min2real.precision",  # quantization is the export side's (min2real quantize)
         "min2real.evaluation",
         "min2real.agents",
         "min2real.cli",

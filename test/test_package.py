@@ -96,6 +96,19 @@ def test_pip_wheel_installs_namespaced_modules(tmp_path):
     assert {"train", "runtime", "tensorrt"} <= extras, extras
     runtime_requirements = [line for line in metadata.splitlines() if 'extra == "runtime"' in line]
     assert runtime_requirements and not any("torch" in line for line in runtime_requirements), runtime_requirements
+    from packaging.requirements import Requirement
+
+    tensorrt = [
+        Requirement(line.split(":", 1)[1])
+        for line in metadata.splitlines()
+        if line.startswith("Requires-Dist: tensorrt") and 'extra == "tensorrt"' in line
+    ]
+    # TensorRT 10 (JetPack) and 11 (x86, current CUDA) both resolve; older ones lack the named-tensor API.
+    assert len(tensorrt) == 1 and [tensorrt[0].specifier.contains(v) for v in ("10.3.0", "11.4.0.106", "8.6.1")] == [
+        True,
+        True,
+        False,
+    ]
     assert (target / "min2real" / "training" / "checkpoint.py").is_file()
     assert not (target / "models").exists() and not (target / "training").exists()
     probe = subprocess.run(

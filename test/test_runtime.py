@@ -368,7 +368,7 @@ def test_tensorrt_engine_refusals_happen_before_tensorrt_is_needed(exported, tmp
     try:
         import tensorrt  # noqa: F401
     except ImportError:
-        with pytest.raises(ImportError, match="TensorRT 10 Python package"):
+        with pytest.raises(ImportError, match="TensorRT 10 or 11 Python package"):
             load_backend(engine, domain="sim")
 
 

@@ -1,7 +1,8 @@
 """TensorRT: build engines from a tiny exported ONNX, cache them, run them through the runtime.
 
-Needs TensorRT 10 and a CUDA GPU: skipped with the reason elsewhere (test/conftest.py). The cache
-rules themselves are tested without TensorRT in test_engine_cache.py.
+Needs TensorRT 10 or 11 and a CUDA GPU: skipped with the reason elsewhere (test/conftest.py). The
+cache rules and both generations' build paths are tested without TensorRT in test_engine_cache.py,
+test_tensorrt_logic.py and test_tensorrt_generations.py.
 """
 
 from __future__ import annotations
@@ -32,22 +33,40 @@ def tiny_onnx(tmp_path_factory):
     return export_model(model, TINY_CONTRACT, "real", directory / "tiny_real.onnx", num_random=1).path
 
 
-@pytest.mark.parametrize(("precision", "tolerance"), [("fp32", 1e-3), ("fp16", 5e-2)])
-def test_engine_build_cache_and_parity(tiny_onnx, tmp_path, precision, tolerance):
+@pytest.fixture(scope="module")
+def tiny_fp16_onnx(tiny_onnx):
+    """The strongly typed FP16 graph of tiny_onnx (`min2real quantize`): what TensorRT 11 builds."""
+    from min2real.precision.convert import quantize_onnx
+
+    return quantize_onnx(tiny_onnx, "fp16", tiny_onnx.with_name("tiny_real.fp16.onnx")).path
+
+
+@pytest.mark.parametrize(
+    ("graph", "precision", "tolerance"),
+    [("fp32", "fp32", 1e-3), ("fp16", None, 5e-2), ("fp32", "fp16", 5e-2)],
+    ids=["fp32", "typed-fp16", "weak-fp16"],
+)
+def test_engine_build_cache_and_parity(tiny_onnx, tiny_fp16_onnx, tmp_path, graph, precision, tolerance):
+    import tensorrt
+
     from min2real.contract import example_inputs
     from min2real.runtime import engine_cache
     from min2real.runtime.backends import load_backend
     from min2real.runtime.backends.tensorrt_backend import TensorRTBackend
     from min2real.runtime.engine_build import build_engine
+    from min2real.runtime.engine_precision import strong_typing_only
 
-    first = build_engine(tiny_onnx, precision, cache_dir=tmp_path, workspace_mb=1024)
-    assert first.built and first.engine_path == tmp_path / f"tiny_real.{precision}.engine"
-    assert engine_cache.read_sidecar(first.engine_path)[1] == first.key
-    second = build_engine(tiny_onnx, precision, cache_dir=tmp_path, workspace_mb=1024)
+    if graph == "fp32" and precision == "fp16" and strong_typing_only(tensorrt.__version__):
+        pytest.skip("TensorRT 11 has no weak typing (its refusal: test_tensorrt_generations.py)")
+    onnx_path = tiny_fp16_onnx if graph == "fp16" else tiny_onnx
+    first = build_engine(onnx_path, precision, cache_dir=tmp_path, workspace_mb=1024)
+    assert first.built and first.engine_path == tmp_path / f"{onnx_path.stem}.{first.key.precision}.engine"
+    assert engine_cache.read_sidecar(first.engine_path)[1] == first.key and first.key.graph_precision == graph
+    second = build_engine(onnx_path, precision, cache_dir=tmp_path, workspace_mb=1024)
     assert not second.built and second.decision.action == "load"  # cache hit, no rebuild
 
-    reference = load_backend(tiny_onnx, providers=["CPUExecutionProvider"])
-    engine = load_backend(tiny_onnx, backend="tensorrt", precision=precision, cache_dir=str(tmp_path), domain="real")
+    reference = load_backend(tiny_onnx, providers=["CPUExecutionProvider"])  # the FP32 graph
+    engine = load_backend(onnx_path, backend="tensorrt", precision=precision, cache_dir=str(tmp_path), domain="real")
     assert isinstance(engine, TensorRTBackend) and engine.name == "tensorrt"
     for seed in range(3):
         inputs = example_inputs(reference.contract, seed=seed, names=reference.input_shapes)
@@ -78,13 +97,13 @@ def test_stale_engine_is_refused_by_the_runtime_and_rebuilt_by_the_builder(tiny_
     load_backend(built.engine_path).close()
 
 
-def test_policy_on_tensorrt(tiny_onnx, tmp_path):
+def test_policy_on_tensorrt(tiny_fp16_onnx, tmp_path):
     from min2real.runtime.engine_build import build_engine
     from min2real.runtime.policy import load_policy
     from min2real.runtime.types import FrameInputs
 
-    build_engine(tiny_onnx, "fp16", cache_dir=tmp_path, workspace_mb=1024)
-    policy = load_policy(str(tiny_onnx), backend="tensorrt", precision="fp16", cache_dir=str(tmp_path), domain="real")
+    build_engine(tiny_fp16_onnx, cache_dir=tmp_path, workspace_mb=1024)  # TensorRT 10 or 11: the typed graph
+    policy = load_policy(str(tiny_fp16_onnx), backend="tensorrt", cache_dir=str(tmp_path), domain="real")
     frame = FrameInputs(np.full((480, 640, 3), 120, np.uint8), None, 3.0, np.array([8.0, 1.0]), 2)
     prediction = policy.predict(frame)
     assert policy.backend_name == "tensorrt"

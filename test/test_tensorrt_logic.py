@@ -1,7 +1,10 @@
-"""The TensorRT backend and engine builder run against a stand-in of the TensorRT 10 / cuda-python
-API (host memory plays device memory, a numpy function plays the network). This checks our side
-of the calls (named tensors, buffers allocated once, dynamic batch, sidecar checks, the
+"""The TensorRT backend and engine builder run against a stand-in of the TensorRT 10 / 11 and
+cuda-python API (host memory plays device memory, a numpy function plays the network). This checks
+our side of the calls (named tensors, buffers allocated once, dynamic batch, sidecar checks, the
 build-only cache flow, FP32 pins) on machines without a GPU; test_tensorrt.py runs the real thing.
+The stand-in has each generation's build API: TensorRT 10's weak typing (precision flags, layer
+pins, the entropy calibrator) and STRONGLY_TYPED networks; TensorRT 11 without any of the weak
+typing API, every network strongly typed (test_tensorrt_generations.py).
 """
 
 from __future__ import annotations
@@ -72,11 +75,19 @@ def _fake_cudart(state: dict):
 # ---- TensorRT stand-in ---------------------------------------------------------------------------
 def _fake_tensorrt(state: dict, version: str = "10.3.0"):
     trt = types.SimpleNamespace(__version__=version)
+    weak_typing = int(version.split(".")[0]) < 11  # TensorRT 11 removed the weak-typing API
     trt.float32, trt.float16, trt.int32 = "float32", "float16", "int32"
     trt.nptype = lambda dtype: {"float32": np.float32, "float16": np.float16, "int32": np.int32}[dtype]
     trt.TensorIOMode = types.SimpleNamespace(INPUT="input", OUTPUT="output")
     trt.MemoryPoolType = types.SimpleNamespace(WORKSPACE="workspace")
-    trt.BuilderFlag = types.SimpleNamespace(FP16="FP16", INT8="INT8", OBEY_PRECISION_CONSTRAINTS="OBEY")
+    if weak_typing:  # TensorRT 10: EXPLICIT_BATCH (ignored) = 0, STRONGLY_TYPED = 1
+        trt.BuilderFlag = types.SimpleNamespace(
+            FP16="FP16", INT8="INT8", OBEY_PRECISION_CONSTRAINTS="OBEY", TF32="TF32"
+        )
+        trt.NetworkDefinitionCreationFlag = types.SimpleNamespace(EXPLICIT_BATCH=0, STRONGLY_TYPED=1)
+    else:  # TensorRT 11: no precision flags; STRONGLY_TYPED = 0, deprecated and ignored
+        trt.BuilderFlag = types.SimpleNamespace(TF32="TF32")
+        trt.NetworkDefinitionCreationFlag = types.SimpleNamespace(STRONGLY_TYPED=0)
 
     class Logger:
         WARNING = 2
@@ -156,28 +167,47 @@ def _fake_tensorrt(state: dict, version: str = "10.3.0"):
 
     # Builder side.
     class Layer:
-        def __init__(self, type_name: str, dtype: str) -> None:
+        def __init__(self, type_name: str, dtype: str, strongly_typed: bool) -> None:
             self.type = types.SimpleNamespace(name=type_name)
             self.num_outputs = 1
             self._dtype = dtype
-            self.precision = None
+            self._precision = None
+            self.strongly_typed = strongly_typed
             self.output_types = {}
 
         def get_output(self, index):
             return types.SimpleNamespace(dtype=self._dtype)
 
+        def _typed_by_hand(self):
+            if not weak_typing:
+                raise AttributeError("TensorRT 11 removed ILayer.precision / set_output_type")
+            if self.strongly_typed:
+                raise RuntimeError("setting layer precision is not allowed in a strongly typed network")
+
+        @property
+        def precision(self):
+            return self._precision
+
+        @precision.setter
+        def precision(self, value):
+            self._typed_by_hand()
+            self._precision = value
+
         def set_output_type(self, index, dtype):
+            self._typed_by_hand()
             self.output_types[index] = dtype
 
     class Network:
-        def __init__(self) -> None:
-            self.layers = [
-                Layer("CONVOLUTION", "float32"),
-                Layer("NORMALIZATION", "float32"),
-                Layer("SOFTMAX", "float32"),
-                Layer("REDUCE", "int32"),
-                Layer("MATRIX_MULTIPLY", "float32"),
+        def __init__(self, strongly_typed: bool) -> None:
+            self.strongly_typed = strongly_typed
+            kinds = [
+                ("CONVOLUTION", "float32"),
+                ("NORMALIZATION", "float32"),
+                ("SOFTMAX", "float32"),
+                ("REDUCE", "int32"),
+                ("MATRIX_MULTIPLY", "float32"),
             ]
+            self.layers = [Layer(name, dtype, strongly_typed) for name, dtype in kinds]
             state["network"] = self
 
         @property
@@ -202,6 +232,11 @@ def _fake_tensorrt(state: dict, version: str = "10.3.0"):
             self.profiles: list = []
             state["config"] = self
 
+        def __setattr__(self, name, value):
+            if not weak_typing and name in ("int8_calibrator",):
+                raise AttributeError("TensorRT 11 removed IBuilderConfig.int8_calibrator")
+            object.__setattr__(self, name, value)
+
         def set_memory_pool_limit(self, pool, size):
             self.pools[pool] = size
 
@@ -219,14 +254,15 @@ def _fake_tensorrt(state: dict, version: str = "10.3.0"):
             self.shapes[name] = (tuple(smallest), tuple(optimal), tuple(largest))
 
     class Builder:
-        platform_has_fast_fp16 = True
-
         def __init__(self, logger) -> None:
             del logger
 
         def create_network(self, flags):
-            assert flags == 0  # explicit batch is the only mode in TensorRT 10
-            return Network()
+            # Explicit batch is the only mode since TensorRT 10; 11 has no other flag than the ignored STRONGLY_TYPED.
+            strongly = 1 << trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED
+            assert flags in (0, strongly), f"unexpected network flags {flags}"
+            state["network_flags"] = flags
+            return Network(strongly_typed=not weak_typing or flags == strongly)
 
         def create_builder_config(self):
             return Config()
@@ -253,13 +289,20 @@ def _fake_tensorrt(state: dict, version: str = "10.3.0"):
             pass
 
     trt.Logger, trt.Runtime, trt.Builder, trt.OnnxParser = Logger, Runtime, Builder, OnnxParser
-    trt.IInt8EntropyCalibrator2 = IInt8EntropyCalibrator2
+    if weak_typing:  # gone in TensorRT 11
+        Builder.platform_has_fast_fp16 = True
+        trt.IInt8EntropyCalibrator2 = IInt8EntropyCalibrator2
     return trt
 
 
 @pytest.fixture
 def fake_gpu(monkeypatch):
     """Install the stand-ins as `tensorrt` and `cuda.bindings.runtime`; returns the shared state."""
+    return install_stand_ins(monkeypatch)
+
+
+def install_stand_ins(monkeypatch) -> dict:
+    """The stand-ins as `tensorrt` (10.3.0; state["set_version"] swaps it) and `cuda.bindings.runtime`."""
     state: dict = {}
     cudart = _fake_cudart(state)
     bindings = types.ModuleType("cuda.bindings")
@@ -274,8 +317,9 @@ def fake_gpu(monkeypatch):
     return state
 
 
-def _metadata(batch: int) -> ArtifactMetadata:
+def _metadata(batch: int, precision: str = "fp32") -> ArtifactMetadata:
     return ArtifactMetadata(
+        precision=precision,
         contract=TINY_CONTRACT,
         variant="min2real",
         domain="real",
@@ -287,8 +331,9 @@ def _metadata(batch: int) -> ArtifactMetadata:
     )
 
 
-def _onnx_with_metadata(tmp_path, batch: int) -> Path:
-    """A file that read_onnx_metadata accepts (an ONNX model proto carrying the metadata)."""
+def _onnx_with_metadata(tmp_path, batch: int, precision: str = "fp32") -> Path:
+    """A file that read_onnx_metadata accepts (an ONNX model proto carrying the metadata of a
+    graph of `precision`)."""
     import onnx
     from onnx import TensorProto, helper
 
@@ -300,8 +345,8 @@ def _onnx_with_metadata(tmp_path, batch: int) -> Path:
     )
     proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
     entry = proto.metadata_props.add()
-    entry.key, entry.value = "min2real.metadata", _metadata(batch).to_json()
-    path = tmp_path / "tiny_real.onnx"
+    entry.key, entry.value = "min2real.metadata", _metadata(batch, precision).to_json()
+    path = tmp_path / ("tiny_real.onnx" if precision == "fp32" else f"tiny_real.{precision}.onnx")
     onnx.save(proto, str(path))
     return path
 
@@ -450,7 +495,11 @@ def test_tensorrt_backend_refuses_an_engine_from_another_gpu(fake_gpu, tmp_path)
         load_backend(built.engine_path)
     # The ONNX beside the engine changed since the build: refused as well.
     engine_cache.write_sidecar(built.engine_path, metadata_json, key)
-    onnx_path.write_bytes(onnx_path.read_bytes() + b"\0")
+    import onnx
+
+    changed = onnx.load(str(onnx_path))
+    changed.doc_string = "re-exported"
+    onnx.save(changed, str(onnx_path))
     with pytest.raises(engine_cache.EngineCacheError, match="ONNX file hash"):
         load_backend(onnx_path, backend="tensorrt", cache_dir=str(tmp_path))
 

@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "model": "model",
     "monitor": "monitor",
     "pretrain": "pretrain",
+    "quantize": "quantize",
     "train": "train",
 }
 

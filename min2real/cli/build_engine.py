@@ -1,5 +1,9 @@
 """`min2real build-engine`: prebuild a TensorRT engine from an exported ONNX (build-only mode).
 
+TensorRT 10 and 11: a `min2real quantize` fp16 / int8 graph builds strongly typed on both (its own
+types decide); an FP32 graph builds fp32 on both, and fp16 / int8 with TensorRT 10's builder
+flags only (TensorRT 11 refuses them with the `min2real quantize` command to run instead).
+
 The engine lands in the cache directory with a sidecar `<engine>.json` (metadata + cache key:
 ONNX hash, TensorRT version, GPU, precision, shapes). A matching cached engine is kept; a stale
 one is rebuilt, or refused with --no-rebuild.
@@ -17,10 +21,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--precision",
         choices=("fp32", "fp16", "int8"),
-        default="fp16",
-        help="fp16 keeps normalisation/softmax/reduce layers in FP32 (default fp16)",
+        default=None,
+        help="engine precision (default: a quantized graph's own, fp16 for an FP32 graph); fp16 / int8 of an "
+        "FP32 graph use TensorRT 10's builder flags (normalisation/softmax/reduce pinned to FP32) and are "
+        "refused by TensorRT 11: build a `min2real quantize` graph there",
     )
-    parser.add_argument("--calib", default=None, help="dataset directory for INT8 entropy calibration")
+    parser.add_argument(
+        "--calib", default=None, help="TensorRT 10, int8 of an FP32 graph: dataset directory for entropy calibration"
+    )
     parser.add_argument(
         "--calib-samples", type=int, default=256, help="samples used for INT8 calibration (default 256)"
     )
@@ -92,10 +100,19 @@ def _show(args: argparse.Namespace) -> int:
     if args.out:
         engine_path = Path(args.out)
     else:
+        # Without --precision: the engine build-engine makes by default when the ONNX is here,
+        # else the first cached engine of any precision (the sidecar says which).
+        precisions = engine_cache.PRECISIONS if args.precision is None else (args.precision,)
+        if args.precision is None and onnx_path.is_file():
+            from min2real.runtime.engine_precision import default_engine_precision
+            from min2real.runtime.onnx_metadata import read_onnx_metadata
+
+            precisions = (default_engine_precision(read_onnx_metadata(onnx_path).precision),)
         dirs = engine_cache.engine_search_dirs(onnx_path, args.cache_dir)
-        engine_path = engine_cache.find_cached_engine(onnx_path, args.precision, dirs)
+        found = [engine_cache.find_cached_engine(onnx_path, precision, dirs) for precision in precisions]
+        engine_path = next((path for path in found if path is not None), None)
         if engine_path is None:
-            print(f"no cached {args.precision} engine for {onnx_path} in {[str(d) for d in dirs]}")
+            print(f"no cached {'/'.join(precisions)} engine for {onnx_path} in {[str(d) for d in dirs]}")
             return 1
     try:
         print(describe_engine(engine_path))

@@ -1,11 +1,16 @@
-"""TensorRT engine build (TensorRT 10 Python API) with the engine cache rules of
+"""TensorRT engine build (TensorRT 10 and 11 Python API) with the engine cache rules of
 `min2real.runtime.engine_cache`.
 
-    ONNX (+ its min2real metadata) -> trt.Builder / OnnxParser -> BuilderConfig:
-      fp32: plain;  fp16: FP16 with normalisation / softmax / reduce layers pinned to FP32
-      (ViT LayerNorm and attention softmax overflow or lose accuracy in FP16) and
-      OBEY_PRECISION_CONSTRAINTS;  int8: INT8 + FP16 with the same FP32 pins, entropy
-      calibration (IInt8EntropyCalibrator2) over dataset samples and a reusable calibration cache
+    ONNX (+ its min2real metadata) -> engine_precision.plan_build (the graph's precision, the
+    requested one, the TensorRT generation) -> trt.Builder / OnnxParser -> BuilderConfig:
+      strongly typed (a `min2real quantize` fp16 / int8 graph, and everything on TensorRT 11): the
+      network's types are the graph's (NetworkDefinitionCreationFlag.STRONGLY_TYPED on 10; always
+      so on 11), no precision flags;
+      weak typing (TensorRT 10, an FP32 graph lowered at build time): fp16: FP16 with
+      normalisation / softmax / reduce layers pinned to FP32 (ViT LayerNorm and attention
+      softmax overflow or lose accuracy in FP16) and OBEY_PRECISION_CONSTRAINTS; int8: INT8 +
+      FP16 with the same FP32 pins, entropy calibration (IInt8EntropyCalibrator2) over dataset
+      samples and a reusable calibration cache
     -> build_serialized_network -> <cache dir>/<stem>.<precision>.engine + sidecar <engine>.json
       (ArtifactMetadata + EngineCacheKey), both written atomically.
 
@@ -30,6 +35,7 @@ from min2real.contract import DYNAMIC_DIM, INPUT_NAMES, ArtifactMetadata, Contra
 from min2real.files import atomic_write_bytes, file_sha256
 from min2real.runtime import engine_cache
 from min2real.runtime.engine_cache import Decision, EngineCacheError, EngineCacheKey
+from min2real.runtime.engine_precision import BuildPlan, plan_build, tensorrt_major
 
 LOGGER = logging.getLogger("min2real.engine")
 
@@ -156,9 +162,32 @@ def _make_entropy_calibrator(trt, cudart, batches: list[dict[str, np.ndarray]], 
     return EntropyCalibrator()
 
 
+def network_flags(trt, plan: BuildPlan) -> int:
+    """`create_network` flags: STRONGLY_TYPED for a strongly typed plan on TensorRT 10; 0 on
+    TensorRT 11, where every network is strongly typed (the flag is deprecated and ignored)."""
+    if plan.strongly_typed and tensorrt_major(trt.__version__) < 11:
+        return 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
+    return 0
+
+
+def _pin_fp32_layers(trt, network) -> int:
+    """Weak typing: normalisation / softmax / reduce layers with float outputs run in FP32."""
+    layers = [network.get_layer(i) for i in range(network.num_layers)]
+    described = [
+        (layer.type.name, layer.num_outputs > 0 and layer.get_output(0).dtype == trt.float32) for layer in layers
+    ]
+    pinned = select_fp32_layers(described, "fp16")
+    for index in pinned:
+        layer = layers[index]
+        layer.precision = trt.float32
+        for output in range(layer.num_outputs):
+            layer.set_output_type(output, trt.float32)
+    return len(pinned)
+
+
 def build_serialized_engine(
     onnx_path: str | Path,
-    precision: str,
+    plan: BuildPlan,
     *,
     input_shapes: dict[str, tuple[int, ...]],
     dynamic: bool,
@@ -166,13 +195,18 @@ def build_serialized_engine(
     calibration: list[dict[str, np.ndarray]] | None = None,
     calibration_cache: Path | None = None,
 ) -> bytes:
-    """Parse `onnx_path` and build a serialized engine (TensorRT 10 API, explicit batch)."""
+    """Parse `onnx_path` and build a serialized engine as `plan` says (explicit batch)."""
     from min2real.runtime.backends.tensorrt_backend import _import_cudart, _import_tensorrt
 
     trt = _import_tensorrt()
+    missing = [name for name in plan.builder_flags if not hasattr(trt.BuilderFlag, name)]
+    if missing:
+        raise EngineBuildError(
+            f"TensorRT {trt.__version__} has no BuilderFlag {missing}: it builds strongly typed networks only"
+        )
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
-    network = builder.create_network(0)  # TensorRT 10: networks are always explicit-batch
+    network = builder.create_network(network_flags(trt, plan))
     parser = trt.OnnxParser(network, logger)
     if not parser.parse_from_file(str(onnx_path)):
         errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
@@ -188,30 +222,23 @@ def build_serialized_engine(
             profile.set_shape(name, smallest, smallest, tuple(shape))  # optimise for batch 1 (one car, one frame)
         config.add_optimization_profile(profile)
 
-    if precision in ("fp16", "int8"):
-        if not getattr(builder, "platform_has_fast_fp16", True):  # deprecated in TensorRT 10, may go
-            LOGGER.warning("this GPU has no fast FP16; the %s engine may be slower than fp32", precision)
-        config.set_flag(trt.BuilderFlag.FP16)
-        layers = [network.get_layer(i) for i in range(network.num_layers)]
-        described = [
-            (layer.type.name, layer.num_outputs > 0 and layer.get_output(0).dtype == trt.float32) for layer in layers
-        ]
-        pinned = select_fp32_layers(described, precision)
-        for index in pinned:
-            layer = layers[index]
-            layer.precision = trt.float32
-            for output in range(layer.num_outputs):
-                layer.set_output_type(output, trt.float32)
-        config.set_flag(trt.BuilderFlag.OBEY_PRECISION_CONSTRAINTS)
-        LOGGER.info("pinned %d normalisation/softmax/reduce layers to FP32", len(pinned))
+    if "FP16" in plan.builder_flags and not getattr(builder, "platform_has_fast_fp16", True):
+        LOGGER.warning("this GPU has no fast FP16; the %s engine may be slower than fp32", plan.engine_precision)
+    for name in plan.builder_flags:
+        config.set_flag(getattr(trt.BuilderFlag, name))
+    if plan.pin_fp32:
+        LOGGER.info("pinned %d normalisation/softmax/reduce layers to FP32", _pin_fp32_layers(trt, network))
+    if plan.strongly_typed:
+        LOGGER.info(
+            "strongly typed network: the %s graph's own types decide each layer's precision", plan.graph_precision
+        )
 
     calibrator = None
-    if precision == "int8":
+    if plan.calibrate:
         if not calibration and not (calibration_cache and calibration_cache.is_file()):
             raise EngineBuildError(
                 f"int8 needs calibration data (--calib DATA_DIR) or an existing calibration cache ({calibration_cache})"
             )
-        config.set_flag(trt.BuilderFlag.INT8)
         calibrator = _make_entropy_calibrator(trt, _import_cudart(), calibration or [], calibration_cache)
         config.int8_calibrator = calibrator
         if profile is not None:
@@ -229,7 +256,7 @@ def build_serialized_engine(
 
 def build_engine(
     onnx_path: str | Path,
-    precision: str = "fp16",
+    precision: str | None = None,
     *,
     cache_dir: str | Path | None = None,
     out: str | Path | None = None,
@@ -243,7 +270,10 @@ def build_engine(
     device_id: int = 0,
 ) -> EngineBuildResult:
     """Build-only mode: make sure an engine for `onnx_path` at `precision` exists for this
-    machine. Returns what was done; raises EngineCacheError when a stale engine must not be rebuilt.
+    machine. Returns what was done; raises EngineCacheError when a stale engine must not be rebuilt,
+    EnginePrecisionError (a ValueError) when this TensorRT cannot build `precision` from this graph.
+
+    precision: None = a typed graph's own, fp16 for an FP32 graph (engine_precision.plan_build).
 
     Engine path: `out`, else `<cache_dir or the ONNX's directory>/<stem>.<precision>.engine`
     (an unwritable directory falls back to the user cache directory with a log line).
@@ -256,9 +286,22 @@ def build_engine(
         raise FileNotFoundError(f"ONNX model {onnx_path} does not exist")
     metadata = read_onnx_metadata(onnx_path)
     shapes = engine_input_shapes(metadata, max_batch)
+    platform = tensorrt_platform(device_id)
+    plan = plan_build(metadata.precision, precision, platform["tensorrt_version"], onnx_path.name)
+    precision = plan.engine_precision
+    if (calib_data is not None or calib_cache is not None) and not plan.calibrate:
+        raise EngineBuildError(
+            f"--calib / --calib-cache calibrate TensorRT 10's INT8 build of an FP32 graph; this {precision} build "
+            f"of the {plan.graph_precision} graph {onnx_path.name} has nothing to calibrate"
+            + (" (its Q/DQ scales were calibrated by `min2real quantize`)" if plan.graph_precision == "int8" else "")
+        )
     onnx_sha256 = file_sha256(onnx_path)
     wanted = EngineCacheKey(
-        onnx_sha256=onnx_sha256, precision=precision, input_shapes=shapes, **tensorrt_platform(device_id)
+        onnx_sha256=onnx_sha256,
+        precision=precision,
+        input_shapes=shapes,
+        graph_precision=metadata.precision,
+        **platform,
     )
     if out is not None:
         engine_path = Path(out)
@@ -282,7 +325,7 @@ def build_engine(
 
     calibration = None
     calibration_cache = None
-    if precision == "int8":
+    if plan.calibrate:
         calibration_cache = (
             Path(calib_cache) if calib_cache else calibration_cache_path(engine_path.parent, onnx_path, onnx_sha256)
         )
@@ -295,7 +338,7 @@ def build_engine(
     start = time.perf_counter()
     serialized = build_serialized_engine(
         onnx_path,
-        precision,
+        plan,
         input_shapes=shapes,
         dynamic=is_dynamic(metadata),
         workspace_mb=workspace_mb,
@@ -304,7 +347,13 @@ def build_engine(
     )
     seconds = time.perf_counter() - start
     atomic_write_bytes(engine_path, serialized)
-    build: dict[str, object] = {"workspace_mb": workspace_mb, "seconds": round(seconds, 1), "max_batch": max_batch}
+    build: dict[str, object] = {
+        "workspace_mb": workspace_mb,
+        "seconds": round(seconds, 1),
+        "max_batch": max_batch,
+        "strongly_typed": plan.strongly_typed,
+        "builder_flags": list(plan.builder_flags),
+    }
     if calibration_cache is not None:
         build["calibration_cache"] = str(calibration_cache)
     extra = {"onnx_path": str(onnx_path.resolve()), "build": build}

@@ -5,7 +5,8 @@ and only means what it meant if it came from the same ONNX file, precision and i
 The common failure modes of ROS 2 TensorRT nodes are loading a stale engine blindly (caches
 keyed by file path only), rebuilding on every start (cache directory not writable) and version
 mismatch errors deep inside TensorRT. So every engine carries an `EngineCacheKey` in its
-sidecar `<engine>.json`, and `decide` compares it with the key wanted on this machine:
+sidecar `<engine>.json` (ONNX hash, TensorRT version, GPU, engine precision, input shapes, the
+graph's own precision), and `decide` compares it with the key wanted on this machine:
 
     no cached engine            -> "build" (allowed) or "refuse"
     keys equal                  -> "load"
@@ -49,9 +50,11 @@ class EngineCacheKey:
     onnx_sha256: hash of the ONNX file the engine was built from.
     tensorrt_version: e.g. "10.3.0" (engines are not portable across TensorRT versions).
     gpu_name / compute_capability: e.g. "NVIDIA Orin" / "8.7" (nor across GPU models).
-    precision: "fp32" | "fp16" | "int8".
+    precision: "fp32" | "fp16" | "int8": the engine's.
     input_shapes: ((tensor name, (dim, ...)), ...) sorted by name; for a dynamic batch the
         shape holds the largest batch the engine's optimisation profile accepts.
+    graph_precision: the ONNX graph's own precision ("fp32" as exported, "fp16" / "int8" from
+        `min2real quantize`); sidecars written before it was recorded came from fp32 graphs.
     """
 
     onnx_sha256: str
@@ -60,10 +63,12 @@ class EngineCacheKey:
     compute_capability: str
     precision: str
     input_shapes: Any  # given as a mapping or pairs; stored as sorted ((name, shape), ...) pairs
+    graph_precision: str = "fp32"
 
     def __post_init__(self) -> None:
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"engine precision {self.precision!r} is not supported; expected one of {PRECISIONS}")
+        for name, value in (("engine", self.precision), ("graph", self.graph_precision)):
+            if value not in PRECISIONS:
+                raise ValueError(f"{name} precision {value!r} is not supported; expected one of {PRECISIONS}")
         normalised = tuple(
             sorted((str(name), tuple(int(d) for d in shape)) for name, shape in _items(self.input_shapes))
         )
@@ -81,10 +86,10 @@ class EngineCacheKey:
     @classmethod
     def from_dict(cls, data: dict) -> EngineCacheKey:
         fields = [f.name for f in dataclasses.fields(cls)]
-        missing = [name for name in fields if name not in data]
+        missing = [name for name in fields if name not in data and name != "graph_precision"]
         if missing:
             raise EngineCacheError(f"engine cache key lacks fields {missing}; expected {fields}")
-        return cls(**{name: data[name] for name in fields})
+        return cls(**{name: data[name] for name in fields if name in data})
 
     def digest(self) -> str:
         """Stable sha256 of the key (for logs and file-level comparisons)."""
@@ -99,6 +104,7 @@ class EngineCacheKey:
             "compute_capability": "GPU compute capability",
             "precision": "precision",
             "input_shapes": "input shapes",
+            "graph_precision": "graph precision",
         }
         result = []
         for name, label in labels.items():

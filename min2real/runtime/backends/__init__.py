@@ -58,7 +58,12 @@ def backend_kind_for(path: str | Path, backend: str = "auto") -> str:
 def _tensorrt_engine_for_onnx(onnx_path: Path, options: dict) -> Path:
     """The cached engine built from `onnx_path` (searched as `engine_cache.engine_search_dirs` says). The runtime never builds engines itself: missing or stale ones are refused by
     TensorRTBackend with the build command to run."""
-    precision = options.setdefault("precision", "fp16")  # TensorRTBackend checks it against the sidecar
+    if options.get("precision") is None:  # a quantized graph's own, fp16 for an FP32 graph (build-engine's default)
+        from min2real.runtime.engine_precision import default_engine_precision
+        from min2real.runtime.onnx_metadata import read_onnx_metadata
+
+        options["precision"] = default_engine_precision(read_onnx_metadata(onnx_path).precision)
+    precision = options["precision"]  # TensorRTBackend checks it against the sidecar
     cache_dir = options.pop("cache_dir", None)
     dirs = engine_cache.engine_search_dirs(onnx_path, cache_dir)
     found = engine_cache.find_cached_engine(onnx_path, precision, dirs)

@@ -1,6 +1,8 @@
-"""TensorRT 10 backend: a prebuilt engine with its sidecar, named tensors and execute_async_v3.
+"""TensorRT 10 / 11 backend: a prebuilt engine with its sidecar, named tensors and execute_async_v3
+(the runtime API both generations share; what TensorRT 11 removed is on the build side,
+min2real.runtime.engine_precision).
 
-Needs the `tensorrt` (10.x) and `cuda-python` packages and a CUDA GPU; never imports torch. The
+Needs the `tensorrt` (10.x or 11.x) and `cuda-python` packages and a CUDA GPU; never imports torch. The
 engine is built by `min2real build-engine` (min2real.runtime.engine_build), never here.
 """
 
@@ -24,12 +26,12 @@ def _import_tensorrt():
         import tensorrt
     except ImportError as error:
         raise ImportError(
-            "the TensorRT backend needs the TensorRT 10 Python package 'tensorrt' (JetPack / "
-            "`pip install tensorrt`) and a CUDA GPU; use an .onnx model with ONNX Runtime instead"
+            "the TensorRT backend needs the TensorRT 10 or 11 Python package 'tensorrt' (JetPack: 10.x; "
+            "`pip install 'min2real[tensorrt]'`) and a CUDA GPU; use an .onnx model with ONNX Runtime instead"
         ) from error
     if int(tensorrt.__version__.split(".")[0]) < 10:
         raise ImportError(
-            f"TensorRT {tensorrt.__version__} is too old; min2real needs TensorRT 10 (named tensors, execute_async_v3)"
+            f"TensorRT {tensorrt.__version__} is too old; min2real needs TensorRT 10 or 11 (named tensors, execute_async_v3)"
         )
     return tensorrt
 
@@ -87,7 +89,7 @@ def wanted_engine_key(
 
 
 class TensorRTBackend(Backend):
-    """A TensorRT 10 engine with its sidecar `<engine>.json` (metadata + cache key).
+    """A TensorRT 10 / 11 engine with its sidecar `<engine>.json` (metadata + cache key).
 
     The sidecar's key is compared with this machine's TensorRT version and GPU (with the ONNX
     file's hash when `onnx_path` is given, and with `precision` when given) before the engine is
