@@ -84,7 +84,7 @@ class Bench:
         from ackermann_msgs.msg import AckermannDrive
         from carla_msgs.msg import CarlaEgoVehicleControl, CarlaEgoVehicleStatus
         from nav_msgs.msg import Path
-        from rclpy.executors import MultiThreadedExecutor
+        from rclpy.executors import SingleThreadedExecutor
         from rclpy.node import Node
         from rclpy.qos import DurabilityPolicy, QoSProfile
         from rosgraph_msgs.msg import Clock
@@ -142,7 +142,9 @@ class Bench:
         for name, role in (("via_twist", TWIST_ROLE), ("via_ackermann", ACKERMANN_ROLE)):
             self.node.create_subscription(CarlaEgoVehicleControl, f"/carla/{role}/vehicle_control_cmd", keep(name), 10)
         self.Path, self.Float32, self.Status, self.Clock = Path, Float32, CarlaEgoVehicleStatus, Clock
-        self.executor = MultiThreadedExecutor(num_threads=2, context=context)
+        # SingleThreadedExecutor: rclpy 7.1's MultiThreadedExecutor busy-loops holding the GIL (ros2/rclpy#1452)
+        # and starved a controller's Path subscription past its 0.5 s watchdog (PID reset mid-drive).
+        self.executor = SingleThreadedExecutor(context=context)
         for node in (*self.controllers, self.node):
             self.executor.add_node(node)
         self._running = True
