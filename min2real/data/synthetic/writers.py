@@ -267,57 +267,21 @@ def write_synthetic_dataset(
             condition = conditions[route_index % len(conditions)] if conditions else None  # appearance
             score = 100.0
             size = sim_image_size if domain == SIM else real_image_size
+            cameras, lidar = (("CAM_F0",), None) if domain == SIM else (tuple(real_cameras), real_lidar)
             if traffic > 0 and traffic_drive is not None:
-                cameras, lidar = (("CAM_F0",), None) if domain == SIM else (tuple(real_cameras), real_lidar)
                 drive = traffic_drive(
-                    drive_seed,
-                    labelled / rate,
-                    traffic,
-                    domain,
-                    size,
-                    contract,
-                    cameras,
-                    lidar,
-                    condition,
-                    obstacle,
-                    first_turn,
-                )
+                    drive_seed, labelled / rate, traffic, domain, size, contract, cameras, lidar, condition, obstacle, first_turn
+                )  # fmt: skip
                 score = drive.recording.driving_score
+            else:
+                drive = SyntheticDrive(
+                    drive_seed, labelled / rate, domain, size, contract, cameras, lidar, first_turn, condition, obstacle
+                )  # fmt: skip
             if domain == SIM:
-                drive = (
-                    drive
-                    if traffic > 0
-                    else SyntheticDrive(
-                        drive_seed,
-                        labelled / rate,
-                        SIM,
-                        sim_image_size,
-                        contract,
-                        first_turn=first_turn,
-                        condition=condition,
-                        obstacle=obstacle,
-                    )
-                )
                 written += write_carla_route(
                     out_dir / "carla" / "synthetic" / f"route_{route_index:03d}", drive, labelled, score
                 )
             else:
-                drive = (
-                    drive
-                    if traffic > 0
-                    else SyntheticDrive(
-                        drive_seed,
-                        labelled / rate,
-                        REAL,
-                        real_image_size,
-                        contract,
-                        real_cameras,
-                        real_lidar,
-                        first_turn,
-                        condition,
-                        obstacle,
-                    )
-                )
                 written += write_navsim_log(
                     out_dir / "navsim", split, f"synthetic_{route_index:03d}", drive, labelled, route_index
                 )
