@@ -31,7 +31,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from min2real import contract as C
@@ -256,33 +255,17 @@ def linear_probe(
     weight_decay: float = 1e-2,
     steps: int = 300,
 ) -> dict:
-    """Multinomial logistic regression on standardised features (class-balanced loss, L2 penalty),
-    fitted with L-BFGS on the train set; balanced accuracy, macro-F1 and accuracy on the test set."""
+    """Multinomial logistic regression on standardised features (class-balanced loss, L2 penalty,
+    `min2real.evaluation.domain_gap.fit_linear_classifier`) fitted on the train set; balanced
+    accuracy, macro-F1 and accuracy on the test set."""
+    from min2real.evaluation.domain_gap import fit_linear_classifier
     from min2real.evaluation.metrics import steering_classification_metrics
 
-    mean, std = train_features.mean(dim=0), train_features.std(dim=0).clamp(min=1e-6)
-    x_train, x_test = (train_features - mean) / std, (test_features - mean) / std
-    y_train = torch.from_numpy(train_labels)
-    num_classes = len(C.STEER_CLASSES)
-    counts = torch.bincount(y_train, minlength=num_classes).float()
-    class_weight = torch.where(counts > 0, counts.sum() / (num_classes * counts.clamp(min=1)), torch.zeros_like(counts))
-    linear = nn.Linear(x_train.shape[1], num_classes)
-    optimiser = torch.optim.LBFGS(linear.parameters(), lr=1.0, max_iter=steps, line_search_fn="strong_wolfe")
-
-    def closure():
-        optimiser.zero_grad()
-        loss = (
-            F.cross_entropy(linear(x_train), y_train, weight=class_weight) + weight_decay * linear.weight.pow(2).sum()
-        )
-        loss.backward()
-        return loss
-
-    optimiser.step(closure)
-    with torch.no_grad():
-        predicted = linear(x_test).argmax(dim=1).numpy()
-        fitted = linear(x_train).argmax(dim=1).numpy()
-    result = steering_classification_metrics(predicted, test_labels)
-    result["train_balanced_accuracy"] = steering_classification_metrics(fitted, train_labels)["balanced_accuracy"]
+    predict = fit_linear_classifier(train_features, train_labels, len(C.STEER_CLASSES), weight_decay, steps)
+    result = steering_classification_metrics(predict(test_features), test_labels)
+    result["train_balanced_accuracy"] = steering_classification_metrics(predict(train_features), train_labels)[
+        "balanced_accuracy"
+    ]
     return result
 
 

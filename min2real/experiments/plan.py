@@ -1,0 +1,181 @@
+"""What the synthetic experiment runs: its options, its budget key, where each result lives, and
+the data it trains and validates on.
+
+Every run is a full-size recipe (training/<name>.yaml) shrunk by
+`min2real.training.recipes.load_miniature`: the variant's tiny network at TINY_CONTRACT, the
+stand-in extractor frozen in the DINOv2 slot, the synthetic data below, the step budget. The
+defaults are the issue's budget: the bundled recipe's (3600 steps of 16 on 2400 frames of 24
+routes per domain, validation 240 frames of 6 routes, the traffic world), three seeds, closed
+loop on all of synth-val and synth-longest6 in both looks.
+
+Layout under OUT (finished parts are kept; a run is keyed by recipe, seed and budget):
+
+    OUT/data/<data key>/{train,val}/          the synthetic drives (CARLA Garage + NAVSIM layouts)
+    OUT/runs/<budget key>/<recipe>/seed<k>/   training run, model_{sim,real}.onnx,
+        closed_loop/<route set>/<look>/results.json, domain_gap.json, timing.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from min2real.training.recipes import ABLATION_RECIPES, TABLE_I_RECIPES
+
+DEFAULT_RECIPES = (*TABLE_I_RECIPES, *ABLATION_RECIPES)
+LOOKS = ("sim", "real")  # the world's look; each is driven by the graph the paper deploys there
+BASELINE = "baseline"
+# Data seeds of this experiment (small seeds; never the extractor's, closed-loop or probe ranges).
+TRAIN_DATA_SEED, VAL_DATA_SEED = 20, 21
+SIM_IMAGE_SIZE, REAL_IMAGE_SIZE = (256, 96), (256, 144)  # `min2real data synth --tiny`
+BUDGET_GATE_DS = 50.0  # the baseline's sim-look synth-val DS a budget must reach (issue 24)
+
+
+@dataclass(frozen=True)
+class Plan:
+    out: Path
+    recipes: tuple[str, ...]
+    seeds: tuple[int, ...]
+    steps: int
+    batch_size: int
+    lr: float
+    train_frames: int
+    train_routes: int
+    val_frames: int
+    val_routes: int
+    traffic: float
+    obstacles: float
+    val_set: str
+    test_set: str
+    probe_drives: int
+    probe_frames: int
+    jobs: int
+    num_threads: int
+    extractor: Path | None = None
+
+    @property
+    def data_key(self) -> str:
+        return (
+            f"f{self.train_frames}r{self.train_routes}_v{self.val_frames}r{self.val_routes}"
+            f"_traffic{self.traffic:g}_obst{self.obstacles:g}"
+        )
+
+    @property
+    def budget_key(self) -> str:
+        """Everything a run's weights depend on beyond recipe and seed."""
+        return f"steps{self.steps}_bs{self.batch_size}_lr{self.lr:g}_{self.data_key}"
+
+    def data_dir(self) -> Path:
+        return self.out / "data" / self.data_key
+
+    def run_dir(self, recipe: str, seed: int) -> Path:
+        return self.out / "runs" / self.budget_key / recipe / f"seed{seed}"
+
+    def closed_loop_dir(self, recipe: str, seed: int, route_set: str, look: str) -> Path:
+        return self.run_dir(recipe, seed) / "closed_loop" / route_set.replace(":", "_") / look
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="experiment_synthetic.py",
+        description="Table I and Fig. 6 on the synthetic world, closed loop, with statistics and sim-to-real measures",
+    )
+    parser.add_argument("--out", type=Path, default=Path("out") / "experiment")
+    parser.add_argument("--recipes", nargs="+", default=list(DEFAULT_RECIPES))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="training seeds (>= 3 for a std)")
+    parser.add_argument("--steps", type=int, default=3600, help="optimiser steps per run (the same for all)")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--train-frames", type=int, default=2400, help="labelled training frames per domain")
+    parser.add_argument("--train-routes", type=int, default=24, help="training routes (= NAVSIM logs) per domain")
+    parser.add_argument("--val-frames", type=int, default=240, help="labelled validation frames per domain")
+    parser.add_argument("--val-routes", type=int, default=6, help="validation routes per domain")
+    parser.add_argument("--traffic", type=float, default=1.0, help="traffic density of the drives (1: the judged one)")
+    parser.add_argument("--obstacles", type=float, default=0.0, help="share of drives passing a parked car")
+    parser.add_argument("--val-set", default="synth-val", help="closed-loop selection routes (NAME or NAME:N)")
+    parser.add_argument("--test-set", default="synth-longest6", help="closed-loop test routes, driven once")
+    parser.add_argument("--probe-drives", type=int, default=12, help="held-out drives for the sim-to-real measures")
+    parser.add_argument("--probe-frames", type=int, default=16, help="frames per probe drive (each in both looks)")
+    parser.add_argument("--jobs", type=int, default=1, help="runs in parallel (one process each, one thread each)")
+    parser.add_argument("--num-threads", type=int, default=1, help="torch threads per run")
+    parser.add_argument(
+        "--extractor", type=Path, default=None, help="stand-in extractor file (default: the shipped one)"
+    )
+    parser.add_argument("--report-only", action="store_true", help="only summarise finished runs")
+    parser.add_argument(
+        "--docs",
+        type=Path,
+        default=None,
+        help="also write the result section into this Markdown file (between its experiment markers)",
+    )
+    args = parser.parse_args(argv)
+    if args.jobs < 1 or args.steps < 1 or args.num_threads < 1:
+        parser.error("--jobs, --steps and --num-threads must be >= 1")
+    if args.val_set.partition(":")[0] == args.test_set.partition(":")[0]:
+        parser.error(
+            f"--val-set and --test-set are both {args.test_set.partition(':')[0]}: never select on the test routes"
+        )
+    if BASELINE not in args.recipes:
+        parser.error(f"--recipes must include {BASELINE!r}: every difference is paired against it")
+    return args
+
+
+def plan_from_args(args: argparse.Namespace) -> Plan:
+    return Plan(
+        out=args.out,
+        recipes=tuple(dict.fromkeys(args.recipes)),
+        seeds=tuple(dict.fromkeys(args.seeds)),
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        train_frames=args.train_frames,
+        train_routes=args.train_routes,
+        val_frames=args.val_frames,
+        val_routes=args.val_routes,
+        traffic=args.traffic,
+        obstacles=args.obstacles,
+        val_set=args.val_set,
+        test_set=args.test_set,
+        probe_drives=args.probe_drives,
+        probe_frames=args.probe_frames,
+        jobs=args.jobs,
+        num_threads=args.num_threads,
+        extractor=args.extractor,
+    )
+
+
+def write_data(plan: Plan) -> dict[str, dict[str, Path]]:
+    """The training and validation drives (written once per data key); returns their roots."""
+    from min2real.contract import TINY_CONTRACT
+    from min2real.data.synthetic import write_synthetic_dataset
+    from min2real.data.synthetic.scenario import CONDITION_NAMES
+    from min2real.evaluation.closed_loop.record import traffic_drive
+
+    roots = {}
+    for split, seed, frames, routes in (
+        ("train", TRAIN_DATA_SEED, plan.train_frames, plan.train_routes),
+        ("val", VAL_DATA_SEED, plan.val_frames, plan.val_routes),
+    ):
+        folder = plan.data_dir() / split
+        if not (folder / "synthetic.json").is_file():
+            started = time.perf_counter()
+            write_synthetic_dataset(
+                folder,
+                seed=seed,
+                frames=frames,
+                routes=routes,
+                sim_image_size=SIM_IMAGE_SIZE,
+                real_image_size=REAL_IMAGE_SIZE,
+                contract=TINY_CONTRACT,
+                conditions=CONDITION_NAMES,  # the closed loop's six daylight / weather conditions
+                obstacle_share=plan.obstacles,
+                traffic=plan.traffic,
+                traffic_drive=traffic_drive,
+            )
+            seconds = time.perf_counter() - started
+            (folder / "seconds.txt").write_text(f"{seconds:.1f}\n")
+            print(f"data {split}: seed {seed}, {frames} frames per domain in {seconds:.0f} s", flush=True)
+        roots[split] = {"sim": folder / "carla", "real": folder / "navsim"}
+    return roots

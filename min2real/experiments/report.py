@@ -1,0 +1,227 @@
+"""The experiment's write-up: Markdown tables, the figure (DS per recipe with intervals, per look),
+the cost model, and the section it replaces in docs/experiments.md (between the markers)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from min2real.experiments.plan import BASELINE, LOOKS, Plan
+from min2real.experiments.results import GAP_MEASURES
+
+DOCS_BEGIN = "<!-- experiment-synthetic:begin -->"
+DOCS_END = "<!-- experiment-synthetic:end -->"
+# The issue's budget (issue 24): the bundled recipe's steps and data, 11 recipes x 3 seeds, all of
+# synth-val (12 routes) and synth-longest6 (36 routes) in both looks.
+ISSUE_STEPS, ISSUE_RUNS, ISSUE_ROUTES = 3600, 11 * 3, (12 + 36) * len(LOOKS)
+
+
+def _fmt(value: float | None, digits: int = 1) -> str:
+    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
+
+
+def _mean_std(entry: dict | None, digits: int = 2) -> str:
+    if entry is None:
+        return "-"
+    std = entry.get("std")
+    return _fmt(entry["mean"], digits) + (f" ± {_fmt(std, digits)}" if std is not None else "")
+
+
+def closed_loop_table(table: dict[str, dict]) -> list[str]:
+    lines = [
+        "| recipe | seeds x routes | DS mean ± std (seeds) | DS 95 % interval | Δ vs baseline [95 % interval] | claimed |",
+        "|---|---|---|---|---|---|",
+    ]
+    for recipe, entry in table.items():
+        interval = entry["interval"]
+        difference = entry["difference"]
+        if recipe == BASELINE:
+            delta, claimed = "(reference)", "-"
+        elif difference is None:
+            delta, claimed = "- (no baseline seed)", "-"
+        else:
+            delta = f"{difference['estimate']:+.1f} [{difference['low']:+.1f}, {difference['high']:+.1f}]"
+            claimed = ("better" if difference["low"] > 0 else "worse") if difference["claimed"] else "no"
+        std = f" ± {entry['std']:.1f}" if entry["std"] is not None else ""
+        lines.append(
+            f"| {recipe} | {len(entry['seeds'])} x {entry['routes']} | {entry['mean']:.1f}{std} | "
+            f"[{interval['low']:.1f}, {interval['high']:.1f}] | {delta} | {claimed} |"
+        )
+    return lines
+
+
+GAP_COLUMNS = {
+    "discriminator_accuracy": "disc. acc.",
+    "proxy_a_distance": "proxy A-dist.",
+    "linear_cka": "CKA",
+    "rbf_mmd2": "MMD²",
+    "probe_steer_real_bal_acc": "steer probe (real)",
+    "probe_target_speed_real_bal_acc": "speed probe (real)",
+}
+
+
+def domain_gap_table(table: dict[str, dict]) -> list[str]:
+    lines = [
+        "| recipe | features | " + " | ".join(GAP_COLUMNS[name] for name in GAP_MEASURES) + " |",
+        "|---|---|" + "---|" * len(GAP_MEASURES),
+    ]
+    for recipe, entry in table.items():
+        for stage, label in (("before_adapter", "sim plain vs real"), ("after_adapter", "sim adapted vs real")):
+            if entry.get(stage) is None:
+                continue
+            cells = [_mean_std(entry[stage][name]) for name in GAP_MEASURES]
+            lines.append(f"| {recipe} | {label} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def figure(results: dict, path: Path) -> Path | None:
+    """DS per recipe with its 95 % interval, one panel per look, on the test routes (selection
+    routes hollow beside them)."""
+    from min2real.evaluation import figures
+
+    closed_loop = results["closed_loop"]
+    if not any(closed_loop["test"][look] or closed_loop["val"][look] for look in LOOKS):
+        return None
+    plt = figures.pyplot()
+    recipes = list(dict.fromkeys(r for stage in closed_loop.values() for look in LOOKS for r in stage[look]))
+    fig, axes = plt.subplots(1, len(LOOKS), figsize=(5.5 * len(LOOKS), 0.45 * len(recipes) + 1.6), sharey=True)
+    for ax, look in zip(axes, LOOKS):
+        for offset, stage, style in ((-0.15, "test", "o"), (0.15, "val", "s")):
+            table = closed_loop[stage][look]
+            ys = [i + offset for i, recipe in enumerate(recipes) if recipe in table]
+            entries = [table[recipe] for recipe in recipes if recipe in table]
+            if not entries:
+                continue
+            means = [entry["mean"] for entry in entries]
+            errors = [
+                [m - e["interval"]["low"] for m, e in zip(means, entries)],
+                [e["interval"]["high"] - m for m, e in zip(means, entries)],
+            ]
+            ax.errorbar(
+                means,
+                ys,
+                xerr=errors,
+                fmt=style,
+                mfc="none" if stage == "val" else None,
+                capsize=3,
+                label=f"{results['route_sets'][stage]} ({'test' if stage == 'test' else 'selection'})",
+            )
+        ax.set_title(f"{look} look ({look} graph)")
+        ax.set_xlabel("driving score (mean, 95 % bootstrap interval over routes x seeds)")
+        ax.set_xlim(0, 100)
+        ax.grid(axis="x", alpha=0.3)
+    axes[0].set_yticks(range(len(recipes)), recipes)
+    axes[0].invert_yaxis()
+    axes[-1].legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def cost_model(plan: Plan, timing: dict, cores: tuple[int, ...] = (2, 16, 64)) -> list[str]:
+    """The issue budget's cost from this plan's measured stage times (one process per core)."""
+    mean = timing["mean_s"]
+    if "train_s" not in mean:
+        return ["No finished run yet: nothing to extrapolate from."]
+    step_s = mean["train_s"] / plan.steps
+    drive_s = [seconds for stage, seconds in mean.items() if stage.startswith("closed_loop_")]
+    routes_here = _route_count(plan.val_set) + _route_count(plan.test_set)
+    route_s = sum(drive_s) / (routes_here * len(LOOKS)) if drive_s else None
+    other_s = mean.get("export_s", 0.0) + mean.get("domain_gap_s", 0.0)
+    run_s = ISSUE_STEPS * step_s + (ISSUE_ROUTES * route_s if route_s else 0.0) + other_s
+    lines = [
+        f"Measured per run ({timing['runs']} runs, {plan.steps} steps): {step_s:.2f} s per training step "
+        f"(validations included), "
+        + (f"{route_s:.1f} s per closed-loop route, " if route_s else "no closed-loop route yet, ")
+        + f"{other_s:.0f} s export + sim-to-real measures.",
+        f"At the issue's budget ({ISSUE_RUNS} runs of {ISSUE_STEPS} steps, {ISSUE_ROUTES} route drives each): "
+        f"{run_s / 3600:.1f} h per run, {ISSUE_RUNS * run_s / 3600:.0f} CPU-hours in all; wall time with "
+        + ", ".join(f"--jobs {n}: {math.ceil(ISSUE_RUNS / n) * run_s / 3600:.1f} h" for n in cores)
+        + " (plus the data, written once).",
+    ]
+    return lines
+
+
+def _route_count(route_set: str) -> int:
+    from min2real.evaluation.closed_loop.routes import route_set as named_routes
+
+    return len(named_routes(route_set)[1])
+
+
+def command_line(plan: Plan) -> str:
+    parts = [
+        "nice -n 19 .venv/bin/python training/experiment_synthetic.py",
+        f"--out {plan.out}",
+        f"--jobs {plan.jobs}",
+        "--recipes " + " ".join(plan.recipes),
+        "--seeds " + " ".join(str(seed) for seed in plan.seeds),
+        f"--steps {plan.steps} --batch-size {plan.batch_size} --lr {plan.lr:g}",
+        f"--train-frames {plan.train_frames} --train-routes {plan.train_routes}",
+        f"--val-frames {plan.val_frames} --val-routes {plan.val_routes}",
+        f"--traffic {plan.traffic:g} --obstacles {plan.obstacles:g}",
+        f"--val-set {plan.val_set} --test-set {plan.test_set}",
+        f"--probe-drives {plan.probe_drives} --probe-frames {plan.probe_frames}",
+    ]
+    return " \\\n    ".join(parts)
+
+
+def markdown(plan: Plan, results: dict, figure_link: str | None) -> str:
+    gate = results["budget_gate"]
+    at_issue_budget = (
+        plan.steps >= ISSUE_STEPS
+        and len(plan.seeds) >= 3
+        and plan.val_set == "synth-val"
+        and plan.test_set == "synth-longest6"
+    )
+    lines = [
+        f"Budget `{results['budget_key']}`: "
+        + (
+            "the issue's budget."
+            if at_issue_budget
+            else f"**below the issue's budget** ({plan.steps} steps, {len(plan.seeds)} seed(s), "
+            f"{plan.val_set} / {plan.test_set}); these numbers are not the issue's result."
+        ),
+        "Budget check (baseline sim-look DS on the selection routes >= "
+        f"{gate['threshold']:.0f}): {_fmt(gate['baseline_val_sim_ds'])} -> "
+        + ("met." if gate["met"] else "**not met**: no recipe drives well enough here for a driving comparison."),
+        "",
+        "```",
+        command_line(plan),
+        "```",
+        "",
+    ]
+    for stage, title in (("test", "Test routes, driven once"), ("val", "Selection routes")):
+        for look in LOOKS:
+            table = results["closed_loop"][stage][look]
+            if table:
+                lines += [
+                    f"#### {title}: {results['route_sets'][stage]}, {look} look ({look} graph)",
+                    "",
+                    *closed_loop_table(table),
+                    "",
+                ]
+    if figure_link:
+        lines += [f"![DS per recipe with 95 % intervals, per look]({figure_link})", ""]
+    if results["domain_gap"]:
+        frames = next(iter(results["domain_gap"].values())).get("frames") or {}
+        lines += [
+            f"#### Sim-to-real measures on frozen features ({frames.get('pairs', '?')} held-out frame pairs, "
+            f"{frames.get('drives', '?')} drives; mean ± std over seeds)",
+            "",
+            *domain_gap_table(results["domain_gap"]),
+            "",
+        ]
+    lines += ["#### Wall time and cost", "", *cost_model(plan, results["timing"]), ""]
+    return "\n".join(lines)
+
+
+def write_docs(path: Path, section: str) -> None:
+    """Replace the text between the experiment markers of `path` with `section`."""
+    text = path.read_text()
+    if DOCS_BEGIN not in text or DOCS_END not in text:
+        raise ValueError(f"{path} has no {DOCS_BEGIN} ... {DOCS_END} markers; add them where the results go")
+    head, rest = text.split(DOCS_BEGIN, 1)
+    _, tail = rest.split(DOCS_END, 1)
+    path.write_text(f"{head}{DOCS_BEGIN}\n{section}\n{DOCS_END}{tail}")

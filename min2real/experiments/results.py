@@ -1,0 +1,157 @@
+"""The finished runs of a plan, gathered and reduced to statistics (min2real.evaluation.statistics):
+per recipe, route set and look the driving scores as (seeds, routes) matrices, mean ± std over
+seeds, the bootstrap interval over routes x seeds, and the paired difference against the baseline
+(same seeds, same routes); the sim-to-real measures averaged over seeds; the stage wall times."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from min2real.evaluation.statistics import aligned_matrix, bootstrap_interval, mean_std, paired_difference
+from min2real.experiments.jobs import DOMAIN_GAP_FILE, TIMING_FILE, TRAINED_FILE
+from min2real.experiments.plan import BASELINE, BUDGET_GATE_DS, LOOKS, Plan
+
+
+def route_scores(results: Path) -> dict[str, float]:
+    return {route["name"]: float(route["driving_score"]) for route in json.loads(results.read_text())["routes"]}
+
+
+def _read(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def closed_loop_scores(plan: Plan, recipe: str, route_set: str, look: str) -> dict[int, dict[str, float]]:
+    """{seed: {route: DS}} over the seeds whose drive finished."""
+    scores = {}
+    for seed in plan.seeds:
+        results = plan.closed_loop_dir(recipe, seed, route_set, look) / "results.json"
+        if results.is_file():
+            scores[seed] = route_scores(results)
+    return scores
+
+
+def closed_loop_statistics(plan: Plan, route_set: str, look: str) -> dict[str, dict]:
+    """Per recipe: seeds, routes, mean, std, bootstrap interval, and the paired difference to the
+    baseline over the seeds both finished (claimed only where its interval excludes zero)."""
+    baseline = closed_loop_scores(plan, BASELINE, route_set, look)
+    table: dict[str, dict] = {}
+    for recipe in plan.recipes:
+        scores = closed_loop_scores(plan, recipe, route_set, look)
+        if not scores:
+            continue
+        seeds = sorted(scores)
+        routes = sorted(scores[seeds[0]])
+        matrix = aligned_matrix(scores, seeds, routes)
+        mean, std = mean_std(matrix)
+        entry: dict = {
+            "seeds": seeds,
+            "routes": len(routes),
+            "mean": mean,
+            "std": None if math.isnan(std) else std,
+            "interval": bootstrap_interval(matrix).as_dict(),
+            "per_seed": matrix.mean(axis=1).tolist(),
+            "difference": None,
+        }
+        shared = [seed for seed in seeds if seed in baseline]
+        if recipe != BASELINE and shared:
+            entry["difference"] = {
+                **paired_difference(
+                    aligned_matrix(scores, shared, routes), aligned_matrix(baseline, shared, routes)
+                ).as_dict(),
+                "seeds": shared,
+            }
+        table[recipe] = entry
+    return table
+
+
+GAP_MEASURES = (
+    "discriminator_accuracy",
+    "proxy_a_distance",
+    "linear_cka",
+    "rbf_mmd2",
+    "probe_steer_real_bal_acc",
+    "probe_target_speed_real_bal_acc",
+)
+
+
+def domain_gap_statistics(plan: Plan) -> dict[str, dict]:
+    """Per recipe and stage (before / after the adapter): mean and std over seeds of each measure."""
+    table: dict[str, dict] = {}
+    for recipe in plan.recipes:
+        reports = [
+            report for seed in plan.seeds if (report := _read(plan.run_dir(recipe, seed) / DOMAIN_GAP_FILE)) is not None
+        ]
+        if not reports:
+            continue
+        entry: dict = {"seeds": len(reports)}
+        for stage in ("before_adapter", "after_adapter"):
+            parts = [report[stage] for report in reports if report.get(stage)]
+            if not parts:
+                entry[stage] = None
+                continue
+            entry[stage] = {}
+            for name in GAP_MEASURES:
+                values = [part[name] for part in parts if part.get(name) is not None]
+                entry[stage][name] = (
+                    None
+                    if not values
+                    else {
+                        "mean": float(np.mean(values)),
+                        "std": float(np.std(values, ddof=1)) if len(values) > 1 else None,
+                    }
+                )
+        entry["chance"] = {
+            name: reports[0]["before_adapter"][f"probe_{name}_chance"] for name in ("steer", "target_speed")
+        }
+        entry["frames"] = reports[0].get("frames")
+        table[recipe] = entry
+    return table
+
+
+def timing_statistics(plan: Plan) -> dict:
+    """Mean wall seconds per stage over the finished runs, and the data's generation time."""
+    stages: dict[str, list[float]] = {}
+    runs = 0
+    for recipe in plan.recipes:
+        for seed in plan.seeds:
+            timing = _read(plan.run_dir(recipe, seed) / TIMING_FILE)
+            if timing is None or not (plan.run_dir(recipe, seed) / TRAINED_FILE).is_file():
+                continue
+            runs += 1
+            for stage, seconds in timing.items():
+                stages.setdefault(stage, []).append(float(seconds))
+    data = {}
+    for split in ("train", "val"):
+        seconds = plan.data_dir() / split / "seconds.txt"
+        data[split] = float(seconds.read_text()) if seconds.is_file() else None
+    return {"runs": runs, "mean_s": {stage: float(np.mean(v)) for stage, v in stages.items()}, "data_s": data}
+
+
+def budget_gate(closed_loop: dict) -> dict:
+    """The issue's condition on the budget: the baseline's sim-look DS on the selection routes."""
+    baseline = closed_loop.get("val", {}).get("sim", {}).get(BASELINE)
+    mean = baseline["mean"] if baseline else None
+    return {
+        "threshold": BUDGET_GATE_DS,
+        "baseline_val_sim_ds": mean,
+        "met": mean is not None and mean >= BUDGET_GATE_DS,
+    }
+
+
+def gather(plan: Plan) -> dict:
+    closed_loop = {
+        stage: {look: closed_loop_statistics(plan, route_set, look) for look in LOOKS}
+        for stage, route_set in (("val", plan.val_set), ("test", plan.test_set))
+    }
+    return {
+        "budget_key": plan.budget_key,
+        "route_sets": {"val": plan.val_set, "test": plan.test_set},
+        "closed_loop": closed_loop,
+        "budget_gate": budget_gate(closed_loop),
+        "domain_gap": domain_gap_statistics(plan),
+        "timing": timing_statistics(plan),
+    }

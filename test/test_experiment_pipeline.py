@@ -1,0 +1,112 @@
+"""The synthetic experiment end to end in miniature (training/experiment_synthetic.py): two recipes,
+one seed, a few steps, one selection and one test route, two processes; both looks with the graph
+the paper deploys there, the statistics, the sim-to-real measures, the write-up, and resumption
+(a finished stage never runs again; a removed result is redone alone)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from min2real.experiments.plan import parse_args, plan_from_args
+from min2real.experiments.report import DOCS_BEGIN, DOCS_END
+from min2real.experiments.synthetic import main
+
+RECIPES = ("baseline", "min2real")
+VAL_SET, TEST_SET = "synth-val-empty:1", "synth-short-empty:1"
+
+
+def _argv(out: Path, jobs: int, docs: Path) -> list[str]:
+    return [
+        "--out", str(out), "--recipes", *RECIPES, "--seeds", "0", "--steps", "3", "--batch-size", "4",
+        "--train-frames", "12", "--train-routes", "2", "--val-frames", "6", "--val-routes", "2",
+        "--traffic", "0", "--val-set", VAL_SET, "--test-set", TEST_SET,
+        "--probe-drives", "2", "--probe-frames", "4", "--jobs", str(jobs), "--docs", str(docs),
+    ]  # fmt: skip
+
+
+def _stage_files(plan) -> dict[Path, int]:
+    files = [path for recipe in RECIPES for path in plan.run_dir(recipe, 0).rglob("*.json")]
+    return {path: path.stat().st_mtime_ns for path in files if "metrics" not in path.parts}
+
+
+@pytest.fixture(scope="module")
+def experiment(tmp_path_factory):
+    root = tmp_path_factory.mktemp("experiment")
+    docs = root / "docs" / "experiments.md"
+    docs.parent.mkdir()
+    docs.write_text(f"# Experiments\n\nbefore\n\n{DOCS_BEGIN}\nold section\n{DOCS_END}\n\nafter\n")
+    argv = _argv(root / "out", jobs=2, docs=docs)
+    assert main(argv) == 0
+    return plan_from_args(parse_args(argv)), docs, argv
+
+
+def test_each_look_is_driven_by_the_graph_deployed_there(experiment):
+    plan, _, _ = experiment
+    for recipe in RECIPES:
+        run = plan.run_dir(recipe, 0)
+        assert json.loads((run / "trained.json").read_text()) == {"steps": 3, "selects_on": "sim"}
+        for route_set in (VAL_SET, TEST_SET):
+            for look in ("sim", "real"):
+                document = json.loads((plan.closed_loop_dir(recipe, 0, route_set, look) / "results.json").read_text())
+                assert document["domain"] == look and document["model_domain"] == look
+                assert document["policy"].endswith(f"model_{look}.onnx") and len(document["routes"]) == 1
+
+
+def test_statistics_and_sim_to_real_measures_are_gathered(experiment):
+    plan, _, _ = experiment
+    results = json.loads((plan.out / "results.json").read_text())
+    for stage in ("val", "test"):
+        for look in ("sim", "real"):
+            table = results["closed_loop"][stage][look]
+            assert set(table) == set(RECIPES)
+            baseline, min2real = table["baseline"], table["min2real"]
+            assert baseline["difference"] is None and baseline["routes"] == 1
+            route_scores = [
+                json.loads((plan.closed_loop_dir(r, 0, plan.val_set if stage == "val" else plan.test_set, look)
+                            / "results.json").read_text())["routes"][0]["driving_score"]
+                for r in RECIPES
+            ]  # fmt: skip
+            assert baseline["mean"] == pytest.approx(route_scores[0])
+            difference = min2real["difference"]
+            assert difference["estimate"] == pytest.approx(route_scores[1] - route_scores[0])
+            assert difference["cells"] == 1 and difference["claimed"] is False  # one pair proves nothing
+    gap = results["domain_gap"]
+    assert gap["baseline"]["after_adapter"] is None  # no adapter: only the plain sim features
+    assert gap["baseline"]["before_adapter"]["discriminator_accuracy"] is None  # and no discriminator
+    after = gap["min2real"]["after_adapter"]
+    assert 0.0 <= after["discriminator_accuracy"]["mean"] <= 1.0
+    assert -2.0 <= after["proxy_a_distance"]["mean"] <= 2.0 and 0.0 <= after["linear_cka"]["mean"] <= 1.0 + 1e-6
+    assert gap["min2real"]["frames"] == {"pairs": 8, "drives": 2}
+    assert results["budget_gate"]["met"] is (results["closed_loop"]["val"]["sim"]["baseline"]["mean"] >= 50.0)
+    assert set(results["timing"]["mean_s"]) >= {"train_s", "export_s", "closed_loop_test_real_s", "domain_gap_s"}
+
+
+def test_the_write_up_replaces_only_its_section_and_links_the_figure(experiment):
+    plan, docs, _ = experiment
+    text = docs.read_text()
+    assert text.startswith("# Experiments\n\nbefore\n") and text.endswith(f"{DOCS_END}\n\nafter\n")
+    assert "old section" not in text and "**below the issue's budget**" in text
+    assert f"Test routes, driven once: {TEST_SET}, real look (real graph)" in text
+    assert "| min2real | sim adapted vs real |" in text and "CPU-hours in all" in text
+    figure = docs.parent / "figures" / f"experiment_synthetic_{plan.budget_key}.png"
+    assert figure.stat().st_size > 10_000 and f"(figures/{figure.name})" in text
+
+
+def test_a_second_start_keeps_finished_stages_and_redoes_only_a_removed_one(experiment):
+    plan, _, argv = experiment
+    before = _stage_files(plan)
+    removed = plan.closed_loop_dir("min2real", 0, TEST_SET, "real") / "results.json"
+    removed.unlink()
+    assert main([*argv[:-4], "--jobs", "1"]) == 0  # no --docs this time
+    after = _stage_files(plan)
+    changed = {path for path in after if after[path] != before.get(path)}
+    assert removed in changed and removed.is_file()
+    assert changed <= {removed, plan.run_dir("min2real", 0) / "timing.json"}
+
+
+def test_the_test_routes_are_never_the_selection_routes(tmp_path):
+    with pytest.raises(SystemExit):
+        parse_args(["--out", str(tmp_path), "--val-set", "synth-val:2", "--test-set", "synth-val:4"])
