@@ -228,6 +228,12 @@ def test_training_and_evaluation_layers():
     assert not _violations(CORE, "min2real.evaluation", ("min2real.training", "min2real.cli"))
 
 
+def test_experiments_are_the_top_layer():
+    """min2real.experiments trains, exports and drives: nothing below may depend on it."""
+    users = [item for item in CORE + ROS_SIDE if _is(item.target, "min2real.experiments")]
+    assert not [f"{item.module}:{item.line}" for item in users if not _in(item.module, "min2real.experiments")]
+
+
 def test_ros_side_never_needs_torch_or_training():
     assert not _violations(ROS_SIDE, "min2real_ros", (*TORCH, "min2real.training"))
     assert not _violations(ROS_SIDE, "min2real_ros.nodes", ("min2real.models", "min2real.data", "min2real.export"))

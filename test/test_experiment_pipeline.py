@@ -73,6 +73,9 @@ def test_statistics_and_sim_to_real_measures_are_gathered(experiment):
             difference = min2real["difference"]
             assert difference["estimate"] == pytest.approx(route_scores[1] - route_scores[0])
             assert difference["cells"] == 1 and difference["claimed"] is False  # one pair proves nothing
+    for recipe in RECIPES:  # the checkpoint the sim rule chose ({S} recipes), at one of the two validations
+        open_loop = results["open_loop"][recipe]
+        assert open_loop["selected_steps"] in ([0], [3]) and open_loop["real ADE (m)"]["mean"] > 0.0
     gap = results["domain_gap"]
     assert gap["baseline"]["after_adapter"] is None  # no adapter: only the plain sim features
     assert gap["baseline"]["before_adapter"]["discriminator_accuracy"] is None  # and no discriminator
@@ -81,7 +84,9 @@ def test_statistics_and_sim_to_real_measures_are_gathered(experiment):
     assert -2.0 <= after["proxy_a_distance"]["mean"] <= 2.0 and 0.0 <= after["linear_cka"]["mean"] <= 1.0 + 1e-6
     assert gap["min2real"]["frames"] == {"pairs": 8, "drives": 2}
     assert results["budget_gate"]["met"] is (results["closed_loop"]["val"]["sim"]["baseline"]["mean"] >= 50.0)
-    assert set(results["timing"]["mean_s"]) >= {"train_s", "export_s", "closed_loop_test_real_s", "domain_gap_s"}
+    timing = results["timing"]
+    assert set(timing["mean_s"]) >= {"train_s", "export_s", "closed_loop_test_real_s", "domain_gap_s"}
+    assert set(timing["step_s_by_backbone"]) == {"resnet", "dinov2"}  # baseline: ResNet; min2real: DINOv2 slot
 
 
 def test_the_write_up_replaces_only_its_section_and_links_the_figure(experiment):

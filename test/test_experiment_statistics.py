@@ -55,8 +55,11 @@ def test_paired_difference_claims_a_consistent_gain_and_not_noise():
     # per-route differences of +-5 that cancel: the interval must hold zero
     alternating = np.tile([5.0, -5.0], (3, 6))
     assert not paired_difference(baseline + alternating, baseline).claimed
-    # one (seed, route) pair has no spread to resample: never a claim, however large
+    # too few (seed, route) pairs to claim anything, however large and consistent
     assert not paired_difference([[90.0]], [[10.0]]).claimed
+    few = paired_difference([[90.0, 80.0, 85.0, 95.0, 70.0]], [[10.0, 20.0, 15.0, 5.0, 30.0]])
+    assert few.excludes_zero and not few.claimed
+    assert paired_difference([[90.0, 80.0, 85.0], [95.0, 70.0, 75.0]], [[10.0, 20.0, 15.0], [5.0, 30.0, 25.0]]).claimed
 
 
 def test_paired_difference_refuses_unpaired_and_bad_inputs():

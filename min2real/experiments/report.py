@@ -7,13 +7,15 @@ import math
 from pathlib import Path
 
 from min2real.experiments.plan import BASELINE, LOOKS, Plan
-from min2real.experiments.results import GAP_MEASURES
+from min2real.experiments.results import GAP_MEASURES, OPEN_LOOP
+from min2real.training.recipes import ABLATION_RECIPES, TABLE_I_RECIPES
 
 DOCS_BEGIN = "<!-- experiment-synthetic:begin -->"
 DOCS_END = "<!-- experiment-synthetic:end -->"
 # The issue's budget (issue 24): the bundled recipe's steps and data, 11 recipes x 3 seeds, all of
 # synth-val (12 routes) and synth-longest6 (36 routes) in both looks.
-ISSUE_STEPS, ISSUE_RUNS, ISSUE_ROUTES = 3600, 11 * 3, (12 + 36) * len(LOOKS)
+ISSUE_STEPS, ISSUE_SEEDS, ISSUE_ROUTES = 3600, 3, (12 + 36) * len(LOOKS)
+ISSUE_RECIPES = (*TABLE_I_RECIPES, *ABLATION_RECIPES)
 
 
 def _fmt(value: float | None, digits: int = 1) -> str:
@@ -47,6 +49,18 @@ def closed_loop_table(table: dict[str, dict]) -> list[str]:
             f"| {recipe} | {len(entry['seeds'])} x {entry['routes']} | {entry['mean']:.1f}{std} | "
             f"[{interval['low']:.1f}, {interval['high']:.1f}] | {delta} | {claimed} |"
         )
+    return lines
+
+
+def open_loop_table(table: dict[str, dict]) -> list[str]:
+    lines = [
+        "| recipe | seeds | selected at step | " + " | ".join(OPEN_LOOP) + " |",
+        "|---|---|---|" + "---|" * len(OPEN_LOOP),
+    ]
+    for recipe, entry in table.items():
+        steps = ", ".join(str(step) for step in entry["selected_steps"])
+        cells = [_mean_std(entry[column]) for column in OPEN_LOOP]
+        lines.append(f"| {recipe} | {entry['seeds']} | {steps} | " + " | ".join(cells) + " |")
     return lines
 
 
@@ -121,27 +135,45 @@ def figure(results: dict, path: Path) -> Path | None:
 
 
 def cost_model(plan: Plan, timing: dict, cores: tuple[int, ...] = (2, 16, 64)) -> list[str]:
-    """The issue budget's cost from this plan's measured stage times (one process per core)."""
-    mean = timing["mean_s"]
-    if "train_s" not in mean:
+    """The issue budget's cost from this plan's measured stage times (one process per core): each
+    of the issue's recipes at the step time measured for its image backbone (the mean of all
+    measured runs where its backbone was not measured)."""
+    from min2real.experiments.results import image_backbone
+
+    mean, by_backbone = timing["mean_s"], timing["step_s_by_backbone"]
+    if not by_backbone:
         return ["No finished run yet: nothing to extrapolate from."]
-    step_s = mean["train_s"] / plan.steps
+    fallback = mean["train_s"] / plan.steps
     drive_s = [seconds for stage, seconds in mean.items() if stage.startswith("closed_loop_")]
     routes_here = _route_count(plan.val_set) + _route_count(plan.test_set)
-    route_s = sum(drive_s) / (routes_here * len(LOOKS)) if drive_s else None
+    route_s = sum(drive_s) / (routes_here * len(LOOKS)) if drive_s else 0.0
     other_s = mean.get("export_s", 0.0) + mean.get("domain_gap_s", 0.0)
-    run_s = ISSUE_STEPS * step_s + (ISSUE_ROUTES * route_s if route_s else 0.0) + other_s
-    lines = [
-        f"Measured per run ({timing['runs']} runs, {plan.steps} steps): {step_s:.2f} s per training step "
-        f"(validations included), "
-        + (f"{route_s:.1f} s per closed-loop route, " if route_s else "no closed-loop route yet, ")
-        + f"{other_s:.0f} s export + sim-to-real measures.",
-        f"At the issue's budget ({ISSUE_RUNS} runs of {ISSUE_STEPS} steps, {ISSUE_ROUTES} route drives each): "
-        f"{run_s / 3600:.1f} h per run, {ISSUE_RUNS * run_s / 3600:.0f} CPU-hours in all; wall time with "
-        + ", ".join(f"--jobs {n}: {math.ceil(ISSUE_RUNS / n) * run_s / 3600:.1f} h" for n in cores)
-        + " (plus the data, written once).",
+    runs_s = [
+        ISSUE_STEPS * by_backbone.get(image_backbone(recipe), fallback) + ISSUE_ROUTES * route_s + other_s
+        for recipe in ISSUE_RECIPES
+        for _ in range(ISSUE_SEEDS)
     ]
-    return lines
+    total_s = sum(runs_s)
+    per_step = ", ".join(f"{backbone} {seconds:.2f} s" for backbone, seconds in sorted(by_backbone.items()))
+    data = ", ".join(f"{split} {_fmt(seconds, 0)} s" for split, seconds in timing["data_s"].items())
+    return [
+        f"Measured here ({timing['runs']} runs of {plan.steps} steps): per training step (validations and the "
+        f"one-off sample cache included) {per_step}; {route_s:.1f} s per closed-loop route drive; "
+        f"{other_s:.0f} s export + sim-to-real measures per run; data {data}.",
+        "",
+        f"Extrapolated to the issue's budget ({len(runs_s)} runs of {ISSUE_STEPS} steps, {ISSUE_ROUTES} route "
+        f"drives each, at these per-step and per-route times): {total_s / 3600:.0f} CPU-hours; wall time with "
+        + ", ".join(f"--jobs {n}: {_makespan(runs_s, n) / 3600:.1f} h" for n in cores)
+        + " (runs scheduled longest first; plus the data, written once).",
+    ]
+
+
+def _makespan(runs_s: list[float], workers: int) -> float:
+    """Wall time of running `runs_s` on `workers` processes, each run to the least loaded one."""
+    loads = [0.0] * workers
+    for seconds in sorted(runs_s, reverse=True):
+        loads[loads.index(min(loads))] += seconds
+    return max(loads)
 
 
 def _route_count(route_set: str) -> int:
@@ -202,6 +234,13 @@ def markdown(plan: Plan, results: dict, figure_link: str | None) -> str:
                     *closed_loop_table(table),
                     "",
                 ]
+    if results.get("open_loop"):
+        lines += [
+            "#### Open loop: validation drives, the checkpoint each family's rule selected (mean ± std over seeds)",
+            "",
+            *open_loop_table(results["open_loop"]),
+            "",
+        ]
     if figure_link:
         lines += [f"![DS per recipe with 95 % intervals, per look]({figure_link})", ""]
     if results["domain_gap"]:

@@ -68,6 +68,53 @@ def closed_loop_statistics(plan: Plan, route_set: str, look: str) -> dict[str, d
     return table
 
 
+OPEN_LOOP = {
+    # column: (domain, key) in the validation record of the checkpoint best.pt holds
+    "real ADE (m)": ("real", "ade_m"),
+    "real steer macro-F1": ("real", "steer_macro_f1"),
+    "sim ADE (m)": ("sim", "ade_m"),
+    "sim steer macro-F1": ("sim", "steer_macro_f1"),
+}
+
+
+def selected_record(run: Path) -> dict | None:
+    """The validation record of the step best.pt was saved at (the first lowest ADE on the run's
+    selection domain, as the trainer chose it)."""
+    from min2real.training.trainer import selection_ade
+
+    trained = _read(run / TRAINED_FILE)
+    if trained is None:
+        return None
+    best, best_ade = None, None
+    for path in sorted((run / "metrics").glob("step_*.json")):
+        record = json.loads(path.read_text())
+        ade = selection_ade(record["metrics"], trained["selects_on"])
+        if ade is not None and (best_ade is None or ade < best_ade):
+            best, best_ade = record, ade
+    return best
+
+
+def open_loop_statistics(plan: Plan) -> dict[str, dict]:
+    """Per recipe: the selected checkpoint's validation metrics, mean and std over seeds."""
+    table: dict[str, dict] = {}
+    for recipe in plan.recipes:
+        records = [r for seed in plan.seeds if (r := selected_record(plan.run_dir(recipe, seed))) is not None]
+        if not records:
+            continue
+        entry: dict = {"seeds": len(records), "selected_steps": [record["step"] for record in records]}
+        for column, (domain, key) in OPEN_LOOP.items():
+            values = [float(v) for r in records if (v := r["metrics"].get(domain, {}).get(key)) is not None]
+            entry[column] = _summary(values)
+        table[recipe] = entry
+    return table
+
+
+def _summary(values: list[float]) -> dict | None:
+    if not values:
+        return None
+    return {"mean": float(np.mean(values)), "std": float(np.std(values, ddof=1)) if len(values) > 1 else None}
+
+
 GAP_MEASURES = (
     "discriminator_accuracy",
     "proxy_a_distance",
@@ -112,9 +159,19 @@ def domain_gap_statistics(plan: Plan) -> dict[str, dict]:
     return table
 
 
+def image_backbone(recipe: str) -> str:
+    """The recipe's image backbone ("resnet" or "dinov2"): what a training step costs depends on it."""
+    from min2real.training.recipes import load_recipe
+
+    config = load_recipe(recipe, ["model.dinov2_weights=none", "model.resnet_pretrained=false"])
+    return config.model_config().image_backbone
+
+
 def timing_statistics(plan: Plan) -> dict:
-    """Mean wall seconds per stage over the finished runs, and the data's generation time."""
+    """Mean wall seconds per stage over the finished runs, training seconds per step by image
+    backbone, and the data's generation time."""
     stages: dict[str, list[float]] = {}
+    step_s: dict[str, list[float]] = {}
     runs = 0
     for recipe in plan.recipes:
         for seed in plan.seeds:
@@ -124,11 +181,18 @@ def timing_statistics(plan: Plan) -> dict:
             runs += 1
             for stage, seconds in timing.items():
                 stages.setdefault(stage, []).append(float(seconds))
+            if "train_s" in timing:
+                step_s.setdefault(image_backbone(recipe), []).append(float(timing["train_s"]) / plan.steps)
     data = {}
     for split in ("train", "val"):
         seconds = plan.data_dir() / split / "seconds.txt"
         data[split] = float(seconds.read_text()) if seconds.is_file() else None
-    return {"runs": runs, "mean_s": {stage: float(np.mean(v)) for stage, v in stages.items()}, "data_s": data}
+    return {
+        "runs": runs,
+        "mean_s": {stage: float(np.mean(v)) for stage, v in stages.items()},
+        "step_s_by_backbone": {backbone: float(np.mean(v)) for backbone, v in step_s.items()},
+        "data_s": data,
+    }
 
 
 def budget_gate(closed_loop: dict) -> dict:
@@ -152,6 +216,7 @@ def gather(plan: Plan) -> dict:
         "route_sets": {"val": plan.val_set, "test": plan.test_set},
         "closed_loop": closed_loop,
         "budget_gate": budget_gate(closed_loop),
+        "open_loop": open_loop_statistics(plan),
         "domain_gap": domain_gap_statistics(plan),
         "timing": timing_statistics(plan),
     }
