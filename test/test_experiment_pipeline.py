@@ -95,7 +95,7 @@ def test_the_write_up_replaces_only_its_section_and_links_the_figure(experiment)
     assert text.startswith("# Experiments\n\nbefore\n") and text.endswith(f"{DOCS_END}\n\nafter\n")
     assert "old section" not in text and "**below the issue's budget**" in text
     assert f"Test routes, driven once: {TEST_SET}, real look (real graph)" in text
-    assert "| min2real | sim adapted vs real |" in text and "CPU-hours in all" in text
+    assert "| min2real | sim adapted vs real |" in text and "CPU-hours; wall time with --jobs 2" in text
     figure = docs.parent / "figures" / f"experiment_synthetic_{plan.budget_key}.png"
     assert figure.stat().st_size > 10_000 and f"(figures/{figure.name})" in text
 

@@ -127,6 +127,7 @@ def figure(results: dict, path: Path) -> Path | None:
     axes[0].set_yticks(range(len(recipes)), recipes)
     axes[0].invert_yaxis()
     axes[-1].legend(loc="lower right", fontsize=8)
+    fig.suptitle(f"budget {results['budget_key']}", fontsize=9)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
@@ -157,9 +158,12 @@ def cost_model(plan: Plan, timing: dict, cores: tuple[int, ...] = (2, 16, 64)) -
     per_step = ", ".join(f"{backbone} {seconds:.2f} s" for backbone, seconds in sorted(by_backbone.items()))
     data = ", ".join(f"{split} {_fmt(seconds, 0)} s" for split, seconds in timing["data_s"].items())
     return [
+        f"Wall time of this experiment's runs: {timing['total_s'] / 60:.0f} min in all (the sum of every stage of "
+        f"every finished run), plus the data: {data}.",
+        "",
         f"Measured here ({timing['runs']} runs of {plan.steps} steps): per training step (validations and the "
         f"one-off sample cache included) {per_step}; {route_s:.1f} s per closed-loop route drive; "
-        f"{other_s:.0f} s export + sim-to-real measures per run; data {data}.",
+        f"{other_s:.0f} s export + sim-to-real measures per run.",
         "",
         f"Extrapolated to the issue's budget ({len(runs_s)} runs of {ISSUE_STEPS} steps, {ISSUE_ROUTES} route "
         f"drives each, at these per-step and per-route times): {total_s / 3600:.0f} CPU-hours; wall time with "
@@ -215,6 +219,7 @@ def markdown(plan: Plan, results: dict, figure_link: str | None) -> str:
             else f"**below the issue's budget** ({plan.steps} steps, {len(plan.seeds)} seed(s), "
             f"{plan.val_set} / {plan.test_set}); these numbers are not the issue's result."
         ),
+        "",
         "Budget check (baseline sim-look DS on the selection routes >= "
         f"{gate['threshold']:.0f}): {_fmt(gate['baseline_val_sim_ds'])} -> "
         + ("met." if gate["met"] else "**not met**: no recipe drives well enough here for a driving comparison."),

@@ -172,13 +172,14 @@ def timing_statistics(plan: Plan) -> dict:
     backbone, and the data's generation time."""
     stages: dict[str, list[float]] = {}
     step_s: dict[str, list[float]] = {}
-    runs = 0
+    runs, total_s = 0, 0.0
     for recipe in plan.recipes:
         for seed in plan.seeds:
             timing = _read(plan.run_dir(recipe, seed) / TIMING_FILE)
             if timing is None or not (plan.run_dir(recipe, seed) / TRAINED_FILE).is_file():
                 continue
             runs += 1
+            total_s += sum(float(seconds) for seconds in timing.values())
             for stage, seconds in timing.items():
                 stages.setdefault(stage, []).append(float(seconds))
             if "train_s" in timing:
@@ -189,6 +190,7 @@ def timing_statistics(plan: Plan) -> dict:
         data[split] = float(seconds.read_text()) if seconds.is_file() else None
     return {
         "runs": runs,
+        "total_s": total_s,
         "mean_s": {stage: float(np.mean(v)) for stage, v in stages.items()},
         "step_s_by_backbone": {backbone: float(np.mean(v)) for backbone, v in step_s.items()},
         "data_s": data,
