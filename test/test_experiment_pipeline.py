@@ -23,7 +23,8 @@ def _argv(out: Path, jobs: int, docs: Path) -> list[str]:
         "--out", str(out), "--recipes", *RECIPES, "--seeds", "0", "--steps", "3", "--batch-size", "4",
         "--train-frames", "12", "--train-routes", "2", "--val-frames", "6", "--val-routes", "2",
         "--traffic", "0", "--val-set", VAL_SET, "--test-set", TEST_SET,
-        "--probe-drives", "2", "--probe-frames", "4", "--jobs", str(jobs), "--docs", str(docs),
+        "--probe-drives", "2", "--probe-frames", "4", "--exporter", "legacy",  # the quicker exporter
+        "--jobs", str(jobs), "--docs", str(docs),
     ]  # fmt: skip
 
 
@@ -112,6 +113,30 @@ def test_a_second_start_keeps_finished_stages_and_redoes_only_a_removed_one(expe
     assert changed <= {removed, plan.run_dir("min2real", 0) / "timing.json"}
 
 
-def test_the_test_routes_are_never_the_selection_routes(tmp_path):
+@pytest.mark.parametrize(
+    "bad",
+    [
+        ["--val-set", "synth-val:2", "--test-set", "synth-val:4"],  # never select on the test routes
+        ["--recipes", "baseline", "no_such_recipe"],
+        ["--recipes", "min2real"],  # no baseline to pair the differences with
+    ],
+)
+def test_bad_plans_are_refused_before_anything_runs(tmp_path, bad, capsys):
     with pytest.raises(SystemExit):
-        parse_args(["--out", str(tmp_path), "--val-set", "synth-val:2", "--test-set", "synth-val:4"])
+        parse_args(["--out", str(tmp_path), *bad])
+    assert "experiment_synthetic.py: error:" in capsys.readouterr().err
+    assert not (tmp_path / "data").exists()
+
+
+def test_a_failing_job_is_reported_and_the_others_still_run(tmp_path):
+    from min2real.experiments.jobs import run_all
+
+    plan = plan_from_args(parse_args(["--out", str(tmp_path), "--recipes", "baseline", "augment", "--seeds", "0"]))
+    missing = {"sim": tmp_path / "missing" / "carla", "real": tmp_path / "missing" / "navsim"}
+    failures = run_all(plan, {"train": missing, "val": missing})
+    assert [failure.splitlines()[0] for failure in failures] == [
+        "baseline seed 0 failed:",
+        "augment seed 0 failed:",
+    ]  # both tried (the first failure stops nothing), each with its traceback
+    assert all("missing" in failure for failure in failures)
+    assert not (plan.run_dir("baseline", 0) / "trained.json").exists()

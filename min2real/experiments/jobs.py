@@ -98,7 +98,7 @@ def export_stage(plan: Plan, recipe: str, seed: int) -> dict[str, Path]:
         if model.is_file():
             continue
         partial = model.with_name(f"model_{look}.partial.onnx")
-        export_onnx(best_checkpoint(run), look, partial)
+        export_onnx(best_checkpoint(run), look, partial, exporter=plan.exporter)
         os.replace(partial, model)
         exported = True
     if exported:

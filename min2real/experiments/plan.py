@@ -54,6 +54,7 @@ class Plan:
     jobs: int
     num_threads: int
     extractor: Path | None = None
+    exporter: str = "dynamo"
 
     @property
     def data_key(self) -> str:
@@ -103,6 +104,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--extractor", type=Path, default=None, help="stand-in extractor file (default: the shipped one)"
     )
+    parser.add_argument(
+        "--exporter", choices=("dynamo", "legacy"), default="dynamo", help="ONNX exporter (as `min2real export`)"
+    )
     parser.add_argument("--report-only", action="store_true", help="only summarise finished runs")
     parser.add_argument(
         "--docs",
@@ -117,6 +121,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         parser.error(
             f"--val-set and --test-set are both {args.test_set.partition(':')[0]}: never select on the test routes"
         )
+    from min2real.training.recipes import recipe_path
+
+    for recipe in args.recipes:
+        try:
+            recipe_path(recipe)
+        except FileNotFoundError as error:
+            parser.error(str(error))
     if BASELINE not in args.recipes:
         parser.error(f"--recipes must include {BASELINE!r}: every difference is paired against it")
     return args
@@ -143,6 +154,7 @@ def plan_from_args(args: argparse.Namespace) -> Plan:
         jobs=args.jobs,
         num_threads=args.num_threads,
         extractor=args.extractor,
+        exporter=args.exporter,
     )
 
 

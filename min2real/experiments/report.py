@@ -199,6 +199,7 @@ def command_line(plan: Plan) -> str:
         f"--traffic {plan.traffic:g} --obstacles {plan.obstacles:g}",
         f"--val-set {plan.val_set} --test-set {plan.test_set}",
         f"--probe-drives {plan.probe_drives} --probe-frames {plan.probe_frames}",
+        *([f"--exporter {plan.exporter}"] if plan.exporter != "dynamo" else []),
     ]
     return " \\\n    ".join(parts)
 
