@@ -208,10 +208,17 @@ def markdown(plan: Plan, results: dict, figure_link: str | None) -> str:
     gate = results["budget_gate"]
     at_issue_budget = (
         plan.steps >= ISSUE_STEPS
-        and len(plan.seeds) >= 3
-        and plan.val_set == "synth-val"
-        and plan.test_set == "synth-longest6"
+        and len(plan.seeds) >= ISSUE_SEEDS
+        and set(ISSUE_RECIPES) <= set(plan.recipes)
+        and (plan.train_frames, plan.train_routes, plan.traffic) >= (2400, 24, 1.0)
+        and (plan.val_set, plan.test_set) == ("synth-val", "synth-longest6")
     )
+    if gate["baseline_val_sim_ds"] is None:
+        verdict = "not measured yet (no baseline drive on the selection routes)."
+    elif gate["met"]:
+        verdict = "met."
+    else:
+        verdict = "**not met**: the baseline does not drive at this budget, so driving differences are differences in failing."
     lines = [
         f"Budget `{results['budget_key']}`: "
         + (
@@ -221,9 +228,11 @@ def markdown(plan: Plan, results: dict, figure_link: str | None) -> str:
             f"{plan.val_set} / {plan.test_set}); these numbers are not the issue's result."
         ),
         "",
+        f"Runs trained: {results['timing']['runs']} of {len(plan.recipes) * len(plan.seeds)} "
+        f"({len(plan.recipes)} recipes x {len(plan.seeds)} seeds); a table with fewer is a partial result.",
+        "",
         "Budget check (baseline sim-look DS on the selection routes >= "
-        f"{gate['threshold']:.0f}): {_fmt(gate['baseline_val_sim_ds'])} -> "
-        + ("met." if gate["met"] else "**not met**: no recipe drives well enough here for a driving comparison."),
+        f"{gate['threshold']:.0f}): {_fmt(gate['baseline_val_sim_ds'])} -> {verdict}",
         "",
         "```",
         command_line(plan),
