@@ -4,9 +4,10 @@ the data it trains and validates on.
 Every run is a full-size recipe (training/<name>.yaml) shrunk by
 `min2real.training.recipes.load_miniature`: the variant's tiny network at TINY_CONTRACT, the
 stand-in extractor frozen in the DINOv2 slot, the synthetic data below, the step budget. The
-defaults are the issue's budget: the bundled recipe's (3600 steps of 16 on 2400 frames of 24
-routes per domain, validation 240 frames of 6 routes, the traffic world), three seeds, closed
-loop on all of synth-val and synth-longest6 in both looks.
+defaults are the issue's budget: the bundled recipe's (training/bundled.yaml: 3600 steps of 16 on
+4000 frames of 40 routes per domain, validation 240 frames of 6 routes, the traffic world, a
+quarter of the routes passing a parked car), three seeds, closed loop on all of synth-val and
+synth-longest6 in both looks.
 
 Layout under OUT (finished parts are kept; a run is keyed by recipe, seed and budget):
 
@@ -89,12 +90,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=3600, help="optimiser steps per run (the same for all)")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--lr", type=float, default=2e-3)
-    parser.add_argument("--train-frames", type=int, default=2400, help="labelled training frames per domain")
-    parser.add_argument("--train-routes", type=int, default=24, help="training routes (= NAVSIM logs) per domain")
+    parser.add_argument("--train-frames", type=int, default=4000, help="labelled training frames per domain")
+    parser.add_argument("--train-routes", type=int, default=40, help="training routes (= NAVSIM logs) per domain")
     parser.add_argument("--val-frames", type=int, default=240, help="labelled validation frames per domain")
     parser.add_argument("--val-routes", type=int, default=6, help="validation routes per domain")
     parser.add_argument("--traffic", type=float, default=1.0, help="traffic density of the drives (1: the judged one)")
-    parser.add_argument("--obstacles", type=float, default=0.0, help="share of drives passing a parked car")
+    parser.add_argument("--obstacles", type=float, default=0.25, help="share of drives passing a parked car")
     parser.add_argument("--val-set", default="synth-val", help="closed-loop selection routes (NAME or NAME:N)")
     parser.add_argument("--test-set", default="synth-longest6", help="closed-loop test routes, driven once")
     parser.add_argument("--probe-drives", type=int, default=12, help="held-out drives for the sim-to-real measures")

@@ -210,7 +210,12 @@ def markdown(plan: Plan, results: dict, figure_link: str | None) -> str:
         plan.steps >= ISSUE_STEPS
         and len(plan.seeds) >= ISSUE_SEEDS
         and set(ISSUE_RECIPES) <= set(plan.recipes)
-        and (plan.train_frames, plan.train_routes, plan.traffic) >= (2400, 24, 1.0)
+        and all(
+            value >= issue
+            for value, issue in zip(
+                (plan.train_frames, plan.train_routes, plan.traffic, plan.obstacles), (4000, 40, 1.0, 0.25)
+            )
+        )
         and (plan.val_set, plan.test_set) == ("synth-val", "synth-longest6")
     )
     if gate["baseline_val_sim_ds"] is None:
