@@ -78,11 +78,13 @@ def train_stage(plan: Plan, recipe: str, seed: int, roots: dict) -> None:
     )
     started = time.perf_counter()
     torch.set_num_threads(plan.num_threads)
-    result = train(config, run, resume=(run / "checkpoints" / "last.pt").is_file())
+    resumed = (run / "checkpoints" / "last.pt").is_file()
+    result = train(config, run, resume=resumed)
     seconds = time.perf_counter() - started
     if result.step != plan.steps:
         raise RuntimeError(f"{recipe} seed {seed} stopped at step {result.step}; expected {plan.steps}")
-    _record_time(run, "train_s", seconds)
+    # a resumed run's time covers only its last part: kept, but not used for the cost per step
+    _record_time(run, "train_resumed_s" if resumed else "train_s", seconds)
     _write_json(run / TRAINED_FILE, {"steps": plan.steps, "selects_on": config.selection_domain()})
     print(f"{recipe} seed {seed}: {plan.steps} steps in {seconds:.0f} s", flush=True)
 

@@ -182,7 +182,7 @@ def timing_statistics(plan: Plan) -> dict:
             total_s += sum(float(seconds) for seconds in timing.values())
             for stage, seconds in timing.items():
                 stages.setdefault(stage, []).append(float(seconds))
-            if "train_s" in timing:
+            if "train_s" in timing:  # an uninterrupted training (see jobs.train_stage)
                 step_s.setdefault(image_backbone(recipe), []).append(float(timing["train_s"]) / plan.steps)
     data = {}
     for split in ("train", "val"):
