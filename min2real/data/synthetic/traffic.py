@@ -296,11 +296,13 @@ class TrafficWorld:
                 # First come, first served: a conflicting vehicle that stood at its mouth earlier goes first.
                 if v < 0.1 and gap < 3.0:
                     self.waiting_since_s[m] = min(self.waiting_since_s[m], self.time_s)
+                # (one that a red or yellow light holds has no turn: it would stand there forever)
                 earlier = [
                     w
                     for w in np.flatnonzero(self.waiting_since_s < self.waiting_since_s[m])
                     if (span.zone, int(self.lane[w])) in self._span_group
                     and self.group_of(span.zone, int(self.lane[w])) != span.group
+                    and (light < 0 or self.light_state(light, self.group_of(span.zone, int(self.lane[w]))) == "green")
                 ]
                 ego_first = self.ego_waiting_since_s.get(span.zone, np.inf) < self.waiting_since_s[m]
                 ego_first &= self.group_of(span.zone, plan.route_lane) != span.group
