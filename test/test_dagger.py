@@ -194,3 +194,40 @@ def test_command_refuses_judged_towns_and_held_out_seeds_and_records_a_round(tmp
     assert isinstance(sample, dict) and sample[C.INPUT_LIDAR_BEV].any()
     assert main([*argv, "--beta", "1", "--no-progress"]) == 2  # one folder per round
     assert "exists" in capsys.readouterr().err
+
+
+def test_retraining_on_the_aggregate_starts_from_the_previous_checkpoint(tmp_path):
+    import torch
+    from training_helpers import TINY_CONFIG, data_overrides, write_synthetic
+
+    from min2real.models.checkpoint import load_checkpoint
+    from min2real.training.config import TrainConfig
+    from min2real.training.trainer import TrainingError, init_weights, train
+
+    roots = write_synthetic(tmp_path / "synth", seed=3, frames=16)
+    run, stack = drive_route(_route(traffic=0.0, length_m=45.0), DriftRightPolicy(), 0.5, contract=CONTRACT)
+    write_route(tmp_path / "round1" / "carla" / "dagger" / "route_000", run, stack, CONTRACT)
+    common = [*data_overrides(roots), "train.max_steps=1", "train.batch_size=4", "train.num_workers=0"]
+    common += ["train.progress_bar=false", "train.num_threads=1", "train.deterministic=true"]
+    train(TrainConfig.load(TINY_CONFIG, common), tmp_path / "round0")
+    previous = tmp_path / "round0" / "checkpoints" / "last.pt"
+    # The documented one-liner's overrides: the DAgger folder beside the original data, the weights
+    # from the previous round; another seed and a vanishing learning rate make the start visible.
+    aggregate = [f"data.sim_roots=[{roots['sim']}, {tmp_path / 'round1' / 'carla'}]"]
+    config = TrainConfig.load(
+        TINY_CONFIG, [*common, *aggregate, f"train.init_checkpoint={previous}", "train.seed=7", "train.lr=1e-12"]
+    )
+    train(config, tmp_path / "round1_run")
+    before = load_checkpoint(previous)["model"]
+    after = load_checkpoint(tmp_path / "round1_run" / "checkpoints" / "last.pt")["model"]
+    assert all(torch.allclose(before[name], after[name], atol=1e-6) for name in before)
+    fresh = TrainConfig.load(TINY_CONFIG, [*common, "train.seed=7"])
+    train(fresh, tmp_path / "fresh")
+    scratch = load_checkpoint(tmp_path / "fresh" / "checkpoints" / "last.pt")["model"]
+    assert not all(torch.allclose(before[name], scratch[name], atol=1e-6) for name in before)
+
+    from min2real.models.model import build_model
+
+    model = build_model(config.model_config(), config.build_contract())
+    with pytest.raises(TrainingError, match="another contract"):
+        init_weights(model, str(previous), C.DEFAULT_CONTRACT)
