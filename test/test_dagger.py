@@ -22,6 +22,7 @@ from min2real.evaluation.closed_loop.dagger import (
     check_training_seed,
     dagger_routes,
     drive_route,
+    run_round,
     write_route,
 )
 from min2real.evaluation.closed_loop.expert import RouteExpert
@@ -205,8 +206,8 @@ def test_retraining_on_the_aggregate_starts_from_the_previous_checkpoint(tmp_pat
     from min2real.training.trainer import TrainingError, init_weights, train
 
     roots = write_synthetic(tmp_path / "synth", seed=3, frames=16)
-    run, stack = drive_route(_route(traffic=0.0, length_m=45.0), DriftRightPolicy(), 0.5, contract=CONTRACT)
-    write_route(tmp_path / "round1" / "carla" / "dagger" / "route_000", run, stack, CONTRACT)
+    specs = dagger_routes(10, 1, (), 0.0, 0.0, 45.0)
+    run_round(specs, DriftRightPolicy(), tmp_path / "round1", 0.5, contract=CONTRACT, figures=False, progress=False)
     common = [*data_overrides(roots), "train.max_steps=1", "train.batch_size=4", "train.num_workers=0"]
     common += ["train.progress_bar=false", "train.num_threads=1", "train.deterministic=true"]
     train(TrainConfig.load(TINY_CONFIG, common), tmp_path / "round0")
@@ -221,6 +222,13 @@ def test_retraining_on_the_aggregate_starts_from_the_previous_checkpoint(tmp_pat
     before = load_checkpoint(previous)["model"]
     after = load_checkpoint(tmp_path / "round1_run" / "checkpoints" / "last.pt")["model"]
     assert all(torch.allclose(before[name], after[name], atol=1e-6) for name in before)
+    # Export reads the synthetic camera the aggregate was recorded with (DIR/synthetic.json).
+    from min2real.export import source_camera_from_checkpoint
+
+    camera = source_camera_from_checkpoint(
+        load_checkpoint(tmp_path / "round1_run" / "checkpoints" / "last.pt"), CONTRACT
+    )
+    assert camera is not None and (camera.width_px, camera.height_px) == (CONTRACT.camera_width, CONTRACT.camera_height)
     fresh = TrainConfig.load(TINY_CONFIG, [*common, "train.seed=7"])
     train(fresh, tmp_path / "fresh")
     scratch = load_checkpoint(tmp_path / "fresh" / "checkpoints" / "last.pt")["model"]

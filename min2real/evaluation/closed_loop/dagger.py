@@ -307,4 +307,34 @@ def run_round(
     )
     out.mkdir(parents=True, exist_ok=True)
     (out / "dagger.json").write_text(json.dumps(document, indent=2) + "\n")
+    write_synthetic_summary(out, specs, frames, default_image_size(contract, SIM), beta)
     return document
+
+
+def write_synthetic_summary(
+    out: Path, specs: list[DaggerRouteSpec], frames: list[int], image_size: tuple[int, int], beta: float
+) -> Path:
+    """DIR/synthetic.json in the synthetic generator's schema (writers.write_synthetic_dataset): it
+    tells export and quantize which synthetic camera a model trained on DIR/carla saw."""
+    summary = {
+        "seed": specs[0].seed_base,
+        "frames_per_domain": int(sum(frames)),
+        "routes": len(specs),
+        "split": None,
+        "conditions": sorted({spec.condition for spec in specs}),
+        "obstacle_share": sum(spec.obstacle for spec in specs) / len(specs),
+        "traffic": specs[0].traffic,
+        "dagger": {"beta": beta, "summary": "dagger.json"},
+        "domains": {
+            SIM: {
+                "labelled_frames": int(sum(frames)),
+                "routes_with_parked_car": int(sum(spec.obstacle for spec in specs)),
+                "frames_written": int(sum(frames)),
+                "rate_hz": CARLA_RATE_HZ,
+                "image_size": list(image_size),
+            }
+        },
+    }
+    path = out / "synthetic.json"
+    path.write_text(json.dumps(summary, indent=2) + "\n")
+    return path
