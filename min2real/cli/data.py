@@ -198,7 +198,8 @@ def _check_run(args: argparse.Namespace) -> int:
         datasets.append(
             (
                 f"sim  (CARLA Garage): {s['routes']} routes ({s['routes_used']} used, {s['routes_imperfect']} below "
-                f"score 100, {s['routes_crashed']} crashed), {s['frames']} frames, {len(sim)} samples, "
+                f"score 100, {s['routes_crashed']} crashed, {s['routes_expert_labelled']} DAgger routes labelled by the "
+                f"expert at visited states), {s['frames']} frames, {len(sim)} samples, "
                 f"{s['frames_without_future']} frames without future",
                 sim,
             )
