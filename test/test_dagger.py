@@ -239,3 +239,25 @@ def test_retraining_on_the_aggregate_starts_from_the_previous_checkpoint(tmp_pat
     assert not all(torch.allclose(before[name], scratch[name], atol=1e-6) for name in before)
     with pytest.raises(TrainingError, match="another contract"):
         init_weights(model, str(previous), C.DEFAULT_CONTRACT)
+
+
+def test_command_refuses_a_real_look_graph(tmp_path, capsys):
+    """DAgger records sim-look driving labels only: the real graph of a model is refused."""
+    import json
+
+    import onnx
+
+    from min2real.cli import main
+
+    graph = onnx.load(str(BUNDLED_MODEL))
+    entry = next(prop for prop in graph.metadata_props if prop.key == "min2real.metadata")
+    metadata = json.loads(entry.value)
+    assert metadata["domain"] == "sim"
+    entry.value = json.dumps({**metadata, "domain": "real"})
+    real = tmp_path / "model_real.onnx"
+    onnx.save(graph, str(real))
+    argv = ["dagger", "--model", str(real), "--out", str(tmp_path / "r"), "--seed", "10", "--beta", "0"]
+    assert main(argv) == 2
+    error = capsys.readouterr().err
+    assert "for the sim look" in error and "real" in error
+    assert not (tmp_path / "r").exists()
