@@ -100,7 +100,7 @@ def test_frames_off_the_lane_are_labelled_by_the_expert_from_that_state(tmp_path
 
 
 def test_beta_one_reproduces_the_expert_drive_and_beta_zero_drives_the_model():
-    spec = _route(traffic=1.0)
+    spec = _route(traffic=1.0, length_m=45.0)
     run, stack = drive_route(spec, None, beta=1.0, contract=CONTRACT)
     expert = record_expert_drive(spec.scenario(), CONTRACT)  # data synth's expert recorder
     np.testing.assert_array_equal(stack.rows["s"], expert.route_s_m[::RECORD_EVERY_TICKS][: len(stack.rows["s"])])
