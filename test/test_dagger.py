@@ -185,7 +185,7 @@ def test_command_refuses_judged_towns_and_held_out_seeds_and_records_a_round(tmp
     import json
 
     summary = json.loads((out / "dagger.json").read_text())
-    assert summary["beta"] == 0.5 and summary["round"] == 1
+    assert summary["beta"] == 0.5 and summary["round"] == 1 and summary["arguments"]["seed"] == 10
     route = summary["routes"][0]
     assert route["frames_recorded"] == summary["frames_recorded"] > 0
     assert 0.0 <= route["driving_score"] <= 100.0 and (out / "routes" / "route000" / "top_down.png").is_file()

@@ -126,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
         "beta0": args.beta0 if args.round is not None else None,
         "decay": args.decay if args.round is not None else None,
         "traffic": args.traffic,
-        "argv": sys.argv[1:],
+        "arguments": {key: value for key, value in vars(args).items() if not key.startswith("_") and key != "command"},
     }
     try:
         document = run_round(
