@@ -201,9 +201,9 @@ def test_retraining_on_the_aggregate_starts_from_the_previous_checkpoint(tmp_pat
     import torch
     from training_helpers import TINY_CONFIG, data_overrides, write_synthetic
 
-    from min2real.models.checkpoint import load_checkpoint
+    from min2real.models.checkpoint import CheckpointError, load_checkpoint, load_weights_into
     from min2real.training.config import TrainConfig
-    from min2real.training.trainer import TrainingError, init_weights, train
+    from min2real.training.trainer import train
 
     roots = write_synthetic(tmp_path / "synth", seed=3, frames=16)
     specs = dagger_routes(10, 1, (), 0.0, 0.0, 45.0)
@@ -237,8 +237,8 @@ def test_retraining_on_the_aggregate_starts_from_the_previous_checkpoint(tmp_pat
     model = build_model(config.model_config(), config.build_contract())
     scratch = model.state_dict()
     assert not all(torch.allclose(before[name], scratch[name], atol=1e-6) for name in before)
-    with pytest.raises(TrainingError, match="another contract"):
-        init_weights(model, str(previous), C.DEFAULT_CONTRACT)
+    with pytest.raises(CheckpointError, match="another contract"):
+        load_weights_into(model, previous, C.DEFAULT_CONTRACT)
 
 
 def test_command_refuses_a_real_look_graph(tmp_path, capsys):

@@ -38,10 +38,10 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader
 
-from min2real.contract import DOMAIN_SIM, INPUT_LIDAR_BEV, SAMPLE_DOMAIN, Contract
+from min2real.contract import DOMAIN_SIM, INPUT_LIDAR_BEV, SAMPLE_DOMAIN
 from min2real.data.common import DataProblems
 from min2real.evaluation.metrics import MetricsAccumulator, flatten_metrics
-from min2real.models.checkpoint import load_checkpoint
+from min2real.models.checkpoint import load_checkpoint, load_weights_into
 from min2real.training.augment import add_gaussian_noise
 from min2real.training.checkpoint import save_checkpoint
 from min2real.training.config import TrainConfig
@@ -193,22 +193,6 @@ def check_resume_config(saved: dict, config: TrainConfig) -> None:
         )
 
 
-def init_weights(model: torch.nn.Module, path: str, contract: Contract) -> None:
-    """Load the network weights of checkpoint `path` (train.init_checkpoint) into `model`; the
-    checkpoint must hold the same contract and every weight of the same network."""
-    checkpoint = load_checkpoint(path, map_location="cpu")
-    if Contract.from_dict(checkpoint["contract"]) != contract:
-        raise TrainingError(
-            f"train.init_checkpoint {path} was trained with another contract; expected the config's contract"
-        )
-    missing, unexpected = model.load_state_dict(checkpoint["model"], strict=False)
-    if missing or unexpected:
-        raise TrainingError(
-            f"train.init_checkpoint {path} does not fit this config's model: missing keys {list(missing)[:5]}, "
-            f"unexpected keys {list(unexpected)[:5]}; expected a checkpoint of the same model section"
-        )
-
-
 @dataclass
 class TrainState:
     step: int = 0  # optimiser steps done
@@ -324,7 +308,7 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False) -> Tra
     loss_weights = config.loss if model_config.use_steer_head else dataclasses.replace(config.loss, steer_ce=0.0)
 
     if cfg.init_checkpoint and not resume:  # a resumed run's weights come from last.pt
-        init_weights(model, cfg.init_checkpoint, contract)
+        load_weights_into(model, cfg.init_checkpoint, contract)
 
     # -- resume --
     state = TrainState()
