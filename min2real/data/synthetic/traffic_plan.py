@@ -47,6 +47,7 @@ CROSS_STUB_M = 30.0
 LANE_BEYOND_END_M = 25.0
 BYPASS_PAD_M = 4.0
 CROSSWALK_SPACING_M = 90.0  # one crosswalk per this much route at density 1
+LEAD_CLEAR_BEFORE_M, LEAD_CLEAR_AFTER_M = 45.0, 12.0  # the pulling-away lead's clear stretch of route
 BYPASS_OFFSET_M = 0.8  # the route this far into the oncoming lane: an oncoming car would not pass
 # Light cycle after the trigger (seconds): main yellow, all red, cross green, cross yellow, all red.
 LIGHT_PHASES_S = (2.5, 1.0, 4.0, 1.5, 1.0)
@@ -327,16 +328,30 @@ def build_traffic_plan(scenario: Scenario, density: float) -> TrafficPlan:
                 s = span.s_exit + VEHICLE_HALF_SIZE_M[0] + 1.0
         return s
 
-    # Lead vehicles ahead of the ego, slower than it; some brake to a stop mid-block.
-    s_lead = float(rng.uniform(12.0, 20.0))
-    for _ in range(max(1, int(round(2 * density)))):
+    # Lead vehicles ahead of the ego, slower than it; some brake to a stop mid-block. The first one
+    # stands on a clear stretch of the route until the ego comes near and then pulls away in front of
+    # it (a car leaving the kerb), so that the ego meets it on every route instead of chasing one that
+    # left at the start. Clear: no zone, stop line or crosswalk from LEAD_CLEAR_BEFORE_M before it (the
+    # ego is never held before it reaches the trigger) to LEAD_CLEAR_AFTER_M after it.
+    busy = [(sp.s_enter, sp.s_exit) for sp in spans if sp.lane == 0]
+    busy += [(line.s_m - 5.0, line.s_m + 5.0) for line in scenario.stop_lines]
+    s_lead = _clear_stretch(busy, 35.0, min(120.0, length - 40.0), rng)
+    pulls_away = s_lead is not None
+    s_lead = s_lead if s_lead is not None else float(rng.uniform(12.0, 20.0))
+    lead_spans: list[tuple[float, float]] = []
+    for k in range(max(1, int(round(2 * density)))):
         s_lead = outside_zones(0, s_lead)
         if s_lead > length - 30.0:
             break
         stop_s = math.nan
         if rng.random() < 0.5:
             stop_s = s_lead + float(rng.uniform(30.0, 70.0))
-        actors.append(vehicle(0, s_lead, float(rng.uniform(4.5, 6.5)), stop_s_m=stop_s, stop_dwell_s=2.5))
+        trigger = -math.inf
+        if k == 0 and pulls_away:
+            trigger = s_lead - float(rng.uniform(20.0, 28.0))
+            lead_spans.append((s_lead - 10.0, s_lead + LEAD_CLEAR_AFTER_M))  # no crosswalk at its kerb
+        speed = float(rng.uniform(4.5, 6.5))
+        actors.append(vehicle(0, s_lead, speed, stop_s_m=stop_s, stop_dwell_s=2.5, trigger_route_s_m=trigger))
         s_lead += float(rng.uniform(35.0, 60.0)) / density
     # Oncoming traffic spread along the opposite lane (it meets the ego head on, in its own lane).
     gap = 45.0 / density
@@ -346,7 +361,7 @@ def build_traffic_plan(scenario: Scenario, density: float) -> TrafficPlan:
         actors.append(vehicle(1, s_on, float(rng.uniform(5.0, 7.5))))
         s_on += gap * float(rng.uniform(0.7, 1.3))
 
-    crosswalks = _crosswalks(scenario, spans, lanes, rng, density)
+    crosswalks = _crosswalks(scenario, spans, lanes, rng, density, lead_spans)
     for crosswalk in crosswalks:
         actors.append(
             ActorSpec(
@@ -364,12 +379,28 @@ def build_traffic_plan(scenario: Scenario, density: float) -> TrafficPlan:
     return TrafficPlan(density, lanes, zones, spans, lights, crosswalks, actors, 0, stop_signs)
 
 
+def _clear_stretch(
+    busy: list[tuple[float, float]], low_m: float, high_m: float, rng: np.random.Generator
+) -> float | None:
+    """A random route s in [low_m, high_m] with nothing busy from LEAD_CLEAR_BEFORE_M before it to
+    LEAD_CLEAR_AFTER_M after it; None where the route has no such stretch."""
+    candidates = np.arange(low_m, high_m, 1.0)
+    ok = [s for s in candidates if all(s + LEAD_CLEAR_AFTER_M < a or s - LEAD_CLEAR_BEFORE_M > b for a, b in busy)]
+    return float(ok[int(rng.integers(len(ok)))]) if ok else None
+
+
 def _crosswalks(
-    scenario: Scenario, spans: list[ZoneSpan], lanes: list[Lane], rng: np.random.Generator, density: float
+    scenario: Scenario,
+    spans: list[ZoneSpan],
+    lanes: list[Lane],
+    rng: np.random.Generator,
+    density: float,
+    keep_clear: list[tuple[float, float]],
 ) -> list[Crosswalk]:
-    """Mid-block crosswalks on the route road, away from junctions, stop lines and the bypass."""
+    """Mid-block crosswalks on the route road, away from junctions, stop lines, the bypass and the
+    stretches in `keep_clear` (route s intervals)."""
     route_spans = [(span.s_enter, span.s_exit) for span in spans if span.lane == 0]
-    blocked = route_spans + [(line.s_m - 5.0, line.s_m + 5.0) for line in scenario.stop_lines]
+    blocked = route_spans + [(line.s_m - 5.0, line.s_m + 5.0) for line in scenario.stop_lines] + keep_clear
     candidates = np.arange(30.0, scenario.length_m - 20.0, 2.0)
     ok = [s for s in candidates if all(s < a - 15.0 or s > b + 12.0 for a, b in blocked)]
     wanted = max(1, int(round(density * scenario.length_m / CROSSWALK_SPACING_M)))

@@ -81,13 +81,17 @@ class RouteExpert:
         ]
         self._waited_s = 0.0
 
+    def _road_limit(self, s: np.ndarray) -> np.ndarray:
+        """The road's own speed limit (m/s) at route progress `s`: cruise, or less in a curve."""
+        curvature = np.abs(self.scenario.curvature_at(s))
+        return np.minimum(self.params.cruise_mps, np.sqrt(self.params.lateral_accel_mps2 / np.maximum(curvature, 1e-6)))
+
     def _speed_plan(self, s0: float, speed_mps: float, stop_s: float = np.inf) -> tuple[np.ndarray, np.ndarray]:
         """(s samples, planned speed) from the vehicle's progress s0 over the plan horizon, standing
         from `stop_s` on (a hazard's stop point)."""
         p = self.params
         s = s0 + np.arange(0.0, p.plan_horizon_m + 1e-9, p.plan_step_m)
-        curvature = np.abs(self.scenario.curvature_at(s))
-        limit = np.minimum(p.cruise_mps, np.sqrt(p.lateral_accel_mps2 / np.maximum(curvature, 1e-6)))
+        limit = self._road_limit(s)
         if self._pending:
             limit = np.where(s >= self._pending[0][0], 0.0, limit)
         limit = np.where(s >= stop_s, 0.0, limit)
@@ -129,11 +133,14 @@ class RouteExpert:
             hazards = perceive(self.scenario, self.world, state, progress_m)
             if hazards:
                 free_speed = float(np.interp(progress_m + 2.0, s, speed))
-                for hazard in hazards:  # met: it alone would slow the plan down (its braking envelope)
+                road_limit = float(self._road_limit(np.array([progress_m + 2.0]))[0])
+                margin = self.params.interaction_margin_mps
+                for hazard in hazards:
+                    # Met: its braking envelope alone holds the plan below the road's own limit there,
+                    # and it, not the car's own acceleration from a lower speed, is what limits the plan.
                     room = max(hazard.stop_s_m - progress_m - 2.0, 0.0)
-                    slows = (
-                        np.sqrt(2.0 * self.params.decel_mps2 * room) < free_speed - self.params.interaction_margin_mps
-                    )
+                    envelope = np.sqrt(2.0 * self.params.decel_mps2 * room)
+                    slows = envelope < road_limit - margin and envelope < free_speed + margin
                     # A red light counts when near, also while a queue in front of it is what stops us.
                     if slows or (hazard.kind == "red_light" and room < self.params.light_met_m):
                         self.interactions[INTERACTION_KINDS[hazard.kind]].add(hazard.ident)
