@@ -23,6 +23,7 @@ ENTRY_POINT_GROUP = "min2real.commands"
 COMMANDS: dict[str, str] = {
     "env": "env",
     "data": "data",
+    "dagger": "dagger",
     "eval": "eval",
     "build-engine": "build_engine",
     "export": "export",

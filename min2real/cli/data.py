@@ -37,6 +37,17 @@ def _contract(name: str):
     raise SystemExit(f"contract {name!r} is not known; expected 'default' or 'tiny'")
 
 
+def parse_conditions(text: str) -> tuple[str, ...]:
+    """--conditions: 'all' (the closed loop's six), a comma-separated list, or '' (the plain look: ())."""
+    from min2real.data.synthetic.scenario import CONDITION_NAMES
+
+    conditions = CONDITION_NAMES if text == "all" else tuple(c.strip() for c in text.split(",") if c.strip())
+    unknown = sorted(set(conditions) - set(CONDITION_NAMES))
+    if unknown:
+        raise ValueError(f"--conditions {unknown} are not known; expected 'all' or some of {CONDITION_NAMES}")
+    return conditions
+
+
 # ---- synth ----------------------------------------------------------------------------------------
 def _synth_arguments(parser: argparse.ArgumentParser) -> None:
     from min2real.data.synthetic.traffic_plan import DEFAULT_TRAFFIC_DENSITY
@@ -109,15 +120,10 @@ def _synth_run(args: argparse.Namespace) -> int:
     real_size = args.real_image_size or ((256, 144) if args.tiny else (640, 360))
     domains = tuple(d.strip() for d in args.domains.split(",") if d.strip())
     cameras = ("CAM_F0", "CAM_L0", "CAM_R0") if args.real_cameras == "stitch" else ("CAM_F0",)
-    from min2real.data.synthetic.scenario import CONDITION_NAMES
-
-    conditions = CONDITION_NAMES if args.conditions == "all" else tuple(c for c in args.conditions.split(",") if c)
-    unknown = sorted(set(conditions) - set(CONDITION_NAMES))
-    if unknown:
-        print(
-            f"data synth: --conditions {unknown} are not known; expected 'all' or some of {CONDITION_NAMES}",
-            file=sys.stderr,
-        )
+    try:
+        conditions = parse_conditions(args.conditions)
+    except ValueError as error:
+        print(f"data synth: {error}", file=sys.stderr)
         return 2
     if not 0.0 <= args.traffic <= 3.0:
         print(f"data synth: --traffic {args.traffic}; expected a density in 0..3 (1 = the judged one)", file=sys.stderr)
@@ -192,7 +198,8 @@ def _check_run(args: argparse.Namespace) -> int:
         datasets.append(
             (
                 f"sim  (CARLA Garage): {s['routes']} routes ({s['routes_used']} used, {s['routes_imperfect']} below "
-                f"score 100, {s['routes_crashed']} crashed), {s['frames']} frames, {len(sim)} samples, "
+                f"score 100, {s['routes_crashed']} crashed, {s['routes_expert_labelled']} DAgger routes labelled by the "
+                f"expert at visited states), {s['frames']} frames, {len(sim)} samples, "
                 f"{s['frames_without_future']} frames without future",
                 sim,
             )

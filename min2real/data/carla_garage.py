@@ -23,6 +23,13 @@ Two CARLA Garage habits, both constructor options:
   the shifted camera's frame (data.py augment_target_point / get_waypoints / align): here the
   waypoints, the target point and the LiDAR points. Default 0 (off). The draw uses Python's
   `random`, which DataLoader seeds per worker.
+
+DAgger recordings (`min2real dagger`): a learner drove, so the driven future is not a label. Each
+measurement then carries `expert_waypoints` ((num_waypoints, 2), CARLA ego axes): the expert's
+plan from that visited state, used instead of the later frames' poses (no future frames needed),
+and results.json.gz says `"labels": "expert_at_visited_state"`: such a route is used whatever the
+learner's driving score, because its labels never contain the learner's mistakes (Garage's score
+filter guards against an expert's failed drive, whose driven future would be a bad label).
 """
 
 from __future__ import annotations
@@ -56,6 +63,10 @@ _FRAME_FILE = re.compile(r"^(\d+)\.(jpg|png|laz|json\.gz)$")
 # frames of each route; augment_percentage of samples use the augmented camera.
 GARAGE_SKIP_FIRST_S = 2.5
 GARAGE_AUGMENTED_VIEW_PROBABILITY = 0.5
+# DAgger recordings: the per-frame expert label and the route-level marker in results.json.gz.
+EXPERT_WAYPOINTS_KEY = "expert_waypoints"
+RESULTS_LABELS_KEY = "labels"
+EXPERT_AT_VISITED_STATE = "expert_at_visited_state"
 
 
 def find_route_dirs(roots: list[str | Path]) -> list[Path]:
@@ -114,6 +125,22 @@ def _to_contract_frame(
     target_ego = C.carla_to_rep103(target_carla)
     lidar_ego = None if lidar_xyz_carla is None else C.carla_to_rep103(lidar_xyz_carla)
     return positions_world, yaw_world, target_ego, lidar_ego
+
+
+def _expert_waypoints(value: object, contract: C.Contract, path: Path) -> np.ndarray:
+    """A measurement's `expert_waypoints` (CARLA ego axes) -> (num_waypoints, 2) in REP 103."""
+    try:
+        waypoints = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as error:
+        raise DataError(BAD_MEASUREMENT, path, f"expert_waypoints is not a numeric array ({error})") from error
+    if waypoints.shape != (contract.num_waypoints, 2) or not np.isfinite(waypoints).all():
+        raise DataError(
+            BAD_MEASUREMENT,
+            path,
+            f"expert_waypoints has shape {waypoints.shape}; expected finite ({contract.num_waypoints}, 2) "
+            "for this contract",
+        )
+    return C.carla_to_rep103(waypoints)
 
 
 def augmented_view_pose(translation_m: float, rotation_deg: float) -> tuple[np.ndarray, float]:
@@ -186,6 +213,7 @@ class CarlaGarageDataset:
             "routes_used": 0,
             "routes_imperfect": 0,
             "routes_crashed": 0,
+            "routes_expert_labelled": 0,
             "frames": 0,
             "frames_skipped_at_start": 0,
             "frames_without_future": 0,
@@ -194,32 +222,40 @@ class CarlaGarageDataset:
         samples: list[tuple[int, int]] = []
         for route_dir in find_route_dirs(list(roots)):
             self.stats["routes"] += 1
-            if not self._route_allowed(route_dir, require_perfect_score, skip_crashed_routes):
+            allowed, expert_labelled = self._route_allowed(route_dir, require_perfect_score, skip_crashed_routes)
+            if not allowed:
                 continue
-            frames = self._index_route(route_dir)
+            frames = self._index_route(route_dir, needs_future=not expert_labelled)
             if frames:
                 samples.extend((len(self.route_dirs), frame) for frame in frames)
                 self.route_dirs.append(str(route_dir))
                 self.stats["routes_used"] += 1
         self.samples = np.array(samples, dtype=np.int64).reshape(-1, 2)  # (route index, frame number)
 
-    def _route_allowed(self, route_dir: Path, require_perfect_score: bool, skip_crashed_routes: bool) -> bool:
+    def _route_allowed(
+        self, route_dir: Path, require_perfect_score: bool, skip_crashed_routes: bool
+    ) -> tuple[bool, bool]:
+        """(whether the route's frames are used, whether it is a DAgger recording labelled by the expert)."""
         results = route_dir / "results.json.gz"
         if not results.is_file():
             self.stats["routes_crashed"] += 1
-            return not skip_crashed_routes
+            return not skip_crashed_routes, False
         try:
-            score = float(read_json_gz(results)["scores"]["score_composed"])
+            document = read_json_gz(results)
+            score = float(document["scores"]["score_composed"])
         except (DataError, KeyError, TypeError, ValueError) as error:
             self.index_problems.add(warn_problem(problem_from_exception(error, results, "bad_json")))
             self.stats["routes_crashed"] += 1
-            return not skip_crashed_routes
+            return not skip_crashed_routes, False
+        if document.get(RESULTS_LABELS_KEY) == EXPERT_AT_VISITED_STATE:
+            self.stats["routes_expert_labelled"] += 1
+            return True, True
         if score < 100.0:
             self.stats["routes_imperfect"] += 1
-            return not require_perfect_score
-        return True
+            return not require_perfect_score, False
+        return True, False
 
-    def _index_route(self, route_dir: Path) -> list[int]:
+    def _index_route(self, route_dir: Path, needs_future: bool = True) -> list[int]:
         def numbers(sub: str, suffixes: tuple[str, ...]) -> set[int]:
             folder = route_dir / sub
             if not folder.is_dir():
@@ -255,7 +291,7 @@ class CarlaGarageDataset:
                     )
                 continue
             future = [frame + k * self.frame_stride for k in range(1, self.contract.num_waypoints + 1)]
-            if not all(f in measurements for f in future):
+            if needs_future and not all(f in measurements for f in future):
                 self.stats["frames_without_future"] += 1
                 continue
             usable.append(frame)
@@ -281,8 +317,14 @@ class CarlaGarageDataset:
         route_dir, frame = self._paths(index)
         measurement_path = route_dir / "measurements" / f"{frame:04d}.json.gz"
         try:
+            current = read_json_gz(measurement_path)
+            expert_waypoints = current.get(EXPERT_WAYPOINTS_KEY) if isinstance(current, dict) else None
             frames = [frame + k * self.frame_stride for k in range(self.contract.num_waypoints + 1)]
-            measurements = [read_json_gz(route_dir / "measurements" / f"{f:04d}.json.gz") for f in frames]
+            if expert_waypoints is not None:
+                frames = frames[:1]  # labelled by the expert at this state: no future poses needed
+            measurements = [current] + [
+                read_json_gz(route_dir / "measurements" / f"{f:04d}.json.gz") for f in frames[1:]
+            ]
             camera_dir = route_dir / ("rgb_augmented" if augmented else "rgb")
             image_path = camera_dir / f"{frame:04d}.jpg"
             if not image_path.is_file() and (camera_dir / f"{frame:04d}.png").is_file():
@@ -311,8 +353,11 @@ class CarlaGarageDataset:
                     measurement_path,
                     f"command {road_option} is not a CARLA RoadOption; expected one of {sorted(C.CARLA_ROAD_OPTION_TO_COMMAND)}",
                 )
-            times = np.asarray(frames, dtype=np.float64) / self.frame_rate_hz
-            waypoints = C.future_waypoints_from_poses(times, positions, 0, yaw, self.contract)
+            if expert_waypoints is not None:
+                waypoints = _expert_waypoints(expert_waypoints, self.contract, measurement_path)
+            else:
+                times = np.asarray(frames, dtype=np.float64) / self.frame_rate_hz
+                waypoints = C.future_waypoints_from_poses(times, positions, 0, yaw, self.contract)
             if waypoints is None:
                 raise DataError(BAD_MEASUREMENT, measurement_path, "future frames do not reach the waypoint horizon")
             if augmented:

@@ -12,6 +12,8 @@ from typing import Any
 
 import torch
 
+from min2real.contract import Contract
+
 CHECKPOINT_FORMAT = "min2real-checkpoint-v1"
 
 
@@ -36,7 +38,6 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
 
 def model_from_checkpoint(path: str | Path, map_location: str | torch.device = "cpu"):
     """Rebuild the network from a checkpoint. Returns (model in eval mode, checkpoint dict, contract)."""
-    from min2real.contract import Contract
     from min2real.models.config import ModelConfig
     from min2real.models.model import build_model
 
@@ -59,3 +60,18 @@ def model_from_checkpoint(path: str | Path, map_location: str | torch.device = "
         model.image_backbone.provenance = recorded[backbone]
     model.eval()
     return model, checkpoint, contract
+
+
+def load_weights_into(model: torch.nn.Module, path: str | Path, contract: Contract) -> None:
+    """Load the network weights of checkpoint `path` into `model` (train.init_checkpoint: a run that
+    starts from a previous one, e.g. the last DAgger round's). The checkpoint must hold `contract`
+    and every weight of the same network; anything else is refused with the keys that differ."""
+    checkpoint = load_checkpoint(path, map_location="cpu")
+    if Contract.from_dict(checkpoint["contract"]) != contract:
+        raise CheckpointError(f"checkpoint {path} was trained with another contract; expected the config's contract")
+    missing, unexpected = model.load_state_dict(checkpoint["model"], strict=False)
+    if missing or unexpected:
+        raise CheckpointError(
+            f"checkpoint {path} does not fit this config's model: missing keys {list(missing)[:5]}, "
+            f"unexpected keys {list(unexpected)[:5]}; expected a checkpoint of the same model section"
+        )

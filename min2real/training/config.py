@@ -73,6 +73,9 @@ class TrainSection:
     # (docs/training.md): {S} variants (no real driving labels) select on sim, {S, R} variants on
     # real (held-out trainval logs); "sim" / "real" force one.
     select_on: str = "auto"
+    # Start the network's weights from this min2real checkpoint (e.g. the previous DAgger round's
+    # checkpoints/best.pt); the optimizer, schedule and step count start fresh. "" = from scratch.
+    init_checkpoint: str = ""
     # DDP's search for parameters a step left unused; on automatically for models with the V2R adapter (a
     # batch without sim samples skips it) and for heads whose loss weight is 0
     # (trainer.needs_unused_parameter_search); this switch turns it on for any model.

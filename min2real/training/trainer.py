@@ -41,7 +41,7 @@ from torch.utils.data import DataLoader
 from min2real.contract import DOMAIN_SIM, INPUT_LIDAR_BEV, SAMPLE_DOMAIN
 from min2real.data.common import DataProblems
 from min2real.evaluation.metrics import MetricsAccumulator, flatten_metrics
-from min2real.models.checkpoint import load_checkpoint
+from min2real.models.checkpoint import load_checkpoint, load_weights_into
 from min2real.training.augment import add_gaussian_noise
 from min2real.training.checkpoint import save_checkpoint
 from min2real.training.config import TrainConfig
@@ -306,6 +306,9 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False) -> Tra
         return torch.autocast("cuda", dtype=amp_dtype) if use_amp else contextlib.nullcontext()
 
     loss_weights = config.loss if model_config.use_steer_head else dataclasses.replace(config.loss, steer_ce=0.0)
+
+    if cfg.init_checkpoint and not resume:  # a resumed run's weights come from last.pt
+        load_weights_into(model, cfg.init_checkpoint, contract)
 
     # -- resume --
     state = TrainState()

@@ -78,6 +78,9 @@ class SyntheticFrame:
     in_junction: bool
     side_images: dict[str, np.ndarray] = field(default_factory=dict)
     traffic: FrameTraffic | None = None  # drives with traffic: the expert's decision, the actors
+    # True: waypoints_ego are the expert's plan from this (visited) state, not the driven future
+    # (DAgger recordings); the Garage writer then stores them as the measurement's expert_waypoints.
+    waypoints_from_expert: bool = False
 
 
 @dataclass(frozen=True)
@@ -130,6 +133,8 @@ class SyntheticDrive:
     waypoint horizon and the target-point distance at any speed, so every frame up to
     `duration_s` has exact labels.
     """
+
+    waypoints_from_expert = False  # see SyntheticFrame.waypoints_from_expert
 
     def __init__(
         self,
@@ -212,11 +217,8 @@ class SyntheticDrive:
         contract = self.contract
         time_s = index / rate_hz
         s_now = float(self.timing.s_at(time_s))
-        position, yaw = self.pose_at_s(s_now)
-        yaw = float(yaw)
-        times = time_s + np.concatenate([[0.0], contract.waypoint_times_s])
-        future_xy, _ = self.pose_at_s(self.timing.s_at(times))
-        waypoints = C.future_waypoints_from_poses(times, future_xy, 0, yaw, contract)
+        position, yaw = self.pose_at_time(time_s)
+        waypoints = self.waypoints_at(time_s, yaw)
         route_step = self.route_step(index, rate_hz)
         _, in_junction = self.route.command_at(s_now)
         road_option = COMMAND_TO_ROAD_OPTION[route_step.command]
@@ -243,7 +245,20 @@ class SyntheticDrive:
             in_junction=in_junction,
             side_images=images,
             traffic=self.frame_traffic(time_s),
+            waypoints_from_expert=self.waypoints_from_expert,
         )
+
+    def pose_at_time(self, time_s: float) -> tuple[np.ndarray, float]:
+        """The ego's pose (position (2,), yaw) at `time_s`: on its path at its progress then."""
+        position, yaw = self.pose_at_s(float(self.timing.s_at(time_s)))
+        return position, float(yaw)
+
+    def waypoints_at(self, time_s: float, yaw: float) -> np.ndarray:
+        """The waypoint labels (num_waypoints, 2) of the frame at `time_s` (ego yaw `yaw`): the
+        driven future, exact from the continuous trajectory."""
+        times = time_s + np.concatenate([[0.0], self.contract.waypoint_times_s])
+        future_xy, _ = self.pose_at_s(self.timing.s_at(times))
+        return C.future_waypoints_from_poses(times, future_xy, 0, yaw, self.contract)
 
     def pose_at_s(self, s_m: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
         """The ego's pose (position (..., 2), yaw (...)) at progress s along its path."""
@@ -266,8 +281,8 @@ class SyntheticDrive:
             self._route_steps[rate_hz] = (planner, [])
         planner, steps = self._route_steps[rate_hz]
         while len(steps) <= index:
-            position, yaw = self.pose_at_s(float(self.timing.s_at(len(steps) / rate_hz)))
-            steps.append(planner.step(position, float(yaw)))
+            position, yaw = self.pose_at_time(len(steps) / rate_hz)
+            steps.append(planner.step(position, yaw))
         return steps[index]
 
     def augmented_view(self, index: int, rate_hz: float) -> tuple[np.ndarray, float, float]:
@@ -281,7 +296,7 @@ class SyntheticDrive:
         rng = np.random.default_rng((*self.seed, 5, C.DOMAINS.index(self.domain), index))
         translation_m = float(rng.uniform(-AUGMENTATION_TRANSLATION_M, AUGMENTATION_TRANSLATION_M))
         rotation_deg = float(rng.uniform(-AUGMENTATION_ROTATION_DEG, AUGMENTATION_ROTATION_DEG))
-        position, yaw = self.pose_at_s(float(self.timing.s_at(index / rate_hz)))
+        position, yaw = self.pose_at_time(index / rate_hz)
         origin_ego, yaw_offset = augmented_view_pose(translation_m, rotation_deg)
         cos_yaw, sin_yaw = np.cos(float(yaw)), np.sin(float(yaw))
         shifted = position + np.array(

@@ -38,6 +38,11 @@ class TrafficRecording:
     boxes: list[Boxes]
     actors: list[dict[str, np.ndarray]]
     driving_score: float
+    # DAgger recordings (a learner drove): the visited pose (T, 3: x, y, yaw; world) and the
+    # expert's waypoints from it (T, num_waypoints, 2; base_link). None: the expert drove on the
+    # lane centre, and the labels are its driven future.
+    pose_world: np.ndarray | None = None
+    expert_waypoints_ego: np.ndarray | None = None
 
     @property
     def duration_s(self) -> float:
@@ -107,3 +112,51 @@ class TrafficDrive(SyntheticDrive):
             float(rec.light_distance_m[tick]),
             **rec.actors[tick],
         )
+
+
+class VisitedStateDrive(TrafficDrive):
+    """A drive that a learner (or a mix of learner and expert) drove closed loop (`min2real dagger`):
+    frames are rendered at the poses it visited, with the world as it was at that tick, and each is
+    labelled with the expert's plan from that state (`recording.pose_world`,
+    `recording.expert_waypoints_ego`, `recording.target_speed_mps` / `brake`), so every recorded
+    frame is labelled and no tail of future frames is needed. The target point and command come
+    from the route the driver was given (`scenario.route_xy`) and the visited poses."""
+
+    waypoints_from_expert = True
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        recording: TrafficRecording,
+        domain: str = SIM,
+        image_size: tuple[int, int] = (1024, 384),
+        contract: C.Contract = C.DEFAULT_CONTRACT,
+    ) -> None:
+        if recording.pose_world is None or recording.expert_waypoints_ego is None:
+            raise ValueError(
+                "VisitedStateDrive needs a recording with pose_world and expert_waypoints_ego (a DAgger drive)"
+            )
+        expected = (len(recording.route_s_m), contract.num_waypoints, 2)
+        if recording.expert_waypoints_ego.shape != expected:
+            raise ValueError(
+                f"recording expert_waypoints_ego has shape {recording.expert_waypoints_ego.shape}; expected {expected}"
+            )
+        super().__init__(scenario, recording, domain, image_size, contract)
+        self.route_world_xy = np.asarray(scenario.route_xy, dtype=np.float64)
+
+    def frames_with_tail(self, num_labelled: int, rate_hz: float) -> int:
+        if abs(rate_hz * self.recording.tick_s - 1.0) > 1e-9 or num_labelled > len(self.recording.route_s_m):
+            raise ValueError(
+                f"a visited-state drive has {len(self.recording.route_s_m)} frames at {1 / self.recording.tick_s:g} Hz; "
+                f"asked for {num_labelled} at {rate_hz:g} Hz"
+            )
+        return num_labelled
+
+    def pose_at_time(self, time_s: float) -> tuple[np.ndarray, float]:
+        assert self.recording.pose_world is not None
+        x, y, yaw = self.recording.pose_world[self.recording.tick_at(time_s)]
+        return np.array([x, y], dtype=np.float64), float(yaw)
+
+    def waypoints_at(self, time_s: float, yaw: float) -> np.ndarray:
+        assert self.recording.expert_waypoints_ego is not None
+        return self.recording.expert_waypoints_ego[self.recording.tick_at(time_s)].astype(np.float32)

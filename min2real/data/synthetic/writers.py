@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from min2real import contract as C
+from min2real.data.carla_garage import EXPERT_WAYPOINTS_KEY
 from min2real.data.common import write_image_rgb
 from min2real.data.synthetic.drive import (
     CARLA_RATE_HZ,
@@ -98,13 +99,18 @@ def _carla_measurement(frame: SyntheticFrame, next_frame: SyntheticFrame | None)
         "augmentation_translation": 0.0,
         "augmentation_rotation": 0.0,
         "ego_matrix": ego_matrix,
-    }
+        **({EXPERT_WAYPOINTS_KEY: C.carla_to_rep103(frame.waypoints_ego.astype(np.float64)).tolist()}
+           if frame.waypoints_from_expert else {}),
+    }  # fmt: skip
 
 
-def write_carla_route(route_dir: Path, drive: SyntheticDrive, num_labelled: int, score: float = 100.0) -> int:
+def write_carla_route(
+    route_dir: Path, drive: SyntheticDrive, num_labelled: int, score: float = 100.0, results: dict | None = None
+) -> int:
     """One CARLA Garage route folder at 4 Hz: rgb/%04d.jpg, rgb_augmented/%04d.jpg (Garage's shifted and
     rotated camera, SyntheticDrive.augmented_view), lidar/%04d.laz (ego frame, CARLA axes),
-    measurements/%04d.json.gz, results.json.gz. Returns the number of frames written."""
+    measurements/%04d.json.gz, results.json.gz (`results`: its content; default: the expert's
+    route scored `score`). Returns the number of frames written."""
     total = drive.frames_with_tail(num_labelled, CARLA_RATE_HZ)
     for sub in ("rgb", "rgb_augmented", "lidar", "measurements"):
         (route_dir / sub).mkdir(parents=True, exist_ok=True)
@@ -128,7 +134,7 @@ def write_carla_route(route_dir: Path, drive: SyntheticDrive, num_labelled: int,
         measurement.update(augmentation_translation=translation_m, augmentation_rotation=rotation_deg)
         with gzip.open(route_dir / "measurements" / f"{index:04d}.json.gz", "wt", encoding="utf-8") as handle:
             json.dump(measurement, handle)
-    results = {
+    results = results or {
         "scores": {"score_composed": score, "score_route": 100.0, "score_penalty": score / 100.0},
         "status": "Completed" if score >= 100.0 else "Failed",
         "num_infractions": 0,

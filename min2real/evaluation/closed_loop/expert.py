@@ -53,6 +53,7 @@ class ExpertParams:
     yield_to_traffic: bool = True
     interaction_margin_mps: float = 0.5  # a hazard counts as met when it lowers the plan this much
     light_met_m: float = 30.0  # or, for a red / yellow light, when its stop line is this close
+    line_passed_m: float = 2.0  # a stop line this far behind the vehicle was run (the judge's stop_pass_m)
 
 
 class RouteExpert:
@@ -109,7 +110,13 @@ class RouteExpert:
         return {name: len(ids) for name, ids in self.interactions.items()}
 
     def update(self, dt_s: float, progress_m: float, speed_mps: float) -> None:
-        """Once per tick: release the next stop line after standing at it for its dwell."""
+        """Once per tick, along the trajectory actually driven: release the next stop line after
+        standing at it for its dwell, or once the vehicle has run it (a learner driving, DAgger: the
+        plan never asks to stop for a line that is behind)."""
+        passed = self.params.stop_before_line_m + self.params.line_passed_m
+        while self._pending and progress_m > self._pending[0][0] + passed:
+            self._pending.pop(0)
+            self._waited_s = 0.0
         if not self._pending:
             return
         stop_s, dwell_s = self._pending[0]

@@ -14,6 +14,65 @@ from min2real.data.synthetic.traffic_drive import TrafficDrive, TrafficRecording
 from min2real.evaluation.closed_loop.direct import ExpertStack
 from min2real.evaluation.closed_loop.simulator import ClosedLoopSimulator
 
+RECORDING_KEYS = ("s", "speed", "target", "brake", "light", "light_m", "boxes", "actors")
+
+
+def traffic_snapshot(sim: ClosedLoopSimulator, target_speed_mps: float, brake: bool) -> dict:
+    """What a labelled frame needs at the simulator's present tick (RECORDING_KEYS): the ego's
+    route progress and speed, the expert's `target_speed_mps` / `brake`, the next light's state
+    and distance, the boxes drawn and the actors (an empty world: no light, no actors)."""
+    world = sim.traffic
+    if world is None:
+        light_state, distance, boxes = "none", math.inf, None
+        on = np.zeros(0, dtype=np.int64)
+        actors = {"ids": on, "kinds": on, "centre_xy": np.zeros((0, 2)), "yaw_rad": np.zeros(0),
+                  "speed_mps": np.zeros(0), "half_size_m": np.zeros((0, 2)), "height_m": np.zeros(0)}  # fmt: skip
+    else:
+        front = sim.judge.position_s_m + 0.5 * sim.vehicle.params.length_m
+        ahead = [(light.route_stop_s_m - front, i) for i, light in enumerate(world.plan.lights)]
+        ahead = [(d, i) for d, i in ahead if d > -0.5]
+        distance, light = min(ahead) if ahead else (math.inf, -1)
+        light_state = world.light_state(light) if light >= 0 else "none"
+        boxes = world.boxes()
+        on = np.flatnonzero(world.active)
+        actors = {
+            "ids": on.copy(),
+            "kinds": world.kind[on].copy(),
+            "centre_xy": world.xy[on].copy(),
+            "yaw_rad": world.yaw_rad[on].copy(),
+            "speed_mps": world.speed_mps[on].copy(),
+            "half_size_m": world.half_size_m[on].copy(),
+            "height_m": world.height_m[on].copy(),
+        }
+    return {
+        "s": sim.judge.position_s_m,
+        "speed": sim.state.speed_mps,
+        "target": target_speed_mps,
+        "brake": brake,
+        "light": light_state,
+        "light_m": distance,
+        "boxes": boxes,
+        "actors": actors,
+    }
+
+
+def recording_from_rows(tick_s: float, rows: dict[str, list], driving_score: float, **extra) -> TrafficRecording:
+    """A TrafficRecording from per-tick `traffic_snapshot` rows (lists per RECORDING_KEYS);
+    `extra`: TrafficRecording's optional per-tick arrays (pose_world, expert_waypoints_ego)."""
+    return TrafficRecording(
+        tick_s,
+        np.asarray(rows["s"], dtype=np.float64),
+        np.asarray(rows["speed"], dtype=np.float64),
+        np.asarray(rows["target"], dtype=np.float64),
+        np.asarray(rows["brake"], dtype=bool),
+        list(rows["light"]),
+        np.asarray(rows["light_m"], dtype=np.float64),
+        list(rows["boxes"]),
+        list(rows["actors"]),
+        driving_score,
+        **extra,
+    )
+
 
 def record_expert_drive(scenario: Scenario, contract: C.Contract = C.DEFAULT_CONTRACT) -> TrafficRecording:
     """The expert drives `scenario` (with its traffic) to the end of the route or until the judge
@@ -23,36 +82,13 @@ def record_expert_drive(scenario: Scenario, contract: C.Contract = C.DEFAULT_CON
     sim = ClosedLoopSimulator(scenario, "sim", None, lidar=False)
     stack = ExpertStack(contract)
     stack.start(sim)
-    world, expert = sim.traffic, stack.expert
-    assert world is not None and expert is not None
-    rows: dict[str, list] = {
-        key: [] for key in ("s", "speed", "target", "brake", "light", "light_m", "boxes", "actors")
-    }
+    expert = stack.expert
+    assert expert is not None
+    rows: dict[str, list] = {key: [] for key in RECORDING_KEYS}
 
     def snapshot(target_speed: float, brake: bool) -> None:
-        front = sim.judge.position_s_m + 0.5 * sim.vehicle.params.length_m
-        ahead = [(light.route_stop_s_m - front, i) for i, light in enumerate(world.plan.lights)]
-        ahead = [(distance, i) for distance, i in ahead if distance > -0.5]
-        distance, light = min(ahead) if ahead else (math.inf, -1)
-        on = np.flatnonzero(world.active)
-        rows["s"].append(sim.judge.position_s_m)
-        rows["speed"].append(sim.state.speed_mps)
-        rows["target"].append(target_speed)
-        rows["brake"].append(brake)
-        rows["light"].append(world.light_state(light) if light >= 0 else "none")
-        rows["light_m"].append(distance)
-        rows["boxes"].append(world.boxes())
-        rows["actors"].append(
-            {
-                "ids": on.copy(),
-                "kinds": world.kind[on].copy(),
-                "centre_xy": world.xy[on].copy(),
-                "yaw_rad": world.yaw_rad[on].copy(),
-                "speed_mps": world.speed_mps[on].copy(),
-                "half_size_m": world.half_size_m[on].copy(),
-                "height_m": world.height_m[on].copy(),
-            }
-        )
+        for key, value in traffic_snapshot(sim, target_speed, brake).items():
+            rows[key].append(value)
 
     while not sim.done:
         output = stack.control(sim.observe(render=False))
@@ -60,18 +96,7 @@ def record_expert_drive(scenario: Scenario, contract: C.Contract = C.DEFAULT_CON
         assert output.control is not None
         sim.step(output.control)
     snapshot(0.0, True)
-    return TrafficRecording(
-        sim.tick_s,
-        np.asarray(rows["s"]),
-        np.asarray(rows["speed"]),
-        np.asarray(rows["target"]),
-        np.asarray(rows["brake"], dtype=bool),
-        rows["light"],
-        np.asarray(rows["light_m"]),
-        rows["boxes"],
-        rows["actors"],
-        sim.judge.score().driving_score,
-    )
+    return recording_from_rows(sim.tick_s, rows, sim.judge.score().driving_score)
 
 
 def traffic_drive(

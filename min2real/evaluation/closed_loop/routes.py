@@ -51,7 +51,7 @@ class RouteSpec:
     traffic: float = 0.0
 
     @property
-    def seed(self) -> tuple[int, int]:
+    def seed(self) -> tuple[int, ...]:
         return (self.seed_base + self.town, self.index)
 
     def scenario(self) -> Scenario:
