@@ -89,6 +89,34 @@ def test_the_head_is_an_optional_graph_output_that_the_policy_reads(tmp_path):
         decode_target_speed({OUTPUT_TARGET_SPEED_LOGITS: np.full((1, 4), np.nan, np.float32)})
 
 
+def test_a_speed_blind_model_ignores_the_speed_but_its_graph_keeps_the_input(tmp_path):
+    """model.use_speed_input=false (the inertia remedy): no output depends on the ego speed, and the
+    exported graph still takes `speed` (the contract's inputs are unchanged; the runtime feeds it)."""
+    torch.manual_seed(0)
+    config = variant_config("min2real", tiny=True).replace(use_target_speed_head=True, use_speed_input=False)
+    model = build_model(config, TINY_CONTRACT).eval()
+    export_model(model, TINY_CONTRACT, "sim", tmp_path / "blind.onnx", exporter="legacy")
+    session = onnxruntime.InferenceSession(str(tmp_path / "blind.onnx"))
+    assert "speed" in [i.name for i in session.get_inputs()]
+    rng = np.random.default_rng(1)
+    frame = dict(
+        image_rgb=rng.integers(0, 256, (96, 256, 3), dtype=np.uint8),
+        lidar_points_ego=None,
+        target_point_ego=np.array([20.0, 0.0]),
+        command=1,
+    )
+    policy = load_policy(str(tmp_path / "blind.onnx"))
+    standing, driving = (policy.predict(FrameInputs(speed_mps=v, **frame)) for v in (0.0, 7.0))
+    np.testing.assert_array_equal(standing.waypoints_ego, driving.waypoints_ego)
+    np.testing.assert_array_equal(standing.target_speed_probs, driving.target_speed_probs)
+    seeing = build_model(config.replace(use_speed_input=True), TINY_CONTRACT).eval()
+    seeing.load_state_dict(model.state_dict())  # same weights: the option adds or removes none
+    export_model(seeing, TINY_CONTRACT, "sim", tmp_path / "seeing.onnx", exporter="legacy")
+    seeing_policy = load_policy(str(tmp_path / "seeing.onnx"))
+    standing, driving = (seeing_policy.predict(FrameInputs(speed_mps=v, **frame)) for v in (0.0, 7.0))
+    assert not np.array_equal(standing.target_speed_probs, driving.target_speed_probs)
+
+
 @pytest.mark.slow
 def test_the_head_learns_the_expert_target_speed_on_held_out_frames(tmp_path):
     train_roots = write_synthetic(tmp_path / "train", seed=3, frames=64)

@@ -61,6 +61,10 @@ class ModelConfig:
     # CARLA Garage TransFuser++'s target-speed classification head (contract.TARGET_SPEEDS_MPS) on the
     # fused feature; exported as the optional output target_speed_logits.
     use_target_speed_head: bool = False
+    # False: no head sees the ego speed (the graph keeps the input and reads it as 0 m/s). A model that
+    # sees its own standstill learns to keep standing, since the expert mostly stands where it stood a
+    # moment before (the inertia problem of behaviour cloning, Codevilla et al., ICCV 2019).
+    use_speed_input: bool = True
     use_command: bool = True
     feature_dim: int = 256
     fusion_heads: int = 4  # heads of the cross-attention that pools image (+ BEV) tokens

@@ -195,6 +195,8 @@ class Min2RealModel(nn.Module):
         backbone_input, adapter_distance = self._image_backbone_input(image_norm, sim_index, all_sim)
         image_tokens, features = self._image_features(backbone_input, sim_index)
         lidar_tokens = self.lidar_encoder(lidar_bev) if self.lidar_encoder is not None else None
+        if not self.config.use_speed_input:  # the input stays in the graph (the contract), read as 0 m/s
+            speed = speed * 0.0
         measurements = self.measurement_encoder(target_point, speed, command)
         fused = self.fusion(image_tokens, features, lidar_tokens, measurements)
         waypoints = self.waypoint_head(fused, target_point)
