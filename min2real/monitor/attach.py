@@ -31,7 +31,10 @@ from min2real.monitor.statistics import MonitorError, combined_scores, fit_score
 
 LOGGER = logging.getLogger("min2real.monitor")
 
-DEFAULT_FALSE_ALARM_RATES = {"warn": 0.01, "error": 0.001}
+# WARN at the score 0.5 % of the held-out frames exceed (chosen on validation drives: at 1 %, 2.2 % of
+# the 5-frame windows of the synth-val-empty routes the bundled model drove cleanly were at WARN; at
+# 0.5 %, 0.2 %), ERROR at 0.1 %.
+DEFAULT_FALSE_ALARM_RATES = {"warn": 0.005, "error": 0.001}
 SCORE_PARITY_TOLERANCE = 1e-3  # relative, graph vs the numpy reference
 METHOD = (
     "ood_score = sqrt(mean over two parts of (part score / its median training-frame score)^2); part score = "

@@ -117,12 +117,11 @@ def combined_scores(features: dict[str, np.ndarray], parts: list[ScorePart]) -> 
 
 
 def parts_sha256(parts: list[ScorePart]) -> str:
-    """Fingerprint of every part's mean, whitening and reference (the graph holds the values)."""
+    """Fingerprint of every part's mean and whitening (the graph holds the values)."""
     digest = hashlib.sha256()
     for part in parts:
         digest.update(part.name.encode())
         digest.update(bytes.fromhex(part.statistics.sha256()))
-        digest.update(np.float32(part.reference).tobytes())
     return digest.hexdigest()
 
 
