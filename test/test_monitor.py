@@ -29,7 +29,6 @@ from min2real.monitor.attach import attach_monitor_from_data, inputs_from_data, 
 from min2real.monitor.corruptions import CORRUPTIONS, SEVERITIES, corrupt  # noqa: E402
 from min2real.monitor.graph import locate_block_tokens  # noqa: E402
 from min2real.monitor.metrics import auroc  # noqa: E402
-from min2real.monitor.summaries import IMAGE_SUMMARY, TOKEN_SUMMARY, image_summary, token_summary  # noqa: E402
 from min2real.monitor.statistics import (  # noqa: E402
     FeatureStatistics,
     MonitorError,
@@ -37,9 +36,9 @@ from min2real.monitor.statistics import (  # noqa: E402
     combined_scores,
     fit_feature_statistics,
     ood_scores,
-    parts_sha256,
     threshold_at,
 )
+from min2real.monitor.summaries import IMAGE_SUMMARY, TOKEN_SUMMARY, image_summary, token_summary  # noqa: E402
 from min2real.runtime.domain_monitor import DomainShiftMonitor, MonitorThresholds, monitor_for  # noqa: E402
 from min2real.runtime.health import ERROR, OK, WARN  # noqa: E402
 from min2real.runtime.onnx_metadata import read_onnx_metadata  # noqa: E402
@@ -116,17 +115,18 @@ def test_attached_graph_scores_as_the_numpy_reference_and_records_its_calibratio
     # holds, on the graph's own first-block tokens and input images.
     model = onnx.load(str(path))
     stored = {init.name: onnx.numpy_helper.to_array(init) for init in model.graph.initializer}
-    parts = [
-        ScorePart(
-            name,
-            FeatureStatistics(stored[f"monitor.{name}.feature_mean"], stored[f"monitor.{name}.whitening"], 0.0, 0),
-            monitor["features"][name]["reference"],
-        )
-        for name in (TOKEN_SUMMARY, IMAGE_SUMMARY)
-    ]
-    assert parts_sha256(parts) == monitor["statistics"]["sha256"]
-    for part in parts:  # the score's per-part weight is 1 / (parts * reference^2)
-        assert float(stored[f"monitor.{part.name}.weight"]) == pytest.approx(1 / (2 * part.reference**2), rel=1e-5)
+    mean, whitening = stored["monitor.feature_mean"], stored["monitor.whitening"]
+    assert FeatureStatistics(mean, whitening, 0.0, 0).sha256() == monitor["statistics"]["sha256"]
+    parts, offset = [], 0  # undo the graph's block-diagonal scaling: whitening_k / sqrt(D_k * 2 * reference_k^2)
+    token_dim = monitor["features"][TOKEN_SUMMARY]["dim"]
+    assert not whitening[:token_dim, token_dim:].any() and not whitening[token_dim:, :token_dim].any()
+    for name in (TOKEN_SUMMARY, IMAGE_SUMMARY):
+        dim, reference = monitor["features"][name]["dim"], monitor["features"][name]["reference"]
+        block = slice(offset, offset + dim)
+        unscaled = whitening[block, block] * np.sqrt(dim * 2 * reference**2)
+        parts.append(ScorePart(name, FeatureStatistics(mean[block], unscaled, 0.0, 0), reference))
+        offset += dim
+    assert offset == whitening.shape[0]
     tokens = locate_block_tokens(model)
     model.graph.output.append(onnx.helper.make_tensor_value_info(tokens, onnx.TensorProto.FLOAT, None))
     heldout = inputs_from_data(monitor_data[1]["sim"].parent, metadata, 6, seed=3)

@@ -51,7 +51,9 @@ def run(args: argparse.Namespace) -> int:
             max_train_frames=args.max_train_frames,
             max_heldout_frames=args.max_heldout_frames,
             false_alarm_rates={
-                level: rate for level, rate in (("warn", args.warn_rate), ("error", args.error_rate)) if rate is not None
+                level: rate
+                for level, rate in (("warn", args.warn_rate), ("error", args.error_rate))
+                if rate is not None
             },
         )
     except (MonitorError, ContractError, FileNotFoundError, ValueError) as error:

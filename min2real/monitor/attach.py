@@ -27,7 +27,7 @@ from min2real.contract import (
 )
 from min2real.files import atomic_write_bytes
 from min2real.monitor.graph import attach_monitor_nodes, attach_summary_nodes, locate_features, with_outputs
-from min2real.monitor.statistics import MonitorError, combined_scores, fit_score_part, parts_sha256, threshold_at
+from min2real.monitor.statistics import MonitorError, combined_scores, fit_score_part, threshold_at
 
 LOGGER = logging.getLogger("min2real.monitor")
 
@@ -39,9 +39,9 @@ SCORE_PARITY_TOLERANCE = 1e-3  # relative, graph vs the numpy reference
 METHOD = (
     "ood_score = sqrt(mean over two parts of (part score / its median training-frame score)^2); part score = "
     "Mahalanobis distance / sqrt(D) to the training-frame mean under a Ledoit-Wolf shrunk covariance; parts: "
-    "token_summary (first ViT block's tokens: CLS, patch mean, patch std) and image_summary (camera image per "
-    "channel: mean, std, mean |dx|, mean |dy|); domain_logit = the training discriminator on the features the "
-    "heads read (pre-sigmoid, real > 0)"
+    "token_summary (first ViT block's patch tokens: mean, L2 norm) and image_summary (camera image sampled every "
+    "4th pixel, per channel: mean, mean |step right|, mean |step down|, std); domain_logit = the training discriminator on the features "
+    "the heads read (pre-sigmoid, real > 0)"
 )
 
 
@@ -132,7 +132,7 @@ def attach_monitor(
     summaries = attach_summary_nodes(model)
     train_features = graph_summaries(model, summaries, train_inputs)
     parts = [fit_score_part(name, values) for name, values in train_features.items()]
-    attach_monitor_nodes(model, summaries, parts, features_name, discriminator)
+    stored = attach_monitor_nodes(model, summaries, parts, features_name, discriminator)
     outputs = [OUTPUT_OOD_SCORE] + ([OUTPUT_DOMAIN_LOGIT] if discriminator else [])
     model_bytes = model.SerializeToString()
 
@@ -151,15 +151,19 @@ def attach_monitor(
         "method": METHOD,
         "outputs": outputs,
         "features": {
-            part.name: {"tensor": summaries[part.name], "dim": part.statistics.dim, "reference": round(part.reference, 6)}
+            part.name: {
+                "tensor": summaries[part.name],
+                "dim": part.statistics.dim,
+                "reference": round(part.reference, 6),
+            }
             for part in parts
         },
         "statistics": {
             "frames": parts[0].statistics.num_frames,
             "shrinkage": {part.name: round(part.statistics.shrinkage, 6) for part in parts},
-            "sha256": parts_sha256(parts),
-            "stored_as": "graph initializers monitor.<part>.feature_mean (D,), monitor.<part>.whitening (D, D), "
-            "monitor.<part>.weight = 1 / (parts * reference^2)",
+            "sha256": stored.sha256(),
+            "stored_as": "graph initializers monitor.feature_mean (the parts' means, concatenated) and "
+            "monitor.whitening (block diagonal: part k's whitening / sqrt(D_k * parts * reference_k^2))",
             "train_score_mean": round(float(train_scores.mean()), 4),
             **provenance.get("statistics", {}),
         },

@@ -17,7 +17,7 @@ import math
 import numpy as np
 
 from min2real.contract import INPUT_IMAGE, OUTPUT_DOMAIN_LOGIT, OUTPUT_OOD_SCORE
-from min2real.monitor.statistics import MonitorError, ScorePart
+from min2real.monitor.statistics import FeatureStatistics, MonitorError, ScorePart
 from min2real.monitor.summaries import IMAGE_SUMMARY, TOKEN_SUMMARY, image_summary_nodes, token_summary_nodes
 
 BACKBONE_SCOPE = "model.image_backbone"
@@ -135,6 +135,13 @@ def _builders(model):
     return node, constant
 
 
+def _image_size(model) -> tuple[int, int]:
+    dims = _dims(model, INPUT_IMAGE)
+    if dims is None or len(dims) != 4 or min(dims[2:]) < 2:
+        raise MonitorError(f"graph input {INPUT_IMAGE!r} has shape {dims}; expected (B, 3, H >= 2, W >= 2)")
+    return dims[2], dims[3]
+
+
 def attach_summary_nodes(model) -> dict[str, str]:
     """Append the summaries the score reads (monitor.summaries) to `model` in place; returns
     {TOKEN_SUMMARY: tensor name, IMAGE_SUMMARY: tensor name}, both (B, D) float32."""
@@ -145,7 +152,7 @@ def attach_summary_nodes(model) -> dict[str, str]:
     node, constant = _builders(model)
     return {
         TOKEN_SUMMARY: token_summary_nodes(node, constant, tokens),
-        IMAGE_SUMMARY: image_summary_nodes(node, constant, INPUT_IMAGE),
+        IMAGE_SUMMARY: image_summary_nodes(node, constant, INPUT_IMAGE, *_image_size(model)),
     }
 
 
@@ -160,31 +167,38 @@ def attach_monitor_nodes(
     parts: list[ScorePart],
     features_name: str | None = None,
     discriminator: list[tuple[np.ndarray, np.ndarray]] | None = None,
-) -> None:
+) -> FeatureStatistics:
     """Append OUTPUT_OOD_SCORE over `parts` (read from the `summaries` tensors of
     attach_summary_nodes; statistics.combined_scores is its reference) and, with `discriminator`
     layers [(weight (out, in), bias (out,))...] joined by exact GELUs on `features_name`,
-    OUTPUT_DOMAIN_LOGIT, to `model` in place, both (B,) float32."""
+    OUTPUT_DOMAIN_LOGIT, to `model` in place, both (B,) float32. Returns the score's stored statistics
+    (the concatenated means, the scaled block-diagonal whitening) for the metadata's checksum."""
     import onnx
     from onnx import TensorProto, helper
 
     graph = model.graph
     batch = _batch_dim(model)
     node, constant = _builders(model)
-    last_axis = constant("last_axis", np.array([-1], dtype=np.int64))
-    terms = []
     for part in parts:
         dim = feature_dim(model, summaries[part.name])
         if part.statistics.dim != dim:
             raise MonitorError(f"{part.name} statistics are over {part.statistics.dim} features; the graph's has {dim}")
-        mean = constant(f"{part.name}.feature_mean", part.statistics.mean)
-        centered = node("Sub", [summaries[part.name], mean], f"{part.name}.centered")
-        whitened = node("MatMul", [centered, constant(f"{part.name}.whitening", part.statistics.whitening)], f"{part.name}.whitened")
-        squared = node("Mul", [whitened, whitened], f"{part.name}.squared")
-        mean_square = node("ReduceMean", [squared, last_axis], f"{part.name}.mean_square", keepdims=0)
-        weight = np.float32(1.0 / (len(parts) * part.reference**2))  # mean over parts of (score / reference)^2
-        terms.append(node("Mul", [mean_square, constant(f"{part.name}.weight", weight)], f"{part.name}.term"))
-    total = terms[0] if len(terms) == 1 else node("Sum", terms, "mean_ratio_square")
+    # One Sub / MatMul / ReduceSumSquare over the concatenated parts: part k's whitening columns scaled by
+    # 1 / sqrt(D_k * parts * reference_k^2), so the sum of squares is the mean over parts of (score / reference)^2.
+    mean = np.concatenate([part.statistics.mean for part in parts]).astype(np.float32)
+    whitening = np.zeros((mean.size, mean.size), dtype=np.float32)
+    offset = 0
+    for part in parts:
+        dim = part.statistics.dim
+        scale = 1.0 / math.sqrt(dim * len(parts) * part.reference**2)
+        whitening[offset : offset + dim, offset : offset + dim] = part.statistics.whitening * scale
+        offset += dim
+    joined = node("Concat", [summaries[part.name] for part in parts], "summaries", axis=-1)
+    centered = node("Sub", [joined, constant("feature_mean", mean)], "centered")
+    whitened = node("MatMul", [centered, constant("whitening", whitening)], "whitened")
+    total = node(
+        "ReduceSumSquare", [whitened, constant("last_axis", np.array([-1], dtype=np.int64))], "sum_square", keepdims=0
+    )
     graph.node.append(helper.make_node("Sqrt", [total], [OUTPUT_OOD_SCORE], name=f"{PREFIX}.score"))
     graph.output.append(helper.make_tensor_value_info(OUTPUT_OOD_SCORE, TensorProto.FLOAT, [batch]))
 
@@ -227,3 +241,4 @@ def attach_monitor_nodes(
         )
         graph.output.append(helper.make_tensor_value_info(OUTPUT_DOMAIN_LOGIT, TensorProto.FLOAT, [batch]))
     onnx.checker.check_model(model, full_check=True)
+    return FeatureStatistics(mean, whitening, 0.0, parts[0].statistics.num_frames)

@@ -116,15 +116,6 @@ def combined_scores(features: dict[str, np.ndarray], parts: list[ScorePart]) -> 
     return np.sqrt(np.mean(ratios, axis=0)).astype(np.float32)
 
 
-def parts_sha256(parts: list[ScorePart]) -> str:
-    """Fingerprint of every part's mean and whitening (the graph holds the values)."""
-    digest = hashlib.sha256()
-    for part in parts:
-        digest.update(part.name.encode())
-        digest.update(bytes.fromhex(part.statistics.sha256()))
-    return digest.hexdigest()
-
-
 def threshold_at(scores: np.ndarray, false_alarm_rate: float) -> tuple[float, str]:
     """The score that `false_alarm_rate` of held-out in-distribution frames exceed, and how it was
     found: the empirical quantile, or (with fewer than MIN_EXCEEDANCES_FOR_EMPIRICAL expected
