@@ -8,8 +8,9 @@ to `--model`, statistics over random-input frames (values do not change the cost
 OnnxRuntimeBackend.infer (the product path at its defaults) on both graphs, interleaved round by
 round so load changes on a shared machine hit both alike, and prints the median per-frame times
 and the monitor's share, against the target of < 3 % of the graph's time. The bundled model is
-the worst case for that share: the monitor's cost grows with D^2 (192 here, 768 for ViT-S's CLS +
-mean features: ~0.9 MFLOP against the real-size graph's ~30 GFLOP).
+the worst case for that share: the score's whitening grows with D^2 (the token part's 3E: 288
+here, 1152 for ViT-S: ~2.7 MFLOP against the real-size graph's ~30 GFLOP), the summaries with the
+tokens and the image pixels (one pass each).
 """
 
 from __future__ import annotations

@@ -27,15 +27,18 @@ from min2real.contract import (  # noqa: E402
 )
 from min2real.monitor.attach import attach_monitor_from_data, inputs_from_data, run_graph  # noqa: E402
 from min2real.monitor.corruptions import CORRUPTIONS, SEVERITIES, corrupt  # noqa: E402
-from min2real.monitor.graph import locate_features, with_features_output  # noqa: E402
+from min2real.monitor.graph import locate_block_tokens  # noqa: E402
 from min2real.monitor.metrics import auroc  # noqa: E402
 from min2real.monitor.statistics import (  # noqa: E402
     FeatureStatistics,
     MonitorError,
+    ScorePart,
+    combined_scores,
     fit_feature_statistics,
     ood_scores,
     threshold_at,
 )
+from min2real.monitor.summaries import IMAGE_SUMMARY, TOKEN_SUMMARY, image_summary, token_summary  # noqa: E402
 from min2real.runtime.domain_monitor import DomainShiftMonitor, MonitorThresholds, monitor_for  # noqa: E402
 from min2real.runtime.health import ERROR, OK, WARN  # noqa: E402
 from min2real.runtime.onnx_metadata import read_onnx_metadata  # noqa: E402
@@ -108,16 +111,29 @@ def test_attached_graph_scores_as_the_numpy_reference_and_records_its_calibratio
     thresholds = monitor["calibration"][OUTPUT_OOD_SCORE]
     assert 0 < thresholds["warn"] < thresholds["error"]
     assert monitor["calibration"]["heldout_above_warn"] <= 0.03
-    # The graph's score is the numpy reference, with the statistics the graph holds, on its own features.
+    # The graph's score is the numpy reference (summaries and score), with the statistics the graph
+    # holds, on the graph's own first-block tokens and input images.
     model = onnx.load(str(path))
     stored = {init.name: onnx.numpy_helper.to_array(init) for init in model.graph.initializer}
-    statistics = FeatureStatistics(stored["monitor.feature_mean"], stored["monitor.whitening"], 0.0, 0)
-    assert statistics.sha256() == monitor["statistics"]["sha256"]
-    name = locate_features(model)
-    assert name == monitor["features"]["tensor"]
+    mean, whitening = stored["monitor.feature_mean"], stored["monitor.whitening"]
+    assert FeatureStatistics(mean, whitening, 0.0, 0).sha256() == monitor["statistics"]["sha256"]
+    parts, offset = [], 0  # undo the graph's block-diagonal scaling: whitening_k / sqrt(D_k * 2 * reference_k^2)
+    token_dim = monitor["features"][TOKEN_SUMMARY]["dim"]
+    assert not whitening[:token_dim, token_dim:].any() and not whitening[token_dim:, :token_dim].any()
+    for name in (TOKEN_SUMMARY, IMAGE_SUMMARY):
+        dim, reference = monitor["features"][name]["dim"], monitor["features"][name]["reference"]
+        block = slice(offset, offset + dim)
+        unscaled = whitening[block, block] * np.sqrt(dim * 2 * reference**2)
+        parts.append(ScorePart(name, FeatureStatistics(mean[block], unscaled, 0.0, 0), reference))
+        offset += dim
+    assert offset == whitening.shape[0]
+    tokens = locate_block_tokens(model)
+    model.graph.output.append(onnx.helper.make_tensor_value_info(tokens, onnx.TensorProto.FLOAT, None))
     heldout = inputs_from_data(monitor_data[1]["sim"].parent, metadata, 6, seed=3)
-    tapped = run_graph(with_features_output(model, name).SerializeToString(), heldout, [name, OUTPUT_OOD_SCORE])
-    np.testing.assert_allclose(tapped[OUTPUT_OOD_SCORE], ood_scores(tapped[name], statistics), rtol=1e-4)
+    tapped = run_graph(model.SerializeToString(), heldout, [tokens, OUTPUT_OOD_SCORE])
+    images = np.concatenate([frame["image"] for frame in heldout])
+    summaries = {TOKEN_SUMMARY: token_summary(tapped[tokens]), IMAGE_SUMMARY: image_summary(images)}
+    np.testing.assert_allclose(tapped[OUTPUT_OOD_SCORE], combined_scores(summaries, parts), rtol=1e-3)
     with pytest.raises(MonitorError, match="already has monitor outputs"):
         attach_monitor_from_data(
             path, path.with_name("twice.onnx"), monitor_data[0]["sim"].parent, monitor_data[1]["sim"].parent

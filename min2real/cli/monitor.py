@@ -1,7 +1,7 @@
 """`min2real monitor`: add the domain-shift monitor to an already exported ONNX graph.
 
     min2real monitor models/bundled/min2real_tiny_sim.onnx --train-data data/bundled/train \\
-        --heldout-data data/bundled/val --out out/bundled_monitor_sim.onnx
+        --heldout-data data/bundled/calib --out out/bundled_monitor_sim.onnx
 
 For a graph whose checkpoint is not at hand (the bundled model ships none): the OOD score only,
 since the discriminator is not part of an exported graph. With the checkpoint, prefer
@@ -24,8 +24,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="output .onnx path")
     parser.add_argument("--max-train-frames", type=int, default=2400, help="training frames for the statistics")
     parser.add_argument("--max-heldout-frames", type=int, default=2000, help="held-out frames for the thresholds")
-    parser.add_argument("--warn-rate", type=float, default=0.01, help="false-alarm rate of WARN on held-out frames")
-    parser.add_argument("--error-rate", type=float, default=0.001, help="false-alarm rate of ERROR (below --warn-rate)")
+    parser.add_argument(
+        "--warn-rate",
+        type=float,
+        help="false-alarm rate of WARN on held-out frames (default: min2real.monitor.attach.DEFAULT_FALSE_ALARM_RATES, "
+        "0.005)",
+    )
+    parser.add_argument(
+        "--error-rate",
+        type=float,
+        help="false-alarm rate of ERROR, below the WARN rate (default: DEFAULT_FALSE_ALARM_RATES, 0.001)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -41,7 +50,11 @@ def run(args: argparse.Namespace) -> int:
             args.heldout_data,
             max_train_frames=args.max_train_frames,
             max_heldout_frames=args.max_heldout_frames,
-            false_alarm_rates={"warn": args.warn_rate, "error": args.error_rate},
+            false_alarm_rates={
+                level: rate
+                for level, rate in (("warn", args.warn_rate), ("error", args.error_rate))
+                if rate is not None
+            },
         )
     except (MonitorError, ContractError, FileNotFoundError, ValueError) as error:
         print(f"monitor failed: {error}")

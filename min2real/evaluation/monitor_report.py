@@ -30,10 +30,11 @@ from min2real.monitor.corruptions import CORRUPTIONS, SEVERITIES, corrupt
 from min2real.monitor.metrics import auroc, pearson, spearman
 from min2real.runtime.onnx_metadata import read_onnx_metadata
 
-# The severity each corruption is reported at (bold in the table): for the bundled model, the lowest
-# at which its monitor reaches AUROC >= 0.9 on the seed-12 test frames. A measured operating point
-# (read off those frames), not a severity fixed beforehand: the table shows every severity.
-STATED_SEVERITY = {"gaussian_noise": 4, "blur": 5, "brightness": 5, "occlusion": 3, "camera_shift": 2}
+# The severity each corruption is judged at (bold in the table; the target is AUROC >= 0.9 there):
+# the middle of every scale, fixed before the monitor was measured on any frame (noise sigma 48,
+# a 15 px box blur, gain 2.5, 15 % of the image occluded, 4.5 deg roll + 9 % pitch). The table shows
+# every severity.
+STATED_SEVERITY = dict.fromkeys(CORRUPTIONS, 3)
 
 
 def _with_images(batches: list[dict], images: np.ndarray) -> list[dict]:

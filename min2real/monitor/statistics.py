@@ -1,10 +1,12 @@
 """Feature statistics of training frames and the score computed from them (numpy only).
 
     features (N, D) -> mean (D,), Ledoit-Wolf shrunk covariance -> whitening W (D, D)
-    ood_score(f) = sqrt(mean_d(((f - mean) @ W)_d^2))   (the Mahalanobis distance / sqrt(D))
+    part_score(f) = sqrt(mean_d(((f - mean) @ W)_d^2))   (the Mahalanobis distance / sqrt(D))
+    ood_score = sqrt(mean_k (part_score_k / reference_k)^2)   over the parts k (monitor.summaries:
+                the token summary and the image summary), reference_k = the median training-frame
+                part score, so each part counts alike and a typical training frame scores about 1
 
-Training frames score about 1 (mean square <= 1); the graph computes the same (`graph.attach_score_nodes`), this
-module is its reference. Thresholds come from held-out in-distribution frames at a stated
+The graph computes the same (`graph.attach_score_nodes`); this module is its reference. Thresholds come from held-out in-distribution frames at a stated
 false-alarm rate (`threshold_at`).
 """
 
@@ -84,9 +86,34 @@ def fit_feature_statistics(features: np.ndarray) -> FeatureStatistics:
 
 
 def ood_scores(features: np.ndarray, statistics: FeatureStatistics) -> np.ndarray:
-    """(N, D) features -> (N,) float32 scores (the graph's OUTPUT_OOD_SCORE, computed in numpy)."""
+    """(N, D) features -> (N,) float32 part scores (Mahalanobis distance / sqrt(D))."""
     whitened = (np.asarray(features, dtype=np.float32) - statistics.mean) @ statistics.whitening
     return np.sqrt(np.mean(whitened**2, axis=-1)).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class ScorePart:
+    """One summary the score reads: `name` (a monitor.summaries name), its training statistics, and
+    `reference`, the median part score over the training frames (the part's unit in the score)."""
+
+    name: str
+    statistics: FeatureStatistics
+    reference: float
+
+
+def fit_score_part(name: str, features: np.ndarray) -> ScorePart:
+    """ScorePart of `name` from its (N, D) training-frame features."""
+    statistics = fit_feature_statistics(features)
+    reference = float(np.median(ood_scores(features, statistics)))
+    if not reference > 0:
+        raise MonitorError(f"training frames of {name!r} all score 0; the monitor cannot scale this part")
+    return ScorePart(name, statistics, reference)
+
+
+def combined_scores(features: dict[str, np.ndarray], parts: list[ScorePart]) -> np.ndarray:
+    """{part name: (N, D_k) features} -> (N,) float32 OUTPUT_OOD_SCORE (module docstring), in numpy."""
+    ratios = [(ood_scores(features[part.name], part.statistics) / part.reference) ** 2 for part in parts]
+    return np.sqrt(np.mean(ratios, axis=0)).astype(np.float32)
 
 
 def threshold_at(scores: np.ndarray, false_alarm_rate: float) -> tuple[float, str]:

@@ -152,4 +152,5 @@ class ScoreSummary:
             "ood_score_max": round(float(scores.max()), 4),
             "frames_warn_or_worse": round(float(np.mean(levels >= WARN)), 4),
             "frames_error": round(float(np.mean(levels >= ERROR)), 4),
+            "ood_scores": [round(float(score), 3) for score in scores],  # per frame, in order (to choose a window)
         }
