@@ -147,13 +147,18 @@ def test_controller_brakes_when_the_head_says_stop_and_follows_its_speed_otherwi
     stop = confidence_weighted_target_speed(np.array([0.6, 0.1, 0.1, 0.2]))
     assert stop == 0.0  # P(brake) above Garage's 0.5
     assert confidence_weighted_target_speed(np.array([0.4, 0.0, 0.6, 0.0])) == pytest.approx(3.0)
-    controller = WaypointController(ControllerConfig())
+    controller = WaypointController(ControllerConfig(speed_from="head"))
     step = controller.compute(waypoints, 4.0, stop)
     assert step.braking and step.control.brake == 1.0 and step.control.throttle == 0.0
     step = controller.compute(waypoints, 1.0, 8.0)
     assert not step.braking and step.control.throttle > 0 and step.desired_speed_mps == 8.0
     with pytest.raises(ValueError, match="target speed"):
         controller.compute(waypoints, 1.0, float("nan"))
+    # The default (the bundled model's choice on synth-val): the waypoints set the speed, the head is only published.
+    by_waypoints = WaypointController(ControllerConfig())
+    assert by_waypoints.compute(waypoints, 4.0, stop).control == WaypointController().compute(waypoints, 4.0).control
+    with pytest.raises(ValueError, match="speed_from"):
+        ControllerConfig(speed_from="lidar")
 
 
 def test_a_model_without_the_head_drives_exactly_as_before():

@@ -72,6 +72,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=ROUTE_LENGTH_M,
         help=f"scored route length in m (default {ROUTE_LENGTH_M:g})",
     )
+    parser.add_argument(
+        "--speed-from",
+        choices=("waypoints", "head"),
+        default="waypoints",
+        help="the model's desired speed when it drives (a model with the target-speed head): its waypoints "
+        "(default, as closed-loop) or the head (Garage's rule)",
+    )
     parser.add_argument("--backend", default="auto", help="policy backend (auto, onnxruntime-cpu, torch, ...)")
     parser.add_argument("--no-figures", action="store_true", help="no routes/<route>/top_down.png")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -140,6 +147,7 @@ def run(args: argparse.Namespace) -> int:
             progress=not args.no_progress,
             policy_name=str(model),
             extra=extra,
+            speed_from=args.speed_from,
         )
     except ValueError as error:
         return _fail(str(error))

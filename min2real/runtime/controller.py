@@ -45,6 +45,9 @@ class PIDGains:
     window: int = 20
 
 
+SPEED_FROM = ("waypoints", "head")
+
+
 @dataclass(frozen=True)
 class ControllerConfig:
     """CARLA Garage's controller constants (defaults) plus the waypoint spacing they apply to."""
@@ -63,8 +66,14 @@ class ControllerConfig:
     speed_window_start_s: float = 0.5
     speed_window_end_s: float = 1.0
     waypoint_dt_s: float = 0.5  # the contract's waypoint spacing
+    # Where the desired speed comes from for a model with the target-speed head: "waypoints" (their
+    # spacing, as for every model) or "head" (Garage TransFuser++: the head's confidence-weighted speed,
+    # brake when it says stop). The bundled model drives better by its waypoints (synth-val, card).
+    speed_from: str = "waypoints"
 
     def __post_init__(self) -> None:
+        if self.speed_from not in SPEED_FROM:
+            raise ValueError(f"controller speed_from {self.speed_from!r}; expected one of {SPEED_FROM}")
         if self.waypoint_dt_s <= 0 or self.speed_window_end_s <= self.speed_window_start_s:
             raise ValueError(
                 f"controller waypoint_dt_s={self.waypoint_dt_s} and speed window "
@@ -144,13 +153,14 @@ class WaypointController:
         self, waypoints_ego: np.ndarray, speed_mps: float, target_speed_mps: float | None = None
     ) -> ControlStep:
         """One control cycle (advances the PID windows). `target_speed_mps`: the target-speed head's
-        speed (runtime.speed_head), which replaces the waypoints' speed as in Garage's TransFuser++
-        (brake below HEAD_BRAKE_SPEED_MPS); None (a model without the head) keeps the waypoints' rule."""
+        speed (runtime.speed_head), which with `speed_from="head"` replaces the waypoints' speed as in
+        Garage's TransFuser++ (brake below HEAD_BRAKE_SPEED_MPS); None (a model without the head) or
+        `speed_from="waypoints"` keeps the waypoints' rule."""
         waypoints = _check_waypoints(waypoints_ego)
         if not math.isfinite(speed_mps):
             raise ValueError(f"controller speed {speed_mps}; expected a finite speed in m/s")
         cfg = self.config
-        if target_speed_mps is None:
+        if target_speed_mps is None or cfg.speed_from == "waypoints":
             desired_speed = self.desired_speed_mps(waypoints)
             braking = desired_speed < cfg.brake_speed_mps or (speed_mps / desired_speed) > cfg.brake_ratio
         else:

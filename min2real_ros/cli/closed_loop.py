@@ -50,6 +50,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="direct --model runs: Garage's creep after standing S seconds with the LiDAR safety box empty "
         "(min2real.runtime.recovery; off by default, Garage uses 55 s)",
     )
+    parser.add_argument(
+        "--speed-from",
+        choices=("waypoints", "head"),
+        default="waypoints",
+        help="direct --model runs: the desired speed of a model with the target-speed head, from its waypoints "
+        "(default, as the controller node) or from the head (Garage's rule); --ros: the controller node's "
+        "speed_from parameter",
+    )
 
 
 def _image_size(text: str | None) -> tuple[int, int] | None:
@@ -104,8 +112,11 @@ def closed_loop(args: argparse.Namespace) -> tuple[int, dict | None]:
         except ValueError as error:
             print(f"min2real closed-loop: --creep-after: {error}", file=sys.stderr)
             return 2, None
+    if args.speed_from != "waypoints" and (args.ros or not args.model):
+        print("min2real closed-loop: --speed-from head runs only with --model in direct mode", file=sys.stderr)
+        return 2, None
     mode = "ros" if args.ros else "direct"
-    extra: dict = {"tick_s": TICK_S}
+    extra: dict = {"tick_s": TICK_S, "speed_from": args.speed_from}
     if args.creep_after is not None:
         extra["creep_after_s"] = args.creep_after
     policy = None
@@ -170,7 +181,7 @@ def closed_loop(args: argparse.Namespace) -> tuple[int, dict | None]:
         )
         make_stack = factory.stack
     elif policy is not None:
-        make_stack = lambda spec: DirectPolicyStack(policy, TICK_S, use_lidar, creep)  # noqa: E731
+        make_stack = lambda spec: DirectPolicyStack(policy, TICK_S, use_lidar, creep, args.speed_from)  # noqa: E731
     else:
         make_stack = lambda spec: ExpertStack(contract)  # noqa: E731
 

@@ -44,6 +44,7 @@ from std_msgs.msg import Float32
 
 from min2real.runtime.controller import (
     FULL_BRAKE,
+    SPEED_FROM,
     ControllerConfig,
     ControlStep,
     PIDGains,
@@ -105,6 +106,12 @@ PARAMETERS: dict[str, P] = {
     "brake_ratio": P(1.1, "brake when speed > brake_ratio * desired speed", low=1.0, high=10.0),
     "clip_delta_mps": P(0.25, "speed error clip", low=0.0, high=100.0),
     "clip_throttle": P(0.75, "throttle clip", low=0.0, high=1.0),
+    "speed_from": P(
+        "waypoints",
+        "desired speed of a model with the target-speed head: waypoints (their spacing) | head (Garage's rule on "
+        "~/input/target_speed)",
+        choices=SPEED_FROM,
+    ),
     "max_steering_angle_deg": P(
         70.0, "ackermann/twist: wheel angle at |steer| = 1 (CARLA default vehicles: 70)", low=1.0, high=90.0
     ),
@@ -126,6 +133,7 @@ def controller_config_from_parameters(get: Any) -> ControllerConfig:
         clip_delta_mps=float(get("clip_delta_mps")),
         clip_throttle=float(get("clip_throttle")),
         waypoint_dt_s=float(get("waypoint_dt_s")),
+        speed_from=str(get("speed_from")),
     )
 
 

@@ -227,13 +227,14 @@ def drive_route(
     segment_s: float = DEFAULT_SEGMENT_S,
     contract: C.Contract | None = None,
     use_lidar: bool = True,
+    speed_from: str = "waypoints",
 ) -> tuple[RouteRun, MixedStack]:
     """Drive one route with the mixed stack until the judge ends it (a crash or a block included).
     `policy`: a runtime DrivingPolicy (sim graph), or None with beta = 1 (the expert alone)."""
     contract = contract or (policy.contract if policy is not None else C.DEFAULT_CONTRACT)
     if not segment_s > 0:
         raise ValueError(f"DAgger segment_s={segment_s}; expected > 0 seconds")
-    model = DirectPolicyStack(policy, TICK_S, use_lidar) if policy is not None else None
+    model = DirectPolicyStack(policy, TICK_S, use_lidar, speed_from=speed_from) if policy is not None else None
     rng = np.random.default_rng((*spec.drive_seed, 8))
     stack = MixedStack(model, ExpertStack(contract), beta, max(1, int(round(segment_s / TICK_S))), rng)
     camera = rendering_camera(contract, SIM)
@@ -278,6 +279,7 @@ def run_round(
     progress: bool = True,
     policy_name: str = "expert",
     extra: dict | None = None,
+    speed_from: str = "waypoints",
 ) -> dict[str, Any]:
     """Drive and record every route of a round into `out`: carla/dagger/route_XXX (Garage layout),
     routes/<route>/top_down.png (`figures`) and dagger.json (per-route DS, frames, the model's
@@ -289,7 +291,7 @@ def run_round(
     contract = contract or (policy.contract if policy is not None else C.DEFAULT_CONTRACT)
     runs, frames = [], []
     for spec in tqdm(specs, desc=f"dagger (beta {beta:g})", unit="route", disable=not progress):
-        run, stack = drive_route(spec, policy, beta, segment_s, contract, use_lidar)
+        run, stack = drive_route(spec, policy, beta, segment_s, contract, use_lidar, speed_from)
         frames.append(write_route(out / "carla" / "dagger" / f"route_{spec.index:03d}", run, stack, contract))
         if figures:
             write_route_figures(out / "routes" / spec.name.split("/")[-1], run, tiles=0)

@@ -190,9 +190,17 @@ class DirectPolicyStack:
 
     needs_sensors = True
 
-    def __init__(self, policy: Any, tick_s: float, use_lidar: bool, creep: CreepConfig | None = None) -> None:
+    def __init__(
+        self,
+        policy: Any,
+        tick_s: float,
+        use_lidar: bool,
+        creep: CreepConfig | None = None,
+        speed_from: str = "waypoints",
+    ) -> None:
         self.driver = DriverMirror(policy, tick_s, use_lidar)
-        self.controller = ControllerMirror(policy.contract, creep=creep)
+        config = ControllerConfig(waypoint_dt_s=float(policy.contract.waypoint_dt_s), speed_from=speed_from)
+        self.controller = ControllerMirror(policy.contract, config, creep=creep)
         self.tick_s = float(tick_s)
 
     def start(self, sim: ClosedLoopSimulator) -> None:
