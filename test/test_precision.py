@@ -22,7 +22,10 @@ BUNDLED = data_file("models", "bundled/min2real_tiny_sim.onnx")
 # logits). Measured here: fp16 waypoints 0.0098 / logits 0.0029; int8 0.051 / 0.095 (16 seed-1
 # frames, calibrated on 16 seed-0 frames); docs/performance.md has the synth-val numbers.
 FP16_BOUNDS = {"waypoints": 0.02, "steer_logits": 0.01}
-INT8_BOUNDS = {"waypoints": 0.6, "steer_logits": 0.25}  # bundled model: 0.43-0.48 m max (its card); INT8 drives synth-val as well as FP32
+INT8_BOUNDS = {
+    "waypoints": 0.6,
+    "steer_logits": 0.25,
+}  # bundled model: 0.43-0.48 m max (its card); INT8 drives synth-val as well as FP32
 
 
 @pytest.fixture(scope="module")
