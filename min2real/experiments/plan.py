@@ -4,7 +4,7 @@ the data it trains and validates on.
 Every run is a full-size recipe (training/<name>.yaml) shrunk by
 `min2real.training.recipes.load_miniature`: the variant's tiny network at TINY_CONTRACT, the
 stand-in extractor frozen in the DINOv2 slot, the synthetic data below, the step budget. The
-defaults are the issue's budget: the bundled recipe's (training/bundled.yaml: 3600 steps of 16 on
+defaults are the issue's budget: the bundled recipe's (training/bundled.yaml: 4800 steps of 16 on
 4000 frames of 40 routes per domain, validation 240 frames of 6 routes, the traffic world, a
 quarter of the routes passing a parked car), three seeds, closed loop on all of synth-val and
 synth-longest6 in both looks.
@@ -87,7 +87,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=Path("out") / "experiment")
     parser.add_argument("--recipes", nargs="+", default=list(DEFAULT_RECIPES))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="training seeds (>= 3 for a std)")
-    parser.add_argument("--steps", type=int, default=3600, help="optimiser steps per run (the same for all)")
+    parser.add_argument("--steps", type=int, default=4800, help="optimiser steps per run (the same for all)")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--train-frames", type=int, default=4000, help="labelled training frames per domain")

@@ -14,7 +14,7 @@ DOCS_BEGIN = "<!-- experiment-synthetic:begin -->"
 DOCS_END = "<!-- experiment-synthetic:end -->"
 # The issue's budget (issue 24): the bundled recipe's steps and data, 11 recipes x 3 seeds, all of
 # synth-val (12 routes) and synth-longest6 (36 routes) in both looks.
-ISSUE_STEPS, ISSUE_SEEDS, ISSUE_ROUTES = 3600, 3, (12 + 36) * len(LOOKS)
+ISSUE_STEPS, ISSUE_SEEDS, ISSUE_ROUTES = 4800, 3, (12 + 36) * len(LOOKS)
 ISSUE_RECIPES = (*TABLE_I_RECIPES, *ABLATION_RECIPES)
 
 
