@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -71,10 +72,16 @@ def test_missing_command_ends_the_route_as_a_lock_step_timeout(tmp_path):
 
     def stop_controller(sim):
         if sim.tick == 20:
-            stack.processes.processes["controller"].send_signal(signal.SIGINT)
-            # Generous: rclpy's shutdown of a node process took over 10 s once in a full suite run
-            # (the route's lock-step timeout, not the exit time, is what this test checks).
-            stack.processes.processes["controller"].wait(timeout=30)
+            controller = stack.processes.processes["controller"]
+            controller.send_signal(signal.SIGINT)
+            # rclpy's shutdown of a node process has taken over 30 s in a loaded full-suite run (it
+            # exits 0 in the end); what this test checks is the route's lock-step timeout once the
+            # controller is gone, not the exit time: a controller that does not exit in 5 s is killed.
+            try:
+                controller.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                controller.kill()
+                controller.wait(timeout=10)
 
     try:
         run = run_route(SHORT_ROUTE, stack, "sim", None, False, on_tick=stop_controller)
