@@ -10,8 +10,9 @@ Inputs (relative, remapped at launch): ~/input/waypoints nav_msgs/Path (the driv
 ~/output/waypoints), ~/input/speed std_msgs/Float32 m/s (speed_source speedometer) or
 ~/input/odometry nav_msgs/Odometry (speed_source odometry), and ~/input/target_speed
 geometry_msgs/Vector3Stamped (the driver's ~/output/target_speed, published by models with the
-target-speed head): its x, paired with the Path by stamp (Watchdog.target_speed_mps), is the speed
-to drive as Garage's TransFuser++ does; without it the waypoints' spacing sets the speed.
+target-speed head): with `speed_from` head its x, paired with the Path by stamp
+(Watchdog.target_speed_mps), is the speed to drive as Garage's TransFuser++ does; by default
+(`speed_from` waypoints) and without it the waypoints' spacing sets the speed.
 Output ~/output/control, one of (`output_type`; min2real.runtime.vehicle_commands defines each):
   carla      carla_msgs/CarlaEgoVehicleControl (steer in [-1, 1], positive = RIGHT; needs carla_msgs)
   ackermann  ackermann_msgs/AckermannDrive (unstamped, as carla_ackermann_control subscribes it:
