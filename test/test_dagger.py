@@ -241,13 +241,11 @@ def test_retraining_on_the_aggregate_starts_from_the_previous_checkpoint(tmp_pat
         load_weights_into(model, previous, C.DEFAULT_CONTRACT)
 
 
-def test_command_refuses_a_real_look_graph(tmp_path, capsys):
-    """DAgger records sim-look driving labels only: the real graph of a model is refused."""
+def _real_graph(tmp_path: Path) -> Path:
+    """The bundled graph relabelled as its real-domain export (what `export --domain real` marks)."""
     import json
 
     import onnx
-
-    from min2real.cli import main
 
     graph = onnx.load(str(BUNDLED_MODEL))
     entry = next(prop for prop in graph.metadata_props if prop.key == "min2real.metadata")
@@ -256,8 +254,60 @@ def test_command_refuses_a_real_look_graph(tmp_path, capsys):
     entry.value = json.dumps({**metadata, "domain": "real"})
     real = tmp_path / "model_real.onnx"
     onnx.save(graph, str(real))
-    argv = ["dagger", "--model", str(real), "--out", str(tmp_path / "r"), "--seed", "10", "--beta", "0"]
+    return real
+
+
+def test_the_sim_look_refuses_a_real_graph(tmp_path, capsys):
+    """Sim-look recordings come from the sim graph only."""
+    from min2real.cli import main
+
+    argv = [
+        "dagger",
+        "--model",
+        str(_real_graph(tmp_path)),
+        "--out",
+        str(tmp_path / "r"),
+        "--seed",
+        "10",
+        "--beta",
+        "0",
+    ]
     assert main(argv) == 2
     error = capsys.readouterr().err
     assert "for the sim look" in error and "real" in error
     assert not (tmp_path / "r").exists()
+
+
+def test_the_real_look_records_real_driving_labels_kept_apart_from_sim_ones(tmp_path, capsys):
+    """`--look real`: the real graph drives the real look (no LiDAR) on the seed's real routes; the
+    frames land in DIR/real_look (never DIR/carla), load as real-domain samples with an all-zero BEV
+    and the expert's labels, and only a recipe with real driving labels may read them."""
+    import json
+
+    from min2real.cli import main
+    from min2real.data import DataConfigError, DataSection, build_dataset
+
+    out = tmp_path / "real1"
+    argv = ["dagger", "--model", str(_real_graph(tmp_path)), "--out", str(out), "--seed", "10", "--routes", "1"]
+    assert (
+        main([*argv, "--beta", "0.5", "--route-length", "40", "--no-progress", "--no-figures", "--look", "real"]) == 0
+    )
+    assert "data.real_look_roots" in capsys.readouterr().out
+    summary = json.loads((out / "dagger.json").read_text())
+    assert summary["look"] == "real" and summary["domain"] == "real" and "real driving labels" in summary["labels"]
+    assert not (out / "carla").exists()
+    assert summary["routes"][0]["seed"][:2] == [10, C.DOMAINS.index("real")]  # data synth's real routes
+    frames = summary["frames_recorded"]
+    assert frames > 0
+
+    dataset = build_dataset(None, None, CONTRACT, real_driving_labels=True, real_look_roots=[out / "real_look"])
+    assert dataset.num_sim == 0 and dataset.num_real == frames
+    sample = dataset[0]
+    assert isinstance(sample, dict)
+    assert int(sample[C.SAMPLE_DOMAIN]) == C.DOMAIN_REAL and not sample[C.INPUT_LIDAR_BEV].any()
+    assert np.isfinite(sample[C.TARGET_WAYPOINTS]).all() and int(sample[C.TARGET_SPEED_CLASS]) >= 0
+    with pytest.raises(ValueError, match="real driving labels"):
+        build_dataset(None, None, CONTRACT, real_driving_labels=False, real_look_roots=[out / "real_look"])
+    section = DataSection(real_roots=[str(tmp_path)], real_look_roots=[str(out / "real_look")])
+    with pytest.raises(DataConfigError, match="real_look_roots"):
+        section.validate()

@@ -14,6 +14,10 @@ beta). Retrain on the aggregate (docs/training.md "DAgger"):
     min2real train --config training/bundled.yaml --out runs/dagger1 \\
         --set 'data.sim_roots=[data/bundled/train/carla, DIR/carla]' \\
         --set train.init_checkpoint=runs/bundled/checkpoints/best.pt
+
+`--look real` drives the model's real graph in the real look on the seed's real routes and writes
+DIR/real_look/dagger/: real driving labels, for {S, R} recipes only
+(`--set 'data.real_look_roots=[DIR/real_look]' --set data.real_driving_labels=true`).
 """
 
 from __future__ import annotations
@@ -79,6 +83,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="the model's desired speed when it drives (a model with the target-speed head): its waypoints "
         "(default, as closed-loop) or the head (Garage's rule)",
     )
+    parser.add_argument(
+        "--look",
+        choices=("sim", "real"),
+        default="sim",
+        help="sim (default): the sim graph, sim-look labels (DIR/carla); real: the real graph in the real look, "
+        "real driving labels for {S, R} recipes only (DIR/real_look)",
+    )
     parser.add_argument("--backend", default="auto", help="policy backend (auto, onnxruntime-cpu, torch, ...)")
     parser.add_argument("--no-figures", action="store_true", help="no routes/<route>/top_down.png")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -91,7 +102,7 @@ def _fail(message: str) -> int:
 
 def run(args: argparse.Namespace) -> int:
     from min2real.cli.data import parse_conditions
-    from min2real.evaluation.closed_loop.dagger import beta_for_round, dagger_routes, run_round
+    from min2real.evaluation.closed_loop.dagger import LOOK_FOLDERS, beta_for_round, dagger_routes, run_round
 
     out = Path(args.out)
     if (out / "dagger.json").exists():
@@ -108,7 +119,13 @@ def run(args: argparse.Namespace) -> int:
             if not 0.0 <= beta <= 1.0:
                 raise ValueError(f"--beta {beta}; expected a probability in [0, 1]")
         specs = dagger_routes(
-            args.seed, args.routes, parse_conditions(args.conditions), args.obstacles, args.traffic, args.route_length
+            args.seed,
+            args.routes,
+            parse_conditions(args.conditions),
+            args.obstacles,
+            args.traffic,
+            args.route_length,
+            args.look,
         )
     except ValueError as error:
         return _fail(str(error))
@@ -119,11 +136,11 @@ def run(args: argparse.Namespace) -> int:
     from min2real.runtime.policy import load_policy
 
     try:
-        # The sim graph only: DAgger drives and records the sim look ({S} labels).
-        policy = load_policy(str(model), domain="sim", backend=args.backend)
+        # The look's own graph: the sim graph records sim-look labels, the real graph real ones.
+        policy = load_policy(str(model), domain=args.look, backend=args.backend)
     except (ValueError, RuntimeError, OSError) as error:
-        return _fail(f"cannot load --model {model} for the sim look: {error}")
-    use_lidar = "lidar_bev" in policy.backend.input_shapes
+        return _fail(f"cannot load --model {model} for the {args.look} look (--look {args.look}): {error}")
+    use_lidar = args.look == "sim" and "lidar_bev" in policy.backend.input_shapes
     extra = {
         "model": str(model),
         "model_sha256": file_sha256(model),
@@ -148,11 +165,13 @@ def run(args: argparse.Namespace) -> int:
             policy_name=str(model),
             extra=extra,
             speed_from=args.speed_from,
+            look=args.look,
         )
     except ValueError as error:
         return _fail(str(error))
     finally:
         policy.close()
+    folder = out / LOOK_FOLDERS[args.look]
     for route in document["routes"]:
         print(
             f"{route['name']}: DS {route['driving_score']:.1f} RC {route['route_completion']:.1f} {route['outcome']}, "
@@ -160,7 +179,8 @@ def run(args: argparse.Namespace) -> int:
         )
     print(
         f"dagger: beta {beta:g}, {len(specs)} routes, DS {document['driving_score_mean']:.1f} +- "
-        f"{document['driving_score_std']:.1f}, {document['frames_recorded']} frames at 4 Hz -> {out / 'carla'}"
+        f"{document['driving_score_std']:.1f}, {document['frames_recorded']} frames at 4 Hz -> {folder}"
     )
-    print(f"summary: {out / 'dagger.json'}; add {out / 'carla'} to data.sim_roots to train on the aggregate")
+    target = "data.sim_roots" if args.look == "sim" else "data.real_look_roots (with data.real_driving_labels: true)"
+    print(f"summary: {out / 'dagger.json'}; add {folder} to {target} to train on the aggregate")
     return 0

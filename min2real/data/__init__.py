@@ -71,8 +71,11 @@ def build_dataset(
     real_scene_filter: str = "",
     sim_skip_first_s: float = 0.0,
     sim_augmented_view_probability: float = 0.0,
+    real_look_roots: list[str | Path] | None = None,
 ) -> MixedDomainDataset:
     """Sim (CARLA Garage layout) and real (NAVSIM layout) data as one `MixedDomainDataset`.
+    `real_look_roots`: real-look DAgger recordings (Garage layout, real domain, all-zero BEV), added
+    to the real part; they carry driving labels, so only with `real_driving_labels`.
     `real_scene_filter`: a NAVSIM scene filter YAML (log_names / tokens) restricting the real logs;
     `sim_skip_first_s` / `sim_augmented_view_probability`: CarlaGarageDataset's skip_first_s /
     augmented_view_probability."""
@@ -88,12 +91,17 @@ def build_dataset(
         if sim_roots
         else None
     )
+    if real_look_roots and not real_driving_labels:
+        raise ValueError(
+            f"real_look_roots {list(real_look_roots)} hold real driving labels; expected real_driving_labels"
+        )
     real = None
+    parts: list = []
     if real_roots:
         options = {}
         if real_scene_filter:
             options["scene_filter"] = _load_scene_filter(real_scene_filter)
-        parts = [
+        parts += [
             NavsimDataset(
                 root,
                 real_split,
@@ -106,6 +114,17 @@ def build_dataset(
             )
             for root in real_roots
         ]
+    if real_look_roots:
+        look = CarlaGarageDataset(
+            list(real_look_roots),
+            contract,
+            require_perfect_score=require_perfect_score,
+            skip_crashed_routes=skip_crashed_routes,
+            use_lidar=False,
+            domain=C.DOMAINS[C.DOMAIN_REAL],
+        )
+        parts.append(look)
+    if parts:
         if len(parts) == 1:
             real = parts[0]
         else:
@@ -157,6 +176,7 @@ def datasets_from_config(
         real_driving_labels=section.real_driving_labels,
         real_scene_filter=section.real_scene_filter,
         sim_augmented_view_probability=section.sim_augmented_view_probability,
+        real_look_roots=section.real_look_roots,
         **shared,
     )
     if section.cache_dir:

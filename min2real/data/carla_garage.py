@@ -163,7 +163,9 @@ def to_augmented_view(points_ego: np.ndarray, translation_m: float, rotation_deg
 
 
 class CarlaGarageDataset:
-    """Map-style dataset of CARLA Garage frames -> contract samples (domain "sim").
+    """Map-style dataset of CARLA Garage frames -> contract samples (domain "sim"; `domain="real"`
+    for the synthetic world's real-look DAgger recordings, `min2real dagger --look real`: real
+    driving labels in this layout, read with use_lidar=False as every real sample).
 
     `__getitem__` returns a sample dict, or a `DataProblem` for a broken frame (logged, counted
     in `self.problems` in this process; `collate_samples` carries it to the batch).
@@ -184,9 +186,13 @@ class CarlaGarageDataset:
         has_labels: bool = True,
         skip_first_s: float = 0.0,
         augmented_view_probability: float = 0.0,
+        domain: str = C.DOMAINS[C.DOMAIN_SIM],
     ) -> None:
         if isinstance(roots, (str, Path)):
             roots = [roots]
+        if domain not in C.DOMAINS:
+            raise ValueError(f"CARLA Garage dataset domain {domain!r}; expected one of {C.DOMAINS}")
+        self.domain = domain
         if not 0.0 <= augmented_view_probability <= 1.0:
             raise ValueError(
                 f"augmented_view_probability {augmented_view_probability} is not a probability; expected 0..1 "

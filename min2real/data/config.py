@@ -44,6 +44,9 @@ class DataSection:
     real_split: NAVSIM split folder under navsim_logs/ and sensor_blobs/ (e.g. "trainval", "mini"; never a test split).
     real_scene_filter: NAVSIM scene filter YAML (log_names / tokens) selecting the training logs; "" = all.
     sim_real_ratio: sim:real draws per epoch when both are present (1.0 = equal, .inf = sim only, 0 = real only).
+    real_look_roots: the synthetic world's real-look DAgger recordings (`min2real dagger --look real`:
+        CARLA Garage layout, labelled by the expert at the visited states): real-domain samples with
+        real driving labels (only with real_driving_labels: true, a {S, R} recipe), all-zero BEV.
     real_driving_labels: true = real samples also train the driving heads ("mix" variants, {S, R});
         false = real images only feed the domain discriminator (sim-supervised, {S}).
     use_real_lidar: false = real samples carry an all-zero BEV, as in the paper.
@@ -64,6 +67,7 @@ class DataSection:
 
     sim_roots: list = field(default_factory=list)
     real_roots: list = field(default_factory=list)
+    real_look_roots: list = field(default_factory=list)
     real_split: str = "trainval"
     real_scene_filter: str = ""
     sim_real_ratio: float = 1.0
@@ -87,7 +91,7 @@ class DataSection:
         return self.val_real_split or self.real_split
 
     def validate(self) -> None:
-        for name in ("sim_roots", "real_roots", "val_sim_roots", "val_real_roots"):
+        for name in ("sim_roots", "real_roots", "real_look_roots", "val_sim_roots", "val_real_roots"):
             value = getattr(self, name)
             if isinstance(value, str):
                 setattr(self, name, [value])
@@ -96,6 +100,11 @@ class DataSection:
         if not float(self.sim_real_ratio) >= 0.0:
             raise DataConfigError(
                 f"data.sim_real_ratio={self.sim_real_ratio}; expected a number >= 0 (.inf for sim only)"
+            )
+        if self.real_look_roots and not self.real_driving_labels:
+            raise DataConfigError(
+                f"data.real_look_roots {self.real_look_roots} are real-look driving labels (min2real dagger --look "
+                "real); expected data.real_driving_labels: true (a {S, R} recipe) or no real_look_roots"
             )
         if self.real_camera not in ("front", "stitch"):
             raise DataConfigError(f"data.real_camera={self.real_camera!r}; expected 'front' or 'stitch'")

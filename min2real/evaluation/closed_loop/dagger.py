@@ -24,8 +24,12 @@ and above CLOSED_LOOP_SEED_BASE), the bundled model's held-out data seeds (val 1
 the stand-in extractor's seeds. A route the model crashes or blocks on is recorded to its end:
 those states are the point, still labelled by the expert.
 
-Sim look only: the recording is sim-look driving labels, which an {S} recipe may train on; a
-real-look recording would be real driving labels, so it is not offered (and a real graph refused).
+Looks: the sim look (default) drives the sim graph with LiDAR and writes DIR/carla/dagger/: sim-look
+driving labels, which an {S} recipe may train on (data.sim_roots). `look="real"` drives the real
+graph in the real look (no LiDAR, as every real-look drive) on `data synth --seed S`'s real routes
+and writes DIR/real_look/dagger/ (Garage layout): real driving labels, the analogue of a safety
+driver's corrections on the vehicle, so only a {S, R} recipe may train on them
+(data.real_look_roots with data.real_driving_labels: true); the two are never mixed.
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ import numpy as np
 
 from min2real import contract as C
 from min2real.data.synthetic.drive import CARLA_RATE_HZ
-from min2real.data.synthetic.render import SIM
+from min2real.data.synthetic.render import REAL, SIM
 from min2real.data.synthetic.scenario import CONDITION_NAMES, Scenario
 from min2real.evaluation.closed_loop.direct import DirectPolicyStack, ExpertStack, TickOutput
 from min2real.evaluation.closed_loop.record import RECORDING_KEYS, recording_from_rows, traffic_snapshot
@@ -59,6 +63,8 @@ HELD_OUT_DATA_SEEDS = {11: "the bundled model's validation data", 12: "the bundl
 DEFAULT_DECAY = 0.5
 DEFAULT_SEGMENT_S = 1.0
 RECORD_EVERY_TICKS = int(round(1.0 / (CARLA_RATE_HZ * TICK_S)))  # 20 Hz ticks per 4 Hz frame
+# The Garage-layout folder of each look's recording under the round's DIR (see the module docstring).
+LOOK_FOLDERS = {SIM: "carla", REAL: "real_look"}
 
 
 def beta_for_round(round_index: int, beta0: float = 1.0, decay: float = DEFAULT_DECAY) -> float:
@@ -118,10 +124,13 @@ def dagger_routes(
     obstacle_share: float = 0.0,
     traffic: float = 1.0,
     length_m: float = ROUTE_LENGTH_M,
+    look: str = SIM,
 ) -> list[DaggerRouteSpec]:
-    """The routes of one round: `data synth --seed seed`'s sim routes 0..routes-1, with its
-    condition cycle and parked-car share (refuses a seed that is not a training seed)."""
+    """The routes of one round: `data synth --seed seed`'s routes 0..routes-1 of the `look`'s domain,
+    with its condition cycle and parked-car share (refuses a seed that is not a training seed)."""
     check_training_seed(seed)
+    if look not in LOOK_FOLDERS:
+        raise ValueError(f"DAgger look {look!r}; expected one of {sorted(LOOK_FOLDERS)}")
     if routes < 1:
         raise ValueError(f"DAgger --routes {routes}; expected at least 1")
     unknown = sorted(set(conditions) - set(CONDITION_NAMES))
@@ -136,7 +145,7 @@ def dagger_routes(
         specs.append(
             DaggerRouteSpec(
                 f"dagger-seed{seed}/route{r:03d}", 0, r, condition, obstacle, length_m, seed, traffic,
-                drive_seed=(seed, C.DOMAINS.index(SIM), r), first_turn="left" if r % 2 == 0 else "right",
+                drive_seed=(seed, C.DOMAINS.index(look), r), first_turn="left" if r % 2 == 0 else "right",
             )
         )  # fmt: skip
     return specs
@@ -228,20 +237,23 @@ def drive_route(
     contract: C.Contract | None = None,
     use_lidar: bool = True,
     speed_from: str = "waypoints",
+    look: str = SIM,
 ) -> tuple[RouteRun, MixedStack]:
     """Drive one route with the mixed stack until the judge ends it (a crash or a block included).
-    `policy`: a runtime DrivingPolicy (sim graph), or None with beta = 1 (the expert alone)."""
+    `policy`: a runtime DrivingPolicy (the `look`'s graph), or None with beta = 1 (the expert alone);
+    the real look casts no LiDAR."""
     contract = contract or (policy.contract if policy is not None else C.DEFAULT_CONTRACT)
     if not segment_s > 0:
         raise ValueError(f"DAgger segment_s={segment_s}; expected > 0 seconds")
+    use_lidar = use_lidar and look == SIM
     model = DirectPolicyStack(policy, TICK_S, use_lidar, speed_from=speed_from) if policy is not None else None
     rng = np.random.default_rng((*spec.drive_seed, 8))
     stack = MixedStack(model, ExpertStack(contract), beta, max(1, int(round(segment_s / TICK_S))), rng)
-    camera = rendering_camera(contract, SIM)
-    return run_route(spec, stack, SIM, camera, use_lidar, tiles=False), stack
+    camera = rendering_camera(contract, look)
+    return run_route(spec, stack, look, camera, use_lidar, tiles=False), stack
 
 
-def write_route(route_dir: Path, run: RouteRun, stack: MixedStack, contract: C.Contract) -> int:
+def write_route(route_dir: Path, run: RouteRun, stack: MixedStack, contract: C.Contract, look: str = SIM) -> int:
     """The driven route as a CARLA Garage route folder (`write_carla_route`): frames rendered at the
     visited poses, labelled by the expert; results.json.gz holds the drive's score and says the
     labels are the expert's at the visited states. Returns the frames written."""
@@ -263,7 +275,7 @@ def write_route(route_dir: Path, run: RouteRun, stack: MixedStack, contract: C.C
         RESULTS_LABELS_KEY: EXPERT_AT_VISITED_STATE,
         "dagger": stack.report(),
     }
-    drive = VisitedStateDrive(stack.sim.scenario, recording, SIM, default_image_size(contract, SIM), contract)
+    drive = VisitedStateDrive(stack.sim.scenario, recording, look, default_image_size(contract, look), contract)
     return write_carla_route(route_dir, drive, len(recording.route_s_m), results=results)
 
 
@@ -280,8 +292,9 @@ def run_round(
     policy_name: str = "expert",
     extra: dict | None = None,
     speed_from: str = "waypoints",
+    look: str = SIM,
 ) -> dict[str, Any]:
-    """Drive and record every route of a round into `out`: carla/dagger/route_XXX (Garage layout),
+    """Drive and record every route of a round into `out`: <LOOK_FOLDERS[look]>/dagger/route_XXX (Garage layout),
     routes/<route>/top_down.png (`figures`) and dagger.json (per-route DS, frames, the model's
     share of the driving; beta), which it returns."""
     from tqdm import tqdm
@@ -291,12 +304,13 @@ def run_round(
     contract = contract or (policy.contract if policy is not None else C.DEFAULT_CONTRACT)
     runs, frames = [], []
     for spec in tqdm(specs, desc=f"dagger (beta {beta:g})", unit="route", disable=not progress):
-        run, stack = drive_route(spec, policy, beta, segment_s, contract, use_lidar, speed_from)
-        frames.append(write_route(out / "carla" / "dagger" / f"route_{spec.index:03d}", run, stack, contract))
+        run, stack = drive_route(spec, policy, beta, segment_s, contract, use_lidar, speed_from, look)
+        route_dir = out / LOOK_FOLDERS[look] / "dagger" / f"route_{spec.index:03d}"
+        frames.append(write_route(route_dir, run, stack, contract, look))
         if figures:
             write_route_figures(out / "routes" / spec.name.split("/")[-1], run, tiles=0)
         runs.append(run)
-    document = results_document(runs, f"dagger-seed{specs[0].seed_base}:{len(specs)}", policy_name, SIM, "direct")
+    document = results_document(runs, f"dagger-seed{specs[0].seed_base}:{len(specs)}", policy_name, look, "direct")
     for route, count, run in zip(document["routes"], frames, runs):
         route.update(frames_recorded=count, model_share=run.stack_report["model_share"])
     document.update(
@@ -304,17 +318,24 @@ def run_round(
         segment_s=segment_s,
         frames_recorded=int(sum(frames)),
         rate_hz=CARLA_RATE_HZ,
-        sim_root=str(out / "carla"),
+        look=look,
+        labels="real driving labels ({S, R} recipes only)" if look == REAL else "sim driving labels",
+        **{"sim_root" if look == SIM else "real_look_root": str(out / LOOK_FOLDERS[look])},
         **(extra or {}),
     )
     out.mkdir(parents=True, exist_ok=True)
     (out / "dagger.json").write_text(json.dumps(document, indent=2) + "\n")
-    write_synthetic_summary(out, specs, frames, default_image_size(contract, SIM), beta)
+    write_synthetic_summary(out, specs, frames, default_image_size(contract, look), beta, look)
     return document
 
 
 def write_synthetic_summary(
-    out: Path, specs: list[DaggerRouteSpec], frames: list[int], image_size: tuple[int, int], beta: float
+    out: Path,
+    specs: list[DaggerRouteSpec],
+    frames: list[int],
+    image_size: tuple[int, int],
+    beta: float,
+    look: str = SIM,
 ) -> Path:
     """DIR/synthetic.json in the synthetic generator's schema (writers.write_synthetic_dataset): it
     tells export and quantize which synthetic camera a model trained on DIR/carla saw."""
@@ -328,7 +349,7 @@ def write_synthetic_summary(
         "traffic": specs[0].traffic,
         "dagger": {"beta": beta, "summary": "dagger.json"},
         "domains": {
-            SIM: {
+            look: {
                 "labelled_frames": int(sum(frames)),
                 "routes_with_parked_car": int(sum(spec.obstacle for spec in specs)),
                 "frames_written": int(sum(frames)),
