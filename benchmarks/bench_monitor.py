@@ -8,9 +8,11 @@ to `--model`, statistics over random-input frames (values do not change the cost
 OnnxRuntimeBackend.infer (the product path at its defaults) on both graphs, interleaved round by
 round so load changes on a shared machine hit both alike, and prints the median per-frame times
 and the monitor's share, against the target of < 3 % of the graph's time. The bundled model is
-the worst case for that share: the score's whitening grows with D^2 (the token part's 3E: 288
-here, 1152 for ViT-S: ~2.7 MFLOP against the real-size graph's ~30 GFLOP), the summaries with the
-tokens and the image pixels (one pass each).
+the worst case for that share: its ~18 monitor nodes cost ONNX Runtime a few microseconds each
+whatever their size, the score's whitening grows with D^2 (E + 18 + 32 values: 146 here, 434 for
+ViT-S: ~0.4 MFLOP against the real-size graph's ~30 GFLOP), the summaries with the tokens and the
+eighth of the image's pixels they sample. On a machine others load, repeat the run: the share
+moves by a few points between runs.
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ from min2real.contract import (  # noqa: E402
 )
 from min2real.monitor.attach import attach_monitor_from_data, inputs_from_data, run_graph  # noqa: E402
 from min2real.monitor.corruptions import CORRUPTIONS, SEVERITIES, corrupt  # noqa: E402
-from min2real.monitor.graph import locate_block_tokens  # noqa: E402
+from min2real.monitor.graph import locate_block_tokens, with_outputs  # noqa: E402
 from min2real.monitor.metrics import auroc  # noqa: E402
 from min2real.monitor.statistics import (  # noqa: E402
     FeatureStatistics,
@@ -38,7 +38,13 @@ from min2real.monitor.statistics import (  # noqa: E402
     ood_scores,
     threshold_at,
 )
-from min2real.monitor.summaries import IMAGE_SUMMARY, TOKEN_SUMMARY, image_summary, token_summary  # noqa: E402
+from min2real.monitor.summaries import (  # noqa: E402
+    IMAGE_SUMMARY,
+    STRUCTURE_SUMMARY,
+    TOKEN_SUMMARY,
+    image_summaries,
+    token_summary,
+)
 from min2real.runtime.domain_monitor import DomainShiftMonitor, MonitorThresholds, monitor_for  # noqa: E402
 from min2real.runtime.health import ERROR, OK, WARN  # noqa: E402
 from min2real.runtime.onnx_metadata import read_onnx_metadata  # noqa: E402
@@ -101,6 +107,29 @@ def test_corruptions_keep_shape_and_range_and_grow_with_severity():
         corrupt(images, "blur", 6)
 
 
+PARTS = (TOKEN_SUMMARY, IMAGE_SUMMARY, STRUCTURE_SUMMARY)  # the score's parts, in the graph's order
+
+
+def _stored_parts(model, monitor: dict) -> list[ScorePart]:
+    """The score's parts from the statistics the graph holds (checksum checked), the graph's
+    block-diagonal scaling whitening_k / sqrt(D_k * parts * reference_k^2) undone."""
+    stored = {init.name: onnx.numpy_helper.to_array(init) for init in model.graph.initializer}
+    mean, whitening = stored["monitor.feature_mean"], stored["monitor.whitening"]
+    assert FeatureStatistics(mean, whitening, 0.0, 0).sha256() == monitor["statistics"]["sha256"]
+    parts, offset = [], 0
+    for name in PARTS:
+        dim, reference = monitor["features"][name]["dim"], monitor["features"][name]["reference"]
+        block = slice(offset, offset + dim)
+        off_block = np.ones(whitening.shape[0], dtype=bool)
+        off_block[block] = False
+        assert not whitening[block][:, off_block].any() and not whitening[off_block][:, block].any()
+        unscaled = whitening[block, block] * np.sqrt(dim * len(PARTS) * reference**2)
+        parts.append(ScorePart(name, FeatureStatistics(mean[block], unscaled, 0.0, 0), reference))
+        offset += dim
+    assert offset == whitening.shape[0]
+    return parts
+
+
 # ---- the graph ------------------------------------------------------------------------------------
 def test_attached_graph_scores_as_the_numpy_reference_and_records_its_calibration(monitor_model, monitor_data):
     path, report = monitor_model
@@ -114,25 +143,13 @@ def test_attached_graph_scores_as_the_numpy_reference_and_records_its_calibratio
     # The graph's score is the numpy reference (summaries and score), with the statistics the graph
     # holds, on the graph's own first-block tokens and input images.
     model = onnx.load(str(path))
-    stored = {init.name: onnx.numpy_helper.to_array(init) for init in model.graph.initializer}
-    mean, whitening = stored["monitor.feature_mean"], stored["monitor.whitening"]
-    assert FeatureStatistics(mean, whitening, 0.0, 0).sha256() == monitor["statistics"]["sha256"]
-    parts, offset = [], 0  # undo the graph's block-diagonal scaling: whitening_k / sqrt(D_k * 2 * reference_k^2)
-    token_dim = monitor["features"][TOKEN_SUMMARY]["dim"]
-    assert not whitening[:token_dim, token_dim:].any() and not whitening[token_dim:, :token_dim].any()
-    for name in (TOKEN_SUMMARY, IMAGE_SUMMARY):
-        dim, reference = monitor["features"][name]["dim"], monitor["features"][name]["reference"]
-        block = slice(offset, offset + dim)
-        unscaled = whitening[block, block] * np.sqrt(dim * 2 * reference**2)
-        parts.append(ScorePart(name, FeatureStatistics(mean[block], unscaled, 0.0, 0), reference))
-        offset += dim
-    assert offset == whitening.shape[0]
+    parts = _stored_parts(model, monitor)
     tokens = locate_block_tokens(model)
     model.graph.output.append(onnx.helper.make_tensor_value_info(tokens, onnx.TensorProto.FLOAT, None))
     heldout = inputs_from_data(monitor_data[1]["sim"].parent, metadata, 6, seed=3)
     tapped = run_graph(model.SerializeToString(), heldout, [tokens, OUTPUT_OOD_SCORE])
     images = np.concatenate([frame["image"] for frame in heldout])
-    summaries = {TOKEN_SUMMARY: token_summary(tapped[tokens]), IMAGE_SUMMARY: image_summary(images)}
+    summaries = {TOKEN_SUMMARY: token_summary(tapped[tokens]), **image_summaries(images)}
     np.testing.assert_allclose(tapped[OUTPUT_OOD_SCORE], combined_scores(summaries, parts), rtol=1e-3)
     with pytest.raises(MonitorError, match="already has monitor outputs"):
         attach_monitor_from_data(
@@ -161,6 +178,31 @@ def test_score_rises_with_corruption_severity_on_a_fixed_frame_set(monitor_model
         assert means[1] >= 0.95 * clean, (name, means)
         assert all(later >= earlier * 0.99 for earlier, later in zip(means[1:], means[2:])), (name, means)
         assert means[-1] > 1.3 * clean, (name, means)
+
+
+def test_structure_part_rises_with_occlusion_severity_on_a_fixed_frame_set(monitor_model, monitor_data):
+    """The score's structure part (where the image's edges are) on 12 fixed held-out frames, from the
+    graph's own structure summary and stored statistics: its mean is non-decreasing over occlusion
+    severities 0 (clean) .. 5 (1 % numerical tolerance) and well above the clean frames' at the stated
+    severity 3 (a flat patch over the image centre wipes the edges of the regions it covers)."""
+    path, _ = monitor_model
+    metadata = read_onnx_metadata(path)
+    model = onnx.load(str(path))
+    structure = next(part for part in _stored_parts(model, metadata.extra["monitor"]) if part.name == STRUCTURE_SUMMARY)
+    tapped = with_outputs(model, [metadata.extra["monitor"]["features"][STRUCTURE_SUMMARY]["tensor"]])
+    frames = inputs_from_data(monitor_data[1]["sim"].parent, metadata, 12, seed=4)
+    images = np.concatenate([frame["image"] for frame in frames])
+
+    def part_scores(batch_images: np.ndarray) -> np.ndarray:
+        batches = [{**frame, "image": image[None]} for frame, image in zip(frames, batch_images)]
+        name = tapped.graph.output[-1].name
+        summaries = run_graph(tapped.SerializeToString(), batches, [name])[name]
+        return ood_scores(summaries, structure.statistics) / structure.reference
+
+    scores = [part_scores(images)] + [part_scores(corrupt(images, "occlusion", s)) for s in SEVERITIES]
+    means = [float(score.mean()) for score in scores]
+    assert all(later >= earlier * 0.99 for earlier, later in zip(means, means[1:])), means
+    assert means[3] > 1.3 * means[0] and means[5] > 2.0 * means[0], means
 
 
 # ---- without the monitor ----------------------------------------------------------------------------

@@ -37,11 +37,13 @@ LOGGER = logging.getLogger("min2real.monitor")
 DEFAULT_FALSE_ALARM_RATES = {"warn": 0.005, "error": 0.001}
 SCORE_PARITY_TOLERANCE = 1e-3  # relative, graph vs the numpy reference
 METHOD = (
-    "ood_score = sqrt(mean over two parts of (part score / its median training-frame score)^2); part score = "
+    "ood_score = sqrt(mean over three parts of (part score / its median training-frame score)^2); part score = "
     "Mahalanobis distance / sqrt(D) to the training-frame mean under a Ledoit-Wolf shrunk covariance; parts: "
-    "token_summary (first ViT block's patch tokens: mean, L2 norm) and image_summary (camera image sampled every "
-    "4th pixel, per channel: mean, mean |step right|, mean |step down|, std); domain_logit = the training discriminator on the features "
-    "the heads read (pre-sigmoid, real > 0)"
+    "token_summary (first ViT block's tokens: L2 norm over the tokens), image_summary (camera image sampled every "
+    "4th pixel: per channel the pixel p, its step right dx and down dy; mean |p|, |dx|, |dy| and log(S + sum of "
+    "their squares) over the S samples) and structure_summary (the samples in 6 x 8 regions: per region "
+    "log(1 + mean of |dx| + |dy| summed over the channels)); domain_logit = the training discriminator on the "
+    "features the heads read (pre-sigmoid, real > 0)"
 )
 
 

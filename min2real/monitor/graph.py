@@ -4,9 +4,9 @@
 hands to the rest of the network (the dynamo exporter records each node's module scope, e.g.
 "model.image_backbone"); the discriminator reads them. `locate_block_tokens` finds the first ViT
 block's output tokens. `attach_summary_nodes` appends the summaries the score reads
-(monitor.summaries: those tokens and the camera image), `with_outputs` exposes tensors (to compute
+(monitor.summaries: those tokens, the camera image and where its edges are), `with_outputs` exposes tensors (to compute
 statistics), and `attach_monitor_nodes` appends the score (and, given the discriminator's weights, its
-logit) as optional outputs with standard ops only (Sub, MatMul, Mul, ReduceMean, Sqrt, Gemm, Erf), so
+logit) as optional outputs with standard ops only (Concat, Sub, MatMul, ReduceL2; Gemm, Mul, Erf, Add), so
 ONNX Runtime and TensorRT run them as they run the rest of the graph.
 """
 
@@ -18,7 +18,7 @@ import numpy as np
 
 from min2real.contract import INPUT_IMAGE, OUTPUT_DOMAIN_LOGIT, OUTPUT_OOD_SCORE
 from min2real.monitor.statistics import FeatureStatistics, MonitorError, ScorePart
-from min2real.monitor.summaries import IMAGE_SUMMARY, TOKEN_SUMMARY, image_summary_nodes, token_summary_nodes
+from min2real.monitor.summaries import TOKEN_SUMMARY, image_summary_nodes, token_summary_nodes
 
 BACKBONE_SCOPE = "model.image_backbone"
 FIRST_BLOCK_SCOPE = "model.image_backbone.vit.blocks.0"
@@ -135,16 +135,17 @@ def _builders(model):
     return node, constant
 
 
-def _image_size(model) -> tuple[int, int]:
+def _image_shape(model) -> tuple[int, int, int]:
+    """(C, H, W) of the graph's image input."""
     dims = _dims(model, INPUT_IMAGE)
-    if dims is None or len(dims) != 4 or min(dims[2:]) < 2:
-        raise MonitorError(f"graph input {INPUT_IMAGE!r} has shape {dims}; expected (B, 3, H >= 2, W >= 2)")
-    return dims[2], dims[3]
+    if dims is None or len(dims) != 4 or min(dims[1:]) < 1:
+        raise MonitorError(f"graph input {INPUT_IMAGE!r} has shape {dims}; expected (B, C, H, W)")
+    return dims[1], dims[2], dims[3]
 
 
 def attach_summary_nodes(model) -> dict[str, str]:
     """Append the summaries the score reads (monitor.summaries) to `model` in place; returns
-    {TOKEN_SUMMARY: tensor name, IMAGE_SUMMARY: tensor name}, both (B, D) float32."""
+    {TOKEN_SUMMARY / IMAGE_SUMMARY / STRUCTURE_SUMMARY: tensor name}, each (B, D) float32."""
     existing = {output.name for output in model.graph.output}
     if existing & {OUTPUT_OOD_SCORE, OUTPUT_DOMAIN_LOGIT}:
         raise MonitorError(f"the graph already has monitor outputs {sorted(existing)}; attach to a graph without them")
@@ -152,7 +153,7 @@ def attach_summary_nodes(model) -> dict[str, str]:
     node, constant = _builders(model)
     return {
         TOKEN_SUMMARY: token_summary_nodes(node, constant, tokens),
-        IMAGE_SUMMARY: image_summary_nodes(node, constant, INPUT_IMAGE, *_image_size(model)),
+        **image_summary_nodes(node, constant, INPUT_IMAGE, *_image_shape(model)),
     }
 
 
@@ -183,7 +184,7 @@ def attach_monitor_nodes(
         dim = feature_dim(model, summaries[part.name])
         if part.statistics.dim != dim:
             raise MonitorError(f"{part.name} statistics are over {part.statistics.dim} features; the graph's has {dim}")
-    # One Sub / MatMul / ReduceSumSquare over the concatenated parts: part k's whitening columns scaled by
+    # One Sub / MatMul / ReduceL2 over the concatenated parts: part k's whitening columns scaled by
     # 1 / sqrt(D_k * parts * reference_k^2), so the sum of squares is the mean over parts of (score / reference)^2.
     mean = np.concatenate([part.statistics.mean for part in parts]).astype(np.float32)
     whitening = np.zeros((mean.size, mean.size), dtype=np.float32)
@@ -196,10 +197,15 @@ def attach_monitor_nodes(
     joined = node("Concat", [summaries[part.name] for part in parts], "summaries", axis=-1)
     centered = node("Sub", [joined, constant("feature_mean", mean)], "centered")
     whitened = node("MatMul", [centered, constant("whitening", whitening)], "whitened")
-    total = node(
-        "ReduceSumSquare", [whitened, constant("last_axis", np.array([-1], dtype=np.int64))], "sum_square", keepdims=0
+    graph.node.append(
+        helper.make_node(
+            "ReduceL2",
+            [whitened, constant("last_axis", np.array([-1], dtype=np.int64))],
+            [OUTPUT_OOD_SCORE],
+            name=f"{PREFIX}.score",
+            keepdims=0,
+        )
     )
-    graph.node.append(helper.make_node("Sqrt", [total], [OUTPUT_OOD_SCORE], name=f"{PREFIX}.score"))
     graph.output.append(helper.make_tensor_value_info(OUTPUT_OOD_SCORE, TensorProto.FLOAT, [batch]))
 
     if discriminator:

@@ -3,11 +3,11 @@
     features (N, D) -> mean (D,), Ledoit-Wolf shrunk covariance -> whitening W (D, D)
     part_score(f) = sqrt(mean_d(((f - mean) @ W)_d^2))   (the Mahalanobis distance / sqrt(D))
     ood_score = sqrt(mean_k (part_score_k / reference_k)^2)   over the parts k (monitor.summaries:
-                the token summary and the image summary), reference_k = the median training-frame
+                the token, image and structure summaries), reference_k = the median training-frame
                 part score, so each part counts alike and a typical training frame scores about 1
 
-The graph computes the same (`graph.attach_score_nodes`); this module is its reference. Thresholds come from held-out in-distribution frames at a stated
-false-alarm rate (`threshold_at`).
+The graph computes the same (`graph.attach_monitor_nodes`); this module is its reference. Thresholds
+come from held-out in-distribution frames at a stated false-alarm rate (`threshold_at`).
 """
 
 from __future__ import annotations
