@@ -144,7 +144,8 @@ def test_bundled_dynamo_model_runs_fused_and_its_file_stays_plain():
         inputs = example_inputs(fused.contract, seed=seed, names=fused.input_shapes)
         got, expected = fused.infer(inputs), plain.infer(inputs)
         for name in expected:
-            np.testing.assert_allclose(got[name], expected[name], atol=1e-5, err_msg=name)
+            # float32 kernels in another order: about 1e-6 relative (waypoints reach 10-20 m)
+            np.testing.assert_allclose(got[name], expected[name], rtol=1e-5, atol=1e-5, err_msg=name)
     assert file_sha256(path) == digest
     on_disk = onnx.load(str(path))
     assert not [node for node in on_disk.graph.node if node.domain == MS_DOMAIN]
