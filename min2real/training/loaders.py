@@ -37,9 +37,12 @@ def build_datasets(config: TrainConfig, contract, model_config):
     from min2real import data as data_lib
 
     data = config.data
-    if not data.sim_roots and not data.real_roots:
-        raise TrainingError("data.sim_roots and data.real_roots are both empty; the run has nothing to train on")
-    if model_config.use_discriminator and not data.real_roots:
+    real_roots = [*data.real_roots, *data.real_look_roots]  # both are real-domain images
+    if not data.sim_roots and not real_roots:
+        raise TrainingError(
+            "data.sim_roots, data.real_roots and data.real_look_roots are all empty; the run has nothing to train on"
+        )
+    if model_config.use_discriminator and not real_roots:
         raise TrainingError(
             f"model variant {model_config.variant!r} trains a domain discriminator, which needs real-domain images; "
             "set data.real_roots (with data.real_driving_labels=false they only feed the discriminator)"
@@ -49,7 +52,7 @@ def build_datasets(config: TrainConfig, contract, model_config):
     except (FileNotFoundError, ValueError) as error:
         raise TrainingError(f"data section: {error}") from error
     if len(train_set) == 0:
-        raise TrainingError(f"the training data under {data.sim_roots + data.real_roots} holds no usable samples")
+        raise TrainingError(f"the training data under {data.sim_roots + real_roots} holds no usable samples")
     return train_set, val_set
 
 
