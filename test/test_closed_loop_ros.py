@@ -48,6 +48,9 @@ def test_ros_mode_drives_exactly_as_direct_mode(tmp_path):
     stats = ros.stack_report
     assert stats["controller_mismatches"] == 0 and stats["target_mismatches"] == 0, stats
     assert stats["unexpected_commands"] == 0 and stats["targets_checked"] > 0.9 * ros.ticks, stats
+    # The bundled model has the target-speed head: the controller node used it (default speed_from
+    # waypoints_head_stop) as the direct mode did, each frame's speed paired with its Path.
+    assert stats["target_speeds"] == ros.ticks, stats
     assert ros.ticks == direct.ticks > 20
     np.testing.assert_array_equal(ros.states, direct.states)  # lock step: the same trajectory, bit for bit
     assert ros.result()["driving_score"] == direct.result()["driving_score"]

@@ -68,3 +68,67 @@ def test_the_head_speed_stops_the_car_for_red_lights_and_vehicles_its_waypoints_
     assert run.score.driving_score == 100.0, run.result()
     assert sum(run.score.counts().values()) == 0, run.score.infractions
     assert 0 in by_head.head_classes  # the head said brake at some states: the stops came from it
+
+
+class ConstantSpeedStack:
+    """A lane follower blind to everything: waypoints along the route's lane at a constant speed.
+    Its head is speed-blind like the bundled model's: it says stop (P(brake) = 1) whenever a stop
+    line lies within `head_stop_within_m` ahead, also while the car stands in front of it."""
+
+    needs_sensors = False
+
+    def __init__(self, speed_from: str, cruise_mps: float = 4.0, head_stop_within_m: float = 8.0) -> None:
+        contract = C.DEFAULT_CONTRACT
+        config = ControllerConfig(waypoint_dt_s=float(contract.waypoint_dt_s), speed_from=speed_from)
+        self.controller = ControllerMirror(contract, config)
+        self.times_s = contract.waypoint_dt_s * np.arange(1, contract.num_waypoints + 1)
+        self.cruise_mps = cruise_mps
+        self.head_stop_within_m = head_stop_within_m
+        self.sim: ClosedLoopSimulator | None = None
+        self.brakes: list[bool] = []
+
+    def start(self, sim: ClosedLoopSimulator) -> None:
+        self.sim = sim
+
+    def control(self, observation: Observation) -> TickOutput:
+        assert self.sim is not None
+        scenario, s_m = self.sim.scenario, self.sim.judge.position_s_m
+        ahead_s = s_m + self.cruise_mps * self.times_s
+        xy = np.stack([np.interp(ahead_s, scenario.route_s_m, scenario.route_lane_xy[:, i]) for i in (0, 1)], axis=1)
+        state = observation.state
+        c, s = np.cos(state.yaw_rad), np.sin(state.yaw_rad)
+        offset = xy - np.array([state.x_m, state.y_m])
+        waypoints_ego = np.stack([c * offset[:, 0] + s * offset[:, 1], -s * offset[:, 0] + c * offset[:, 1]], axis=1)
+        brake = any(0.0 <= line.s_m - s_m <= self.head_stop_within_m for line in scenario.stop_lines)
+        self.brakes.append(brake)
+        probs = np.eye(len(C.TARGET_SPEEDS_MPS))[0 if brake else len(C.TARGET_SPEEDS_MPS) - 1]
+        target_speed_mps = confidence_weighted_target_speed(probs)
+        control = self.controller.command(waypoints_ego, state.speed_mps, target_speed_mps)
+        return TickOutput(control, waypoints_ego)
+
+    def report(self) -> dict:
+        return {}
+
+    def close(self) -> None:
+        return None
+
+
+def test_waypoints_head_stop_stands_at_a_stop_line_once_and_drives_on_where_a_speed_blind_head_would_hold_it():
+    """Stop lines need a full stop, which waypoints that never slow do not make (`waypoints`: the
+    line is run); a speed-blind head still says stop once the car stands in front of the line
+    (`head`: it stands there until the route is given up); `waypoints_head_stop` stands once and
+    lets the waypoints drive on: the route is completed without an infraction."""
+    spec = next(spec for spec in route_set("synth-val-empty")[1] if spec.name.endswith("town03_route1"))
+    assert spec.scenario().stop_lines, "the route must cross a stop line"
+
+    run_through = run_route(spec, ConstantSpeedStack("waypoints"), "sim", None, lidar=False, tiles=False).score
+    assert run_through.counts()["stop_infraction"] >= 1, run_through.infractions
+
+    held = run_route(spec, ConstantSpeedStack("head"), "sim", None, lidar=False, tiles=False).score
+    assert held.counts()["agent_blocked"] == 1 and held.route_completion < 50.0, held.infractions
+
+    stack = ConstantSpeedStack("waypoints_head_stop")
+    run = run_route(spec, stack, "sim", None, lidar=False, tiles=False)
+    assert run.score.driving_score == 100.0, run.result()
+    assert sum(run.score.counts().values()) == 0, run.score.infractions
+    assert any(stack.brakes)  # the head said stop on the way: the standstill came from it

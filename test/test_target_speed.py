@@ -154,9 +154,10 @@ def test_controller_brakes_when_the_head_says_stop_and_follows_its_speed_otherwi
     assert not step.braking and step.control.throttle > 0 and step.desired_speed_mps == 8.0
     with pytest.raises(ValueError, match="target speed"):
         controller.compute(waypoints, 1.0, float("nan"))
-    # The default (the bundled model's choice on synth-val): the waypoints set the speed, the head is only published.
-    by_waypoints = WaypointController(ControllerConfig())
+    # `waypoints`: the waypoints set the speed, the head is only published.
+    by_waypoints = WaypointController(ControllerConfig(speed_from="waypoints"))
     assert by_waypoints.compute(waypoints, 4.0, stop).control == WaypointController().compute(waypoints, 4.0).control
+    assert ControllerConfig().speed_from == "waypoints_head_stop"  # the default (the bundled model's, synth-val)
     with pytest.raises(ValueError, match="speed_from"):
         ControllerConfig(speed_from="lidar")
 
@@ -182,3 +183,31 @@ def test_the_controller_pairs_the_head_speed_with_its_waypoints_by_stamp():
     assert watchdog.target_speed_mps() is None  # the head's speed belongs to a frame 1 s older
     assert "finite" in watchdog.offer_target_speed(float("inf"), 11.0, 11.0)
     assert "ahead" in watchdog.offer_target_speed(1.0, 12.0, 11.0)
+
+
+def test_waypoints_head_stop_brakes_to_a_standstill_once_per_stop_the_head_says():
+    waypoints = np.array([[2.5 * (i + 1), 0.0] for i in range(8)])  # 5 m/s straight ahead
+    controller = WaypointController(ControllerConfig(speed_from="waypoints_head_stop"))
+    plain = WaypointController(ControllerConfig())
+    # Head says go: exactly the waypoints' rule.
+    assert controller.compute(waypoints, 2.0, 5.0).control == plain.compute(waypoints, 2.0).control
+    # Head says stop: full brake while the car moves, whatever the waypoints ask.
+    for speed in (4.0, 1.0, 0.2):
+        step = controller.compute(waypoints, speed, 0.0)
+        assert step.braking and step.control.brake == 1.0 and step.control.throttle == 0.0
+    # Stood (below head_stop_standstill_mps): the waypoints drive although the head still says stop.
+    for speed in (0.01, 0.5, 3.0):
+        step = controller.compute(waypoints, speed, 0.0)
+        assert not step.braking and step.control.throttle > 0, speed
+    # The head says go, then stop again: a new stop.
+    controller.compute(waypoints, 3.0, 5.0)
+    assert controller.compute(waypoints, 3.0, 0.0).braking
+    # reset (the node's watchdog) re-arms the stop as well.
+    controller.compute(waypoints, 0.0, 0.0)
+    controller.reset()
+    assert controller.compute(waypoints, 3.0, 0.0).braking
+    # The waypoints' own brake still fires while the stop is released.
+    controller.compute(waypoints, 0.0, 0.0)
+    assert controller.compute(np.zeros((8, 2)) + [0.05, 0.0], 1.0, 0.0).braking
+    with pytest.raises(ValueError, match="target speed"):
+        controller.compute(waypoints, 1.0, float("nan"))

@@ -26,6 +26,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from min2real.runtime.controller import SPEED_FROM, ControllerConfig
+
 HELP = "closed-loop data aggregation (DAgger): drive the model on training towns, record expert labels"
 
 
@@ -78,10 +80,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--speed-from",
-        choices=("waypoints", "head"),
-        default="waypoints",
-        help="the model's desired speed when it drives (a model with the target-speed head): its waypoints "
-        "(default, as closed-loop) or the head (Garage's rule)",
+        choices=SPEED_FROM,
+        default=ControllerConfig().speed_from,
+        help="the model's desired speed when it drives (a model with the target-speed head), as closed-loop's "
+        f"--speed-from (default: the controller's, {ControllerConfig().speed_from})",
     )
     parser.add_argument(
         "--look",

@@ -45,7 +45,7 @@ class PIDGains:
     window: int = 20
 
 
-SPEED_FROM = ("waypoints", "head")
+SPEED_FROM = ("waypoints", "head", "waypoints_head_stop")
 
 
 @dataclass(frozen=True)
@@ -66,14 +66,24 @@ class ControllerConfig:
     speed_window_start_s: float = 0.5
     speed_window_end_s: float = 1.0
     waypoint_dt_s: float = 0.5  # the contract's waypoint spacing
-    # Where the desired speed comes from for a model with the target-speed head: "waypoints" (their
-    # spacing, as for every model) or "head" (Garage TransFuser++: the head's confidence-weighted speed,
-    # brake when it says stop). The bundled model drives better by its waypoints (synth-val, card).
-    speed_from: str = "waypoints"
+    # Where the desired speed comes from for a model with the target-speed head (models without it
+    # always drive by the waypoints): "waypoints" (their spacing, as for every model), "head" (Garage
+    # TransFuser++: the head's confidence-weighted speed, brake when it says stop) or
+    # "waypoints_head_stop" (default: the waypoints' speed, and when the head says stop the car comes
+    # to a standstill once, below head_stop_standstill_mps, after which the waypoints drive until the
+    # head says go again: a stop line needs a full stop, which the waypoints' spacing of a model that
+    # cannot see its own speed rarely asks for, and a head that keeps saying stop at a standstill
+    # cannot hold the car forever). Only ever adds braking to the waypoints' rule. synth-val: card.
+    speed_from: str = "waypoints_head_stop"
+    head_stop_standstill_mps: float = 0.05
 
     def __post_init__(self) -> None:
         if self.speed_from not in SPEED_FROM:
             raise ValueError(f"controller speed_from {self.speed_from!r}; expected one of {SPEED_FROM}")
+        if not 0.0 < self.head_stop_standstill_mps < 1.0:
+            raise ValueError(
+                f"controller head_stop_standstill_mps {self.head_stop_standstill_mps}; expected a speed in (0, 1) m/s"
+            )
         if self.waypoint_dt_s <= 0 or self.speed_window_end_s <= self.speed_window_start_s:
             raise ValueError(
                 f"controller waypoint_dt_s={self.waypoint_dt_s} and speed window "
@@ -129,10 +139,12 @@ class WaypointController:
         self.config = config or ControllerConfig()
         self.turn_pid = PIDController(self.config.turn)
         self.speed_pid = PIDController(self.config.speed)
+        self.head_stop_made = False  # waypoints_head_stop: the head's current stop was already stood
 
     def reset(self) -> None:
         self.turn_pid.reset()
         self.speed_pid.reset()
+        self.head_stop_made = False
 
     def desired_speed_mps(self, waypoints_ego: np.ndarray) -> float:
         """Travel between `speed_window_start_s` and `speed_window_end_s` along the trajectory
@@ -154,18 +166,25 @@ class WaypointController:
     ) -> ControlStep:
         """One control cycle (advances the PID windows). `target_speed_mps`: the target-speed head's
         speed (runtime.speed_head), which with `speed_from="head"` replaces the waypoints' speed as in
-        Garage's TransFuser++ (brake below HEAD_BRAKE_SPEED_MPS); None (a model without the head) or
-        `speed_from="waypoints"` keeps the waypoints' rule."""
+        Garage's TransFuser++ (brake below HEAD_BRAKE_SPEED_MPS), which with `"waypoints_head_stop"`
+        adds a full stop to the waypoints' rule each time the head starts saying stop (`_head_stop`);
+        None (a model without the head) or `speed_from="waypoints"` keeps the waypoints' rule."""
         waypoints = _check_waypoints(waypoints_ego)
         if not math.isfinite(speed_mps):
             raise ValueError(f"controller speed {speed_mps}; expected a finite speed in m/s")
         cfg = self.config
-        if target_speed_mps is None or cfg.speed_from == "waypoints":
+        if (
+            target_speed_mps is not None
+            and cfg.speed_from != "waypoints"
+            and not (math.isfinite(target_speed_mps) and target_speed_mps >= 0)
+        ):
+            raise ValueError(f"controller target speed {target_speed_mps}; expected a finite speed >= 0 m/s")
+        if target_speed_mps is None or cfg.speed_from != "head":
             desired_speed = self.desired_speed_mps(waypoints)
             braking = desired_speed < cfg.brake_speed_mps or (speed_mps / desired_speed) > cfg.brake_ratio
+            if target_speed_mps is not None and cfg.speed_from == "waypoints_head_stop":
+                braking = self._head_stop(target_speed_mps, speed_mps) or braking
         else:
-            if not (math.isfinite(target_speed_mps) and target_speed_mps >= 0):
-                raise ValueError(f"controller target speed {target_speed_mps}; expected a finite speed >= 0 m/s")
             desired_speed = float(target_speed_mps)
             braking = desired_speed < HEAD_BRAKE_SPEED_MPS or speed_mps / desired_speed > cfg.brake_ratio
 
@@ -186,6 +205,16 @@ class WaypointController:
         steer = float(np.clip(self.turn_pid.step(angle), -1.0, 1.0))
         control = VehicleControl(steer=steer, throttle=throttle, brake=1.0 if braking else 0.0)
         return ControlStep(control, desired_speed, aim.astype(np.float64), braking)
+
+    def _head_stop(self, target_speed_mps: float, speed_mps: float) -> bool:
+        """waypoints_head_stop: brake while the head says stop and the car has not stood since it
+        started saying so; re-armed when the head says go."""
+        if target_speed_mps >= HEAD_BRAKE_SPEED_MPS:
+            self.head_stop_made = False
+            return False
+        if speed_mps < self.config.head_stop_standstill_mps:
+            self.head_stop_made = True
+        return not self.head_stop_made
 
     def step(
         self, waypoints_ego: np.ndarray, speed_mps: float, target_speed_mps: float | None = None

@@ -19,6 +19,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from min2real.runtime.controller import SPEED_FROM, ControllerConfig
+
 HELP = "drive synthetic routes closed loop (direct, or --ros through the real nodes) and score them like Longest6"
 
 
@@ -52,11 +54,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--speed-from",
-        choices=("waypoints", "head"),
-        default="waypoints",
-        help="direct --model runs: the desired speed of a model with the target-speed head, from its waypoints "
-        "(default, as the controller node) or from the head (Garage's rule); --ros: the controller node's "
-        "speed_from parameter",
+        choices=SPEED_FROM,
+        default=None,
+        help="--model runs (direct, or --ros: the controller node's speed_from parameter): the desired speed of a "
+        "model with the target-speed head, from its waypoints, from the head (Garage's rule) or from the waypoints "
+        f"with a full stop each time the head says stop (default: the controller's, {ControllerConfig().speed_from})",
     )
 
 
@@ -112,11 +114,12 @@ def closed_loop(args: argparse.Namespace) -> tuple[int, dict | None]:
         except ValueError as error:
             print(f"min2real closed-loop: --creep-after: {error}", file=sys.stderr)
             return 2, None
-    if args.speed_from != "waypoints" and (args.ros or not args.model):
-        print("min2real closed-loop: --speed-from head runs only with --model in direct mode", file=sys.stderr)
+    if args.speed_from is not None and not args.model:
+        print("min2real closed-loop: --speed-from needs --model (the expert has no target-speed head)", file=sys.stderr)
         return 2, None
+    speed_from = args.speed_from or ControllerConfig().speed_from
     mode = "ros" if args.ros else "direct"
-    extra: dict = {"tick_s": TICK_S, "speed_from": args.speed_from}
+    extra: dict = {"tick_s": TICK_S, "speed_from": speed_from}
     if args.creep_after is not None:
         extra["creep_after_s"] = args.creep_after
     policy = None
@@ -178,10 +181,11 @@ def closed_loop(args: argparse.Namespace) -> tuple[int, dict | None]:
             camera=camera,
             command_timeout_s=args.command_timeout,
             log_dir=out / "logs",
+            speed_from=speed_from,
         )
         make_stack = factory.stack
     elif policy is not None:
-        make_stack = lambda spec: DirectPolicyStack(policy, TICK_S, use_lidar, creep, args.speed_from)  # noqa: E731
+        make_stack = lambda spec: DirectPolicyStack(policy, TICK_S, use_lidar, creep, speed_from)  # noqa: E731
     else:
         make_stack = lambda spec: ExpertStack(contract)  # noqa: E731
 

@@ -10,9 +10,11 @@ Inputs (relative, remapped at launch): ~/input/waypoints nav_msgs/Path (the driv
 ~/output/waypoints), ~/input/speed std_msgs/Float32 m/s (speed_source speedometer) or
 ~/input/odometry nav_msgs/Odometry (speed_source odometry), and ~/input/target_speed
 geometry_msgs/Vector3Stamped (the driver's ~/output/target_speed, published by models with the
-target-speed head): with `speed_from` head its x, paired with the Path by stamp
-(Watchdog.target_speed_mps), is the speed to drive as Garage's TransFuser++ does; by default
-(`speed_from` waypoints) and without it the waypoints' spacing sets the speed.
+target-speed head), its x paired with the Path by stamp (Watchdog.target_speed_mps). By default
+(`speed_from` waypoints_head_stop) the waypoints' spacing sets the speed and the car comes to a
+full stop once each time the head starts saying stop (stop lines need one); with `head` the
+head's speed is the speed to drive, as Garage's TransFuser++ does; with `waypoints`, and for any
+model without the head, the waypoints' spacing alone.
 Output ~/output/control, one of (`output_type`; min2real.runtime.vehicle_commands defines each):
   carla      carla_msgs/CarlaEgoVehicleControl (steer in [-1, 1], positive = RIGHT; needs carla_msgs)
   ackermann  ackermann_msgs/AckermannDrive (unstamped, as carla_ackermann_control subscribes it:
@@ -108,10 +110,14 @@ PARAMETERS: dict[str, P] = {
     "clip_delta_mps": P(0.25, "speed error clip", low=0.0, high=100.0),
     "clip_throttle": P(0.75, "throttle clip", low=0.0, high=1.0),
     "speed_from": P(
-        "waypoints",
-        "desired speed of a model with the target-speed head: waypoints (their spacing) | head (Garage's rule on "
-        "~/input/target_speed)",
+        "waypoints_head_stop",
+        "desired speed of a model with the target-speed head: waypoints_head_stop (the waypoints' spacing, and a "
+        "full stop once each time ~/input/target_speed says stop) | head (Garage's rule on ~/input/target_speed) | "
+        "waypoints (their spacing only)",
         choices=SPEED_FROM,
+    ),
+    "head_stop_standstill_mps": P(
+        0.05, "waypoints_head_stop: below this speed the head's stop counts as made", low=0.001, high=0.999
     ),
     "max_steering_angle_deg": P(
         70.0, "ackermann/twist: wheel angle at |steer| = 1 (CARLA default vehicles: 70)", low=1.0, high=90.0
@@ -135,6 +141,7 @@ def controller_config_from_parameters(get: Any) -> ControllerConfig:
         clip_throttle=float(get("clip_throttle")),
         waypoint_dt_s=float(get("waypoint_dt_s")),
         speed_from=str(get("speed_from")),
+        head_stop_standstill_mps=float(get("head_stop_standstill_mps")),
     )
 
 

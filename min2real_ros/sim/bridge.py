@@ -63,9 +63,12 @@ class BridgeSimNode:
         command_topic: str,
         expert: bool = False,
         driver_domain_shift_topic: str = "",
+        driver_target_speed_topic: str = "",
     ) -> None:
         """expert: publish the expert's waypoints on the driver's output topic (no driver node);
-        driver_domain_shift_topic: the driver's monitor output, collected per route when given."""
+        driver_domain_shift_topic: the driver's monitor output, collected per route when given;
+        driver_target_speed_topic: the driver's target-speed head output (models with the head),
+        kept per camera stamp like the Path when given."""
         import rclpy
         from geometry_msgs.msg import Twist, Vector3Stamped
         from nav_msgs.msg import Odometry, Path
@@ -107,6 +110,7 @@ class BridgeSimNode:
         self._lock = threading.Condition()
         self.paths: dict[int, np.ndarray] = {}  # camera stamp ns -> (T, 2) waypoints
         self.targets: dict[int, np.ndarray] = {}  # camera stamp ns -> (2,) target point the driver used
+        self.target_speeds: dict[int, float] = {}  # camera stamp ns -> the head's target speed (m/s)
         self.commands: deque[tuple[float, float]] = deque()  # (linear.x, angular.z) in arrival order
         self.commands_received = 0
         self.domain_shift: list[tuple[float, int]] = []  # (OOD score, monitor level) per driver frame
@@ -118,6 +122,10 @@ class BridgeSimNode:
         if driver_domain_shift_topic:
             self._subscriptions.append(
                 node.create_subscription(Vector3Stamped, driver_domain_shift_topic, self._on_domain_shift, reliable)
+            )
+        if driver_target_speed_topic:
+            self._subscriptions.append(
+                node.create_subscription(Vector3Stamped, driver_target_speed_topic, self._on_target_speed, reliable)
             )
         self.command_topic = command_topic
         self.driver_waypoints_topic = driver_waypoints_topic
@@ -151,6 +159,18 @@ class BridgeSimNode:
     def _on_domain_shift(self, msg: Any) -> None:
         with self._lock:
             self.domain_shift.append((float(msg.vector.x), int(round(msg.vector.z))))
+
+    def _on_target_speed(self, msg: Any) -> None:
+        with self._lock:
+            self.target_speeds[_stamp_ns(msg.header.stamp)] = float(msg.vector.x)
+            self._lock.notify_all()
+
+    def take_target_speed(self, stamp_ns: int) -> float | None:
+        """The head's target speed for frame `stamp_ns` (dropping those of earlier frames), if it arrived."""
+        with self._lock:
+            for stamp in [s for s in self.target_speeds if s < stamp_ns]:
+                del self.target_speeds[stamp]
+            return self.target_speeds.pop(stamp_ns, None)
 
     def take_domain_shift(self) -> list[tuple[float, int]]:
         """The (OOD score, level) readings received since the last call."""

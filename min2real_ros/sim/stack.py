@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from min2real.contract import Contract
+from min2real.contract import OUTPUT_TARGET_SPEED_LOGITS, Contract
 from min2real.data.synthetic.render import PinholeCamera
 from min2real.evaluation.closed_loop.direct import (
     LIDAR_MOUNT_XYZ_M,
@@ -53,6 +53,7 @@ from min2real.evaluation.closed_loop.direct import (
 )
 from min2real.evaluation.closed_loop.expert import RouteExpert
 from min2real.evaluation.closed_loop.simulator import ClosedLoopSimulator, Observation
+from min2real.runtime.controller import ControllerConfig
 from min2real.runtime.domain_monitor import ScoreSummary
 from min2real.runtime.route import RoutePlanner
 from min2real.runtime.vehicle_commands import control_from_twist
@@ -103,6 +104,7 @@ def node_commands(
     backend: str,
     model_domain: str,
     use_lidar: bool,
+    speed_from: str = "waypoints",
 ) -> dict[str, list[str]]:
     """argv of each node process (the driver only with a model): the one place naming their
     parameters and remapping their ~/input/*, ~/output/* topics onto the bridge's (the launch
@@ -136,6 +138,7 @@ def node_commands(
                 "speed_source": "speedometer",
                 "waypoint_dt_s": float(contract.waypoint_dt_s),
                 "max_steering_angle_deg": MAX_STEER_ANGLE_DEG,
+                "speed_from": speed_from,
             },
         )
     }
@@ -215,6 +218,7 @@ class LockStepStats:
     controller_mismatches: int = 0
     target_mismatches: int = 0
     targets_checked: int = 0
+    target_speeds: int = 0  # frames whose ~/output/target_speed reached the shadow controller
     max_tick_wall_s: float = 0.0
     startup_s: float = 0.0
     # Wall seconds per tick, summed: publishing (clock, sensors, settles), waiting for the driver's
@@ -242,6 +246,11 @@ class RosStackFactory:
     camera: PinholeCamera | None
     command_timeout_s: float = 20.0
     log_dir: Path = Path("out/closed_loop_logs")
+    # The controller node's speed_from; with a model that has the target-speed head the shadow
+    # controller gets the driver's ~/output/target_speed of each frame as the node does
+    # (model_has_speed_head None: read from the model's metadata).
+    speed_from: str = ControllerConfig.speed_from
+    model_has_speed_head: bool | None = None
     topics: BridgeTopics = field(default_factory=BridgeTopics)
     timing: LockStepTiming = field(default_factory=LockStepTiming)
     _bridge: BridgeSimNode | None = None
@@ -249,6 +258,14 @@ class RosStackFactory:
     def __post_init__(self) -> None:
         if abs(round(self.timing.start_s / self.tick_s) * self.tick_s - self.timing.start_s) > 1e-9:
             raise ValueError(f"lock-step start {self.timing.start_s} s is not a multiple of the tick {self.tick_s} s")
+        if self.model_has_speed_head is None:
+            self.model_has_speed_head = False
+            if self.model is not None:
+                from min2real.runtime.policy import load_policy
+
+                policy = load_policy(str(self.model), backend=self.backend)
+                self.model_has_speed_head = OUTPUT_TARGET_SPEED_LOGITS in policy.metadata.output_shapes
+                policy.close()
 
     def bridge(self) -> BridgeSimNode:
         if self._bridge is None:
@@ -261,6 +278,9 @@ class RosStackFactory:
                 carla_control_topic(self.topics.role, "twist"),
                 expert=self.model is None,
                 driver_domain_shift_topic=f"/{DRIVER_NODE_NAME}/output/domain_shift",
+                driver_target_speed_topic=f"/{DRIVER_NODE_NAME}/output/target_speed"
+                if self.model_has_speed_head
+                else "",
             )
         return self._bridge
 
@@ -285,7 +305,10 @@ class RosStack:
         self.timing = factory.timing
         self.tick_ns = int(round(factory.tick_s * 1e9))
         self.start_ns = int(round(self.timing.start_s * 1e9))
-        self.shadow_controller = ControllerMirror(factory.contract)
+        self.shadow_controller = ControllerMirror(
+            factory.contract,
+            ControllerConfig(waypoint_dt_s=float(factory.contract.waypoint_dt_s), speed_from=factory.speed_from),
+        )
         self.shadow_planner = RoutePlanner(ROUTE_MIN_DISTANCE_M, ROUTE_MAX_DISTANCE_M)
         self.stats = LockStepStats()
         self.processes: NodeProcesses | None = None
@@ -322,6 +345,7 @@ class RosStack:
             factory.backend,
             factory.model_domain,
             factory.use_lidar,
+            factory.speed_from,
         )
         self.processes = NodeProcesses(commands, factory.log_dir, self.label)
         try:
@@ -446,6 +470,7 @@ class RosStack:
 
         bridge.publish_clock(stamp_ns)
         time.sleep(timing.settle_s)
+        target_speed_mps: float | None = None
         if self.expert_mode:
             assert self.expert is not None and self.sim is not None
             progress = self.sim.judge.position_s_m
@@ -474,6 +499,10 @@ class RosStack:
                 self.processes.check_alive()
                 self.stats.frames_resent += 1
             waypoints = bridge.take_path(stamp_ns)
+            if self.factory.model_has_speed_head:  # published with the Path, from the same frame
+                bridge.wait(lambda: stamp_ns in bridge.target_speeds, max(0.0, deadline - time.monotonic()))
+                target_speed_mps = bridge.take_target_speed(stamp_ns)
+                self.stats.target_speeds += target_speed_mps is not None
             self._pending_target_check = (stamp_ns, expected_target)
             self._check_target(stamp_ns, drop_earlier=True)
             time.sleep(timing.path_settle_s)
@@ -492,7 +521,7 @@ class RosStack:
                 self.stats.clocks_resent += 1
         self.stats.controller_s += time.monotonic() - control_started
         control = control_from_twist(command[0], command[1], math.radians(MAX_STEER_ANGLE_DEG))
-        expected = self.shadow_controller.command(waypoints, state.speed_mps)
+        expected = self.shadow_controller.command(waypoints, state.speed_mps, target_speed_mps)
         if expected != control:
             self.stats.controller_mismatches += 1
             self.stats.first_mismatch = self.stats.first_mismatch or (

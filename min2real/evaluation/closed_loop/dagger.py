@@ -57,6 +57,7 @@ from min2real.evaluation.closed_loop.run import (
     run_route,
 )
 from min2real.evaluation.closed_loop.simulator import TICK_S, ClosedLoopSimulator, Observation
+from min2real.runtime.controller import ControllerConfig
 
 # The bundled model's held-out data (training/bundled.yaml header: `data synth --seed 11` val, 12 test).
 HELD_OUT_DATA_SEEDS = {11: "the bundled model's validation data", 12: "the bundled model's test data"}
@@ -236,7 +237,7 @@ def drive_route(
     segment_s: float = DEFAULT_SEGMENT_S,
     contract: C.Contract | None = None,
     use_lidar: bool = True,
-    speed_from: str = "waypoints",
+    speed_from: str = ControllerConfig.speed_from,
     look: str = SIM,
 ) -> tuple[RouteRun, MixedStack]:
     """Drive one route with the mixed stack until the judge ends it (a crash or a block included).
@@ -291,7 +292,7 @@ def run_round(
     progress: bool = True,
     policy_name: str = "expert",
     extra: dict | None = None,
-    speed_from: str = "waypoints",
+    speed_from: str = ControllerConfig.speed_from,
     look: str = SIM,
 ) -> dict[str, Any]:
     """Drive and record every route of a round into `out`: <LOOK_FOLDERS[look]>/dagger/route_XXX (Garage layout),

@@ -196,7 +196,7 @@ class DirectPolicyStack:
         tick_s: float,
         use_lidar: bool,
         creep: CreepConfig | None = None,
-        speed_from: str = "waypoints",
+        speed_from: str = ControllerConfig.speed_from,
     ) -> None:
         self.driver = DriverMirror(policy, tick_s, use_lidar)
         config = ControllerConfig(waypoint_dt_s=float(policy.contract.waypoint_dt_s), speed_from=speed_from)
