@@ -189,14 +189,15 @@ def test_structure_part_rises_with_occlusion_severity_on_a_fixed_frame_set(monit
     metadata = read_onnx_metadata(path)
     model = onnx.load(str(path))
     structure = next(part for part in _stored_parts(model, metadata.extra["monitor"]) if part.name == STRUCTURE_SUMMARY)
-    tapped = with_outputs(model, [metadata.extra["monitor"]["features"][STRUCTURE_SUMMARY]["tensor"]])
+    recorded = metadata.extra["monitor"]["features"][STRUCTURE_SUMMARY]
+    tapped = with_outputs(model, [recorded["tensor"]])
     frames = inputs_from_data(monitor_data[1]["sim"].parent, metadata, 12, seed=4)
     images = np.concatenate([frame["image"] for frame in frames])
 
     def part_scores(batch_images: np.ndarray) -> np.ndarray:
         batches = [{**frame, "image": image[None]} for frame, image in zip(frames, batch_images)]
-        name = tapped.graph.output[-1].name
-        summaries = run_graph(tapped.SerializeToString(), batches, [name])[name]
+        values = run_graph(tapped.SerializeToString(), batches, [recorded["tensor"]])[recorded["tensor"]]
+        summaries = values[:, slice(*recorded["columns"])]
         return ood_scores(summaries, structure.statistics) / structure.reference
 
     scores = [part_scores(images)] + [part_scores(corrupt(images, "occlusion", s)) for s in SEVERITIES]
