@@ -27,7 +27,12 @@ from min2real.contract import (  # noqa: E402
 )
 from min2real.monitor.attach import attach_monitor_from_data, inputs_from_data, run_graph  # noqa: E402
 from min2real.monitor.corruptions import CORRUPTIONS, SEVERITIES, corrupt  # noqa: E402
-from min2real.monitor.graph import locate_block_tokens, with_outputs  # noqa: E402
+from min2real.monitor.graph import (  # noqa: E402
+    attach_monitor_nodes,
+    attach_summary_nodes,
+    locate_block_tokens,
+    with_outputs,
+)
 from min2real.monitor.metrics import auroc  # noqa: E402
 from min2real.monitor.statistics import (  # noqa: E402
     FeatureStatistics,
@@ -155,6 +160,26 @@ def test_attached_graph_scores_as_the_numpy_reference_and_records_its_calibratio
         attach_monitor_from_data(
             path, path.with_name("twice.onnx"), monitor_data[0]["sim"].parent, monitor_data[1]["sim"].parent
         )
+
+
+def test_the_score_parts_must_tile_the_summary_columns_in_order():
+    """The whitening is block diagonal over the concatenated summary tensors: parts in another order
+    or a part left out would score the wrong columns, so attaching them is an error."""
+    model = onnx.load(str(bundled_model_path()))
+    summaries = attach_summary_nodes(model)
+    assert list(summaries) == list(PARTS) and summaries[IMAGE_SUMMARY].tensor == summaries[STRUCTURE_SUMMARY].tensor
+
+    def part(name: str) -> ScorePart:
+        dim = summaries[name].dim
+        return ScorePart(name, FeatureStatistics(np.zeros(dim, np.float32), np.eye(dim, dtype=np.float32), 0.0, 8), 1.0)
+
+    for names, message in (
+        ((IMAGE_SUMMARY, TOKEN_SUMMARY, STRUCTURE_SUMMARY), "not their tensors' columns in order"),
+        ((STRUCTURE_SUMMARY, IMAGE_SUMMARY, TOKEN_SUMMARY), "not their tensors' columns in order"),
+        ((TOKEN_SUMMARY, IMAGE_SUMMARY), "cover 15 of the 47 columns"),
+    ):
+        with pytest.raises(MonitorError, match=message):
+            attach_monitor_nodes(model, summaries, [part(name) for name in names])
 
 
 def test_score_rises_with_corruption_severity_on_a_fixed_frame_set(monitor_model, monitor_data):
