@@ -48,10 +48,11 @@ METHOD = (
     "ood_score = sqrt(mean over three parts of (part score / its median training-frame score)^2); part score = "
     "Mahalanobis distance / sqrt(D) to the training-frame mean under a Ledoit-Wolf shrunk covariance; parts: "
     "token_summary (first ViT block's tokens: L2 norm over the tokens), image_summary (camera image sampled every "
-    f"{STRIDE_PX[0]}th row and {STRIDE_PX[1]}th column: per channel the pixel p, its step right dx and down dy; log(1 + mean) of p, |dx|, |dy|, "
-    f"(|dx| - {STEP_FLOOR:g})+ and (|dy| - {STEP_FLOOR:g})+) and structure_summary (the samples in "
-    f"{REGION_GRID[0]} x {REGION_GRID[1]} regions: per region log(1 + mean of |dx| + |dy| summed over the "
-    "channels)); domain_logit = the training discriminator on the features the heads read (pre-sigmoid, real > 0)"
+    f"{STRIDE_PX[0]}th row and every {STRIDE_PX[1]}th column: per channel the pixel p, its step right dx and down "
+    f"dy; log(1 + mean) of p, max(dx, 0), max(dy, 0), max(dx - {STEP_FLOOR:g}, 0), max(dy - {STEP_FLOOR:g}, 0)) and "
+    f"structure_summary (the samples in {REGION_GRID[0]} x {REGION_GRID[1]} regions: per region log(1 + mean of "
+    "max(dx, 0) + max(dy, 0) summed over the channels)); domain_logit = the training discriminator on the features "
+    "the heads read (pre-sigmoid, real > 0)"
 )
 
 
