@@ -143,9 +143,7 @@ def summary_map(channels: int) -> np.ndarray:
     return mapping.reshape(channels * filters * regions, -1)
 
 
-def image_summary_nodes(
-    node: NodeFn, constant: ConstantFn, image: str, channels: int, height: int, width: int
-) -> str:
+def image_summary_nodes(node: NodeFn, constant: ConstantFn, image: str, channels: int, height: int, width: int) -> str:
     """Append the nodes of image_summaries on `image` (B, channels, height, width); returns the
     (B, 5C + regions) output: IMAGE_SUMMARY's columns, then STRUCTURE_SUMMARY's."""
     region = [int(size) for size in region_size(height, width)]
