@@ -26,16 +26,8 @@ from min2real.contract import (
     ContractError,
 )
 from min2real.files import atomic_write_bytes
-from min2real.monitor.graph import (
-    SummaryColumns,
-    attach_monitor_nodes,
-    attach_summary_nodes,
-    locate_features,
-    summary_tensors,
-    with_outputs,
-)
+from min2real.monitor.graph import attach_monitor_nodes, attach_summary_nodes, locate_features, with_outputs
 from min2real.monitor.statistics import MonitorError, combined_scores, fit_score_part, threshold_at
-from min2real.monitor.summaries import REGION_GRID, STEP_FLOOR, STRIDE_PX
 
 LOGGER = logging.getLogger("min2real.monitor")
 
@@ -48,11 +40,10 @@ METHOD = (
     "ood_score = sqrt(mean over three parts of (part score / its median training-frame score)^2); part score = "
     "Mahalanobis distance / sqrt(D) to the training-frame mean under a Ledoit-Wolf shrunk covariance; parts: "
     "token_summary (first ViT block's tokens: L2 norm over the tokens), image_summary (camera image sampled every "
-    f"{STRIDE_PX[0]}th row and every {STRIDE_PX[1]}th column: per channel the pixel p, its step right dx and down "
-    f"dy; log(1 + mean) of p, max(dx, 0), max(dy, 0), max(dx - {STEP_FLOOR:g}, 0), max(dy - {STEP_FLOOR:g}, 0)) and "
-    f"structure_summary (the samples in {REGION_GRID[0]} x {REGION_GRID[1]} regions: per region log(1 + mean of "
-    "max(dx, 0) + max(dy, 0) summed over the channels)); domain_logit = the training discriminator on the features "
-    "the heads read (pre-sigmoid, real > 0)"
+    "4th pixel: per channel the pixel p, its step right dx and down dy; mean |p|, |dx|, |dy| and log(S + sum of "
+    "their squares) over the S samples) and structure_summary (the samples in 6 x 8 regions: per region "
+    "log(1 + mean of |dx| + |dy| summed over the channels)); domain_logit = the training discriminator on the "
+    "features the heads read (pre-sigmoid, real > 0)"
 )
 
 
@@ -107,15 +98,12 @@ def run_graph(model_bytes: bytes, input_batches: Sequence[dict[str, np.ndarray]]
 
 
 def graph_summaries(
-    model, summaries: dict[str, SummaryColumns], input_batches: Sequence[dict[str, np.ndarray]]
+    model, summaries: dict[str, str], input_batches: Sequence[dict[str, np.ndarray]]
 ) -> dict[str, np.ndarray]:
     """{part name: its (N, D) summary values on `input_batches`} for a graph with attach_summary_nodes."""
-    tensors = summary_tensors(summaries)
-    values = run_graph(with_outputs(model, tensors).SerializeToString(), input_batches, tensors)
-    return {
-        part: values[columns.tensor][:, columns.start : columns.stop].astype(np.float32)
-        for part, columns in summaries.items()
-    }
+    tapped = with_outputs(model, list(summaries.values()))
+    values = run_graph(tapped.SerializeToString(), input_batches, list(summaries.values()))
+    return {part: values[name].astype(np.float32) for part, name in summaries.items()}
 
 
 def attach_monitor(
@@ -166,8 +154,7 @@ def attach_monitor(
         "outputs": outputs,
         "features": {
             part.name: {
-                "tensor": summaries[part.name].tensor,
-                "columns": [summaries[part.name].start, summaries[part.name].stop],
+                "tensor": summaries[part.name],
                 "dim": part.statistics.dim,
                 "reference": round(part.reference, 6),
             }

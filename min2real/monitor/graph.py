@@ -4,23 +4,21 @@
 hands to the rest of the network (the dynamo exporter records each node's module scope, e.g.
 "model.image_backbone"); the discriminator reads them. `locate_block_tokens` finds the first ViT
 block's output tokens. `attach_summary_nodes` appends the summaries the score reads
-(monitor.summaries: the tokens' summary, and one tensor holding the image and structure summaries),
-`with_outputs` exposes tensors (to compute statistics), and `attach_monitor_nodes` appends the score
-(and, given the discriminator's weights, its logit) as optional outputs with standard ops only
-(Concat, Sub, MatMul, ReduceL2; Gemm, Mul, Erf, Add), so ONNX Runtime and TensorRT run them as they
-run the rest of the graph.
+(monitor.summaries: those tokens, the camera image and where its edges are), `with_outputs` exposes tensors (to compute
+statistics), and `attach_monitor_nodes` appends the score (and, given the discriminator's weights, its
+logit) as optional outputs with standard ops only (Concat, Sub, MatMul, ReduceL2; Gemm, Mul, Erf, Add), so
+ONNX Runtime and TensorRT run them as they run the rest of the graph.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 
 from min2real.contract import INPUT_IMAGE, OUTPUT_DOMAIN_LOGIT, OUTPUT_OOD_SCORE
 from min2real.monitor.statistics import FeatureStatistics, MonitorError, ScorePart
-from min2real.monitor.summaries import TOKEN_SUMMARY, image_summary_dims, image_summary_nodes, token_summary_nodes
+from min2real.monitor.summaries import TOKEN_SUMMARY, image_summary_nodes, token_summary_nodes
 
 BACKBONE_SCOPE = "model.image_backbone"
 FIRST_BLOCK_SCOPE = "model.image_backbone.vit.blocks.0"
@@ -145,60 +143,18 @@ def _image_shape(model) -> tuple[int, int, int]:
     return dims[1], dims[2], dims[3]
 
 
-@dataclass(frozen=True)
-class SummaryColumns:
-    """Where one part's (B, D) summary is in the graph: columns [start, stop) of (B, *) tensor `tensor`."""
-
-    tensor: str
-    start: int
-    stop: int
-
-    @property
-    def dim(self) -> int:
-        return self.stop - self.start
-
-
-def attach_summary_nodes(model) -> dict[str, SummaryColumns]:
+def attach_summary_nodes(model) -> dict[str, str]:
     """Append the summaries the score reads (monitor.summaries) to `model` in place; returns
-    {TOKEN_SUMMARY / IMAGE_SUMMARY / STRUCTURE_SUMMARY: its columns}, in the order of the score's
-    parts (the image and structure summaries share one tensor)."""
+    {TOKEN_SUMMARY / IMAGE_SUMMARY / STRUCTURE_SUMMARY: tensor name}, each (B, D) float32."""
     existing = {output.name for output in model.graph.output}
     if existing & {OUTPUT_OOD_SCORE, OUTPUT_DOMAIN_LOGIT}:
         raise MonitorError(f"the graph already has monitor outputs {sorted(existing)}; attach to a graph without them")
     tokens = locate_block_tokens(model)
     node, constant = _builders(model)
-    token_name = token_summary_nodes(node, constant, tokens)
-    columns = {TOKEN_SUMMARY: SummaryColumns(token_name, 0, feature_dim(model, token_name))}
-    channels, height, width = _image_shape(model)
-    image_name = image_summary_nodes(node, constant, INPUT_IMAGE, channels, height, width)
-    start = 0
-    for part, dim in image_summary_dims(channels).items():
-        columns[part] = SummaryColumns(image_name, start, start + dim)
-        start += dim
-    return columns
-
-
-def summary_tensors(summaries: dict[str, SummaryColumns]) -> list[str]:
-    """The distinct tensors holding `summaries`, in the order of their first part."""
-    return list(dict.fromkeys(columns.tensor for columns in summaries.values()))
-
-
-def _concatenated_tensors(model, layout: list[SummaryColumns]) -> list[str]:
-    """The tensors whose concatenation is the parts' columns in `layout` order (the score's whitening
-    is block diagonal over them); MonitorError when the parts skip, repeat or reorder columns."""
-    tensors = list(dict.fromkeys(columns.tensor for columns in layout))
-    expected = []
-    for tensor in tensors:
-        offset = 0
-        for columns in layout:
-            if columns.tensor == tensor:
-                expected.append(SummaryColumns(tensor, offset, offset + columns.dim))
-                offset += columns.dim
-        if offset != feature_dim(model, tensor):
-            raise MonitorError(f"the parts cover {offset} of the {feature_dim(model, tensor)} columns of {tensor!r}")
-    if layout != expected:
-        raise MonitorError(f"the parts' columns {layout} are not their tensors' columns in order {expected}")
-    return tensors
+    return {
+        TOKEN_SUMMARY: token_summary_nodes(node, constant, tokens),
+        **image_summary_nodes(node, constant, INPUT_IMAGE, *_image_shape(model)),
+    }
 
 
 def _batch_dim(model) -> int | str:
@@ -208,7 +164,7 @@ def _batch_dim(model) -> int | str:
 
 def attach_monitor_nodes(
     model,
-    summaries: dict[str, SummaryColumns],
+    summaries: dict[str, str],
     parts: list[ScorePart],
     features_name: str | None = None,
     discriminator: list[tuple[np.ndarray, np.ndarray]] | None = None,
@@ -224,10 +180,8 @@ def attach_monitor_nodes(
     graph = model.graph
     batch = _batch_dim(model)
     node, constant = _builders(model)
-    layout = [summaries[part.name] for part in parts]
-    tensors = _concatenated_tensors(model, layout)
     for part in parts:
-        dim = summaries[part.name].dim
+        dim = feature_dim(model, summaries[part.name])
         if part.statistics.dim != dim:
             raise MonitorError(f"{part.name} statistics are over {part.statistics.dim} features; the graph's has {dim}")
     # One Sub / MatMul / ReduceL2 over the concatenated parts: part k's whitening columns scaled by
@@ -240,7 +194,7 @@ def attach_monitor_nodes(
         scale = 1.0 / math.sqrt(dim * len(parts) * part.reference**2)
         whitening[offset : offset + dim, offset : offset + dim] = part.statistics.whitening * scale
         offset += dim
-    joined = node("Concat", tensors, "summaries", axis=-1) if len(tensors) > 1 else tensors[0]
+    joined = node("Concat", [summaries[part.name] for part in parts], "summaries", axis=-1)
     centered = node("Sub", [joined, constant("feature_mean", mean)], "centered")
     whitened = node("MatMul", [centered, constant("whitening", whitening)], "whitened")
     graph.node.append(
