@@ -62,22 +62,22 @@ min2real train --config training/bundled.yaml --out "$RUNS/ns2r" "${STEPS[@]}" "
     --set "$(sim_roots "${NS2_SIM[@]}")" --set train.init_checkpoint="$RUNS/ns2/checkpoints/best.pt"
 export_sim ns2r
 export_real ns2r
-min2real dagger --model "$RUNS/ns2/sim.onnx" --out "$DATA/dagger/r3" --seed 22 --routes 20 --round 3 --conditions all --obstacles 0.25
+min2real dagger --model "$RUNS/ns2/sim.onnx" --out "$DATA/dagger/r3" --seed 22 --routes 20 --round 3 --conditions all --obstacles 0.25 --speed-from waypoints
 
 min2real train --config training/bundled.yaml --out "$RUNS/ns3" "${STEPS[@]}" "${SR[@]}" --set model.use_speed_input=false \
     --set "$(sim_roots "${NS2_SIM[@]}" "$DATA/dagger/r3/carla")" --set train.init_checkpoint="$RUNS/ns2r/checkpoints/best.pt"
 export_sim ns3
-min2real dagger --model "$RUNS/ns2r/real.onnx" --look real --out "$DATA/dagger/real_r1" --seed 30 --routes 20 --round 1 --conditions all --obstacles 0.25
-min2real dagger --model "$RUNS/ns3/sim.onnx" --out "$DATA/dagger/r4" --seed 23 --routes 20 --round 3 --conditions all --obstacles 0.25
+min2real dagger --model "$RUNS/ns2r/real.onnx" --look real --out "$DATA/dagger/real_r1" --seed 30 --routes 20 --round 1 --conditions all --obstacles 0.25 --speed-from waypoints
+min2real dagger --model "$RUNS/ns3/sim.onnx" --out "$DATA/dagger/r4" --seed 23 --routes 20 --round 3 --conditions all --obstacles 0.25 --speed-from waypoints
 
 min2real train --config training/bundled.yaml --out "$RUNS/ns3r" "${STEPS[@]}" "${SR[@]}" --set model.use_speed_input=false \
     --set "$(sim_roots "${NS2_SIM[@]}" "$DATA/dagger/r3/carla")" --set "$(real_look_roots "$DATA/dagger/real_r1/real_look")" \
     --set train.init_checkpoint="$RUNS/ns3/checkpoints/best.pt"
 export_sim ns3r
 export_real ns3r
-min2real dagger --model "$RUNS/ns3r/real.onnx" --look real --out "$DATA/dagger/real_r2" --seed 31 --routes 20 --round 2 --conditions all --obstacles 0.25
-min2real dagger --model "$RUNS/ns3r/sim.onnx" --out "$DATA/dagger/r5" --seed 24 --routes 20 --round 3 --conditions all --obstacles 1.0
-min2real dagger --model "$RUNS/ns3r/real.onnx" --look real --out "$DATA/dagger/real_r3" --seed 32 --routes 20 --round 2 --conditions all --obstacles 0.5
+min2real dagger --model "$RUNS/ns3r/real.onnx" --look real --out "$DATA/dagger/real_r2" --seed 31 --routes 20 --round 2 --conditions all --obstacles 0.25 --speed-from waypoints
+min2real dagger --model "$RUNS/ns3r/sim.onnx" --out "$DATA/dagger/r5" --seed 24 --routes 20 --round 3 --conditions all --obstacles 1.0 --speed-from waypoints
+min2real dagger --model "$RUNS/ns3r/real.onnx" --look real --out "$DATA/dagger/real_r3" --seed 32 --routes 20 --round 2 --conditions all --obstacles 0.5 --speed-from waypoints
 
 min2real train --config training/bundled.yaml --out "$RUNS/ns4" "${STEPS[@]}" "${SR[@]}" --set model.use_speed_input=false \
     --set "$(sim_roots "${NS2_SIM[@]}" "$DATA/dagger/r3/carla" "$DATA/dagger/r4/carla" "$DATA/dagger/r5/carla")" \
@@ -91,8 +91,8 @@ for run in r0 r1 ns1 ns2; do  # the per-round synth-val scores of the card
     done
 done
 for run in ns2r ns3 ns3r ns4; do
-    min2real closed-loop --model "$RUNS/$run/sim.onnx" --routes synth-val --domain sim --out "$RUNS/$run/synth-val-sim" --tiles 0
+    min2real closed-loop --model "$RUNS/$run/sim.onnx" --routes synth-val --domain sim --speed-from waypoints --out "$RUNS/$run/synth-val-sim" --tiles 0
 done
 for run in ns2r ns3r ns4; do
-    min2real closed-loop --model "$RUNS/$run/real.onnx" --routes synth-val --domain real --out "$RUNS/$run/synth-val-real" --tiles 0
+    min2real closed-loop --model "$RUNS/$run/real.onnx" --routes synth-val --domain real --speed-from waypoints --out "$RUNS/$run/synth-val-real" --tiles 0
 done
