@@ -20,7 +20,9 @@
 #   ns3     + dagger r3: ns2 drives seed-22 towns, beta 0.125                  ns2r       no
 #   ns3r    + real-look dagger real_r1: ns2r's real graph, seed-30 real towns, beta 0.5      ns3
 #   ns4     + dagger r4 (ns3, seed 23) and r5 (ns3r, seed 24, every route past a parked car),
-#           real-look real_r2 / real_r3 (ns3r's real graph, seeds 31 / 32, beta 0.25)     ns3r   <- shipped
+#           real-look real_r2 / real_r3 (ns3r's real graph, seeds 31 / 32, beta 0.25)     ns3r
+#   ns6d    + dagger r6 (ns4, seed 25, parked-car routes), r7 (ns4, seed 26, beta 0.0625) and
+#           real-look real_r4 / real_r5 (ns4's real graph, seeds 33 / 34); sim:real 2:1    ns4    <- shipped
 set -euo pipefail
 RUNS=${RUNS:-runs/bundled_chain}
 DATA=${DATA:-data}
@@ -85,6 +87,21 @@ min2real train --config training/bundled.yaml --out "$RUNS/ns4" "${STEPS[@]}" "$
     --set train.init_checkpoint="$RUNS/ns3r/checkpoints/best.pt"
 export_sim ns4
 export_real ns4
+# ns4 drives four more rounds' recordings: r6 / real_r4 with the waypoints' speed (then the
+# default), r7 / real_r5 with the controller's new default speed_from waypoints_head_stop.
+min2real dagger --model "$RUNS/ns4/sim.onnx" --out "$DATA/dagger/r6" --seed 25 --routes 20 --round 3 --conditions all --obstacles 1.0 --speed-from waypoints
+min2real dagger --model "$RUNS/ns4/real.onnx" --look real --out "$DATA/dagger/real_r4" --seed 33 --routes 20 --round 2 --conditions all --obstacles 0.5 --speed-from waypoints
+min2real dagger --model "$RUNS/ns4/sim.onnx" --out "$DATA/dagger/r7" --seed 26 --routes 20 --round 4 --conditions all --obstacles 0.5
+min2real dagger --model "$RUNS/ns4/real.onnx" --look real --out "$DATA/dagger/real_r5" --seed 34 --routes 20 --round 3 --conditions all --obstacles 0.5
+# ns6d (shipped): the whole aggregate, sim:real draws 2:1 (the candidates on this aggregate: 3:1 from
+# ns4, 1:1 from ns4, 1:1 from the 3:1 model; card), from ns4.
+min2real train --config training/bundled.yaml --out "$RUNS/ns6d" "${STEPS[@]}" "${SR[@]}" --set model.use_speed_input=false \
+    --set data.sim_real_ratio=2.0 \
+    --set "$(sim_roots "${NS2_SIM[@]}" "$DATA/dagger/r3/carla" "$DATA/dagger/r4/carla" "$DATA/dagger/r5/carla" "$DATA/dagger/r6/carla" "$DATA/dagger/r7/carla")" \
+    --set "$(real_look_roots "$DATA/dagger/real_r1/real_look" "$DATA/dagger/real_r2/real_look" "$DATA/dagger/real_r3/real_look" "$DATA/dagger/real_r4/real_look" "$DATA/dagger/real_r5/real_look")" \
+    --set train.init_checkpoint="$RUNS/ns4/checkpoints/best.pt"
+export_sim ns6d
+export_real ns6d
 for run in r0 r1 ns1 ns2; do  # the per-round synth-val scores of the card
     for speed in head waypoints; do
         min2real closed-loop --model "$RUNS/$run/sim.onnx" --routes synth-val --domain sim --speed-from $speed --out "$RUNS/$run/synth-val-$speed" --tiles 0
@@ -95,4 +112,8 @@ for run in ns2r ns3 ns3r ns4; do
 done
 for run in ns2r ns3r ns4; do
     min2real closed-loop --model "$RUNS/$run/real.onnx" --routes synth-val --domain real --speed-from waypoints --out "$RUNS/$run/synth-val-real" --tiles 0
+done
+for run in ns4 ns6d; do  # the controller's default (waypoints_head_stop), both looks
+    min2real closed-loop --model "$RUNS/$run/sim.onnx" --routes synth-val --domain sim --out "$RUNS/$run/synth-val-sim-head-stop" --tiles 0
+    min2real closed-loop --model "$RUNS/$run/real.onnx" --routes synth-val --domain real --out "$RUNS/$run/synth-val-real-head-stop" --tiles 0
 done
