@@ -140,3 +140,28 @@ def test_a_failing_job_is_reported_and_the_others_still_run(tmp_path):
     ]  # both tried (the first failure stops nothing), each with its traceback
     assert all("missing" in failure for failure in failures)
     assert not (plan.run_dir("baseline", 0) / "trained.json").exists()
+
+
+def test_measure_domain_gap_script_gives_the_experiments_measures_for_a_checkpoint(experiment, tmp_path):
+    """training/measure_domain_gap.py on a run's checkpoint (same probe size) = that run's domain_gap.json."""
+    import importlib.util
+
+    from min2real.experiments.jobs import DOMAIN_GAP_FILE, best_checkpoint
+
+    plan, _, _ = experiment
+    spec = importlib.util.spec_from_file_location("measure_domain_gap", Path("training/measure_domain_gap.py"))
+    assert spec is not None and spec.loader is not None
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    run = plan.run_dir("min2real", 0)
+    out = tmp_path / "gap.json"
+    checkpoint = best_checkpoint(run)
+    argv = [str(checkpoint), "--out", str(out), "--probe-drives", "2", "--probe-frames", "4"]
+    assert script.main(argv) == 0
+    measured = json.loads(out.read_text())[str(checkpoint)]
+    expected = json.loads((run / DOMAIN_GAP_FILE).read_text())
+    assert measured.keys() == expected.keys() and measured["frames"] == expected["frames"]
+    for part in ("before_adapter", "after_adapter"):  # equal up to float32 summation order (thread count)
+        assert measured[part] == pytest.approx(expected[part], rel=1e-5, abs=1e-6), part
+    with pytest.raises(SystemExit):  # a missing checkpoint is refused before anything runs
+        script.main([str(tmp_path / "missing.pt"), "--out", str(out)])
