@@ -22,7 +22,8 @@
 #   ns4     + dagger r4 (ns3, seed 23) and r5 (ns3r, seed 24, every route past a parked car),
 #           real-look real_r2 / real_r3 (ns3r's real graph, seeds 31 / 32, beta 0.25)     ns3r
 #   ns6d    + dagger r6 (ns4, seed 25, parked-car routes), r7 (ns4, seed 26, beta 0.0625) and
-#           real-look real_r4 / real_r5 (ns4's real graph, seeds 33 / 34); sim:real 2:1    ns4    <- shipped
+#           real-look real_r4 / real_r5 (ns4's real graph, seeds 33 / 34); sim:real 2:1    ns4
+#   ns7     + dagger r8 (ns6d, seed 27) and real-look real_r6 (ns6d's real graph, seed 35)  ns6d   <- shipped
 set -euo pipefail
 RUNS=${RUNS:-runs/bundled_chain}
 DATA=${DATA:-data}
@@ -93,7 +94,7 @@ min2real dagger --model "$RUNS/ns4/sim.onnx" --out "$DATA/dagger/r6" --seed 25 -
 min2real dagger --model "$RUNS/ns4/real.onnx" --look real --out "$DATA/dagger/real_r4" --seed 33 --routes 20 --round 2 --conditions all --obstacles 0.5 --speed-from waypoints
 min2real dagger --model "$RUNS/ns4/sim.onnx" --out "$DATA/dagger/r7" --seed 26 --routes 20 --round 4 --conditions all --obstacles 0.5
 min2real dagger --model "$RUNS/ns4/real.onnx" --look real --out "$DATA/dagger/real_r5" --seed 34 --routes 20 --round 3 --conditions all --obstacles 0.5
-# ns6d (shipped): the whole aggregate, sim:real draws 2:1 (the candidates on this aggregate: 3:1 from
+# ns6d: the whole aggregate, sim:real draws 2:1 (the candidates on this aggregate: 3:1 from
 # ns4, 1:1 from ns4, 1:1 from the 3:1 model; card), from ns4.
 min2real train --config training/bundled.yaml --out "$RUNS/ns6d" "${STEPS[@]}" "${SR[@]}" --set model.use_speed_input=false \
     --set data.sim_real_ratio=2.0 \
@@ -102,6 +103,16 @@ min2real train --config training/bundled.yaml --out "$RUNS/ns6d" "${STEPS[@]}" "
     --set train.init_checkpoint="$RUNS/ns4/checkpoints/best.pt"
 export_sim ns6d
 export_real ns6d
+# ns7 (shipped): one more round from ns6d, both looks, the same 2:1 draws.
+min2real dagger --model "$RUNS/ns6d/sim.onnx" --out "$DATA/dagger/r8" --seed 27 --routes 20 --round 4 --conditions all --obstacles 0.5
+min2real dagger --model "$RUNS/ns6d/real.onnx" --look real --out "$DATA/dagger/real_r6" --seed 35 --routes 20 --round 3 --conditions all --obstacles 0.5
+min2real train --config training/bundled.yaml --out "$RUNS/ns7" "${STEPS[@]}" "${SR[@]}" --set model.use_speed_input=false \
+    --set data.sim_real_ratio=2.0 \
+    --set "$(sim_roots "${NS2_SIM[@]}" "$DATA/dagger/r3/carla" "$DATA/dagger/r4/carla" "$DATA/dagger/r5/carla" "$DATA/dagger/r6/carla" "$DATA/dagger/r7/carla" "$DATA/dagger/r8/carla")" \
+    --set "$(real_look_roots "$DATA/dagger/real_r1/real_look" "$DATA/dagger/real_r2/real_look" "$DATA/dagger/real_r3/real_look" "$DATA/dagger/real_r4/real_look" "$DATA/dagger/real_r5/real_look" "$DATA/dagger/real_r6/real_look")" \
+    --set train.init_checkpoint="$RUNS/ns6d/checkpoints/best.pt"
+export_sim ns7
+export_real ns7
 for run in r0 r1 ns1 ns2; do  # the per-round synth-val scores of the card
     for speed in head waypoints; do
         min2real closed-loop --model "$RUNS/$run/sim.onnx" --routes synth-val --domain sim --speed-from $speed --out "$RUNS/$run/synth-val-$speed" --tiles 0
@@ -113,7 +124,7 @@ done
 for run in ns2r ns3r ns4; do
     min2real closed-loop --model "$RUNS/$run/real.onnx" --routes synth-val --domain real --speed-from waypoints --out "$RUNS/$run/synth-val-real" --tiles 0
 done
-for run in ns4 ns6d; do  # the controller's default (waypoints_head_stop), both looks
+for run in ns4 ns6d ns7; do  # the controller's default (waypoints_head_stop), both looks
     min2real closed-loop --model "$RUNS/$run/sim.onnx" --routes synth-val --domain sim --out "$RUNS/$run/synth-val-sim-head-stop" --tiles 0
     min2real closed-loop --model "$RUNS/$run/real.onnx" --routes synth-val --domain real --out "$RUNS/$run/synth-val-real-head-stop" --tiles 0
 done
