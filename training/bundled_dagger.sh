@@ -3,7 +3,7 @@
 # world, a first model, then closed-loop data aggregation (DAgger, `min2real dagger`) on training
 # towns only, each round fine-tuned from the previous model on the aggregate. Every choice along
 # the way was made on synth-val; synth-longest6 is driven once, by the shipped model, at the end.
-# About 3 h on 2 CPU cores. Run from the repository root with the environment active
+# About 4.5 h on 2 CPU cores (card: time to train). Run from the repository root with the environment active
 # (`source .venv/bin/activate`); RUNS and DATA may be overridden.
 #
 #   round   data added (sim look, expert labels at the visited states)     from       speed input

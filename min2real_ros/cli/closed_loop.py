@@ -182,6 +182,7 @@ def closed_loop(args: argparse.Namespace) -> tuple[int, dict | None]:
             command_timeout_s=args.command_timeout,
             log_dir=out / "logs",
             speed_from=speed_from,
+            model_has_speed_head=policy is not None and C.OUTPUT_TARGET_SPEED_LOGITS in policy.metadata.output_shapes,
         )
         make_stack = factory.stack
     elif policy is not None:

@@ -104,7 +104,7 @@ def node_commands(
     backend: str,
     model_domain: str,
     use_lidar: bool,
-    speed_from: str = "waypoints",
+    speed_from: str = ControllerConfig.speed_from,
 ) -> dict[str, list[str]]:
     """argv of each node process (the driver only with a model): the one place naming their
     parameters and remapping their ~/input/*, ~/output/* topics onto the bridge's (the launch
