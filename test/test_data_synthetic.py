@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -305,3 +306,63 @@ def test_writer_spreads_parked_cars_over_the_share_of_routes(tmp_path):
     assert summary["domains"]["real"]["routes_with_parked_car"] == 2  # routes 1 and 3
     with pytest.raises(ValueError, match="obstacle_share"):
         write_synthetic_dataset(tmp_path / "bad", frames=4, routes=1, obstacle_share=1.5)
+
+
+class _StalledTiming:
+    """The ego's progress of a drive whose expert stood blocked from `stall_s` until the judge
+    ended the route at `end_s` (the failure that crashed the writer on seed 20's real route 31)."""
+
+    def __init__(self, timing, stall_s: float, end_s: float) -> None:
+        self.inner, self.stall_s, self.duration_s = timing, stall_s, end_s
+
+    def s_at(self, time_s):
+        return self.inner.s_at(np.minimum(np.asarray(time_s, dtype=np.float64), self.stall_s))
+
+    def speed_at(self, time_s: float) -> float:
+        return self.inner.speed_at(time_s) if time_s < self.stall_s else 0.0
+
+
+def _stalled_drive(seed, duration_s, domain, size, contract, stall_s, first_turn="left"):
+    drive = SyntheticDrive(seed, duration_s, domain, size, contract, first_turn=first_turn)
+    drive.timing = _StalledTiming(drive.timing, stall_s, end_s=duration_s)
+    return drive
+
+
+def test_labellable_frames_stop_where_a_stalled_drive_has_no_future():
+    drive = _stalled_drive((SEED, C.DOMAIN_REAL, 0), 12.0, "real", REAL_SIZE, TINY_CONTRACT, stall_s=7.0)
+    rate = 2.0
+    usable = drive.labellable_frames(24, rate)
+    assert 0 < usable < 24
+    assert drive.frames_with_tail(usable, rate) > usable  # the last usable frame has its horizon and target point
+    with pytest.raises(RuntimeError, match="cannot all be labelled"):
+        drive.frames_with_tail(usable + 1, rate)
+    # the last labelled frame lies a target-point distance (plus its margin) before where the drive stalled
+    s_stall = float(drive.timing.s_at(7.0))
+    assert float(drive.timing.s_at((usable - 1) / rate)) <= s_stall - TARGET_POINT_DISTANCE_M - 1.0
+    whole = SyntheticDrive((SEED, C.DOMAIN_REAL, 0), 12.0, "real", REAL_SIZE, TINY_CONTRACT, first_turn="left")
+    assert whole.labellable_frames(24, rate) == 24
+
+
+def test_writer_cuts_short_a_route_whose_expert_drive_ended_early(tmp_path):
+    def factory(seed, duration_s, traffic, domain, size, contract, cameras, lidar, condition, obstacle, first_turn):
+        blocked = seed[2] == 1
+        stall_s = 0.8 * duration_s if blocked else duration_s + 3 * contract.horizon_s
+        drive = _stalled_drive(seed, duration_s + 3 * contract.horizon_s, domain, size, contract, stall_s, first_turn)
+        drive.recording = SimpleNamespace(driving_score=17.1 if blocked else 100.0)  # what the writer reads of it
+        return drive
+
+    summary = write_synthetic_dataset(
+        tmp_path, seed=SEED, frames=96, routes=2, sim_image_size=SIM_SIZE, real_image_size=REAL_SIZE,
+        contract=TINY_CONTRACT, traffic=1.0, traffic_drive=factory,
+    )  # fmt: skip
+    for domain in ("sim", "real"):
+        info = summary["domains"][domain]
+        [cut] = info["routes_cut_short"]
+        assert cut["route"] == 1 and cut["requested"] == 48 and 0 < cut["labelled"] < 48
+        assert info["labelled_frames"] == 48 + cut["labelled"]
+    sim = CarlaGarageDataset([tmp_path / "carla"], TINY_CONTRACT)
+    real = NavsimDataset(tmp_path / "navsim", "trainval", TINY_CONTRACT)
+    # Garage's loader keeps the expert's perfect routes only; NAVSIM has no score: both logs load, every
+    # frame the writer labelled among them (the loader's own future check may find one more)
+    assert sim.stats["routes_used"] == 1 and sim.stats["routes_imperfect"] == 1 and not sim.index_problems.total
+    assert real.stats["logs_used"] == 2 and len(real) >= summary["domains"]["real"]["labelled_frames"]

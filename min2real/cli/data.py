@@ -155,6 +155,11 @@ def _synth_run(args: argparse.Namespace) -> int:
             f"{domain}: {info['labelled_frames']} labelled frames ({info['frames_written']} written with route tails) "
             f"at {info['rate_hz']:g} Hz, {info['image_size'][0]}x{info['image_size'][1]}, {layout} layout"
             + (f", {info['routes_with_parked_car']} routes past a parked car" if info["routes_with_parked_car"] else "")
+            + (
+                f", {len(info['routes_cut_short'])} route(s) cut short where the expert's drive ended early"
+                if info["routes_cut_short"]
+                else ""
+            )
         )
     print(f"wrote {args.out} in {elapsed:.1f} s")
     return 0

@@ -200,18 +200,40 @@ class SyntheticDrive:
         if "CAM_R0" in cameras:
             self.cameras["CAM_R0"] = make_camera(image_size, contract, -side_camera_yaw(front))
 
-    def frames_with_tail(self, num_labelled: int, rate_hz: float) -> int:
-        """Frames to write so that a loader can label the first `num_labelled` from later frames:
-        the last labelled frame needs poses one horizon later and the route one target-point
-        distance ahead."""
+    def _tail_frames(self, num_labelled: int, rate_hz: float) -> int | None:
+        """Frames after the first `num_labelled` that labelling them needs, or None when the drive
+        never gets there (module docstring of frames_with_tail)."""
         t_last = (num_labelled - 1) / rate_hz
         s_last = float(self.timing.s_at(t_last))
         times = t_last + np.arange(1, int(self.timing.duration_s * rate_hz)) / rate_hz
         s_future = self.timing.s_at(times)
         ok = (times >= t_last + self.contract.horizon_s - 1e-6) & (s_future >= s_last + TARGET_POINT_DISTANCE_M + 1.0)
-        if not ok.any():
-            raise RuntimeError("synthetic route is too short for the label horizon (generator bug)")
-        return num_labelled + int(np.argmax(ok)) + 1
+        return int(np.argmax(ok)) + 1 if ok.any() else None
+
+    def frames_with_tail(self, num_labelled: int, rate_hz: float) -> int:
+        """Frames to write so that a loader can label the first `num_labelled` from later frames:
+        the last labelled frame needs poses one horizon later and the route one target-point
+        distance ahead."""
+        tail = self._tail_frames(num_labelled, rate_hz)
+        if tail is None:
+            raise RuntimeError(
+                f"synthetic drive {self.seed}: {num_labelled} frames at {rate_hz:g} Hz cannot all be labelled (the drive "
+                f"ends at {self.timing.duration_s:.1f} s, {float(self.timing.s_at(self.timing.duration_s)):.0f} m along "
+                "its route, before the last one's horizon and target point); label labellable_frames() of them"
+            )
+        return num_labelled + tail
+
+    def labellable_frames(self, num_labelled: int, rate_hz: float) -> int:
+        """How many of the first `num_labelled` frames can be labelled (0 to num_labelled): all of
+        them unless the drive ended early, e.g. an expert that stood blocked until the judge ended
+        its route. Earlier frames have more drive after them, so the count is found by bisection."""
+        if self._tail_frames(num_labelled, rate_hz) is not None:
+            return num_labelled
+        low, high = 0, num_labelled  # frames low can be labelled (0 trivially), high cannot
+        while high - low > 1:
+            middle = (low + high) // 2
+            low, high = (middle, high) if self._tail_frames(middle, rate_hz) is not None else (low, middle)
+        return low
 
     def frame(self, index: int, rate_hz: float) -> SyntheticFrame:
         contract = self.contract

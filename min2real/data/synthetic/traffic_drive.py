@@ -152,6 +152,9 @@ class VisitedStateDrive(TrafficDrive):
             )
         return num_labelled
 
+    def labellable_frames(self, num_labelled: int, rate_hz: float) -> int:
+        return self.frames_with_tail(num_labelled, rate_hz)  # every visited state has its expert labels
+
     def pose_at_time(self, time_s: float) -> tuple[np.ndarray, float]:
         assert self.recording.pose_world is not None
         x, y, yaw = self.recording.pose_world[self.recording.tick_at(time_s)]

@@ -234,7 +234,10 @@ def write_synthetic_dataset(
     straight stretch for one drives without. `traffic` > 0: drives through traffic at that density,
     driven by the closed-loop expert (`traffic_drive`: min2real.evaluation.closed_loop.record.
     traffic_drive, which the CLI passes); a route the expert did not complete gets its driving
-    score in results.json.gz (Garage trains only on routes scored 100).
+    score in results.json.gz (Garage trains only on routes scored 100), and where its drive ended
+    before a labelled frame's horizon and target point (it stood blocked until the judge ended the
+    route) only the frames that can be labelled are written: synthetic.json lists those routes
+    (`routes_cut_short`) and counts the frames labelled.
     """
     if traffic > 0 and traffic_drive is None:
         raise ValueError(
@@ -264,8 +267,9 @@ def write_synthetic_dataset(
         if domain not in C.DOMAINS:
             raise ValueError(f"synthetic domain {domain!r} is not supported; expected one of {C.DOMAINS}")
         rate = CARLA_RATE_HZ if domain == SIM else NAVSIM_RATE_HZ
-        written = 0
+        written = labelled_total = 0
         parked = 0
+        cut_short: list[dict] = []
         for route_index, labelled in enumerate(per_route):
             obstacle = math.floor((route_index + 1) * obstacle_share) > math.floor(route_index * obstacle_share)
             drive_seed = (seed, C.DOMAINS.index(domain), route_index)
@@ -283,6 +287,15 @@ def write_synthetic_dataset(
                 drive = SyntheticDrive(
                     drive_seed, labelled / rate, domain, size, contract, cameras, lidar, first_turn, condition, obstacle
                 )  # fmt: skip
+            usable = drive.labellable_frames(labelled, rate)
+            if usable < labelled:  # the drive ended early (an expert blocked until the judge ended it)
+                cut_short.append(
+                    {"route": route_index, "requested": labelled, "labelled": usable, "driving_score": score}
+                )
+            labelled_total += usable
+            if usable == 0:
+                continue
+            labelled = usable
             if domain == SIM:
                 written += write_carla_route(
                     out_dir / "carla" / "synthetic" / f"route_{route_index:03d}", drive, labelled, score
@@ -293,7 +306,8 @@ def write_synthetic_dataset(
                 )
             parked += drive.obstacle is not None
         summary["domains"][domain] = {
-            "labelled_frames": frames,
+            "labelled_frames": labelled_total,
+            "routes_cut_short": cut_short,
             "routes_with_parked_car": parked,
             "frames_written": written,
             "rate_hz": rate,
