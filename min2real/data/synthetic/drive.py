@@ -202,7 +202,7 @@ class SyntheticDrive:
 
     def _tail_frames(self, num_labelled: int, rate_hz: float) -> int | None:
         """Frames after the first `num_labelled` that labelling them needs, or None when the drive
-        never gets there (module docstring of frames_with_tail)."""
+        never gets there (the rule is in frames_with_tail's docstring)."""
         t_last = (num_labelled - 1) / rate_hz
         s_last = float(self.timing.s_at(t_last))
         times = t_last + np.arange(1, int(self.timing.duration_s * rate_hz)) / rate_hz
