@@ -21,7 +21,7 @@ VAL_SET, TEST_SET = "synth-val-empty:1", "synth-short-empty:1"
 def _argv(out: Path, jobs: int, docs: Path) -> list[str]:
     return [
         "--out", str(out), "--recipes", *RECIPES, "--seeds", "0", "--steps", "3", "--batch-size", "4",
-        "--train-frames", "12", "--train-routes", "2", "--val-frames", "6", "--val-routes", "2",
+        "--train-data", "synthetic", "--train-frames", "12", "--train-routes", "2", "--val-frames", "6", "--val-routes", "2",
         "--traffic", "0", "--val-set", VAL_SET, "--test-set", TEST_SET,
         "--probe-drives", "2", "--probe-frames", "4", "--exporter", "legacy",  # the quicker exporter
         "--jobs", str(jobs), "--docs", str(docs),
@@ -131,7 +131,8 @@ def test_bad_plans_are_refused_before_anything_runs(tmp_path, bad, capsys):
 def test_a_failing_job_is_reported_and_the_others_still_run(tmp_path):
     from min2real.experiments.jobs import run_all
 
-    plan = plan_from_args(parse_args(["--out", str(tmp_path), "--recipes", "baseline", "augment", "--seeds", "0"]))
+    argv = ["--out", str(tmp_path), "--recipes", "baseline", "augment", "--seeds", "0", "--train-data", "synthetic"]
+    plan = plan_from_args(parse_args(argv))
     missing = {"sim": tmp_path / "missing" / "carla", "real": tmp_path / "missing" / "navsim"}
     failures = run_all(plan, {"train": missing, "val": missing})
     assert [failure.splitlines()[0] for failure in failures] == [
@@ -140,6 +141,37 @@ def test_a_failing_job_is_reported_and_the_others_still_run(tmp_path):
     ]  # both tried (the first failure stops nothing), each with its traceback
     assert all("missing" in failure for failure in failures)
     assert not (plan.run_dir("baseline", 0) / "trained.json").exists()
+
+
+def test_the_bundled_budget_trains_every_recipe_on_the_aggregate_and_real_labels_only_for_s_r(tmp_path):
+    """The default data: the bundled model's expert drives + DAgger rounds; the real-look rounds
+    (real driving labels) reach only {S, R} recipes; every recipe gets the bundled additions."""
+    from min2real.experiments.plan import BUNDLED_ADDITIONS, BUNDLED_REAL_LOOK_ROUNDS, BUNDLED_SIM_ROUNDS, write_data
+    from min2real.training.recipes import load_miniature
+
+    data = tmp_path / "data"
+    plan = plan_from_args(parse_args(["--out", str(tmp_path / "out"), "--data-root", str(data)]))
+    assert plan.train_data == "bundled" and plan.cache_dir() == data / "bundled" / "cache"
+    with pytest.raises(FileNotFoundError, match="bundled_dagger.sh") as error:
+        write_data(plan)  # nothing there: named, never written here
+    assert str(data / "dagger" / "r1" / "carla") in str(error.value)
+    folders = [data / "bundled" / s / d for s in ("train", "val") for d in ("carla", "navsim")]
+    folders += [data / "dagger" / r / "carla" for r in BUNDLED_SIM_ROUNDS]
+    folders += [data / "dagger" / r / "real_look" for r in BUNDLED_REAL_LOOK_ROUNDS]
+    for folder in folders:
+        folder.mkdir(parents=True)
+    roots = write_data(plan)
+    assert roots["train"] == {"sim": data / "bundled/train/carla", "real": data / "bundled/train/navsim"}
+    for recipe, real_labels in (("baseline", False), ("min2real", False), ("mixdata", True), ("full", True)):
+        config = load_miniature(recipe, roots["train"], roots["val"], 10, overrides=plan.data_overrides(recipe))
+        assert [Path(root) for root in config.data.sim_roots] == [folders[0], *folders[4 : 4 + len(BUNDLED_SIM_ROUNDS)]]
+        assert bool(config.data.real_look_roots) is real_labels and config.data.real_driving_labels is real_labels
+        model = config.model_config()
+        assert model.use_speed_input is False and model.use_target_speed_head is True and model.steer_use_command
+        assert config.loss.turn_weight == 2.0 and len(BUNDLED_ADDITIONS) == 5
+    assert "bundled" in plan.budget_key and "--train-data bundled" in __import__(
+        "min2real.experiments.report", fromlist=["command_line"]
+    ).command_line(plan)
 
 
 def test_measure_domain_gap_script_gives_the_experiments_measures_for_a_checkpoint(experiment, tmp_path):

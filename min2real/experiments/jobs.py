@@ -73,7 +73,8 @@ def train_stage(plan: Plan, recipe: str, seed: int, roots: dict) -> None:
             # among them, and a killed run resumes from the last one
             f"train.val_interval={max(1, plan.steps // 6)}",
             f"train.checkpoint_interval={max(1, plan.steps // 6)}",
-            f"data.cache_dir={plan.data_dir() / 'cache'}",
+            f"data.cache_dir={plan.cache_dir()}",
+            *plan.data_overrides(recipe),
         ],
     )
     started = time.perf_counter()

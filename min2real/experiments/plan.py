@@ -3,11 +3,21 @@ the data it trains and validates on.
 
 Every run is a full-size recipe (training/<name>.yaml) shrunk by
 `min2real.training.recipes.load_miniature`: the variant's tiny network at TINY_CONTRACT, the
-stand-in extractor frozen in the DINOv2 slot, the synthetic data below, the step budget. The
-defaults are the issue's budget: the bundled recipe's (training/bundled.yaml: 4800 steps of 16 on
-4000 frames of 40 routes per domain, validation 240 frames of 6 routes, the traffic world, a
-quarter of the routes passing a parked car), three seeds, closed loop on all of synth-val and
-synth-longest6 in both looks.
+stand-in extractor frozen in the DINOv2 slot, the training data below, the step budget; three
+seeds, closed loop on all of synth-val and synth-longest6 in both looks.
+
+Training data (`--train-data`):
+- `bundled` (default, the issue's budget): the bundled model's data at its scale, the expert
+  drives of data/bundled/{train,val} plus the closed-loop DAgger recordings its chain aggregated
+  (training/bundled_dagger.sh writes them: BUNDLED_SIM_ROUNDS, BUNDLED_REAL_LOOK_ROUNDS under
+  DATA/dagger). {S} recipes train on the sim-look rounds only; the real-look rounds carry real
+  driving labels and go to the {S, R} recipes alone. Every recipe also gets the bundled recipe's
+  additions to the paper's networks (BUNDLED_ADDITIONS: no ego-speed input, the target-speed
+  head, the command- and target-point-conditioned steering head, turn samples weighted 2x), so
+  the recipes differ only where the paper's do. Measured: the expert drives alone, at the same
+  steps, leave the baseline at 10 DS on synth-val (docs/experiments.md), below the issue's gate.
+- `synthetic`: fresh expert drives of this experiment's own seeds (--train-frames ...), the
+  paper's recipes unchanged (the miniature test uses it).
 
 Layout under OUT (finished parts are kept; a run is keyed by recipe, seed and budget):
 
@@ -32,6 +42,17 @@ BASELINE = "baseline"
 TRAIN_DATA_SEED, VAL_DATA_SEED = 20, 21
 SIM_IMAGE_SIZE, REAL_IMAGE_SIZE = (256, 96), (256, 144)  # `min2real data synth --tiny`
 BUDGET_GATE_DS = 50.0  # the baseline's sim-look synth-val DS a budget must reach (issue 24)
+TRAIN_DATA = ("bundled", "synthetic")
+# The shipped bundled model's aggregate (ns7 in training/bundled_dagger.sh), under DATA/dagger.
+BUNDLED_SIM_ROUNDS = ("r1", "r2", "r2ns", "r3", "r4", "r5", "r6", "r7", "r8")
+BUNDLED_REAL_LOOK_ROUNDS = ("real_r1", "real_r2", "real_r3", "real_r4", "real_r5", "real_r6")
+BUNDLED_ADDITIONS = (
+    "model.use_speed_input=false",
+    "model.use_target_speed_head=true",
+    "model.steer_use_command=true",
+    "model.steer_use_target_point=true",
+    "loss.turn_weight=2.0",
+)
 
 
 @dataclass(frozen=True)
@@ -56,9 +77,13 @@ class Plan:
     num_threads: int
     extractor: Path | None = None
     exporter: str = "dynamo"
+    train_data: str = "synthetic"
+    data_root: Path = Path("data")
 
     @property
     def data_key(self) -> str:
+        if self.train_data == "bundled":  # the fixed aggregate; its key also names BUNDLED_ADDITIONS
+            return f"bundled-ns7-r{len(BUNDLED_SIM_ROUNDS)}rr{len(BUNDLED_REAL_LOOK_ROUNDS)}_speedblind"
         return (
             f"f{self.train_frames}r{self.train_routes}_v{self.val_frames}r{self.val_routes}"
             f"_traffic{self.traffic:g}_obst{self.obstacles:g}"
@@ -71,6 +96,27 @@ class Plan:
 
     def data_dir(self) -> Path:
         return self.out / "data" / self.data_key
+
+    def cache_dir(self) -> Path:
+        """Decoded samples (min2real.data.sample_cache): the bundled chain's own cache is reused."""
+        return self.data_root / "bundled" / "cache" if self.train_data == "bundled" else self.data_dir() / "cache"
+
+    def data_overrides(self, recipe: str) -> list[str]:
+        """What the training data adds to a recipe's miniature (nothing for `synthetic`)."""
+        if self.train_data != "bundled":
+            return []
+        from min2real.training.recipes import load_recipe
+
+        dagger = self.data_root / "dagger"
+        sim = [self.data_root / "bundled" / "train" / "carla", *(dagger / r / "carla" for r in BUNDLED_SIM_ROUNDS)]
+        overrides = [*BUNDLED_ADDITIONS, f"data.sim_roots=[{','.join(map(str, sim))}]"]
+        if load_recipe(recipe, ["model.dinov2_weights=none"]).data.real_driving_labels:  # {S, R}
+            real_look = [dagger / r / "real_look" for r in BUNDLED_REAL_LOOK_ROUNDS]
+            overrides += [
+                f"data.real_look_roots=[{','.join(map(str, real_look))}]",
+                "data.real_target_point=future_path",  # the route-like target point of the bundled {S, R} rounds
+            ]
+        return overrides
 
     def run_dir(self, recipe: str, seed: int) -> Path:
         return self.out / "runs" / self.budget_key / recipe / f"seed{seed}"
@@ -90,6 +136,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=4800, help="optimiser steps per run (the same for all)")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument(
+        "--train-data",
+        choices=TRAIN_DATA,
+        default="bundled",
+        help="bundled: the bundled model's expert drives + DAgger aggregate (the issue's budget); "
+        "synthetic: fresh expert drives sized by --train-frames ...",
+    )
+    parser.add_argument("--data-root", type=Path, default=Path("data"), help="where the bundled data lie (bundled)")
     parser.add_argument("--train-frames", type=int, default=4000, help="labelled training frames per domain")
     parser.add_argument("--train-routes", type=int, default=40, help="training routes (= NAVSIM logs) per domain")
     parser.add_argument("--val-frames", type=int, default=240, help="labelled validation frames per domain")
@@ -156,11 +210,15 @@ def plan_from_args(args: argparse.Namespace) -> Plan:
         num_threads=args.num_threads,
         extractor=args.extractor,
         exporter=args.exporter,
+        train_data=args.train_data,
+        data_root=args.data_root,
     )
 
 
 def write_data(plan: Plan) -> dict[str, dict[str, Path]]:
     """The training and validation drives (written once per data key); returns their roots."""
+    if plan.train_data == "bundled":
+        return bundled_roots(plan)
     from min2real.contract import TINY_CONTRACT
     from min2real.data.synthetic import write_synthetic_dataset
     from min2real.data.synthetic.scenario import CONDITION_NAMES
@@ -192,3 +250,20 @@ def write_data(plan: Plan) -> dict[str, dict[str, Path]]:
             print(f"data {split}: seed {seed}, {frames} frames per domain in {seconds:.0f} s", flush=True)
         roots[split] = {"sim": folder / "carla", "real": folder / "navsim"}
     return roots
+
+
+def bundled_roots(plan: Plan) -> dict[str, dict[str, Path]]:
+    """The bundled data's roots (the DAgger rounds join through `Plan.data_overrides`); every
+    folder must exist: they are written by training/bundled_dagger.sh, never here."""
+    bundled, dagger = plan.data_root / "bundled", plan.data_root / "dagger"
+    needed = [bundled / s / d for s in ("train", "val") for d in ("carla", "navsim")]
+    needed += [dagger / r / "carla" for r in BUNDLED_SIM_ROUNDS]
+    needed += [dagger / r / "real_look" for r in BUNDLED_REAL_LOOK_ROUNDS]
+    missing = [str(folder) for folder in needed if not folder.is_dir()]
+    if missing:
+        raise FileNotFoundError(
+            f"--train-data bundled needs the bundled model's data; missing: {', '.join(missing)}. "
+            "training/bundled_dagger.sh writes them (DATA=" + str(plan.data_root) + "), "
+            "or run with --train-data synthetic"
+        )
+    return {split: {"sim": bundled / split / "carla", "real": bundled / split / "navsim"} for split in ("train", "val")}
