@@ -133,12 +133,17 @@ def source_camera_from_checkpoint(checkpoint: dict | None, contract: Contract) -
         return CARLA_GARAGE_CAMERA
     if any(summary is None for summary in summaries):
         raise ContractError(f"sim_roots {roots} mix synthetic and CARLA Garage data; name data.sim_camera")
-    from min2real.data.synthetic.render import make_camera
-
     sizes = {tuple(summary["domains"]["sim"]["image_size"]) for summary in summaries if summary}
     if len(sizes) != 1:
         raise ContractError(f"synthetic sim_roots {roots} hold images of sizes {sorted(sizes)}; expected one")
-    width, height = sizes.pop()
+    return synthetic_source_camera(sizes.pop(), contract)
+
+
+def synthetic_source_camera(image_size: tuple[int, int], contract: Contract) -> CameraSpec:
+    """The synthetic world's camera for its sim images of `image_size` (width, height) px."""
+    from min2real.data.synthetic.render import make_camera
+
+    width, height = image_size
     camera = make_camera((width, height), contract)
     fov_deg = math.degrees(2.0 * math.atan(0.5 * width / camera.focal_px))
     return CameraSpec(int(width), int(height), fov_deg)

@@ -174,6 +174,35 @@ def test_the_bundled_budget_trains_every_recipe_on_the_aggregate_and_real_labels
     ).command_line(plan)
 
 
+def test_export_names_the_synthetic_camera_when_the_data_folders_carry_no_summary(experiment, tmp_path):
+    """The bundled rounds' folders need not carry synthetic.json: the graphs still record the
+    synthetic world's sim camera (256 x 96 px, 100 degrees), named by the experiment."""
+    import dataclasses
+    import shutil
+
+    import onnxruntime
+
+    from min2real.experiments.jobs import export_stage
+    from min2real.runtime.onnx_metadata import metadata_from_onnx_session
+
+    plan, _, _ = experiment
+    moved = dataclasses.replace(plan, out=tmp_path / "out")  # the same run, its graphs not exported yet
+    shutil.copytree(plan.run_dir("baseline", 0) / "checkpoints", moved.run_dir("baseline", 0) / "checkpoints")
+    hidden = list(plan.data_dir().rglob("synthetic.json"))
+    assert hidden  # the training data the checkpoint names
+    for path in hidden:
+        path.rename(path.with_suffix(".hidden"))
+    try:
+        models = export_stage(moved, "baseline", 0)
+    finally:
+        for path in hidden:
+            path.with_suffix(".hidden").rename(path)
+    for look, model in models.items():
+        metadata = metadata_from_onnx_session(onnxruntime.InferenceSession(str(model)), model)
+        camera = metadata.source_camera
+        assert (camera.width_px, camera.height_px, round(camera.fov_deg)) == (256, 96, 100), look
+
+
 def test_measure_domain_gap_script_gives_the_experiments_measures_for_a_checkpoint(experiment, tmp_path):
     """training/measure_domain_gap.py on a run's checkpoint (same probe size) = that run's domain_gap.json."""
     import importlib.util

@@ -20,7 +20,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 from pathlib import Path
 
-from min2real.experiments.plan import LOOKS, Plan
+from min2real.experiments.plan import LOOKS, SIM_IMAGE_SIZE, Plan
 
 TRAINED_FILE = "trained.json"
 DOMAIN_GAP_FILE = "domain_gap.json"
@@ -91,9 +91,13 @@ def train_stage(plan: Plan, recipe: str, seed: int, roots: dict) -> None:
 
 
 def export_stage(plan: Plan, recipe: str, seed: int) -> dict[str, Path]:
-    from min2real.export import export_onnx
+    from min2real.contract import TINY_CONTRACT
+    from min2real.export import export_onnx, synthetic_source_camera
 
     run = plan.run_dir(recipe, seed)
+    # every run trained on the synthetic world's sim camera (both --train-data choices): named, not
+    # inferred from the data folders (the bundled rounds' folders need not carry synthetic.json)
+    camera = synthetic_source_camera(SIM_IMAGE_SIZE, TINY_CONTRACT)
     models = {look: run / f"model_{look}.onnx" for look in LOOKS}
     started = time.perf_counter()
     exported = False
@@ -101,7 +105,7 @@ def export_stage(plan: Plan, recipe: str, seed: int) -> dict[str, Path]:
         if model.is_file():
             continue
         partial = model.with_name(f"model_{look}.partial.onnx")
-        export_onnx(best_checkpoint(run), look, partial, exporter=plan.exporter)
+        export_onnx(best_checkpoint(run), look, partial, exporter=plan.exporter, source_camera=camera)
         os.replace(partial, model)
         exported = True
     if exported:
@@ -201,15 +205,20 @@ def job_order(plan: Plan) -> list[tuple[str, int]]:
 def run_all(plan: Plan, roots: dict) -> list[str]:
     """Run every job, `plan.jobs` at a time (one process each); returns the failures' reports."""
     failures = []
+
+    def report(recipe: str, seed: int, error: str | None) -> None:
+        if error is not None:  # said at once (a long experiment's log shows it when it happens)
+            failures.append(f"{recipe} seed {seed} failed:\n{error}")
+            print(f"{recipe} seed {seed} FAILED: {error.strip().splitlines()[-1]}", flush=True)
+
     order = job_order(plan)
     if plan.jobs == 1:
-        outcomes = [run_job(plan, recipe, seed, roots) for recipe, seed in order]
+        for recipe, seed in order:
+            report(*run_job(plan, recipe, seed, roots))
     else:
         # spawn: each job gets a fresh interpreter (no forked torch thread pools, no shared state)
         with ProcessPoolExecutor(max_workers=plan.jobs, mp_context=get_context("spawn")) as pool:
             futures = [pool.submit(run_job, plan, recipe, seed, roots) for recipe, seed in order]
-            outcomes = [future.result() for future in as_completed(futures)]
-    for recipe, seed, error in outcomes:
-        if error is not None:
-            failures.append(f"{recipe} seed {seed} failed:\n{error}")
+            for future in as_completed(futures):
+                report(*future.result())
     return failures
