@@ -271,7 +271,6 @@ def bundled_roots(plan: Plan) -> dict[str, dict[str, Path]]:
     if missing:
         raise FileNotFoundError(
             f"--train-data bundled needs the bundled model's data; missing: {', '.join(missing)}. "
-            "training/bundled_dagger.sh writes them (DATA=" + str(plan.data_root) + "), "
-            "or run with --train-data synthetic"
+            f"training/bundled_dagger.sh writes them (DATA={plan.data_root}), or run with --train-data synthetic"
         )
     return {split: {"sim": bundled / split / "carla", "real": bundled / split / "navsim"} for split in ("train", "val")}
