@@ -107,6 +107,7 @@ def stop_nodes(processes: list[subprocess.Popen]) -> list[int]:
 class FeedResult:
     sent_stamps_s: list[float] = field(default_factory=list)
     driver_values: dict[str, str] = field(default_factory=dict)
+    driver_reports: int = 0  # driver diagnostics messages received
     controls: int = 0
     paths: int = 0
 
@@ -178,6 +179,7 @@ class Feeder:
                     values["_message"] = status.message
                     with self.lock:
                         self.result.driver_values = values
+                        self.result.driver_reports += 1
 
         def on_control(_msg):
             with self.lock:
@@ -236,12 +238,15 @@ class Feeder:
         return self.node.get_clock().now().nanoseconds * 1e-9
 
     def wait_for_driver(self, timeout_s: float) -> bool:
-        """Until the driver is up (diagnostics arrive) and subscribes to the camera."""
+        """Until the driver is up (diagnostics arrive) and subscribes to the camera, plus a second:
+        this side sees the driver's reader before the driver has matched this writer (discovery
+        runs both ways), and a volatile reader never gets what was written before it matched."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             with self.lock:
                 up = bool(self.result.driver_values)
             if up and self.camera_pub.get_subscription_count() > 0 and self.lidar_pub.get_subscription_count() > 0:
+                time.sleep(1.0)
                 return True
             time.sleep(0.1)
         return False
@@ -274,21 +279,27 @@ class Feeder:
             self.camera_pub.publish(self.image)
             self.result.sent_stamps_s.append(stamp.sec + stamp.nanosec * 1e-9)
 
-    def settle(self, timeout_s: float) -> dict:
+    def settle(self, timeout_s: float, quiet_reports: int = 6) -> dict:
         """Wait until the driver has finished with every frame it received and its counters have
-        stopped moving; returns the accounting."""
+        stopped moving over its diagnostics messages (counted, not timed: on a loaded machine its
+        diagnostics timer runs late, and a stale report would count the last frames as lost): two
+        reports when the last frame sent has arrived, `quiet_reports` otherwise. Returns the
+        accounting."""
         deadline = time.monotonic() + timeout_s
-        previous, stable_since = None, time.monotonic()
+        previous, reports_at_change = None, 0
         while time.monotonic() < deadline:
             with self.lock:
                 accounting = self.result.accounting() if self.result.driver_values else None
+                reports = self.result.driver_reports
             key = (
                 None if accounting is None else (accounting["received"], accounting["published"], accounting["refused"])
             )
             if key != previous:
-                previous, stable_since = key, time.monotonic()
-            elif accounting is not None and accounting["received_adds_up"] and time.monotonic() - stable_since > 1.5:
-                return accounting
+                previous, reports_at_change = key, reports
+            elif accounting is not None and accounting["received_adds_up"]:
+                quiet = reports - reports_at_change  # reports since the counters last moved
+                if quiet >= quiet_reports or (quiet >= 2 and accounting["lost_tail"] == 0):
+                    return accounting
             time.sleep(0.1)
         with self.lock:
             return self.result.accounting()
