@@ -109,8 +109,8 @@ def _synthetic_summary(root: Path) -> dict | None:
 def source_camera_from_checkpoint(checkpoint: dict | None, contract: Contract) -> CameraSpec | None:
     """The camera the checkpoint's simulator training images were recorded with, or None.
 
-    From the training config's data section (`train_config.data`): its `sim_camera` mapping
-    (width_px, height_px, fov_deg, lens) when it names one; else for `sim_roots` written by the
+    From the training config's data section (`train_config.data`): its `sim_camera`
+    (WIDTHxHEIGHT@FOV_DEG) when it names one; else for `sim_roots` written by the
     synthetic generator (a synthetic.json beside them) the synthetic world's camera; else, for
     CARLA Garage data, Garage's recording camera (1024 x 256, 110 degrees, the leaderboard's lens).
     None when the model saw no simulator images or its roots are not on this machine (the camera
@@ -118,7 +118,7 @@ def source_camera_from_checkpoint(checkpoint: dict | None, contract: Contract) -
     """
     data = ((checkpoint or {}).get("train_config") or {}).get("data") or {}
     if data.get("sim_camera"):
-        return CameraSpec.from_dict(data["sim_camera"])
+        return CameraSpec.parse(data["sim_camera"])
     roots = [Path(str(root)) for root in data.get("sim_roots") or []]
     if not roots:
         return None
@@ -132,7 +132,11 @@ def source_camera_from_checkpoint(checkpoint: dict | None, contract: Contract) -
     if all(summary is None for summary in summaries):
         return CARLA_GARAGE_CAMERA
     if any(summary is None for summary in summaries):
-        raise ContractError(f"sim_roots {roots} mix synthetic and CARLA Garage data; name data.sim_camera")
+        raise ContractError(
+            f"sim_roots {roots} mix synthetic data (synthetic.json beside them) and data without it (CARLA "
+            "Garage's camera): the camera cannot be told; train with data.sim_camera=WIDTHxHEIGHT@FOV_DEG, or "
+            "export with --source-camera"
+        )
     sizes = {tuple(summary["domains"]["sim"]["image_size"]) for summary in summaries if summary}
     if len(sizes) != 1:
         raise ContractError(f"synthetic sim_roots {roots} hold images of sizes {sorted(sizes)}; expected one")

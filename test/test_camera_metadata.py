@@ -112,13 +112,41 @@ def test_export_finds_the_source_camera_in_the_training_data(tmp_path):
 
     assert synthetic.model_input_fov_deg(TINY_CONTRACT) == pytest.approx(CAMERA_HFOV_DEG)
 
-    named = {
-        "train_config": {"data": {"sim_roots": ["x"], "sim_camera": {"width_px": 800, "height_px": 600, "fov_deg": 90}}}
-    }
+    named = {"train_config": {"data": {"sim_roots": ["x"], "sim_camera": "800x600@90"}}}
     assert source_camera_from_checkpoint(named, TINY_CONTRACT) == CameraSpec(800, 600, 90.0)
     assert source_camera_from_checkpoint({"train_config": {"data": {"real_roots": ["n"]}}}, TINY_CONTRACT) is None
     gone = {"train_config": {"data": {"sim_roots": [str(tmp_path / "elsewhere")]}}}
     assert source_camera_from_checkpoint(gone, TINY_CONTRACT) is None
+
+
+def test_the_training_config_names_the_recording_camera_and_export_reads_it(tmp_path):
+    """data.sim_camera (WIDTHxHEIGHT@FOV_DEG) travels in the checkpoint's train_config; without it,
+    sim roots that mix synthetic and Garage-like folders cannot tell the camera: a clear error."""
+    from min2real.contract import ContractError
+    from min2real.data import DataConfigError, DataSection
+    from min2real.data.synthetic import write_synthetic_dataset
+    from min2real.export import source_camera_from_checkpoint
+    from min2real.training.config import TrainConfig
+
+    camera = CameraSpec(256, 96, 100.0)
+    assert CameraSpec.parse(camera.text()) == camera and camera.text() == "256x96@100"
+    for bad in ("256x96", "256@100", "axb@1", "256x96@180"):
+        with pytest.raises(DataConfigError, match="data.sim_camera: camera .* is not WIDTHxHEIGHT@FOV_DEG"):
+            DataSection(sim_camera=bad).validate()
+    write_synthetic_dataset(
+        tmp_path / "synth", seed=1, frames=2, routes=1, sim_image_size=(320, 120), domains=("sim",),
+        contract=TINY_CONTRACT,
+    )  # fmt: skip
+    unmarked = tmp_path / "unmarked" / "route_000"
+    unmarked.mkdir(parents=True)
+    roots = [str(tmp_path / "synth" / "carla"), str(tmp_path / "unmarked")]
+    with pytest.raises(ContractError, match="data.sim_camera=WIDTHxHEIGHT@FOV_DEG, or export with --source-camera"):
+        source_camera_from_checkpoint({"train_config": {"data": {"sim_roots": roots}}}, TINY_CONTRACT)
+    config = TrainConfig.load(
+        "training/tiny.yaml", [f"data.sim_roots=[{','.join(roots)}]", "data.sim_camera=256x96@100"]
+    )
+    checkpoint = {"train_config": config.to_dict()}
+    assert source_camera_from_checkpoint(checkpoint, TINY_CONTRACT) == camera
 
 
 def test_agent_requests_the_exported_models_camera_same_focal_length_at_the_input(monkeypatch, tmp_path):

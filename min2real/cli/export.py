@@ -12,16 +12,10 @@ def _camera(text: str):
     """'1024x256@110' -> CameraSpec(1024, 256, 110.0) (horizontal FOV in degrees)."""
     from min2real.contract import CameraSpec, ContractError
 
-    size, separator, fov = text.partition("@")
-    width, _, height = size.lower().partition("x")
     try:
-        if not separator:
-            raise ValueError("no @FOV")
-        return CameraSpec(int(width), int(height), float(fov))
-    except (ValueError, ContractError) as error:
-        raise argparse.ArgumentTypeError(
-            f"source camera {text!r} is not WIDTHxHEIGHT@FOV_DEG (e.g. 1024x256@110): {error}"
-        ) from error
+        return CameraSpec.parse(text)
+    except ContractError as error:
+        raise argparse.ArgumentTypeError(f"source camera: {error}") from error
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -17,6 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from min2real.contract import CameraSpec, ContractError
+
 # OpenScene / NAVSIM test splits and the benchmark scene sets drawn from them (navtest, navhard,
 # navhard_two_stage, the private leaderboards): never for training, never for checkpoint selection.
 TEST_SPLITS = (
@@ -61,6 +63,10 @@ class DataSection:
     val_sim_roots / val_real_roots: held-out data, validated per domain, always with driving labels.
     val_real_split: NAVSIM split of val_real_roots; "" = real_split (never a test split).
     val_real_scene_filter: NAVSIM scene filter YAML selecting the validation logs; "" = all.
+    sim_camera: the camera the simulator images were recorded with, WIDTHxHEIGHT@FOV_DEG (e.g.
+        256x96@100); recorded in the checkpoint for export (the deployed camera's focal length is
+        matched to it). "" = told at export from the sim_roots (synthetic.json beside them: the
+        synthetic world's camera; none: CARLA Garage's 1024x256@110).
     cache_dir: folder of decoded-sample caches (min2real.data.sample_cache; keyed by the data, the
         contract and the sample code, built on first use); "" = decode every draw from the files.
     """
@@ -84,6 +90,7 @@ class DataSection:
     val_real_roots: list = field(default_factory=list)
     val_real_split: str = ""
     val_real_scene_filter: str = ""
+    sim_camera: str = ""
     cache_dir: str = ""
 
     @property
@@ -119,6 +126,11 @@ class DataSection:
                 f"data.sim_augmented_view_probability={self.sim_augmented_view_probability}; expected a probability "
                 "(Garage: 0.5)"
             )
+        if self.sim_camera:
+            try:
+                CameraSpec.parse(self.sim_camera)
+            except ContractError as error:
+                raise DataConfigError(f"data.sim_camera: {error}") from error
         if self.samples_per_epoch < 0:
             raise DataConfigError(f"data.samples_per_epoch={self.samples_per_epoch}; expected >= 0 (0 = dataset size)")
         if self.real_roots and self.real_split in TEST_SPLITS:

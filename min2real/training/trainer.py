@@ -81,6 +81,7 @@ RESUME_SAFE_KEYS = {
     "train.num_threads",
     "train.val_at_start",
     "data.cache_dir",
+    "data.sim_camera",  # export metadata (the recording camera), not a training input
 }
 
 
