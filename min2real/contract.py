@@ -371,22 +371,6 @@ class CameraSpec:
             "lens": dict(self.lens),
         }
 
-    def text(self) -> str:
-        """WIDTHxHEIGHT@FOV_DEG, as `parse` reads it (without the lens)."""
-        return f"{self.width_px}x{self.height_px}@{float(self.fov_deg):g}"
-
-    @classmethod
-    def parse(cls, text: str) -> CameraSpec:
-        """'1024x256@110' -> CameraSpec(1024, 256, 110.0): WIDTHxHEIGHT@FOV_DEG (horizontal FOV)."""
-        size, separator, fov = str(text).partition("@")
-        width, _, height = size.lower().partition("x")
-        try:
-            if not separator:
-                raise ValueError("no @FOV_DEG")
-            return cls(int(width), int(height), float(fov))
-        except (ValueError, ContractError) as error:
-            raise ContractError(f"camera {text!r} is not WIDTHxHEIGHT@FOV_DEG (e.g. 1024x256@110): {error}") from error
-
     @classmethod
     def from_dict(cls, data: dict) -> CameraSpec:
         known = {"width_px", "height_px", "fov_deg", "lens"}

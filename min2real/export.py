@@ -45,6 +45,7 @@ from min2real.contract import (  # noqa: E402
     example_inputs,
 )
 from min2real.data import load_dataset_samples, sample_to_inputs  # noqa: E402
+from min2real.data.config import parse_camera  # noqa: E402
 from min2real.models.artifact import artifact_metadata  # noqa: E402
 
 LOGGER = logging.getLogger("min2real.export")
@@ -118,7 +119,7 @@ def source_camera_from_checkpoint(checkpoint: dict | None, contract: Contract) -
     """
     data = ((checkpoint or {}).get("train_config") or {}).get("data") or {}
     if data.get("sim_camera"):
-        return CameraSpec.parse(data["sim_camera"])
+        return parse_camera(data["sim_camera"])
     roots = [Path(str(root)) for root in data.get("sim_roots") or []]
     if not roots:
         return None

@@ -124,12 +124,13 @@ def test_the_training_config_names_the_recording_camera_and_export_reads_it(tmp_
     sim roots that mix synthetic and Garage-like folders cannot tell the camera: a clear error."""
     from min2real.contract import ContractError
     from min2real.data import DataConfigError, DataSection
+    from min2real.data.config import camera_text, parse_camera
     from min2real.data.synthetic import write_synthetic_dataset
     from min2real.export import source_camera_from_checkpoint
     from min2real.training.config import TrainConfig
 
     camera = CameraSpec(256, 96, 100.0)
-    assert CameraSpec.parse(camera.text()) == camera and camera.text() == "256x96@100"
+    assert parse_camera(camera_text(camera)) == camera and camera_text(camera) == "256x96@100"
     for bad in ("256x96", "256@100", "axb@1", "256x96@180"):
         with pytest.raises(DataConfigError, match="data.sim_camera: camera .* is not WIDTHxHEIGHT@FOV_DEG"):
             DataSection(sim_camera=bad).validate()

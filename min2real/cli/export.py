@@ -10,10 +10,11 @@ HELP = "export a checkpoint's sim or real graph to ONNX (metadata + parity check
 
 def _camera(text: str):
     """'1024x256@110' -> CameraSpec(1024, 256, 110.0) (horizontal FOV in degrees)."""
-    from min2real.contract import CameraSpec, ContractError
+    from min2real.contract import ContractError
+    from min2real.data.config import parse_camera
 
     try:
-        return CameraSpec.parse(text)
+        return parse_camera(text)
     except ContractError as error:
         raise argparse.ArgumentTypeError(f"source camera: {error}") from error
 

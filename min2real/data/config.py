@@ -33,6 +33,24 @@ TEST_SPLITS = (
 )
 
 
+def parse_camera(text: str) -> CameraSpec:
+    """'1024x256@110' -> CameraSpec(1024, 256, 110.0): the WIDTHxHEIGHT@FOV_DEG notation (horizontal
+    FOV) of data.sim_camera and `min2real export --source-camera`."""
+    size, separator, fov = str(text).partition("@")
+    width, _, height = size.lower().partition("x")
+    try:
+        if not separator:
+            raise ValueError("no @FOV_DEG")
+        return CameraSpec(int(width), int(height), float(fov))
+    except (ValueError, ContractError) as error:
+        raise ContractError(f"camera {text!r} is not WIDTHxHEIGHT@FOV_DEG (e.g. 1024x256@110): {error}") from error
+
+
+def camera_text(camera: CameraSpec) -> str:
+    """`camera` as parse_camera reads it (without the lens)."""
+    return f"{camera.width_px}x{camera.height_px}@{float(camera.fov_deg):g}"
+
+
 class DataConfigError(ValueError):
     """The `data:` section is invalid (the message names the key and what was expected)."""
 
@@ -128,7 +146,7 @@ class DataSection:
             )
         if self.sim_camera:
             try:
-                CameraSpec.parse(self.sim_camera)
+                parse_camera(self.sim_camera)
             except ContractError as error:
                 raise DataConfigError(f"data.sim_camera: {error}") from error
         if self.samples_per_epoch < 0:

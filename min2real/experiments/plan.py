@@ -109,13 +109,14 @@ class Plan:
         if self.train_data != "bundled":
             return []
         from min2real.contract import TINY_CONTRACT
+        from min2real.data.config import camera_text
         from min2real.export import synthetic_source_camera
         from min2real.training.recipes import load_recipe
 
         dagger = self.data_root / "dagger"
         sim = [self.data_root / "bundled" / "train" / "carla", *(dagger / r / "carla" for r in BUNDLED_SIM_ROUNDS)]
         # the rounds' folders need not carry synthetic.json: the checkpoint names the camera for export
-        camera = synthetic_source_camera(SIM_IMAGE_SIZE, TINY_CONTRACT).text()
+        camera = camera_text(synthetic_source_camera(SIM_IMAGE_SIZE, TINY_CONTRACT))
         overrides = [*BUNDLED_ADDITIONS, f"data.sim_roots=[{','.join(map(str, sim))}]", f"data.sim_camera={camera}"]
         if load_recipe(recipe, ["model.dinov2_weights=none"]).data.real_driving_labels:  # {S, R}
             real_look = [dagger / r / "real_look" for r in BUNDLED_REAL_LOOK_ROUNDS]
