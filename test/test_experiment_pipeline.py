@@ -169,7 +169,7 @@ def test_the_bundled_budget_trains_every_recipe_on_the_aggregate_and_real_labels
         model = config.model_config()
         assert model.use_speed_input is False and model.use_target_speed_head is True and model.steer_use_command
         assert config.loss.turn_weight == 2.0
-        assert config.data.sim_camera == "256x96@100"  # named: the rounds' folders carry no synthetic.json
+        assert config.data.sim_camera == "256x96@100"  # named: data/bundled/train carries no synthetic.json
     bundled = load_recipe("bundled", ["model.dinov2_weights=none"])  # the additions are the bundled recipe's
     assert bundled.data.sim_camera == config.data.sim_camera
     for addition in BUNDLED_ADDITIONS:

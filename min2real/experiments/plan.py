@@ -115,7 +115,7 @@ class Plan:
 
         dagger = self.data_root / "dagger"
         sim = [self.data_root / "bundled" / "train" / "carla", *(dagger / r / "carla" for r in BUNDLED_SIM_ROUNDS)]
-        # the rounds' folders need not carry synthetic.json: the checkpoint names the camera for export
+        # data/bundled/train carries no synthetic.json (its rounds do): the checkpoint names the camera
         camera = camera_text(synthetic_source_camera(SIM_IMAGE_SIZE, TINY_CONTRACT))
         overrides = [*BUNDLED_ADDITIONS, f"data.sim_roots=[{','.join(map(str, sim))}]", f"data.sim_camera={camera}"]
         if load_recipe(recipe, ["model.dinov2_weights=none"]).data.real_driving_labels:  # {S, R}
