@@ -216,8 +216,11 @@ def run_all(plan: Plan, roots: dict) -> list[str]:
         for recipe, seed in order:
             report(*run_job(plan, recipe, seed, roots))
     else:
-        # spawn: each job gets a fresh interpreter (no forked torch thread pools, no shared state)
-        with ProcessPoolExecutor(max_workers=plan.jobs, mp_context=get_context("spawn")) as pool:
+        # spawn, one job per worker: each job gets a fresh interpreter (no forked torch thread
+        # pools, no shared state, and the code as it is when the job starts: a worker kept from an
+        # earlier job would mix the modules it had loaded with ones edited since)
+        context = get_context("spawn")
+        with ProcessPoolExecutor(max_workers=plan.jobs, mp_context=context, max_tasks_per_child=1) as pool:
             futures = [pool.submit(run_job, plan, recipe, seed, roots) for recipe, seed in order]
             for future in as_completed(futures):
                 report(*future.result())
