@@ -74,6 +74,10 @@ def test_statistics_and_sim_to_real_measures_are_gathered(experiment):
             difference = min2real["difference"]
             assert difference["estimate"] == pytest.approx(route_scores[1] - route_scores[0])
             assert difference["cells"] == 1 and difference["claimed"] is False  # one pair proves nothing
+            # the paper's comparisons among the recipes run: here only min2real vs baseline, the same pairing
+            (comparison,) = results["comparisons"][stage][look]
+            assert (comparison["recipe"], comparison["reference"]) == ("min2real", "baseline")
+            assert comparison["difference"] == difference
     for recipe in RECIPES:  # the checkpoint the sim rule chose ({S} recipes), at one of the two validations
         open_loop = results["open_loop"][recipe]
         assert open_loop["selected_steps"] in ([0], [3]) and open_loop["real ADE (m)"]["mean"] > 0.0
@@ -97,6 +101,8 @@ def test_the_write_up_replaces_only_its_section_and_links_the_figure(experiment)
     assert "old section" not in text and "**below the issue's budget**" in text
     assert f"Test routes, driven once: {TEST_SET}, real look (real graph)" in text
     assert "| min2real | sim adapted vs real |" in text and "CPU-hours; wall time with --jobs 2" in text
+    assert f"#### The paper's comparisons, paired: {TEST_SET} (test routes)" in text
+    assert "| min2real vs baseline | Min2Real parts, {S} | 1 x 1 |" in text
     figure = docs.parent / "figures" / f"experiment_synthetic_{plan.budget_key}.png"
     assert figure.stat().st_size > 10_000 and f"(figures/{figure.name})" in text
 

@@ -116,3 +116,40 @@ def test_action_probe_transfers_a_shared_code_and_not_noise():
     assert transfer["real_balanced_accuracy"] == pytest.approx(1.0) and transfer["chance"] == pytest.approx(1 / 3)
     noise = action_probe(sim, labels, rng.normal(size=(300, 8)).astype(np.float32), labels, num_classes=3)
     assert noise["real_balanced_accuracy"] < 0.5
+
+
+def test_the_papers_comparisons_pair_each_recipe_with_its_own_reference_over_shared_seeds(tmp_path):
+    """mix_min2real is paired with mixdata (not the baseline), over the seeds both finished and the
+    same routes; a comparison whose recipes share no seed has no difference; one outside the plan's
+    recipes is not listed."""
+    import json
+
+    from min2real.experiments.plan import parse_args, plan_from_args
+    from min2real.experiments.results import comparison_statistics
+
+    plan = plan_from_args(
+        parse_args(
+            ["--out", str(tmp_path), "--recipes", "baseline", "mixdata", "mix_min2real", "full", "--seeds", "0", "1"]
+        )
+    )
+    routes = [f"r{index}" for index in range(6)]
+    finished = {  # recipe: {seed: DS of every route}
+        "baseline": {0: 10.0, 1: 20.0},
+        "mixdata": {0: 40.0, 1: 50.0},
+        "mix_min2real": {1: 65.0},  # seed 0 not finished
+        "full": {},
+    }
+    for recipe, per_seed in finished.items():
+        for seed, score in per_seed.items():
+            folder = plan.closed_loop_dir(recipe, seed, plan.test_set, "sim")
+            folder.mkdir(parents=True)
+            document = {"routes": [{"name": name, "driving_score": score + index} for index, name in enumerate(routes)]}
+            (folder / "results.json").write_text(json.dumps(document))
+    rows = {(row["recipe"], row["reference"]): row for row in comparison_statistics(plan, plan.test_set, "sim")}
+    assert set(rows) == {("mixdata", "baseline"), ("mix_min2real", "mixdata"), ("full", "mix_min2real")}
+    assert rows[("mixdata", "baseline")]["difference"]["estimate"] == pytest.approx(30.0)
+    assert rows[("mixdata", "baseline")]["difference"]["seeds"] == [0, 1]
+    own = rows[("mix_min2real", "mixdata")]["difference"]
+    assert own["seeds"] == [1] and own["cells"] == 6 and own["estimate"] == pytest.approx(15.0)
+    assert own["claimed"] and own["low"] == pytest.approx(15.0)  # the same +15 on every route
+    assert rows[("full", "mix_min2real")]["difference"] is None  # full has no finished drive

@@ -38,6 +38,21 @@ from min2real.training.recipes import ABLATION_RECIPES, TABLE_I_RECIPES
 DEFAULT_RECIPES = (*TABLE_I_RECIPES, *ABLATION_RECIPES)
 LOOKS = ("sim", "real")  # the world's look; each is driven by the graph the paper deploys there
 BASELINE = "baseline"
+# The paper's claims as pairs of recipes that differ in one thing: (recipe, reference, what differs).
+# Each is scored paired (same seeds, same routes); the report lists those whose runs both finished.
+PAPER_COMPARISONS = (
+    ("min2real", BASELINE, "Min2Real parts, {S}"),
+    ("augment", BASELINE, "noise augmentation, {S}"),
+    ("mixdata", BASELINE, "real driving labels ({S, R})"),
+    ("mix_min2real", "mixdata", "Min2Real parts, {S, R}"),
+    ("mix_min2real", "min2real", "real driving labels, with Min2Real"),
+    ("full", "mix_min2real", "noise augmentation, {S, R}"),
+    ("ablation_adapter", "ablation_extractor", "V2R adapter before the frozen extractor"),
+    ("ablation_extractor", BASELINE, "frozen extractor instead of the ResNet"),
+    ("ablation_discriminator", BASELINE, "discriminator through gradient reversal"),
+    ("ablation_steer_head", BASELINE, "steering head"),
+    ("ablation_augment", BASELINE, "noise augmentation (Fig. 6)"),
+)
 # Data seeds of this experiment (small seeds; never the extractor's, closed-loop or probe ranges).
 TRAIN_DATA_SEED, VAL_DATA_SEED = 20, 21
 SIM_IMAGE_SIZE, REAL_IMAGE_SIZE = (256, 96), (256, 144)  # `min2real data synth --tiny`

@@ -42,13 +42,40 @@ def closed_loop_table(table: dict[str, dict]) -> list[str]:
         elif difference is None:
             delta, claimed = "- (no baseline seed)", "-"
         else:
-            delta = f"{difference['estimate']:+.1f} [{difference['low']:+.1f}, {difference['high']:+.1f}]"
-            claimed = ("better" if difference["low"] > 0 else "worse") if difference["claimed"] else "no"
+            delta, claimed = _delta(difference)
         std = f" ± {entry['std']:.1f}" if entry["std"] is not None else ""
         lines.append(
             f"| {recipe} | {len(entry['seeds'])} x {entry['routes']} | {entry['mean']:.1f}{std} | "
             f"[{interval['low']:.1f}, {interval['high']:.1f}] | {delta} | {claimed} |"
         )
+    return lines
+
+
+def _delta(difference: dict | None) -> tuple[str, str]:
+    """(estimate [interval], claimed) of a paired difference."""
+    if difference is None:
+        return "- (no shared seed)", "-"
+    delta = f"{difference['estimate']:+.1f} [{difference['low']:+.1f}, {difference['high']:+.1f}]"
+    return delta, ("better" if difference["low"] > 0 else "worse") if difference["claimed"] else "no"
+
+
+def comparison_table(rows_by_look: dict[str, list[dict]]) -> list[str]:
+    """One line per paper comparison: the paired difference in each look."""
+    lines = [
+        "| recipe vs reference | what differs | seeds x routes | "
+        + " | ".join(f"Δ {look} look [95 % interval] | claimed" for look in rows_by_look)
+        + " |",
+        "|---|---|---|" + "---|---|" * len(rows_by_look),
+    ]
+    looks = list(rows_by_look)
+    for index, row in enumerate(rows_by_look[looks[0]]):
+        cells, size = [], "-"
+        for look in looks:
+            difference = rows_by_look[look][index]["difference"]
+            cells += list(_delta(difference))
+            if difference is not None and size == "-":
+                size = f"{len(difference['seeds'])} x {difference['cells'] // len(difference['seeds'])}"
+        lines.append(f"| {row['recipe']} vs {row['reference']} | {row['what']} | {size} | " + " | ".join(cells) + " |")
     return lines
 
 
@@ -262,6 +289,16 @@ def markdown(plan: Plan, results: dict, figure_link: str | None) -> str:
                     *closed_loop_table(table),
                     "",
                 ]
+    for stage, title in (("test", "test routes"), ("val", "selection routes")):
+        rows = results.get("comparisons", {}).get(stage, {})
+        if rows and any(rows.values()):
+            lines += [
+                f"#### The paper's comparisons, paired: {results['route_sets'][stage]} ({title}), each look "
+                "driven by its graph",
+                "",
+                *comparison_table(rows),
+                "",
+            ]
     if results.get("open_loop"):
         lines += [
             "#### Open loop: validation drives, the checkpoint each family's rule selected (mean ± std over seeds)",

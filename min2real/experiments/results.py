@@ -13,7 +13,7 @@ import numpy as np
 
 from min2real.evaluation.statistics import aligned_matrix, bootstrap_interval, mean_std, paired_difference
 from min2real.experiments.jobs import DOMAIN_GAP_FILE, TIMING_FILE, TRAINED_FILE
-from min2real.experiments.plan import BASELINE, BUDGET_GATE_DS, LOOKS, Plan
+from min2real.experiments.plan import BASELINE, BUDGET_GATE_DS, LOOKS, PAPER_COMPARISONS, Plan
 
 
 def route_scores(results: Path) -> dict[str, float]:
@@ -56,16 +56,32 @@ def closed_loop_statistics(plan: Plan, route_set: str, look: str) -> dict[str, d
             "per_seed": matrix.mean(axis=1).tolist(),
             "difference": None,
         }
-        shared = [seed for seed in seeds if seed in baseline]
-        if recipe != BASELINE and shared:
-            entry["difference"] = {
-                **paired_difference(
-                    aligned_matrix(scores, shared, routes), aligned_matrix(baseline, shared, routes)
-                ).as_dict(),
-                "seeds": shared,
-            }
+        if recipe != BASELINE:
+            entry["difference"] = paired(scores, baseline)
         table[recipe] = entry
     return table
+
+
+def paired(scores: dict[int, dict[str, float]], reference: dict[int, dict[str, float]]) -> dict | None:
+    """scores - reference over the seeds both finished and the same routes, with its interval; None
+    when they share no seed."""
+    shared = [seed for seed in sorted(scores) if seed in reference]
+    if not shared:
+        return None
+    routes = sorted(scores[shared[0]])
+    difference = paired_difference(aligned_matrix(scores, shared, routes), aligned_matrix(reference, shared, routes))
+    return {**difference.as_dict(), "seeds": shared}
+
+
+def comparison_statistics(plan: Plan, route_set: str, look: str) -> list[dict]:
+    """The paper's comparisons (plan.PAPER_COMPARISONS) whose two recipes this plan ran, paired."""
+    rows = []
+    for recipe, reference, what in PAPER_COMPARISONS:
+        if recipe in plan.recipes and reference in plan.recipes:
+            scores = closed_loop_scores(plan, recipe, route_set, look)
+            difference = paired(scores, closed_loop_scores(plan, reference, route_set, look)) if scores else None
+            rows.append({"recipe": recipe, "reference": reference, "what": what, "difference": difference})
+    return rows
 
 
 OPEN_LOOP = {
@@ -213,10 +229,15 @@ def gather(plan: Plan) -> dict:
         stage: {look: closed_loop_statistics(plan, route_set, look) for look in LOOKS}
         for stage, route_set in (("val", plan.val_set), ("test", plan.test_set))
     }
+    comparisons = {
+        stage: {look: comparison_statistics(plan, route_set, look) for look in LOOKS}
+        for stage, route_set in (("val", plan.val_set), ("test", plan.test_set))
+    }
     return {
         "budget_key": plan.budget_key,
         "route_sets": {"val": plan.val_set, "test": plan.test_set},
         "closed_loop": closed_loop,
+        "comparisons": comparisons,
         "budget_gate": budget_gate(closed_loop),
         "open_loop": open_loop_statistics(plan),
         "domain_gap": domain_gap_statistics(plan),
