@@ -54,7 +54,7 @@ def closed_loop_table(table: dict[str, dict]) -> list[str]:
 def _delta(difference: dict | None) -> tuple[str, str]:
     """(estimate [interval], claimed) of a paired difference."""
     if difference is None:
-        return "- (no shared seed)", "-"
+        return "- (no seed driven by both)", "-"
     delta = f"{difference['estimate']:+.1f} [{difference['low']:+.1f}, {difference['high']:+.1f}]"
     return delta, ("better" if difference["low"] > 0 else "worse") if difference["claimed"] else "no"
 
