@@ -153,3 +153,30 @@ def test_the_papers_comparisons_pair_each_recipe_with_its_own_reference_over_sha
     assert own["seeds"] == [1] and own["cells"] == 6 and own["estimate"] == pytest.approx(15.0)
     assert own["claimed"] and own["low"] == pytest.approx(15.0)  # the same +15 on every route
     assert rows[("full", "mix_min2real")]["difference"] is None  # full has no finished drive
+
+
+def test_ablation_augment_is_reported_from_augments_runs_and_trained_once(tmp_path):
+    """training/ablation_augment.yaml is Table I's augment under Fig. 6's name: the same settings in
+    every section but the variant's name (checked here, or the alias would be wrong), so the plan
+    trains it once, in augment's folder, and reports it under both names."""
+    from min2real.experiments.jobs import job_order
+    from min2real.experiments.plan import SAME_RUNS, parse_args, plan_from_args
+    from min2real.models.variants import model_config_from_mapping
+    from min2real.training.recipes import load_recipe
+
+    for alias, twin in SAME_RUNS.items():
+        configs = [load_recipe(name, ["model.dinov2_weights=none"]).to_dict() for name in (alias, twin)]
+        models = [model_config_from_mapping(config.pop("model")).to_dict() for config in configs]
+        assert models[0].pop("variant") == alias and models[1].pop("variant") == twin
+        assert models[0] == models[1] and configs[0] == configs[1]
+
+    both = plan_from_args(parse_args(["--out", str(tmp_path), "--recipes", "baseline", "augment", "ablation_augment"]))
+    assert both.trained_recipes == ("baseline", "augment")
+    assert {recipe for recipe, _ in job_order(both)} == {"baseline", "augment"}
+    assert both.run_dir("ablation_augment", 1) == both.run_dir("augment", 1)
+    alone = plan_from_args(parse_args(["--out", str(tmp_path), "--recipes", "baseline", "ablation_augment"]))
+    assert alone.trained_recipes == (
+        "baseline",
+        "ablation_augment",
+    )  # no twin in the plan: trained, in augment's folder
+    assert alone.run_dir("ablation_augment", 0) == both.run_dir("augment", 0)

@@ -198,7 +198,7 @@ def run_job(plan: Plan, recipe: str, seed: int, roots: dict) -> tuple[str, int, 
 def job_order(plan: Plan) -> list[tuple[str, int]]:
     """Seed-major, baseline first: every recipe gets its first seed before any gets its second,
     and the baseline's budget check (synth-val DS) is known as early as possible."""
-    recipes = sorted(plan.recipes, key=lambda name: name != "baseline")
+    recipes = sorted(plan.trained_recipes, key=lambda name: name != "baseline")
     return [(recipe, seed) for seed in plan.seeds for recipe in recipes]
 
 

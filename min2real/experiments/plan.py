@@ -38,6 +38,11 @@ from min2real.training.recipes import ABLATION_RECIPES, TABLE_I_RECIPES
 DEFAULT_RECIPES = (*TABLE_I_RECIPES, *ABLATION_RECIPES)
 LOOKS = ("sim", "real")  # the world's look; each is driven by the graph the paper deploys there
 BASELINE = "baseline"
+# Recipes trained as another under a second name: training/ablation_augment.yaml (Fig. 6's "augment
+# only") differs from training/augment.yaml (Table I's augment) only in the variant's name (a test
+# holds them so), so its runs are augment's: the same seeds give the same weights; trained once,
+# reported under both names.
+SAME_RUNS = {"ablation_augment": "augment"}
 # The paper's claims as pairs of recipes that differ in one thing: (recipe, reference, what differs).
 # Each is scored paired (same seeds, same routes); the report lists those whose runs both finished.
 PAPER_COMPARISONS = (
@@ -141,8 +146,14 @@ class Plan:
             ]
         return overrides
 
+    @property
+    def trained_recipes(self) -> tuple[str, ...]:
+        """The recipes whose runs this plan trains: SAME_RUNS names are left to their twin when the
+        plan has it."""
+        return tuple(recipe for recipe in self.recipes if SAME_RUNS.get(recipe) not in self.recipes)
+
     def run_dir(self, recipe: str, seed: int) -> Path:
-        return self.out / "runs" / self.budget_key / recipe / f"seed{seed}"
+        return self.out / "runs" / self.budget_key / SAME_RUNS.get(recipe, recipe) / f"seed{seed}"
 
     def closed_loop_dir(self, recipe: str, seed: int, route_set: str, look: str) -> Path:
         return self.run_dir(recipe, seed) / "closed_loop" / route_set.replace(":", "_") / look

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from min2real.experiments.plan import BASELINE, ISSUE_BUDGET_STEPS, LOOKS, Plan
+from min2real.experiments.plan import BASELINE, ISSUE_BUDGET_STEPS, LOOKS, SAME_RUNS, Plan
 from min2real.experiments.results import GAP_MEASURES, OPEN_LOOP
 from min2real.training.recipes import ABLATION_RECIPES, TABLE_I_RECIPES
 
@@ -179,6 +179,7 @@ def cost_model(plan: Plan, timing: dict, cores: tuple[int, ...] = (2, 16, 64)) -
     runs_s = [
         ISSUE_BUDGET_STEPS * by_backbone.get(image_backbone(recipe), fallback) + ISSUE_ROUTES * route_s + other_s
         for recipe in ISSUE_RECIPES
+        if SAME_RUNS.get(recipe) not in ISSUE_RECIPES
         for _ in range(ISSUE_SEEDS)
     ]
     total_s = sum(runs_s)
@@ -268,8 +269,13 @@ def markdown(plan: Plan, results: dict, figure_link: str | None) -> str:
             f"{plan.val_set} / {plan.test_set}); these numbers are not the issue's result."
         ),
         "",
-        f"Runs trained: {results['timing']['runs']} of {len(plan.recipes) * len(plan.seeds)} "
-        f"({len(plan.recipes)} recipes x {len(plan.seeds)} seeds); a table with fewer is a partial result.",
+        f"Runs trained: {results['timing']['runs']} of {len(plan.trained_recipes) * len(plan.seeds)} "
+        f"({len(plan.trained_recipes)} recipes x {len(plan.seeds)} seeds); a table with fewer is a partial result.",
+        *[
+            f"{recipe} is reported from {SAME_RUNS[recipe]}'s runs (its recipe differs only in the variant's name)."
+            for recipe in plan.recipes
+            if recipe not in plan.trained_recipes
+        ],
         "",
         "Budget check (baseline sim-look DS on the selection routes >= "
         f"{gate['threshold']:.0f}): {_fmt(gate['baseline_val_sim_ds'])} -> {verdict}",

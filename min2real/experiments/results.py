@@ -189,7 +189,7 @@ def timing_statistics(plan: Plan) -> dict:
     stages: dict[str, list[float]] = {}
     step_s: dict[str, list[float]] = {}
     runs, total_s = 0, 0.0
-    for recipe in plan.recipes:
+    for recipe in plan.trained_recipes:
         for seed in plan.seeds:
             timing = _read(plan.run_dir(recipe, seed) / TIMING_FILE)
             if timing is None or not (plan.run_dir(recipe, seed) / TRAINED_FILE).is_file():

@@ -34,7 +34,7 @@ def main(argv: list[str]) -> int:
         roots = write_data(plan)
         failures = run_all(plan, roots)
         print(
-            f"experiment: {len(plan.recipes) * len(plan.seeds)} jobs in {time.perf_counter() - started:.0f} s",
+            f"experiment: {len(plan.trained_recipes) * len(plan.seeds)} jobs in {time.perf_counter() - started:.0f} s",
             flush=True,
         )
     results = gather(plan)
