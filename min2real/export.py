@@ -45,6 +45,7 @@ from min2real.contract import (  # noqa: E402
     example_inputs,
 )
 from min2real.data import load_dataset_samples, sample_to_inputs  # noqa: E402
+from min2real.data.config import parse_camera  # noqa: E402
 from min2real.models.artifact import artifact_metadata  # noqa: E402
 
 LOGGER = logging.getLogger("min2real.export")
@@ -116,8 +117,6 @@ def source_camera_from_checkpoint(checkpoint: dict | None, contract: Contract) -
     None when the model saw no simulator images or its roots are not on this machine (the camera
     cannot be told; pass `source_camera` to export_onnx then).
     """
-    from min2real.data.config import parse_camera
-
     data = ((checkpoint or {}).get("train_config") or {}).get("data") or {}
     if data.get("sim_camera"):
         return parse_camera(data["sim_camera"])
